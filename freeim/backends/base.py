@@ -1,0 +1,114 @@
+"""What a backend does: the store (tokens, presence, chans) and the transport to nodes.
+
+Every operation is a method taking and returning plain data. Callers reach it
+through :meth:`Backend.call` (blocking, for sync code: DRF views, commands) or
+:meth:`Backend.acall` (awaitable, for nodes and async code), so each backend
+decides how one operation runs on either side without the callers knowing.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+from ..ids import ClientId
+
+#: A payload for one node: a dict with an ``op`` key (see :mod:`freeim.node`).
+Payload = dict[str, Any]
+
+
+class Backend(abc.ABC):
+    """Store + transport for one deployment."""
+
+    #: True when online/offline events are dispatched in the node's own process.
+    local_events: bool = True
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Run operation ``name`` blocking the calling thread."""
+        return getattr(self, name)(*args)
+
+    async def acall(self, name: str, *args: Any) -> Any:
+        """Run operation ``name`` without blocking the event loop."""
+        return getattr(self, name)(*args)
+
+    # Tokens
+    @abc.abstractmethod
+    def issue_token(self, token: str, record: dict[str, Any], ttl: int) -> None:
+        """Store ``record`` under ``token`` for ``ttl`` seconds."""
+
+    @abc.abstractmethod
+    def redeem_token(self, token: str) -> dict[str, Any] | None:
+        """Take the record of ``token`` and forget the token; None if unknown or expired."""
+
+    # Nodes
+    @abc.abstractmethod
+    def register_node(self, node: str) -> None:
+        """Mark ``node`` alive (it receives payloads from now on)."""
+
+    @abc.abstractmethod
+    def alive_nodes(self) -> list[str]:
+        """Names of the nodes that are alive, sorted."""
+
+    @abc.abstractmethod
+    def drop_node(self, node: str) -> list[ClientId]:
+        """Remove every connection and the registration of ``node``; return clients now offline."""
+
+    # Presence
+    @abc.abstractmethod
+    def add_connection(self, node: str, client_id: ClientId) -> bool:
+        """Count one more connection of ``client_id`` on ``node``; True if it just came online."""
+
+    @abc.abstractmethod
+    def remove_connection(self, node: str, client_id: ClientId) -> bool:
+        """Count one connection less; True if the client just went offline (its chans are left)."""
+
+    @abc.abstractmethod
+    def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
+        """For each online client of ``client_ids``: node -> connection count."""
+
+    @abc.abstractmethod
+    def online_clients(self) -> list[ClientId]:
+        """Every online client id."""
+
+    # Chans
+    @abc.abstractmethod
+    def join(self, client_id: ClientId, chans: list[str]) -> bool:
+        """Add an online client to ``chans``; False (and nothing done) if it is offline."""
+
+    @abc.abstractmethod
+    def leave(self, client_id: ClientId, chans: list[str]) -> None:
+        """Remove ``client_id`` from ``chans``."""
+
+    @abc.abstractmethod
+    def chan_members(self, chan: str) -> list[ClientId]:
+        """Members of ``chan``."""
+
+    @abc.abstractmethod
+    def clear_chan(self, chan: str) -> list[ClientId]:
+        """Remove every member of ``chan``; return who they were."""
+
+    @abc.abstractmethod
+    def chan_list(self) -> list[tuple[str, int]]:
+        """Every chan with its member count, sorted by name."""
+
+    @abc.abstractmethod
+    def client_chans(self, client_id: ClientId) -> list[str]:
+        """The chans ``client_id`` is in, sorted."""
+
+    @abc.abstractmethod
+    def chan_online(self, chan: str) -> int:
+        """How many members ``chan`` has."""
+
+    @abc.abstractmethod
+    def chan_nodes(self, chan: str) -> list[str]:
+        """The nodes hosting at least one member of ``chan``."""
+
+    # Transport
+    @abc.abstractmethod
+    def publish(self, batches: dict[str, list[Payload]]) -> None:
+        """Hand each node its payloads, in order; one batch per node."""
+
+    @abc.abstractmethod
+    async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
+        """Run on ``node``'s loop until cancelled, passing each batch for ``node`` to ``deliver``."""

@@ -1,0 +1,176 @@
+"""The embedded backend: one process, plain dicts, an in-process transport.
+
+Sync callers (DRF views run in worker threads) and the node loop share it, so
+every operation holds one lock; payloads reach the node loop through
+``loop.call_soon_threadsafe`` when published from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from ..ids import ClientId
+from .base import Backend, Payload
+
+Deliver = Callable[[list[Payload]], None]
+
+
+class MemoryBackend(Backend):
+    """Store and transport for a single process (the embedded default and the test double)."""
+
+    local_events = True
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._nodes: set[str] = set()
+        self._connections: dict[ClientId, dict[str, int]] = {}
+        self._chans: dict[str, set[ClientId]] = defaultdict(set)
+        self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
+        self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
+
+    def issue_token(self, token: str, record: dict[str, Any], ttl: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = {t: v for t, v in self._tokens.items() if v[0] > now}
+            self._tokens[token] = (now + ttl, dict(record))
+
+    def redeem_token(self, token: str) -> dict[str, Any] | None:
+        with self._lock:
+            expires, record = self._tokens.pop(token, (0.0, None))
+        return record if expires > time.monotonic() else None
+
+    def register_node(self, node: str) -> None:
+        with self._lock:
+            self._nodes.add(node)
+
+    def alive_nodes(self) -> list[str]:
+        with self._lock:
+            return sorted(self._nodes)
+
+    def drop_node(self, node: str) -> list[ClientId]:
+        with self._lock:
+            self._nodes.discard(node)
+            self._inboxes.pop(node, None)
+            gone = []
+            for client_id, nodes in list(self._connections.items()):
+                if nodes.pop(node, 0) and not nodes:
+                    self._forget_client(client_id)
+                    gone.append(client_id)
+            return gone
+
+    def add_connection(self, node: str, client_id: ClientId) -> bool:
+        with self._lock:
+            nodes = self._connections.setdefault(client_id, {})
+            nodes[node] = nodes.get(node, 0) + 1
+            return sum(nodes.values()) == 1
+
+    def remove_connection(self, node: str, client_id: ClientId) -> bool:
+        with self._lock:
+            nodes = self._connections.get(client_id)
+            if not nodes or node not in nodes:
+                return False
+            nodes[node] -= 1
+            if nodes[node] <= 0:
+                del nodes[node]
+            if nodes:
+                return False
+            self._forget_client(client_id)
+            return True
+
+    def _forget_client(self, client_id: ClientId) -> None:
+        self._connections.pop(client_id, None)
+        for chan in self._client_chans.pop(client_id, ()):
+            self._discard_member(chan, client_id)
+
+    def _discard_member(self, chan: str, client_id: ClientId) -> None:
+        members = self._chans.get(chan)
+        if members is not None:
+            members.discard(client_id)
+            if not members:
+                del self._chans[chan]
+
+    def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
+        with self._lock:
+            return {c: dict(self._connections[c]) for c in client_ids if c in self._connections}
+
+    def online_clients(self) -> list[ClientId]:
+        with self._lock:
+            return list(self._connections)
+
+    def join(self, client_id: ClientId, chans: list[str]) -> bool:
+        with self._lock:
+            if client_id not in self._connections:
+                return False
+            for chan in chans:
+                self._chans[chan].add(client_id)
+                self._client_chans[client_id].add(chan)
+            return True
+
+    def leave(self, client_id: ClientId, chans: list[str]) -> None:
+        with self._lock:
+            mine = self._client_chans.get(client_id, set())
+            for chan in chans:
+                mine.discard(chan)
+                self._discard_member(chan, client_id)
+            if not mine:
+                self._client_chans.pop(client_id, None)
+
+    def chan_members(self, chan: str) -> list[ClientId]:
+        with self._lock:
+            return list(self._chans.get(chan, ()))
+
+    def clear_chan(self, chan: str) -> list[ClientId]:
+        with self._lock:
+            members = list(self._chans.pop(chan, ()))
+            for client_id in members:
+                self._client_chans.get(client_id, set()).discard(chan)
+            return members
+
+    def chan_list(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return sorted((chan, len(members)) for chan, members in self._chans.items())
+
+    def client_chans(self, client_id: ClientId) -> list[str]:
+        with self._lock:
+            return sorted(self._client_chans.get(client_id, ()))
+
+    def chan_online(self, chan: str) -> int:
+        with self._lock:
+            return len(self._chans.get(chan, ()))
+
+    def chan_nodes(self, chan: str) -> list[str]:
+        with self._lock:
+            nodes = {n for c in self._chans.get(chan, ()) for n in self._connections.get(c, ())}
+            return sorted(nodes)
+
+    def publish(self, batches: dict[str, list[Payload]]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for node, payloads in batches.items():
+            inbox = self._inboxes.get(node)
+            if inbox is None:
+                continue  # no loop runs for that node, so no connection is there to deliver to
+            loop, deliver = inbox
+            if loop.is_closed():
+                continue
+            if loop is running:
+                deliver(payloads)
+            else:
+                loop.call_soon_threadsafe(deliver, payloads)
+
+    async def receive(self, node: str, deliver: Deliver) -> None:
+        """Feed ``node``'s payloads to ``deliver`` on the running loop until cancelled."""
+        self._inboxes[node] = (asyncio.get_running_loop(), deliver)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self._inboxes.get(node, (None, None))[1] is deliver:
+                del self._inboxes[node]

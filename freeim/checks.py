@@ -1,0 +1,80 @@
+"""System checks for the ``FREEIM`` setting. They never touch Redis or the database."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, conf
+
+_POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES")
+
+
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
+    """Validate ``settings.FREEIM``; one message per problem, ids ``freeim.E0NN``/``W0NN``."""
+    raw = getattr(settings, "FREEIM", {})
+    if not isinstance(raw, dict):
+        return [Error("FREEIM must be a dict.", hint="FREEIM = {'SERVERS': [...], ...}", id="freeim.E001")]
+    errors: list[CheckMessage] = []
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        errors.append(Warning(f"FREEIM has unknown keys: {', '.join(unknown)}.",
+                              hint=f"Known keys: {', '.join(DEFAULTS)}.", id="freeim.W001"))
+    errors += _check_servers(raw)
+    path = raw.get("PATH", DEFAULTS["PATH"])
+    if not isinstance(path, str) or not path.startswith("/"):
+        errors.append(Error("FREEIM['PATH'] must be a URL path starting with '/'.", hint="e.g. '/ws'", id="freeim.E004"))
+    for key in _POSITIVE_INTS:
+        value = raw.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            errors.append(Error(f"FREEIM['{key}'] must be a positive int, not {value!r}.", id="freeim.E005"))
+    url = raw.get("REDIS_URL")
+    if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix")):
+        errors.append(Error(f"FREEIM['REDIS_URL'] is not a Redis URL: {url!r}.",
+                            hint="redis://host:6379/0, rediss://... or unix:///path", id="freeim.E006"))
+    if raw.get("ROUTING", DEFAULTS["ROUTING"]) not in ("modulo", "rendezvous"):
+        errors.append(Error("FREEIM['ROUTING'] must be 'modulo' or 'rendezvous'.", id="freeim.E007"))
+    try:
+        import_string(conf.CLIENT_ID_RESOLVER)
+    except ImportError as exc:
+        errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
+                            hint="A dotted path to a callable taking a user.", id="freeim.E008"))
+    return errors
+
+
+def _check_servers(raw: dict[str, Any]) -> list[CheckMessage]:
+    servers = raw.get("SERVERS", [])
+    if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) and s for s in servers):
+        return [Error("FREEIM['SERVERS'] must be a list of 'host:port' or 'ws(s)://host[:port]' strings.",
+                      id="freeim.E002")]
+    errors: list[CheckMessage] = []
+    for entry in servers:
+        if not _valid_server(entry):
+            errors.append(Error(f"FREEIM['SERVERS'] entry {entry!r} is not 'host:port' or 'ws(s)://host[:port]'.",
+                                id="freeim.E002"))
+    if len(set(servers)) != len(servers):
+        errors.append(Error("FREEIM['SERVERS'] lists a node twice.", id="freeim.E002"))
+    explicit = raw.get("SERVER") or os.environ.get("FREEIM_SERVER")
+    if servers and explicit and explicit not in servers:
+        errors.append(Error(f"FREEIM['SERVER'] ({explicit!r}) is not in FREEIM['SERVERS'].",
+                            hint="Set FREEIM_SERVER to this node's entry in SERVERS, or leave it unset "
+                                 "in business processes.", id="freeim.E003"))
+    if len(servers) > 1 and not raw.get("REDIS_URL"):
+        errors.append(Error("Several FREEIM['SERVERS'] need FREEIM['REDIS_URL']: the embedded store is one process.",
+                            hint="Set REDIS_URL, or list only this process's node.", id="freeim.E009"))
+    return errors
+
+
+def _valid_server(entry: str) -> bool:
+    parts = urlsplit(entry if "://" in entry else f"ws://{entry}")
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme in ("ws", "wss") and bool(parts.hostname) and parts.path in ("", "/") \
+        and not parts.query and (port is not None or "://" in entry)

@@ -1,0 +1,87 @@
+"""The ``FREEIM`` settings dict, read lazily so ``override_settings`` works.
+
+Every property reads ``settings.FREEIM`` on access; nothing is cached at import.
+:mod:`freeim.checks` validates the values and reports problems as system checks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "SERVERS": [],
+    "SERVER": None,
+    "REDIS_URL": None,
+    "PATH": "/ws",
+    "TOKEN_TTL": 10,
+    "ROUTING": "rendezvous",
+    "CLIENT_ID_RESOLVER": "freeim.auth.user_client_id",
+    "MAX_MESSAGE_BYTES": 65536,
+    "MAX_BACKLOG_BYTES": 1048576,
+}
+EMBEDDED_SERVER = "local"
+
+
+class Settings:
+    """Typed access to ``settings.FREEIM`` with defaults."""
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        value = getattr(settings, "FREEIM", {})
+        return value if isinstance(value, dict) else {}
+
+    def _get(self, key: str) -> Any:
+        return self.raw.get(key, DEFAULTS[key])
+
+    @property
+    def SERVERS(self) -> list[str]:
+        """Node entries: ``host:port`` or a ``ws://`` / ``wss://`` base URL."""
+        return list(self._get("SERVERS") or [])
+
+    @property
+    def SERVER(self) -> str:
+        """This process's node name: ``SERVER``, else ``$FREEIM_SERVER``, else the only entry."""
+        value = self._get("SERVER") or os.environ.get("FREEIM_SERVER")
+        if value:
+            return str(value)
+        servers = self.SERVERS
+        return servers[0] if len(servers) == 1 else EMBEDDED_SERVER
+
+    @property
+    def REDIS_URL(self) -> str | None:
+        return self._get("REDIS_URL") or None
+
+    @property
+    def PATH(self) -> str:
+        return self._get("PATH")
+
+    @property
+    def TOKEN_TTL(self) -> int:
+        return self._get("TOKEN_TTL")
+
+    @property
+    def ROUTING(self) -> str:
+        return self._get("ROUTING")
+
+    @property
+    def CLIENT_ID_RESOLVER(self) -> str:
+        return self._get("CLIENT_ID_RESOLVER")
+
+    @property
+    def MAX_MESSAGE_BYTES(self) -> int:
+        return self._get("MAX_MESSAGE_BYTES")
+
+    @property
+    def MAX_BACKLOG_BYTES(self) -> int:
+        return self._get("MAX_BACKLOG_BYTES")
+
+
+conf = Settings()
+
+
+def server_base(entry: str) -> str:
+    """The WebSocket base URL of a ``SERVERS`` entry (``host:port`` means ``ws://host:port``)."""
+    return entry.rstrip("/") if "://" in entry else f"ws://{entry}"

@@ -1,0 +1,59 @@
+"""The WebSocket consumer: token check at the handshake, register, ping/pong, close codes.
+
+It takes no channel layer (each one costs a task and ~4 KiB per socket, and
+freeim never delivers through it): the node writes to its connections directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import protocol
+from .connection import Connection
+from .lifecycle import ensure_node
+from .node import Node
+
+logger = logging.getLogger(__name__)
+
+
+class FreeIMConsumer(AsyncWebsocketConsumer):
+    """One terminal's socket. Rejects (HTTP 403) a missing, unknown, expired or reused token."""
+
+    channel_layer_alias = "freeim.no-channel-layer"
+    connection: Connection | None = None
+    node: Node | None = None
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = query.get("token", [""])[0]
+        node = await ensure_node()
+        record = await node.backend.acall("redeem_token", token) if token else None
+        if record is None or record.get("server") != node.name:
+            await self.close()
+            return
+        await self.accept()
+        self.node = node
+        self.connection = Connection(self, record["client_id"], record.get("meta", ""))
+        await node.attach(self.connection)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            kind = protocol.parse_inbound(text_data, bytes_data)
+        except ValueError as error:
+            await self._close_with(error.args[0])
+            return
+        if kind == "ping":
+            await self.send(text_data=protocol.PONG)
+
+    async def _close_with(self, code: int) -> None:
+        if self.connection is not None:
+            await self.connection.close(code)
+        else:
+            await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        if self.connection is not None and self.node is not None:
+            await self.node.detach(self.connection)

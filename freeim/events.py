@@ -1,0 +1,52 @@
+"""Online/offline events dispatched as Django signals, in order, off the connect path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .ids import ClientId
+from .signals import client_offline, client_online
+
+logger = logging.getLogger(__name__)
+SIGNALS = {"online": client_online, "offline": client_offline}
+
+
+async def dispatch(kind: str, client_id: ClientId, meta: str, server: str) -> None:
+    """Send the signal of one event; a failing receiver is logged, never raised."""
+    results = await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server)
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
+
+
+class LocalEvents:
+    """A queue and one task that dispatches its events one at a time, in order."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[str, ClientId, str, str]] = asyncio.Queue()
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="freeim-events")
+
+    def put(self, kind: str, client_id: ClientId, meta: str, server: str) -> None:
+        self._queue.put_nowait((kind, client_id, meta, server))
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await dispatch(*event)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) for queued events, then stop the task."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            logger.warning("freeim: %d events not dispatched at shutdown", self._queue.qsize())
+        if self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,61 @@
+"""One error hierarchy for freeim.
+
+Each error carries a stable ``code`` and an HTTP ``status``; the REST API turns
+them into responses in one place (:func:`freeim.api.views.exception_handler`).
+"""
+
+from __future__ import annotations
+
+
+class FreeIMError(Exception):
+    """Base class of every error freeim raises on purpose."""
+
+    code = "error"
+    status = 500
+    default_message = "freeim error."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class InvalidClientId(FreeIMError, ValueError):
+    code = "invalid_client_id"
+    status = 400
+    default_message = "Client ids are non-empty ints or strings of at most 128 printable characters."
+
+
+class InvalidChan(FreeIMError, ValueError):
+    code = "invalid_chan"
+    status = 400
+    default_message = "Chan names are 1-100 characters from letters, digits and . _ - : @"
+
+
+class InvalidMessage(FreeIMError, ValueError):
+    code = "invalid_message"
+    status = 400
+    default_message = "The message must be JSON-serialisable and at most MAX_MESSAGE_BYTES once encoded."
+
+
+class ClientOffline(FreeIMError):
+    code = "client_offline"
+    status = 409
+    default_message = "The client is not online."
+
+
+class NotAChanMember(FreeIMError):
+    code = "not_a_member"
+    status = 403
+    default_message = "Only members of the chan may do this."
+
+
+class NoServerAvailable(FreeIMError):
+    code = "no_server"
+    status = 503
+    default_message = "No freeim server node is available."
+
+
+class StoreUnavailable(FreeIMError):
+    code = "store_unavailable"
+    status = 503
+    default_message = "The freeim store is unavailable; nothing was sent."

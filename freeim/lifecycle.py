@@ -1,0 +1,66 @@
+"""Starting and stopping this process's node with the server.
+
+daphne has no ASGI lifespan, so :func:`install_server_hooks` asks its Twisted
+reactor to start the node when it runs and to clean up before it shuts down;
+servers with lifespan (uvicorn, hypercorn) use :func:`freeim.asgi.wrap`'s
+handler. Either way the first WebSocket starts the node if nothing else did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from .backends import get_backend
+from .conf import conf
+from .node import Node
+
+_node: Node | None = None
+_starting: asyncio.Future[Node] | None = None
+
+
+async def ensure_node() -> Node:
+    """The node of the running loop and current settings, started once."""
+    global _node, _starting
+    loop = asyncio.get_running_loop()
+    backend = get_backend()
+    current = _node
+    if current is not None and current.loop is loop and current.backend is backend and current.name == conf.SERVER:
+        if _starting is not None and not _starting.done():
+            return await asyncio.shield(_starting)
+        return current
+    _node = Node(conf.SERVER, backend, conf.MAX_BACKLOG_BYTES)
+    _starting = loop.create_future()
+    try:
+        await _node.start()
+    except BaseException as exc:
+        _starting.set_exception(exc)
+        _node = None
+        raise
+    _starting.set_result(_node)
+    return _node
+
+
+async def stop_node() -> None:
+    """Stop this process's node, if one runs on this loop."""
+    global _node
+    node, _node = _node, None
+    if node is not None and node.loop is asyncio.get_running_loop():
+        await node.stop()
+
+
+def install_server_hooks() -> None:
+    """Under daphne, start the node with the reactor and stop it before shutdown."""
+    if "daphne.server" not in sys.modules or "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    def start() -> None:
+        asyncio.ensure_future(ensure_node())
+
+    def stop() -> Deferred[None]:
+        return Deferred.fromFuture(asyncio.ensure_future(stop_node()))
+
+    reactor.callWhenRunning(start)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[attr-defined]

@@ -1,0 +1,170 @@
+"""The node runtime: one per server process, on the server's event loop.
+
+It holds this process's connections (:class:`~freeim.registry.Registry`),
+receives payloads for its node name from the backend's transport, and writes
+their frames to its sockets. Payloads (built by :mod:`freeim.operations`):
+
+=========  =====================================================================
+``op``     does
+=========  =====================================================================
+send       write ``frame`` to every connection of each client in ``to``;
+           with ``receipt``, report delivered/offline per client to the sender
+chan       write ``frame`` to the local members of ``chan``
+broadcast  write ``frame`` to every connection
+join/leave update the local chan index for ``client`` and ``chans``
+clear      drop ``chan`` from the local index
+offline    close every connection of ``client`` (close code 4000)
+=========  =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from . import operations, protocol
+from .backends import Backend
+from .connection import Connection, Frame
+from .events import LocalEvents
+from .ids import ClientId
+from .protocol import CloseCode
+from .registry import Registry
+
+logger = logging.getLogger(__name__)
+YIELD_EVERY = 100
+
+
+class Node:
+    """This process's node: its connections, its inbox and the loop that delivers."""
+
+    def __init__(self, name: str, backend: Backend, backlog_limit: int) -> None:
+        self.name = name
+        self.backend = backend
+        self.backlog_limit = backlog_limit
+        self.registry = Registry()
+        self.loop = asyncio.get_running_loop()
+        self.events = LocalEvents() if backend.local_events else None
+        self._inbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self._dirty: dict[Connection, None] = {}
+        self._to_close: list[tuple[Connection, int]] = []
+        self._receipts: list[tuple[ClientId, str]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        """Clean what a previous process of this name left, register, and start receiving."""
+        if self.events is not None:
+            self.events.start()
+        for client_id in await self.backend.acall("drop_node", self.name):
+            self._emit("offline", client_id, "")
+        await self.backend.acall("register_node", self.name)
+        self._tasks = [
+            asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait), name="freeim-receive"),
+            asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
+        ]
+        logger.info("freeim node %s started", self.name)
+
+    async def stop(self) -> None:
+        """Remove this node's presence in bulk (servers cancel consumers without disconnect)."""
+        for task in self._tasks:
+            task.cancel()
+        metas = {c.client_id: c.meta for c in self.registry.connections()}
+        for client_id in await self.backend.acall("drop_node", self.name):
+            self._emit("offline", client_id, metas.get(client_id, ""))
+        self.registry = Registry()
+        if self.events is not None:
+            await self.events.drain(timeout=5)
+        logger.info("freeim node %s stopped", self.name)
+
+    async def attach(self, connection: Connection) -> None:
+        """Register an accepted connection here and in the store."""
+        connection.on_resume = self._wake
+        self.registry.add(connection)
+        if await self.backend.acall("add_connection", self.name, connection.client_id):
+            self._emit("online", connection.client_id, connection.meta)
+
+    async def detach(self, connection: Connection) -> None:
+        """Forget a closed connection; the client goes offline with its last one."""
+        connection.closed = True
+        self._dirty.pop(connection, None)
+        if connection not in self.registry.clients.get(connection.client_id, ()):
+            return
+        self.registry.remove(connection)
+        if await self.backend.acall("remove_connection", self.name, connection.client_id):
+            self._emit("offline", connection.client_id, connection.meta)
+
+    def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
+        if self.events is not None:
+            self.events.put(kind, client_id, meta, self.name)
+
+    def _wake(self, connection: Connection) -> None:
+        self._dirty[connection] = None
+        self._inbox.put_nowait([])
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            batches = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batches.append(self._inbox.get_nowait())
+            for payload in (p for batch in batches for p in batch):
+                try:
+                    self._apply(payload)
+                except Exception:  # one bad payload must not stop delivery
+                    logger.exception("freeim node %s: bad payload %.200r", self.name, payload)
+            try:
+                await self._flush()
+            except Exception:
+                logger.exception("freeim node %s: flush failed", self.name)
+
+    def _apply(self, payload: dict[str, Any]) -> None:
+        op = payload["op"]
+        if op == "send":
+            self._send(payload["to"], Frame(payload["frame"]), payload.get("receipt"))
+        elif op == "chan":
+            self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
+        elif op == "broadcast":
+            self._write(self.registry.clients, Frame(payload["frame"]))
+        elif op == "join":
+            self.registry.join(payload["client"], payload["chans"])
+        elif op == "leave":
+            self.registry.leave(payload["client"], payload["chans"])
+        elif op == "clear":
+            self.registry.clear(payload["chan"])
+        elif op == "offline":
+            for connection in self.registry.clients.get(payload["client"], ()):
+                self._to_close.append((connection, CloseCode.FORCED_OFFLINE))
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+    def _send(self, to: list[ClientId], frame: Frame, receipt: dict[str, Any] | None) -> None:
+        self._write(to, frame)
+        if receipt:
+            for client_id in to:
+                status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
+                self._receipts.append(
+                    (receipt["sender"], protocol.receipt_frame(client_id, status, receipt["data"])))
+
+    def _write(self, client_ids: Any, frame: Frame) -> None:
+        clients = self.registry.clients
+        for client_id in client_ids:
+            for connection in clients.get(client_id, ()):
+                if connection.enqueue(frame, self.backlog_limit):
+                    self._dirty[connection] = None
+                else:
+                    self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for index, connection in enumerate(dirty):
+            await connection.flush()
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        to_close, self._to_close = self._to_close, []
+        for connection, code in to_close:
+            await connection.close(code)
+        receipts, self._receipts = self._receipts, []
+        by_sender: dict[ClientId, list[str]] = {}
+        for sender, frame in receipts:
+            by_sender.setdefault(sender, []).append(frame)
+        for sender, frames in by_sender.items():
+            await operations.arun(operations.send_frames(sender, frames), self.backend)

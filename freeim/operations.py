@@ -1,0 +1,203 @@
+"""Every helper operation, written once as a generator of backend calls.
+
+Each generator yields ``(operation name, args)`` and receives the result; the
+drivers in :mod:`freeim.im` run it blocking (sync twin) or awaiting (async
+twin). The routing decisions in between are pure and live here, so the sync
+and async APIs can never drift apart.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from . import ids, protocol, router
+from .backends import Backend, get_backend
+from .conf import conf, server_base
+from .exceptions import ClientOffline, InvalidMessage, NoServerAvailable
+from .ids import ClientId
+
+T = TypeVar("T")
+Op = Generator[tuple[str, tuple[Any, ...]], Any, T]
+MAX_META_LENGTH = 1024
+
+
+def run(op: Op[T], backend: Backend | None = None) -> T:
+    """Drive an operation with blocking backend calls."""
+    backend = backend or get_backend()
+    try:
+        name, args = next(op)
+        while True:
+            name, args = op.send(backend.call(name, *args))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def arun(op: Op[T], backend: Backend | None = None) -> T:
+    """Drive an operation with awaited backend calls."""
+    backend = backend or get_backend()
+    try:
+        name, args = next(op)
+        while True:
+            name, args = op.send(await backend.acall(name, *args))
+    except StopIteration as stop:
+        return stop.value
+
+
+def connect_ticket(client_id: object, meta: str = "", base: str | None = None) -> Op[tuple[str, str]]:
+    """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``."""
+    client = ids.client_id(client_id)
+    if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
+        raise InvalidMessage(f"meta must be a string of at most {MAX_META_LENGTH} characters.")
+    servers = conf.SERVERS
+    if servers:
+        alive = set((yield ("alive_nodes", ())))
+        node = router.pick(client, [s for s in servers if s in alive] or servers, conf.ROUTING)
+        base = server_base(node)
+    elif base:
+        node = conf.SERVER
+    else:
+        raise NoServerAvailable("FREEIM['SERVERS'] is empty: configure it, or pass the base URL to connect to.")
+    token = secrets.token_urlsafe(24)
+    yield ("issue_token", (token, {"client_id": client, "meta": meta, "server": node}, conf.TOKEN_TTL))
+    return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
+
+
+def prev_connect_server(client_id: object, meta: str = "", base: str | None = None) -> Op[str]:
+    """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
+    url, _node = yield from connect_ticket(client_id, meta, base)
+    return url
+
+
+def _checked(frame: str) -> str:
+    if len(frame.encode()) > conf.MAX_MESSAGE_BYTES:
+        raise InvalidMessage(f"The message is larger than MAX_MESSAGE_BYTES ({conf.MAX_MESSAGE_BYTES}).")
+    return frame
+
+
+def _publish(batches: dict[str, list[dict[str, Any]]]) -> Op[None]:
+    if batches:
+        yield ("publish", (dict(batches),))
+
+
+def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> Op[None]:
+    """Send ``message`` from ``sender`` to every connection of each of ``receivers``.
+
+    A receiver that is the sender gets it only on its other devices (when it has
+    more than one connection). With ``receipt`` the sender gets one receipt per
+    receiver: ``delivered`` from the receiver's node, or ``offline``.
+    """
+    source = ids.client_id(sender)
+    targets = ids.client_ids(receivers)
+    frame = _checked(protocol.message_frame(source, message))
+    located = yield ("locate", (list(dict.fromkeys([*targets, source])),))
+    if source in targets and sum(located.get(source, {}).values()) <= 1:
+        targets.remove(source)
+    by_node: dict[str, list[ClientId]] = defaultdict(list)
+    for target in targets:
+        for node in located.get(target, ()):
+            by_node[node].append(target)
+    wants = {"sender": source, "data": message} if receipt else None
+    batches = {node: [{"op": "send", "to": to, "frame": frame, "receipt": wants}] for node, to in by_node.items()}
+    offline = [t for t in targets if t not in located] if receipt else []
+    for node in located.get(source, {}) if offline else ():
+        frames = [protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message) for t in offline]
+        batches.setdefault(node, []).extend({"op": "send", "to": [source], "frame": f} for f in frames)
+    yield from _publish(batches)
+
+
+def send_frames(client_id: ClientId, frames: list[str]) -> Op[None]:
+    """Deliver ready-made frames to every connection of one client (receipts use this)."""
+    located = yield ("locate", ([client_id],))
+    batch = [{"op": "send", "to": [client_id], "frame": f} for f in frames]
+    yield from _publish({node: batch for node in located.get(client_id, ())})
+
+
+def get_client_list_by_online() -> Op[list[ClientId]]:
+    """Every online client id."""
+    return (yield ("online_clients", ()))
+
+
+def has_online(client_id: object) -> Op[bool | dict[ClientId, bool]]:
+    """Is one client online (bool), or which of a list are (``{id: bool}``)."""
+    wanted = ids.client_ids(client_id)
+    located = yield ("locate", (wanted,))
+    if isinstance(client_id, (int, str)):
+        return wanted[0] in located
+    return {c: c in located for c in wanted}
+
+
+def force_offline(client_id: object) -> Op[None]:
+    """Close every connection of ``client_id`` with close code 4000."""
+    client = ids.client_id(client_id)
+    located = yield ("locate", ([client],))
+    yield from _publish({node: [{"op": "offline", "client": client}] for node in located.get(client, ())})
+
+
+def _chan_change(op: str, client_id: object, chans: tuple[object, ...]) -> Op[None]:
+    client = ids.client_id(client_id)
+    names = list(dict.fromkeys(ids.chan(c) for c in chans))
+    if op == "join":
+        if not (yield ("join", (client, names))):
+            raise ClientOffline(f"Client {client!r} is not online; chans are joined by online clients.")
+    else:
+        yield ("leave", (client, names))
+    located = yield ("locate", ([client],))
+    change = {"op": op, "client": client, "chans": names}
+    yield from _publish({node: [change] for node in located.get(client, ())})
+
+
+def join_chan(client_id: object, *chans: object) -> Op[None]:
+    """Add an online client to chans (left again on its last disconnect)."""
+    yield from _chan_change("join", client_id, chans)
+
+
+def leave_chan(client_id: object, *chans: object) -> Op[None]:
+    """Remove a client from chans."""
+    yield from _chan_change("leave", client_id, chans)
+
+
+def get_chan_client_list(chan: object) -> Op[list[ClientId]]:
+    """The members of ``chan``."""
+    return (yield ("chan_members", (ids.chan(chan),)))
+
+
+def clear_chan_client(chan: object) -> Op[list[ClientId]]:
+    """Empty ``chan``; return who its members were."""
+    name = ids.chan(chan)
+    members = yield ("clear_chan", (name,))
+    nodes = yield ("alive_nodes", ())
+    yield from _publish({node: [{"op": "clear", "chan": name}] for node in nodes})
+    return members
+
+
+def get_chan_list() -> Op[list[tuple[str, int]]]:
+    """Every chan with its online member count."""
+    return (yield ("chan_list", ()))
+
+
+def get_chan_list_by_client_id(client_id: object) -> Op[list[str]]:
+    """The chans a client is in."""
+    return (yield ("client_chans", (ids.client_id(client_id),)))
+
+
+def get_chan_online(chan: object) -> Op[int]:
+    """How many online members ``chan`` has."""
+    return (yield ("chan_online", (ids.chan(chan),)))
+
+
+def send_chan_message(sender: object, chan: object, message: Any) -> Op[None]:
+    """Send ``message`` to every member of ``chan``, only through the nodes that host one."""
+    name = ids.chan(chan)
+    frame = _checked(protocol.chan_frame(name, ids.client_id(sender), message))
+    nodes = yield ("chan_nodes", (name,))
+    yield from _publish({node: [{"op": "chan", "chan": name, "frame": frame}] for node in nodes})
+
+
+def send_broadcast_message(message: Any) -> Op[None]:
+    """Send ``message`` to every connection on every node."""
+    frame = _checked(protocol.broadcast_frame(message))
+    nodes = yield ("alive_nodes", ())
+    yield from _publish({node: [{"op": "broadcast", "frame": frame}] for node in nodes})

@@ -1,0 +1,61 @@
+"""A node's local index: which connections each client has here, and who is in which chan here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from .connection import Connection
+from .ids import ClientId
+
+
+class Registry:
+    """Client id -> live connections on this node, and chan -> local members."""
+
+    def __init__(self) -> None:
+        self.clients: dict[ClientId, list[Connection]] = {}
+        self._chans: dict[str, set[ClientId]] = {}
+        self._client_chans: dict[ClientId, set[str]] = {}
+
+    def add(self, connection: Connection) -> None:
+        self.clients.setdefault(connection.client_id, []).append(connection)
+
+    def remove(self, connection: Connection) -> bool:
+        """Forget ``connection``; True if it was its client's last one here (chans are left)."""
+        connections = self.clients.get(connection.client_id)
+        if connections is None or connection not in connections:
+            return False
+        connections.remove(connection)
+        if connections:
+            return False
+        del self.clients[connection.client_id]
+        self.leave(connection.client_id, list(self._client_chans.get(connection.client_id, ())))
+        return True
+
+    def join(self, client_id: ClientId, chans: Iterable[str]) -> None:
+        if client_id in self.clients:
+            for chan in chans:
+                self._chans.setdefault(chan, set()).add(client_id)
+                self._client_chans.setdefault(client_id, set()).add(chan)
+
+    def leave(self, client_id: ClientId, chans: Iterable[str]) -> None:
+        mine = self._client_chans.get(client_id, set())
+        for chan in chans:
+            mine.discard(chan)
+            members = self._chans.get(chan)
+            if members is not None:
+                members.discard(client_id)
+                if not members:
+                    del self._chans[chan]
+        if not mine:
+            self._client_chans.pop(client_id, None)
+
+    def clear(self, chan: str) -> None:
+        for client_id in list(self._chans.get(chan, ())):
+            self.leave(client_id, [chan])
+
+    def chan_members(self, chan: str) -> set[ClientId]:
+        return self._chans.get(chan, set())
+
+    def connections(self) -> Iterator[Connection]:
+        for connections in self.clients.values():
+            yield from connections

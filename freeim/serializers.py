@@ -1,0 +1,42 @@
+"""Request bodies of the REST API; ids and chan names validated by :mod:`freeim.ids`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from . import ids
+from .exceptions import FreeIMError
+from .operations import MAX_META_LENGTH
+
+MAX_RECEIVERS = 1000
+
+
+class ClientIdField(serializers.Field):
+    """An int or string client id, in its canonical form."""
+
+    default_error_messages = {"invalid": ids.InvalidClientId.default_message}
+
+    def to_internal_value(self, data: Any) -> ids.ClientId:
+        try:
+            return ids.client_id(data)
+        except FreeIMError:
+            self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ConnectSerializer(serializers.Serializer):
+    meta = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_META_LENGTH)
+
+
+class MessageSerializer(serializers.Serializer):
+    to = serializers.ListField(child=ClientIdField(), min_length=1, max_length=MAX_RECEIVERS)
+    data = serializers.JSONField()
+    receipt = serializers.BooleanField(required=False, default=False)
+
+
+class DataSerializer(serializers.Serializer):
+    data = serializers.JSONField()

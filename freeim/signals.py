@@ -1,0 +1,15 @@
+"""Signals freeim sends. Receivers take ``**kwargs``; ``sender`` is always None.
+
+In the embedded mode they are sent in the node's process, in order, once per
+client going online (its first connection) and offline (its last one).
+Async receivers are awaited; sync receivers run in Django's sync thread, so
+keep them short or hand the work to a task queue.
+"""
+
+from django.dispatch import Signal
+
+#: A client's first connection opened. kwargs: ``client_id``, ``meta``, ``server``.
+client_online = Signal()
+
+#: A client's last connection closed (or its node went away). kwargs: ``client_id``, ``meta``, ``server``.
+client_offline = Signal()

@@ -1,0 +1,120 @@
+"""The REST API over :mod:`freeim.im`. Who is speaking always comes from ``request.user``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView, exception_handler
+
+from . import ids, im
+from .auth import client_id_of
+from .exceptions import FreeIMError
+from .permissions import IsChanMember
+from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
+
+
+def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """freeim errors become ``{"detail", "code"}`` with their status; the rest as DRF does."""
+    if isinstance(exc, FreeIMError):
+        return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    return exception_handler(exc, context)
+
+
+class FreeIMView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get_exception_handler(self) -> Any:
+        return freeim_exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if "chan" in kwargs:
+            ids.chan(kwargs["chan"])
+        if "client_id" in kwargs:
+            ids.client_id(kwargs["client_id"])
+        super().initial(request, *args, **kwargs)
+
+    def caller(self) -> ids.ClientId:
+        return client_id_of(self.request.user)
+
+    def body(self, serializer_class: type[Serializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class ConnectView(FreeIMView):
+    def post(self, request: Request) -> Response:
+        meta = self.body(ConnectSerializer)["meta"]
+        base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
+        url, server = im.connect_ticket(self.caller(), meta, base=base)
+        return Response({"url": url, "client_id": self.caller(), "server": server})
+
+
+class MessagesView(FreeIMView):
+    def post(self, request: Request) -> Response:
+        body = self.body(MessageSerializer)
+        im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"])
+        return Response({"to": body["to"], "receipt": body["receipt"]}, status=status.HTTP_202_ACCEPTED)
+
+
+class OnlineListView(FreeIMView):
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request) -> Response:
+        return Response({"clients": im.get_client_list_by_online()})
+
+
+class OnlineView(FreeIMView):
+    def get(self, request: Request, client_id: str) -> Response:
+        return Response({"client_id": ids.client_id(client_id), "online": im.has_online(client_id)})
+
+
+class ForceOfflineView(FreeIMView):
+    permission_classes = [IsAdminUser]
+
+    def post(self, request: Request, client_id: str) -> Response:
+        im.force_offline(client_id)
+        return Response({"client_id": ids.client_id(client_id)}, status=status.HTTP_202_ACCEPTED)
+
+
+class ChanListView(FreeIMView):
+    def get(self, request: Request) -> Response:
+        return Response([{"chan": chan, "online": online} for chan, online in im.get_chan_list()])
+
+
+class ChanJoinView(FreeIMView):
+    def post(self, request: Request, chan: str) -> Response:
+        im.join_chan(self.caller(), chan)
+        return Response({"chan": chan, "online": im.get_chan_online(chan)})
+
+
+class ChanLeaveView(FreeIMView):
+    def post(self, request: Request, chan: str) -> Response:
+        im.leave_chan(self.caller(), chan)
+        return Response({"chan": chan, "online": im.get_chan_online(chan)})
+
+
+class ChanMembersView(FreeIMView):
+    def get(self, request: Request, chan: str) -> Response:
+        return Response({"chan": chan, "members": im.get_chan_client_list(chan)})
+
+
+class ChanMessagesView(FreeIMView):
+    permission_classes = [IsAuthenticated, IsChanMember]
+
+    def post(self, request: Request, chan: str) -> Response:
+        im.send_chan_message(self.caller(), chan, self.body(DataSerializer)["data"])
+        return Response({"chan": chan}, status=status.HTTP_202_ACCEPTED)
+
+
+class BroadcastView(FreeIMView):
+    permission_classes = [IsAdminUser]
+
+    def post(self, request: Request) -> Response:
+        im.send_broadcast_message(self.body(DataSerializer)["data"])
+        return Response({"broadcast": True}, status=status.HTTP_202_ACCEPTED)
