@@ -28,7 +28,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     errors += _check_servers(raw)
     path = raw.get("PATH", DEFAULTS["PATH"])
     if not isinstance(path, str) or not path.startswith("/"):
-        errors.append(Error("FREEIM['PATH'] must be a URL path starting with '/'.", hint="e.g. '/ws'", id="freeim.E004"))
+        errors.append(Error("FREEIM['PATH'] must be a URL path starting with '/'.", hint="e.g. '/ws'",
+                            id="freeim.E004"))
     for key in _POSITIVE_INTS:
         value = raw.get(key, DEFAULTS[key])
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -10,6 +10,7 @@ A connection whose backlog passes ``MAX_BACKLOG_BYTES`` is reported slow.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -61,7 +62,7 @@ def daphne_protocol(send: Callable[..., Any]) -> Any | None:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "closed", "paused", "on_resume", "_pending", "_pending_bytes",
+    __slots__ = ("consumer", "client_id", "meta", "closed", "slow", "paused", "on_resume", "_pending", "_pending_bytes",
                  "_protocol")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
@@ -69,6 +70,7 @@ class Connection:
         self.client_id = client_id
         self.meta = meta
         self.closed = False
+        self.slow = False
         self.paused = False
         self.on_resume: Callable[[Connection], None] | None = None
         self._pending: list[Frame] = []
@@ -101,18 +103,25 @@ class Connection:
             def stopProducing(self) -> None:
                 connection.paused = True
 
-        try:
+        # If someone else already produces on this transport, rely on our own bound only.
+        with contextlib.suppress(RuntimeError):
             self._protocol.transport.registerProducer(Backpressure(), True)
-        except RuntimeError:  # someone else produces on this transport: rely on our own bound only
-            pass
 
     def enqueue(self, frame: Frame, limit: int) -> bool:
-        """Queue ``frame``; False when the backlog is over ``limit`` (the caller closes us)."""
-        if self.closed:
+        """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.
+
+        The caller then closes the connection: a terminal that cannot keep up gets
+        a close code to reconnect with, not a stream with holes in it.
+        """
+        if self.closed or self.slow:
             return True
         self._pending.append(frame)
         self._pending_bytes += len(frame)
-        return self._pending_bytes <= limit
+        if self._pending_bytes <= limit:
+            return True
+        self.slow = True
+        self._pending.clear()
+        return False
 
     @property
     def has_pending(self) -> bool:

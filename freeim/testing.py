@@ -1,0 +1,60 @@
+"""Test helpers for projects using freeim (and for freeim's own tests).
+
+``FreeIMCommunicator`` is a terminal for ``channels.testing``: it connects
+through the real token flow and reads freeim's JSON frames.
+
+    async with connected(application, client_id=1) as alice:
+        await im.asend_message(2, [1], "hi")
+        assert (await alice.receive_frame())["data"] == "hi"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.testing import WebsocketCommunicator
+
+from . import im
+
+__all__ = ["FreeIMCommunicator", "connected"]
+
+
+class FreeIMCommunicator(WebsocketCommunicator):
+    """A WebSocket test client for the URL :func:`freeim.im.prev_connect_server` returned."""
+
+    def __init__(self, application: Any, url: str) -> None:
+        parts = urlsplit(url)
+        super().__init__(application, f"{parts.path}?{parts.query}")
+
+    @classmethod
+    async def open(cls, application: Any, client_id: Any, meta: str = "") -> FreeIMCommunicator:
+        """Issue a token for ``client_id`` and connect; raise ``AssertionError`` if rejected."""
+        url = await im.aprev_connect_server(client_id, meta, base="ws://testserver")
+        communicator = cls(application, url)
+        accepted, _ = await communicator.connect()
+        assert accepted, f"freeim rejected the connection of {client_id!r}"
+        return communicator
+
+    async def receive_frame(self, timeout: float = 1) -> dict[str, Any]:
+        """The next frame, decoded."""
+        return json.loads(await self.receive_from(timeout))
+
+    async def receive_close(self, timeout: float = 1) -> int:
+        """Wait for the server to close the socket; return the close code."""
+        message = await self.receive_output(timeout)
+        assert message["type"] == "websocket.close", f"expected a close, got {message!r}"
+        return int(message.get("code", 1000))
+
+
+@contextlib.asynccontextmanager
+async def connected(application: Any, client_id: Any, meta: str = "") -> AsyncIterator[FreeIMCommunicator]:
+    """A connected :class:`FreeIMCommunicator`, disconnected on exit."""
+    communicator = await FreeIMCommunicator.open(application, client_id, meta)
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()

@@ -1,0 +1,162 @@
+"""The REST API: authentication, permissions, validation and effects on real sockets."""
+
+import asyncio
+import base64
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from demo_project.asgi import application
+from freeim import im
+from freeim.backends import get_backend
+from freeim.testing import FreeIMCommunicator, connected
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(user=None):
+    client = APIClient()
+    if user is not None:
+        token = base64.b64encode(f"{user.username}:pw".encode()).decode()
+        client.credentials(HTTP_AUTHORIZATION=f"Basic {token}")
+    return client
+
+
+@pytest.fixture
+def users():
+    make = User.objects.create_user
+    return {"alice": make("alice", password="pw"), "bob": make("bob", password="pw"),
+            "staff": make("staff", password="pw", is_staff=True)}
+
+
+def online(user):
+    get_backend().add_connection("local", user.pk)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("post", "/im/connect/"), ("post", "/im/messages/"), ("get", "/im/online/"), ("get", "/im/online/1/"),
+    ("post", "/im/online/1/offline/"), ("get", "/im/chans/"), ("post", "/im/chans/room/join/"),
+    ("post", "/im/chans/room/leave/"), ("get", "/im/chans/room/members/"), ("post", "/im/chans/room/messages/"),
+    ("post", "/im/broadcast/"),
+])
+def test_every_endpoint_needs_authentication(method, path):
+    response = getattr(client_for(), method)(path, {}, format="json")
+    assert response.status_code == 401 and "detail" in response.json()
+    assert response["WWW-Authenticate"].startswith("Basic")
+
+
+def test_wrong_password_is_401(users):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"alice:nope").decode())
+    assert client.post("/im/connect/", {}, format="json").status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), [("get", "/im/online/"), ("post", "/im/online/1/offline/"),
+                                              ("post", "/im/broadcast/")])
+def test_staff_only_endpoints_refuse_others(users, method, path):
+    response = getattr(client_for(users["alice"]), method)(path, {"data": 1}, format="json")
+    assert response.status_code == 403
+
+
+def test_connect_uses_the_request_host_and_the_callers_id(users):
+    response = client_for(users["alice"]).post("/im/connect/", {"meta": "web", "client_id": 999}, format="json",
+                                               HTTP_HOST="chat.local:8123")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["client_id"] == users["alice"].pk and body["server"] == "local"
+    assert body["url"].startswith("ws://chat.local:8123/ws?token=")
+    secure = client_for(users["alice"]).post("/im/connect/", format="json", secure=True, HTTP_HOST="chat.local")
+    assert secure.json()["url"].startswith("wss://chat.local/ws?token=")
+
+
+def test_connect_with_configured_servers(users, settings):
+    settings.FREEIM = {"SERVERS": ["wss://im.example.com"]}
+    body = client_for(users["alice"]).post("/im/connect/", format="json").json()
+    assert body["url"].startswith("wss://im.example.com/ws?token=") and body["server"] == "wss://im.example.com"
+
+
+@pytest.mark.parametrize("body", [{}, {"to": [], "data": 1}, {"to": [True], "data": 1}, {"to": "bob", "data": 1},
+                                  {"to": [2]}, {"to": [2], "data": 1, "receipt": "maybe"}])
+def test_messages_validate_the_body(users, body):
+    response = client_for(users["alice"]).post("/im/messages/", body, format="json")
+    assert response.status_code == 400
+
+
+def test_malformed_json_is_400(users):
+    response = client_for(users["alice"]).post("/im/messages/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_oversized_message_is_400_with_code(users):
+    response = client_for(users["alice"]).post("/im/messages/", {"to": [1], "data": "x" * 70_000}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_message"
+
+
+async def test_message_is_sent_from_the_caller_never_the_body(users):
+    alice, bob = users["alice"], users["bob"]
+    async with connected(application, bob.pk) as bob_socket:
+        response = await asyncio.to_thread(
+            client_for(alice).post, "/im/messages/", {"to": [bob.pk], "data": {"t": "hi"}, "from": 999},
+            format="json")
+        assert response.status_code == 202
+        assert await bob_socket.receive_frame() == {"type": "message", "from": alice.pk, "data": {"t": "hi"}}
+
+
+def test_online_endpoints(users):
+    online(users["bob"])
+    staff = client_for(users["staff"])
+    assert staff.get("/im/online/").json() == {"clients": [users["bob"].pk]}
+    alice = client_for(users["alice"])
+    assert alice.get(f"/im/online/{users['bob'].pk}/").json() == {"client_id": users["bob"].pk, "online": True}
+    assert alice.get("/im/online/nobody/").json() == {"client_id": "nobody", "online": False}
+    assert alice.get("/im/online/" + "x" * 200 + "/").status_code == 400
+
+
+async def test_force_offline_by_staff_closes_sockets(users):
+    bob = await FreeIMCommunicator.open(application, users["bob"].pk)
+    response = await asyncio.to_thread(client_for(users["staff"]).post, f"/im/online/{users['bob'].pk}/offline/")
+    assert response.status_code == 202
+    assert await bob.receive_close() == 4000
+    await bob.disconnect()
+
+
+def test_chan_join_leave_members_and_list(users):
+    alice = client_for(users["alice"])
+    assert alice.post("/im/chans/room/join/").status_code == 409  # no socket yet
+    online(users["alice"])
+    assert alice.post("/im/chans/room/join/").json() == {"chan": "room", "online": 1}
+    assert alice.get("/im/chans/").json() == [{"chan": "room", "online": 1}]
+    assert alice.get("/im/chans/room/members/").json() == {"chan": "room", "members": [users["alice"].pk]}
+    assert alice.post("/im/chans/room/leave/").json() == {"chan": "room", "online": 0}
+    assert alice.get("/im/chans/").json() == []
+
+
+@pytest.mark.parametrize("chan", ["bad%20name", "x" * 101, "caf%C3%A9"])
+def test_invalid_chan_names_are_400(users, chan):
+    response = client_for(users["alice"]).get(f"/im/chans/{chan}/members/")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_chan"
+
+
+async def test_chan_messages_only_from_members(users):
+    alice, bob = users["alice"], users["bob"]
+    async with connected(application, alice.pk) as alice_socket:
+        await im.ajoin_chan(alice.pk, "room")
+        denied = await asyncio.to_thread(client_for(bob).post, "/im/chans/room/messages/", {"data": "x"},
+                                         format="json")
+        assert denied.status_code == 403
+        sent = await asyncio.to_thread(client_for(alice).post, "/im/chans/room/messages/", {"data": "hello"},
+                                       format="json")
+        assert sent.status_code == 202
+        assert await alice_socket.receive_frame() == {"type": "chan", "chan": "room", "from": alice.pk,
+                                                      "data": "hello"}
+
+
+async def test_broadcast_by_staff_reaches_sockets(users):
+    async with connected(application, users["alice"].pk) as alice_socket:
+        response = await asyncio.to_thread(client_for(users["staff"]).post, "/im/broadcast/", {"data": [1, 2]},
+                                           format="json")
+        assert response.status_code == 202
+        assert await alice_socket.receive_frame() == {"type": "broadcast", "data": [1, 2]}
+        missing = await asyncio.to_thread(client_for(users["staff"]).post, "/im/broadcast/", {}, format="json")
+        assert missing.status_code == 400

@@ -1,0 +1,50 @@
+import pytest
+from django.test import override_settings
+
+from freeim.checks import check_settings
+from freeim.conf import conf
+
+
+def ids_for(freeim_setting):
+    with override_settings(FREEIM=freeim_setting):
+        return [message.id for message in check_settings()]
+
+
+def test_default_settings_pass():
+    assert ids_for({}) == []
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ([], ["freeim.E001"]),
+    ({"SERVRES": []}, ["freeim.W001"]),
+    ({"SERVERS": "a:1"}, ["freeim.E002"]),
+    ({"SERVERS": ["no-port"]}, ["freeim.E002"]),
+    ({"SERVERS": ["http://a:1"]}, ["freeim.E002"]),
+    ({"SERVERS": ["a:1", "a:1"], "REDIS_URL": "redis://x"}, ["freeim.E002"]),
+    ({"SERVERS": ["a:1"], "SERVER": "b:2"}, ["freeim.E003"]),
+    ({"PATH": "ws"}, ["freeim.E004"]),
+    ({"TOKEN_TTL": 0}, ["freeim.E005"]),
+    ({"TOKEN_TTL": "10"}, ["freeim.E005"]),
+    ({"REDIS_URL": "http://x"}, ["freeim.E006"]),
+    ({"ROUTING": "random"}, ["freeim.E007"]),
+    ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
+    ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
+])
+def test_each_problem_has_its_id(setting, expected):
+    assert ids_for(setting) == expected
+
+
+def test_tls_bases_are_valid_servers():
+    assert ids_for({"SERVERS": ["wss://im.example.com", "ws://10.0.0.2:6001"], "REDIS_URL": "redis://r:6379/0",
+                    "SERVER": "wss://im.example.com"}) == []
+
+
+def test_server_defaults(monkeypatch):
+    monkeypatch.delenv("FREEIM_SERVER", raising=False)
+    with override_settings(FREEIM={}):
+        assert conf.SERVER == "local"
+    with override_settings(FREEIM={"SERVERS": ["a:1"]}):
+        assert conf.SERVER == "a:1"
+    monkeypatch.setenv("FREEIM_SERVER", "b:2")
+    with override_settings(FREEIM={"SERVERS": ["a:1", "b:2"]}):
+        assert conf.SERVER == "b:2"

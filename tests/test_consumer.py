@@ -1,0 +1,126 @@
+"""The consumer and the node loop through channels' test communicator."""
+
+import time
+
+import pytest
+
+from demo_project.asgi import application
+from freeim import im, signals
+from freeim.backends import get_backend
+from freeim.lifecycle import ensure_node
+from freeim.testing import FreeIMCommunicator, connected
+
+
+async def rejected(path):
+    communicator = FreeIMCommunicator(application, f"ws://testserver{path}")
+    accepted, _ = await communicator.connect()
+    await communicator.disconnect()
+    return not accepted
+
+
+async def test_missing_unknown_and_reused_tokens_are_rejected():
+    assert await rejected("/ws")
+    assert await rejected("/ws?token=")
+    assert await rejected("/ws?token=not-a-token")
+    url = await im.aprev_connect_server(1, base="ws://testserver")
+    first = FreeIMCommunicator(application, url)
+    assert (await first.connect())[0]
+    assert await rejected(url.removeprefix("ws://testserver"))
+    await first.disconnect()
+
+
+async def test_expired_token_is_rejected(monkeypatch):
+    url = await im.aprev_connect_server(1, base="ws://testserver")
+    later = time.monotonic() + 11
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert await rejected(url.removeprefix("ws://testserver"))
+
+
+async def test_token_for_another_node_is_rejected():
+    backend = get_backend()
+    backend.issue_token("elsewhere", {"client_id": 1, "meta": "", "server": "other:6002"}, 10)
+    assert await rejected("/ws?token=elsewhere")
+
+
+async def test_ping_gets_pong_and_unknown_types_are_ignored():
+    async with connected(application, 1) as alice:
+        await alice.send_to(text_data='{"type": "future-thing"}')
+        await alice.send_to(text_data='{"type": "ping"}')
+        assert await alice.receive_frame() == {"type": "pong"}
+
+
+@pytest.mark.parametrize(("frame", "code"), [({"bytes_data": b"\x01"}, 4001), ({"text_data": "nope"}, 4001),
+                                             ({"text_data": "[]"}, 4001), ({"text_data": " " * 5000}, 1009)])
+async def test_bad_frames_close_with_documented_codes(frame, code):
+    alice = await FreeIMCommunicator.open(application, 1)
+    async with connected(application, 2) as bob:
+        await alice.send_to(**frame)
+        assert await alice.receive_close() == code
+        await alice.disconnect()
+        await im.asend_message(1, [2], "still serving")
+        assert (await bob.receive_frame())["data"] == "still serving"
+    assert await im.ahas_online(1) is False
+
+
+async def test_online_and_offline_signals_fire_once_per_client():
+    events = []
+
+    async def on_online(client_id, meta, server, **kwargs):
+        events.append(("online", client_id, meta, server))
+
+    def on_offline(client_id, meta, server, **kwargs):  # a sync receiver works too
+        events.append(("offline", client_id, meta, server))
+
+    signals.client_online.connect(on_online)
+    signals.client_offline.connect(on_offline)
+    try:
+        first = await FreeIMCommunicator.open(application, 5, meta="web")
+        second = await FreeIMCommunicator.open(application, 5, meta="ios")
+        await first.disconnect()
+        await second.disconnect()
+        await im.asend_broadcast_message("flush")  # the node dispatches events on its loop; let it run
+        node = await ensure_node()
+        await node.events._queue.join()
+    finally:
+        signals.client_online.disconnect(on_online)
+        signals.client_offline.disconnect(on_offline)
+    assert events == [("online", 5, "web", "local"), ("offline", 5, "ios", "local")]
+
+
+async def test_a_failing_receiver_does_not_break_connecting():
+    async def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    signals.client_online.connect(broken)
+    try:
+        async with connected(application, 1) as alice:
+            await alice.send_to(text_data='{"type": "ping"}')
+            assert await alice.receive_frame() == {"type": "pong"}
+    finally:
+        signals.client_online.disconnect(broken)
+
+
+async def test_slow_consumer_is_closed_with_4002_and_others_still_get_everything(settings):
+    settings.FREEIM = {"MAX_BACKLOG_BYTES": 200}
+    slow = await FreeIMCommunicator.open(application, 1)
+    async with connected(application, 2) as healthy:
+        node = await ensure_node()
+        # Three frames for the slow one queue up in one batch before any flush: past 200 bytes.
+        padded = [f'{{"n":{i},"pad":"{"x" * 80}"}}' for i in range(3)]
+        node._inbox.put_nowait([{"op": "send", "to": [1, 2], "frame": padded[0]},
+                                *({"op": "send", "to": [1], "frame": frame} for frame in padded[1:])])
+        assert await slow.receive_close() == 4002
+        assert (await healthy.receive_frame())["n"] == 0
+        await im.asend_message(3, [1, 2], "after")
+        assert (await healthy.receive_frame())["data"] == "after"
+    await slow.disconnect()
+
+
+async def test_stop_node_removes_presence_in_bulk():
+    from freeim.lifecycle import stop_node
+
+    alice = await FreeIMCommunicator.open(application, 1)
+    await im.ajoin_chan(1, "room")
+    await stop_node()
+    assert await im.ahas_online(1) is False and await im.aget_chan_list() == []
+    await alice.disconnect()

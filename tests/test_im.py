@@ -1,0 +1,123 @@
+"""The helper API over real consumers (channels' test communicator), embedded backend."""
+
+import asyncio
+
+import pytest
+
+from demo_project.asgi import application
+from freeim import im
+from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable
+from freeim.testing import FreeIMCommunicator, connected
+
+
+async def no_frame(communicator):
+    assert await communicator.receive_nothing(timeout=0.1)
+
+
+async def test_private_message_multi_device_and_receipts():
+    async with connected(application, 1) as alice, connected(application, 2) as bob1, \
+            connected(application, 2) as bob2:
+        await im.asend_message(1, [2, 3], {"text": "hi"}, receipt=True)
+        for bob in (bob1, bob2):
+            assert await bob.receive_frame() == {"type": "message", "from": 1, "data": {"text": "hi"}}
+        receipts = [await alice.receive_frame(), await alice.receive_frame()]
+        assert sorted((r["to"], r["status"]) for r in receipts) == [(2, "delivered"), (3, "offline")]
+        assert all(r["type"] == "receipt" and r["data"] == {"text": "hi"} for r in receipts)
+
+
+async def test_sender_gets_own_message_only_on_other_devices():
+    async with connected(application, 1) as alice, connected(application, 2) as bob:
+        await im.asend_message(1, [1, 2], "one device")
+        assert (await bob.receive_frame())["data"] == "one device"
+        await no_frame(alice)
+        async with connected(application, 1) as alice2:
+            await im.asend_message(1, [1, 2], "two devices")
+            for terminal in (alice, alice2, bob):
+                assert (await terminal.receive_frame())["data"] == "two devices"
+
+
+async def test_string_and_numeric_string_ids_are_one_client():
+    async with connected(application, "7") as seven, connected(application, "bob"):
+        await im.asend_message("bob", [7], "x")
+        assert await seven.receive_frame() == {"type": "message", "from": "bob", "data": "x"}
+        assert await im.ahas_online(["7", 7, "bob", "carol"]) == {7: True, "bob": True, "carol": False}
+        assert await im.ahas_online("7") is True
+        assert sorted(map(str, await im.aget_client_list_by_online())) == ["7", "bob"]
+
+
+async def test_chans_deliver_to_members_only_and_are_left_on_last_disconnect():
+    async with connected(application, 1) as alice, connected(application, 2) as bob, \
+            connected(application, 3) as carol:
+        await im.ajoin_chan(1, "room", "lobby")
+        await im.ajoin_chan(2, "room")
+        assert await im.aget_chan_list() == [("lobby", 1), ("room", 2)]
+        assert await im.aget_chan_online("room") == 2
+        assert sorted(await im.aget_chan_client_list("room")) == [1, 2]
+        assert await im.aget_chan_list_by_client_id(1) == ["lobby", "room"]
+        await im.asend_chan_message(3, "room", "hello room")
+        for member in (alice, bob):
+            assert await member.receive_frame() == {"type": "chan", "chan": "room", "from": 3, "data": "hello room"}
+        await no_frame(carol)
+        await im.aleave_chan(2, "room")
+        await im.asend_chan_message(1, "room", "after leave")
+        assert (await alice.receive_frame())["data"] == "after leave"
+        await no_frame(bob)
+    assert await im.aget_chan_list() == []
+
+
+async def test_clear_chan_stops_delivery():
+    async with connected(application, 1) as alice:
+        await im.ajoin_chan(1, "room")
+        assert await im.aclear_chan_client("room") == [1]
+        await im.asend_chan_message(1, "room", "nobody")
+        await no_frame(alice)
+        assert await im.aget_chan_list_by_client_id(1) == []
+
+
+async def test_broadcast_reaches_every_connection():
+    async with connected(application, 1) as a, connected(application, 2) as b, connected(application, 2) as b2:
+        await im.asend_broadcast_message({"n": 1})
+        for terminal in (a, b, b2):
+            assert await terminal.receive_frame() == {"type": "broadcast", "data": {"n": 1}}
+
+
+async def test_force_offline_closes_every_connection_with_4000():
+    bob1 = await FreeIMCommunicator.open(application, 2)
+    bob2 = await FreeIMCommunicator.open(application, 2)
+    await im.aforce_offline(2)
+    assert [await bob1.receive_close(), await bob2.receive_close()] == [4000, 4000]
+    await bob1.disconnect()
+    await bob2.disconnect()
+    assert await im.ahas_online(2) is False
+
+
+async def test_sync_twins_work_from_a_worker_thread():
+    async with connected(application, 1) as alice:
+        await asyncio.to_thread(im.send_message, 2, [1], "from a thread")
+        assert await alice.receive_frame() == {"type": "message", "from": 2, "data": "from a thread"}
+        await asyncio.to_thread(im.join_chan, 1, "room")
+        assert await asyncio.to_thread(im.get_chan_list) == [("room", 1)]
+
+
+async def test_bad_input_is_rejected_before_anything_is_sent():
+    async with connected(application, 1) as alice:
+        with pytest.raises(InvalidMessage):
+            await im.asend_message(2, [1], object())
+        with pytest.raises(InvalidMessage):
+            await im.asend_broadcast_message("x" * 70_000)
+        with pytest.raises(InvalidChan):
+            await im.ajoin_chan(1, "bad chan")
+        with pytest.raises(ClientOffline):
+            await im.ajoin_chan(99, "room")
+        await no_frame(alice)
+
+
+async def test_prev_connect_server_urls(settings):
+    with pytest.raises(NoServerAvailable):
+        await im.aprev_connect_server(1)
+    url = await im.aprev_connect_server(1, base="wss://chat.example.com/")
+    assert url.startswith("wss://chat.example.com/ws?token=") and len(url.split("=", 1)[1]) >= 22
+    settings.FREEIM = {"SERVERS": ["wss://im.example.com:8443"], "PATH": "/im/ws"}
+    assert (await im.aprev_connect_server(1)).startswith("wss://im.example.com:8443/im/ws?token=")
+    settings.FREEIM = {"SERVERS": ["127.0.0.1:6001"]}
+    assert im.prev_connect_server("alice", "ios").startswith("ws://127.0.0.1:6001/ws?token=")

@@ -1,0 +1,52 @@
+import json
+import struct
+
+import pytest
+
+from freeim import protocol
+from freeim.exceptions import InvalidMessage
+from freeim.protocol import CloseCode
+
+
+def test_frames_are_compact_json_with_unicode_kept():
+    frame = protocol.message_frame(1, {"t": "héllo"})
+    assert json.loads(frame) == {"type": "message", "from": 1, "data": {"t": "héllo"}}
+    assert "héllo" in protocol.broadcast_frame("héllo")
+    assert json.loads(protocol.chan_frame("room", "bob", [1])) == {"type": "chan", "chan": "room", "from": "bob",
+                                                                   "data": [1]}
+    assert json.loads(protocol.receipt_frame(2, "offline", None)) == {"type": "receipt", "to": 2,
+                                                                      "status": "offline", "data": None}
+
+
+def test_unserialisable_data_is_a_clear_error():
+    with pytest.raises(InvalidMessage):
+        protocol.broadcast_frame({"when": object()})
+
+
+@pytest.mark.parametrize(("text", "binary", "expected"), [
+    ('{"type":"ping"}', None, "ping"),
+    ('{"type":"hello"}', None, None),
+    ("{}", None, None),
+])
+def test_parse_inbound_accepts(text, binary, expected):
+    assert protocol.parse_inbound(text, binary) == expected
+
+
+@pytest.mark.parametrize(("text", "binary", "code"), [
+    (None, b"\x00", CloseCode.PROTOCOL_ERROR),
+    ("not json", None, CloseCode.PROTOCOL_ERROR),
+    ("[1, 2]", None, CloseCode.PROTOCOL_ERROR),
+    ('"ping"', None, CloseCode.PROTOCOL_ERROR),
+    ("{" + " " * 5000 + "}", None, CloseCode.MESSAGE_TOO_BIG),
+])
+def test_parse_inbound_rejects_with_close_code(text, binary, code):
+    with pytest.raises(ValueError) as error:
+        protocol.parse_inbound(text, binary)
+    assert error.value.args[0] == code
+
+
+@pytest.mark.parametrize(("size", "header"), [(5, b"\x81\x05"), (200, b"\x81\x7e" + struct.pack("!H", 200)),
+                                              (70_000, b"\x81\x7f" + struct.pack("!Q", 70_000))])
+def test_ws_text_frame_header_lengths(size, header):
+    frame = protocol.ws_text_frame(b"x" * size)
+    assert frame.startswith(header) and len(frame) == len(header) + size
