@@ -60,10 +60,12 @@ DATABASES = {
     }
 }
 
+# Basic first, so an unauthenticated call gets 401 with a WWW-Authenticate header
+# (scripts and curl); the demo page is authenticated by its session.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
