@@ -38,6 +38,12 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix")):
         errors.append(Error(f"FREEIM['REDIS_URL'] is not a Redis URL: {url!r}.",
                             hint="redis://host:6379/0, rediss://... or unix:///path", id="freeim.E006"))
+    ttl = raw.get("HEARTBEAT_TTL", DEFAULTS["HEARTBEAT_TTL"])
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 1 <= ttl <= 300:
+        errors.append(Error(f"FREEIM['HEARTBEAT_TTL'] must be 1-300 seconds, not {ttl!r}.", id="freeim.E010"))
+    prefix = raw.get("REDIS_PREFIX", DEFAULTS["REDIS_PREFIX"])
+    if not isinstance(prefix, str) or not prefix or any(ch.isspace() for ch in prefix):
+        errors.append(Error("FREEIM['REDIS_PREFIX'] must be a non-empty string without spaces.", id="freeim.E011"))
     if raw.get("ROUTING", DEFAULTS["ROUTING"]) not in ("modulo", "rendezvous"):
         errors.append(Error("FREEIM['ROUTING'] must be 'modulo' or 'rendezvous'.", id="freeim.E007"))
     try:

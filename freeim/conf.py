@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "SERVERS": [],
     "SERVER": None,
     "REDIS_URL": None,
+    "REDIS_PREFIX": "freeim",
+    "HEARTBEAT_TTL": 10,
     "PATH": "/ws",
     "TOKEN_TTL": 10,
     "ROUTING": "rendezvous",
@@ -53,6 +55,15 @@ class Settings:
     @property
     def REDIS_URL(self) -> str | None:
         return self._get("REDIS_URL") or None
+
+    @property
+    def REDIS_PREFIX(self) -> str:
+        return self._get("REDIS_PREFIX")
+
+    @property
+    def HEARTBEAT_TTL(self) -> float:
+        """Seconds a node stays registered without a heartbeat; nodes beat every fifth of it."""
+        return self._get("HEARTBEAT_TTL")
 
     @property
     def PATH(self) -> str:

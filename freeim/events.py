@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
-from .ids import ClientId
+from .backends import Backend
+from .exceptions import StoreUnavailable
+from .ids import ClientId, client_id
 from .signals import client_offline, client_online
 
 logger = logging.getLogger(__name__)
@@ -16,6 +19,38 @@ SIGNALS = {"online": client_online, "offline": client_offline}
 async def dispatch(kind: str, client_id: ClientId, meta: str, server: str) -> None:
     """Send the signal of one event; a failing receiver is logged, never raised."""
     results = await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server)
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
+
+
+def consume(backend: Backend, group: str, consumer: str, claim_idle: float, stop: threading.Event) -> None:
+    """Handle the events stream as one worker of ``group`` until ``stop`` is set.
+
+    Each event reaches one worker of the group; it is acked after its receivers
+    ran, so one that a worker took and died with is claimed by another after
+    ``claim_idle`` seconds.
+    """
+    while not stop.is_set():
+        try:
+            batch = backend.call("read_events", group, consumer, int(claim_idle * 1000), 1000)
+        except StoreUnavailable as error:
+            logger.warning("freeim events: %s; retrying", error)
+            stop.wait(1)
+            continue
+        for entry_id, fields in batch:
+            handle(fields)
+            backend.call("ack_events", group, [entry_id])
+
+
+def handle(fields: dict[str, str]) -> None:
+    """Send the signal of one event read from Redis; failing receivers are logged."""
+    kind, client = fields.get("kind", ""), fields.get("client", "")
+    if kind not in SIGNALS or not client:
+        logger.error("freeim events: malformed event %r skipped", fields)
+        return
+    results = SIGNALS[kind].send_robust(sender=None, client_id=client_id(client), meta=fields.get("meta", ""),
+                                        server=fields.get("server", ""))
     for receiver, result in results:
         if isinstance(result, Exception):
             logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from . import operations, protocol
 from .backends import Backend
 from .connection import Connection, Frame
 from .events import LocalEvents
+from .exceptions import StoreUnavailable
 from .ids import ClientId
 from .protocol import CloseCode
 from .registry import Registry
@@ -44,6 +46,7 @@ class Node:
         self.backlog_limit = backlog_limit
         self.registry = Registry()
         self.loop = asyncio.get_running_loop()
+        self.boot = uuid.uuid4().hex
         self.events = LocalEvents() if backend.local_events else None
         self._inbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         self._dirty: dict[Connection, None] = {}
@@ -55,13 +58,15 @@ class Node:
         """Clean what a previous process of this name left, register, and start receiving."""
         if self.events is not None:
             self.events.start()
-        for client_id in await self.backend.acall("drop_node", self.name):
+        for client_id in await self.backend.acall("drop_node", self.name, True):
             self._emit("offline", client_id, "")
-        await self.backend.acall("register_node", self.name)
+        await self.backend.acall("register_node", self.name, self.boot)
         self._tasks = [
             asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait), name="freeim-receive"),
             asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
         ]
+        if self.backend.heartbeat_ttl:
+            self._tasks.append(asyncio.create_task(self._keep_alive(self.backend.heartbeat_ttl), name="freeim-beat"))
         logger.info("freeim node %s started", self.name)
 
     async def stop(self) -> None:
@@ -69,7 +74,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         metas = {c.client_id: c.meta for c in self.registry.connections()}
-        for client_id in await self.backend.acall("drop_node", self.name):
+        for client_id in await self.backend.acall("drop_node", self.name, True):
             self._emit("offline", client_id, metas.get(client_id, ""))
         self.registry = Registry()
         if self.events is not None:
@@ -80,7 +85,10 @@ class Node:
         """Register an accepted connection here and in the store."""
         connection.on_resume = self._wake
         self.registry.add(connection)
-        if await self.backend.acall("add_connection", self.name, connection.client_id):
+        await self._register(connection)
+
+    async def _register(self, connection: Connection) -> None:
+        if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
             self._emit("online", connection.client_id, connection.meta)
 
     async def detach(self, connection: Connection) -> None:
@@ -90,8 +98,34 @@ class Node:
         if connection not in self.registry.clients.get(connection.client_id, ()):
             return
         self.registry.remove(connection)
-        if await self.backend.acall("remove_connection", self.name, connection.client_id):
+        if await self.backend.acall("remove_connection", self.name, connection.client_id, connection.meta):
             self._emit("offline", connection.client_id, connection.meta)
+
+    async def _keep_alive(self, ttl: float) -> None:
+        """Heartbeat, rebuild a lost registration, and reap dead peers, every ``ttl / 5`` seconds."""
+        while True:
+            await asyncio.sleep(ttl / 5)
+            try:
+                if not await self.backend.acall("heartbeat", self.name, self.boot):
+                    await self._register_again()
+                dead = await self.backend.acall("reap", self.name)
+                if dead:
+                    logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
+            except StoreUnavailable as error:
+                logger.warning("freeim node %s: %s; retrying", self.name, error)
+            except Exception:
+                logger.exception("freeim node %s: heartbeat failed", self.name)
+
+    async def _register_again(self) -> None:
+        """Write this node's live connections and chans back (after a Redis restart, or being reaped)."""
+        logger.warning("freeim node %s lost its registration; registering %d clients again",
+                       self.name, len(self.registry.clients))
+        await self.backend.acall("drop_node", self.name, True)
+        await self.backend.acall("register_node", self.name, self.boot)
+        for connection in list(self.registry.connections()):
+            await self._register(connection)
+        for client_id, chans in self.registry.chans_by_client():
+            await self.backend.acall("join", client_id, chans)
 
     def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
         if self.events is not None:

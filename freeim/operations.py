@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from . import ids, protocol, router
 from .backends import Backend, get_backend
 from .conf import conf, server_base
+from .effects import adrive, drive
 from .exceptions import ClientOffline, InvalidMessage, NoServerAvailable
 from .ids import ClientId
 
@@ -26,24 +27,14 @@ MAX_META_LENGTH = 1024
 
 def run(op: Op[T], backend: Backend | None = None) -> T:
     """Drive an operation with blocking backend calls."""
-    backend = backend or get_backend()
-    try:
-        name, args = next(op)
-        while True:
-            name, args = op.send(backend.call(name, *args))
-    except StopIteration as stop:
-        return stop.value
+    chosen = backend or get_backend()
+    return drive(op, lambda call: chosen.call(call[0], *call[1]))
 
 
 async def arun(op: Op[T], backend: Backend | None = None) -> T:
     """Drive an operation with awaited backend calls."""
-    backend = backend or get_backend()
-    try:
-        name, args = next(op)
-        while True:
-            name, args = op.send(await backend.acall(name, *args))
-    except StopIteration as stop:
-        return stop.value
+    chosen = backend or get_backend()
+    return await adrive(op, lambda call: chosen.acall(call[0], *call[1]))
 
 
 def connect_ticket(client_id: object, meta: str = "", base: str | None = None) -> Op[tuple[str, str]]:

@@ -53,6 +53,10 @@ class Registry:
         for client_id in list(self._chans.get(chan, ())):
             self.leave(client_id, [chan])
 
+    def chans_by_client(self) -> list[tuple[ClientId, list[str]]]:
+        """Every local client that is in a chan, with its chans."""
+        return [(client_id, sorted(chans)) for client_id, chans in self._client_chans.items()]
+
     def chan_members(self, chan: str) -> set[ClientId]:
         return self._chans.get(chan, set())
 

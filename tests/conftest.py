@@ -7,6 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from freeim.backends import reset_backend
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for the whole run (a missing binary fails the run, never skips)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -16,15 +16,13 @@ def get_backend() -> Backend:
     global _backend
     if _backend is None:
         if conf.REDIS_URL:
-            from django.core.exceptions import ImproperlyConfigured
+            from .redis import RedisBackend
 
-            raise ImproperlyConfigured(
-                "FREEIM['REDIS_URL'] is set, but this freeim version has only the embedded backend; "
-                "remove REDIS_URL to run one process on the memory store."
-            )
-        from .memory import MemoryBackend
+            _backend = RedisBackend(conf.REDIS_URL, conf.REDIS_PREFIX, conf.HEARTBEAT_TTL)
+        else:
+            from .memory import MemoryBackend
 
-        _backend = MemoryBackend()
+            _backend = MemoryBackend()
     return _backend
 
 

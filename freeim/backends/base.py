@@ -42,26 +42,43 @@ class Backend(abc.ABC):
         """Take the record of ``token`` and forget the token; None if unknown or expired."""
 
     # Nodes
+    #: Seconds a node's registration lives without a heartbeat; None: nodes need no heartbeat.
+    heartbeat_ttl: float | None = None
+
     @abc.abstractmethod
-    def register_node(self, node: str) -> None:
-        """Mark ``node`` alive (it receives payloads from now on)."""
+    def register_node(self, node: str, boot: str) -> None:
+        """Mark ``node`` (the process with boot id ``boot``) alive: it receives payloads from now on."""
+
+    def heartbeat(self, node: str, boot: str) -> bool:
+        """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
+        return True
+
+    def reap(self, me: str) -> list[str]:
+        """Clean up after peers whose heartbeat stopped (one reaper at a time); return their names."""
+        return []
 
     @abc.abstractmethod
     def alive_nodes(self) -> list[str]:
         """Names of the nodes that are alive, sorted."""
 
     @abc.abstractmethod
-    def drop_node(self, node: str) -> list[ClientId]:
-        """Remove every connection and the registration of ``node``; return clients now offline."""
+    def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+        """Remove every connection and the registration of ``node``; return clients now offline.
+
+        Without ``force`` nothing is removed while ``node`` looks alive (a reaper racing a restart).
+        """
 
     # Presence
     @abc.abstractmethod
-    def add_connection(self, node: str, client_id: ClientId) -> bool:
+    def add_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
         """Count one more connection of ``client_id`` on ``node``; True if it just came online."""
 
     @abc.abstractmethod
-    def remove_connection(self, node: str, client_id: ClientId) -> bool:
-        """Count one connection less; True if the client just went offline (its chans are left)."""
+    def remove_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
+        """Count one connection less; True if the client just went offline (its chans are left).
+
+        ``meta`` is the closing connection's, for the offline event.
+        """
 
     @abc.abstractmethod
     def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:

@@ -45,7 +45,7 @@ class MemoryBackend(Backend):
             expires, record = self._tokens.pop(token, (0.0, None))
         return record if expires > time.monotonic() else None
 
-    def register_node(self, node: str) -> None:
+    def register_node(self, node: str, boot: str) -> None:
         with self._lock:
             self._nodes.add(node)
 
@@ -53,7 +53,7 @@ class MemoryBackend(Backend):
         with self._lock:
             return sorted(self._nodes)
 
-    def drop_node(self, node: str) -> list[ClientId]:
+    def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         with self._lock:
             self._nodes.discard(node)
             self._inboxes.pop(node, None)
@@ -64,13 +64,13 @@ class MemoryBackend(Backend):
                     gone.append(client_id)
             return gone
 
-    def add_connection(self, node: str, client_id: ClientId) -> bool:
+    def add_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
         with self._lock:
             nodes = self._connections.setdefault(client_id, {})
             nodes[node] = nodes.get(node, 0) + 1
             return sum(nodes.values()) == 1
 
-    def remove_connection(self, node: str, client_id: ClientId) -> bool:
+    def remove_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
         with self._lock:
             nodes = self._connections.get(client_id)
             if not nodes or node not in nodes:

@@ -1,0 +1,37 @@
+"""``python manage.py freeim_events``: turn the cluster's online/offline events into Django signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from freeim.backends import get_backend
+from freeim.conf import conf
+from freeim.events import consume
+
+
+class Command(BaseCommand):
+    help = ("Send freeim's client_online / client_offline signals for the cluster's events. "
+            "Run any number of copies: each event is handled by exactly one.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--group", default="freeim", help="consumer group; one group sees every event once")
+        parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}",
+                            help="this worker's name in the group (default: host-pid)")
+        parser.add_argument("--claim-idle", type=float, default=30.0,
+                            help="seconds before an event a dead worker took is handled again (default 30)")
+
+    def handle(self, *args: Any, group: str, consumer: str, claim_idle: float, **options: Any) -> None:
+        if not conf.REDIS_URL:
+            raise CommandError("freeim_events needs FREEIM['REDIS_URL']; the embedded mode sends signals "
+                               "in the server process itself.")
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.stdout.write(f"freeim events: consumer {consumer} of group {group}")
+        consume(get_backend(), group, consumer, claim_idle, stop)

@@ -1,0 +1,92 @@
+"""The store's semantics, identical for the embedded (memory) and the Redis backend."""
+
+import time
+import uuid
+
+import pytest
+
+from freeim.backends.memory import MemoryBackend
+from freeim.backends.redis import RedisBackend
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    backend = RedisBackend(request.getfixturevalue("redis_server").url, f"t{uuid.uuid4().hex[:8]}", 1)
+    yield backend
+    backend.flush()
+
+
+def test_token_is_one_time(store):
+    store.call("issue_token", "t1", {"client_id": 1, "meta": "m", "server": "a"}, 10)
+    assert store.call("redeem_token", "t1") == {"client_id": 1, "meta": "m", "server": "a"}
+    assert store.call("redeem_token", "t1") is None
+    assert store.call("redeem_token", "unknown") is None
+
+
+def test_token_expires(store, monkeypatch):
+    store.call("issue_token", "t2", {"client_id": 1}, 1)
+    if isinstance(store, MemoryBackend):
+        now = time.monotonic()
+        monkeypatch.setattr(time, "monotonic", lambda: now + 2)
+    else:
+        time.sleep(1.1)
+    assert store.call("redeem_token", "t2") is None
+
+
+def test_presence_counts_connections_per_node(store):
+    assert store.call("add_connection", "a", 1, "web") is True
+    assert store.call("add_connection", "b", 1, "ios") is False
+    assert store.call("add_connection", "a", "bob") is True
+    assert store.call("locate", [1, 2, "bob"]) == {1: {"a": 1, "b": 1}, "bob": {"a": 1}}
+    assert store.call("remove_connection", "a", 1) is False
+    assert store.call("remove_connection", "a", 1) is False  # not there any more: no double count
+    assert store.call("remove_connection", "b", 1) is True
+    assert store.call("online_clients") == ["bob"]
+
+
+def test_chans_need_online_members_and_are_left_on_last_disconnect(store):
+    assert store.call("join", 1, ["room"]) is False
+    store.call("add_connection", "a", 1)
+    store.call("add_connection", "b", 2)
+    assert store.call("join", 1, ["room", "lobby"]) and store.call("join", 2, ["room"])
+    assert store.call("chan_list") == [("lobby", 1), ("room", 2)]
+    assert store.call("client_chans", 1) == ["lobby", "room"]
+    assert store.call("chan_nodes", "room") == ["a", "b"]
+    store.call("remove_connection", "a", 1)
+    assert store.call("chan_members", "room") == [2] and store.call("chan_online", "lobby") == 0
+    assert store.call("chan_nodes", "room") == ["b"]
+    store.call("leave", 2, ["room"])
+    assert store.call("chan_list") == [] and store.call("chan_nodes", "room") == []
+
+
+def test_chan_nodes_follow_connections_of_members(store):
+    store.call("add_connection", "a", 1)
+    store.call("join", 1, ["room"])
+    store.call("add_connection", "b", 1)  # a second device on another node
+    assert store.call("chan_nodes", "room") == ["a", "b"]
+    store.call("remove_connection", "a", 1)
+    assert store.call("chan_nodes", "room") == ["b"] and store.call("chan_members", "room") == [1]
+
+
+def test_clear_chan_returns_members(store):
+    for client in (1, 2):
+        store.call("add_connection", "a", client)
+        store.call("join", client, ["room"])
+    assert sorted(store.call("clear_chan", "room")) == [1, 2]
+    assert store.call("client_chans", 1) == [] and store.call("chan_members", "room") == []
+    assert store.call("chan_nodes", "room") == []
+
+
+def test_drop_node_returns_clients_only_there(store):
+    store.call("register_node", "a", "boot-1")
+    store.call("add_connection", "a", 1)
+    store.call("add_connection", "a", 2)
+    store.call("add_connection", "b", 2)
+    store.call("join", 1, ["room"])
+    assert store.call("alive_nodes") == ["a"]
+    assert store.call("drop_node", "a") == [1]
+    assert store.call("locate", [1, 2]) == {2: {"b": 1}}
+    assert store.call("chan_list") == [] and store.call("alive_nodes") == []
