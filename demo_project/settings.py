@@ -70,9 +70,34 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 
-# freeim: the embedded default. No SERVERS: the connect endpoint answers with the
-# host and scheme the request came in on, so the demo works on any port.
-FREEIM = {}
+# freeim. With no environment set: the embedded default (one process, no Redis; no
+# SERVERS, so the connect endpoint answers with the host and scheme the request came
+# in on and the demo works on any port). For a cluster, the same project runs as any
+# node or as the business app (see demo_project/cluster.py):
+#   FREEIM_REDIS_URL=redis://127.0.0.1:6379/0
+#   FREEIM_SERVERS=127.0.0.1:6001,127.0.0.1:6002,127.0.0.1:6003   (host:port or ws(s):// bases)
+#   FREEIM_SERVER=127.0.0.1:6001   (on a node; unset in the business app)
+FREEIM = {
+    key: value
+    for key, value in {
+        "REDIS_URL": os.environ.get("FREEIM_REDIS_URL"),
+        "SERVERS": [s.strip() for s in os.environ.get("FREEIM_SERVERS", "").split(",") if s.strip()],
+        "TOKEN_TTL": int(os.environ.get("FREEIM_TOKEN_TTL", "10")),
+        "HEARTBEAT_TTL": float(os.environ.get("FREEIM_HEARTBEAT_TTL", "10")),
+    }.items()
+    if value
+}
+
+if FREEIM.get("REDIS_URL"):
+    # The project's own Channels code (not freeim, which has its own transport) gets
+    # channels_redis, configured for redis-py 8: blocking reads need socket_timeout=None.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": FREEIM["REDIS_URL"], "socket_timeout": None}],
+                       "prefix": "demo-channels"},
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -85,5 +110,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"freeim": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"freeim": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

@@ -34,7 +34,8 @@ def wrap(application: ASGIApp) -> ASGIApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await ensure_node()
+                if conf.IS_NODE:
+                    await ensure_node()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await stop_node()

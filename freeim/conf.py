@@ -53,6 +53,12 @@ class Settings:
         return servers[0] if len(servers) == 1 else EMBEDDED_SERVER
 
     @property
+    def IS_NODE(self) -> bool:
+        """Whether this process holds WebSockets: always in the embedded mode; in a cluster when
+        ``SERVER`` is one of ``SERVERS`` (business processes are not nodes)."""
+        return not self.REDIS_URL or self.SERVER in self.SERVERS
+
+    @property
     def REDIS_URL(self) -> str | None:
         return self._get("REDIS_URL") or None
 

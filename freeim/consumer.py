@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
+from .conf import conf
 from .connection import Connection
 from .lifecycle import ensure_node
 from .node import Node
@@ -29,6 +30,9 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = query.get("token", [""])[0]
+        if not conf.IS_NODE:  # a business process in a cluster: terminals connect to the nodes
+            await self.close()
+            return
         node = await ensure_node()
         record = await node.backend.acall("redeem_token", token) if token else None
         if record is None or record.get("server") != node.name:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .backends import get_backend
 from .conf import conf
 from .node import Node
@@ -22,6 +24,9 @@ _starting: asyncio.Future[Node] | None = None
 async def ensure_node() -> Node:
     """The node of the running loop and current settings, started once."""
     global _node, _starting
+    if not conf.IS_NODE:
+        raise ImproperlyConfigured(f"This process is not a freeim node: FREEIM['SERVER'] ({conf.SERVER!r}) "
+                                   "is not in FREEIM['SERVERS'].")
     loop = asyncio.get_running_loop()
     backend = get_backend()
     current = _node
@@ -51,7 +56,7 @@ async def stop_node() -> None:
 
 def install_server_hooks() -> None:
     """Under daphne, start the node with the reactor and stop it before shutdown."""
-    if "daphne.server" not in sys.modules or "twisted.internet.reactor" not in sys.modules:
+    if "daphne.server" not in sys.modules or "twisted.internet.reactor" not in sys.modules or not conf.IS_NODE:
         return
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred

@@ -1,0 +1,90 @@
+"""Run the demo as a local 3-node cluster: ``python demo_project/cluster.py``.
+
+Starts Redis on 127.0.0.1:6379 if none answers there, migrates the demo
+database, then runs three daphne nodes on ports 6001-6003, the business app
+(the chat page and the REST API) on port 8000, and one ``freeim_events``
+worker. Ctrl-C stops them all. Open http://127.0.0.1:8000/ in two browsers:
+each terminal's WebSocket goes straight to the node that owns its client id.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_PORTS = (6001, 6002, 6003)
+BUSINESS_PORT = 8000
+REDIS_URL = os.environ.get("FREEIM_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def cluster_env(redis_url: str, servers: Sequence[str], server: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of one process of the cluster: a node when ``server`` is given, else business."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo_project.settings", "FREEIM_REDIS_URL": redis_url,
+           "FREEIM_SERVERS": ",".join(servers), "PYTHONPATH": str(ROOT), **extra}
+    env.pop("FREEIM_SERVER", None)
+    if server:
+        env["FREEIM_SERVER"] = server
+    return env
+
+
+def daphne_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """daphne as a node wants it: its own port, a deep listen backlog, no 24 h socket cutoff."""
+    return [sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface={host}:backlog=4096",
+            "--websocket_timeout", "-1", "-v", "1", "demo_project.asgi:application"]
+
+
+def events_command() -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), "freeim_events"]
+
+
+def ensure_redis(url: str) -> subprocess.Popen[bytes] | None:
+    """Start redis-server for ``url``'s port unless something already answers there."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return None
+    except redis.ConnectionError:
+        pass
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit(f"Nothing answers at {url} and redis-server is not installed.")
+    port = str(redis.connection.parse_url(url).get("port", 6379))
+    process = subprocess.Popen([binary, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    time.sleep(0.5)
+    return process
+
+
+def main() -> None:
+    servers = [f"127.0.0.1:{port}" for port in NODE_PORTS]
+    redis_process = ensure_redis(REDIS_URL)
+    business = cluster_env(REDIS_URL, servers)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity", "0"], env=business,
+                   check=True, cwd=ROOT)
+    processes = [subprocess.Popen(daphne_command(port), env=cluster_env(REDIS_URL, servers, server), cwd=ROOT)
+                 for port, server in zip(NODE_PORTS, servers, strict=True)]
+    processes.append(subprocess.Popen(daphne_command(BUSINESS_PORT), env=business, cwd=ROOT))
+    processes.append(subprocess.Popen(events_command(), env=business, cwd=ROOT))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the children on SIGTERM as on Ctrl-C
+    print(f"freeim cluster: nodes {', '.join(servers)}; chat at http://127.0.0.1:{BUSINESS_PORT}/ ; Ctrl-C stops")
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in [*processes, *([redis_process] if redis_process else [])]:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
