@@ -7,8 +7,9 @@ node and async callers: no ``async_to_sync``, no client shared across loops.
 
 Transport: each node reads its own stream ``p:node:<n>:inbox`` (``XREAD BLOCK``
 from the last id it saw), and the helper writes one ``XADD`` per node per call,
-all nodes in one pipeline. A stream keeps what arrives while the node's reader
-reconnects or its loop stalls; PUBLISH would drop it (research/channels-risks.md Q3, Q7).
+all nodes in one pipeline, trimming entries older than a minute (``MINID ~``).
+A stream keeps what arrives while the node's reader reconnects or its loop
+stalls; PUBLISH would drop it (research/channels-risks.md Q3, Q7).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +37,8 @@ from .redis_lua import SCRIPTS
 
 logger = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-INBOX_MAXLEN = 10_000
+#: A node's inbox keeps the last minute: a node stalled or reconnecting for less loses nothing.
+INBOX_RETENTION_MS = 60_000
 EVENTS_MAXLEN = 100_000
 DROP_CHUNK = 500
 READ_COUNT = 500
@@ -254,8 +257,9 @@ class RedisBackend(Backend):
     # Transport
     def publish(self, batches: dict[str, list[Payload]]) -> Effects[None]:
         if batches:
-            yield Pipe(tuple(("xadd", (self.key("node", node, "inbox"), {"p": json.dumps(payloads)}, "*",
-                                       INBOX_MAXLEN, True)) for node, payloads in batches.items()))
+            oldest = f"{int(time.time() * 1000) - INBOX_RETENTION_MS}-0"
+            yield Pipe(tuple(("xadd", (self.key("node", node, "inbox"), {"p": json.dumps(payloads)}, "*", None,
+                                       True, False, oldest)) for node, payloads in batches.items()))
 
     async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
         """Read ``node``'s inbox from where this process started, across reconnects, until cancelled."""

@@ -1,0 +1,301 @@
+/*
+ * freeim.js: the browser client of freeim. No dependencies, no build step; load it
+ * as a classic script (it defines window.FreeIM) or bundle it (CommonJS export).
+ *
+ *   const im = new FreeIM({
+ *     api: "/im/",              // where freeim.urls is mounted
+ *     connectUrl: "/im/connect/", // default: api + "connect/"
+ *     meta: "",                 // sent with every connect; the signals get it back
+ *     headers: {},              // object, or function returning one, added to every API request
+ *     fetchOptions: {},         // extra fetch() options (credentials defaults to "same-origin")
+ *     csrfCookie: "csrftoken",  // Django's CSRF cookie, sent back as X-CSRFToken (null: don't)
+ *     pingInterval: 25000,      // ms between pings; no frame for a whole interval = connection lost
+ *     backoff: {min: 500, max: 15000}, // reconnect delay doubles from min up to max, with jitter
+ *   });
+ *
+ *   im.on("message",   f => ...)  // {type: "message", from, data}
+ *   im.on("chan",      f => ...)  // {type: "chan", chan, from, data}
+ *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
+ *   im.on("receipt",   f => ...)  // {type: "receipt", to, status: "delivered" | "offline", data}
+ *   im.on("open",  e => ...)      // {clientId, server}: connected (chans already rejoined)
+ *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
+ *                                 // reconnectIn is ms until the next one, or null if there is none
+ *   im.on("forced_offline", e => ...) // {code: 4000, reason}: the server took us offline; no reconnect
+ *   im.on("error", err => ...)    // a connect request failed, or a frame was not JSON
+ *   // on() returns a function that removes the listener; off(type, fn) does too.
+ *
+ *   im.connect();  // POST connectUrl for a one-time URL, open the socket; reconnects by itself
+ *   im.close();    // close for good (until connect() again)
+ *   im.state       // "idle" | "connecting" | "open" | "waiting" (to reconnect) | "closed"
+ *   im.clientId    // our client id, known after the first connect request
+ *
+ * The socket only receives; everything a terminal does goes through the REST API.
+ * These return promises of the parsed JSON answer, and reject with an Error that has
+ * .status and .body (the answer's JSON) on an HTTP error:
+ *
+ *   im.sendMessage(to, data, {receipt: true})  // to: one id or an array of ids
+ *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set) is rejoined on reconnect
+ *   im.sendChanMessage(chan, data)
+ *   im.chans()                                 // [{chan, online}]
+ *   im.chanMembers(chan)                       // {chan, members}
+ *   im.request(method, path, body)             // anything else under `api`
+ *
+ * Reconnecting: every attempt fetches a fresh token (tokens are single-use and
+ * short-lived). Close code 4000 (forced offline), a 401/403 from the connect request
+ * (logged out) and close() stop reconnecting; everything else retries with backoff.
+ */
+(function (root, factory) {
+  "use strict";
+  const FreeIM = factory();
+  if (typeof module === "object" && module.exports) module.exports = FreeIM;
+  else root.FreeIM = FreeIM;
+})(typeof self !== "undefined" ? self : this, function () {
+  "use strict";
+
+  const FORCED_OFFLINE = 4000;
+  const PING = JSON.stringify({type: "ping"});
+
+  function readCookie(name) {
+    const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  class FreeIM {
+    constructor(options = {}) {
+      const api = options.api || "/im/";
+      this.options = Object.assign({
+        api,
+        connectUrl: api + "connect/",
+        meta: "",
+        headers: {},
+        fetchOptions: {},
+        csrfCookie: "csrftoken",
+        pingInterval: 25000,
+      }, options);
+      this.options.backoff = Object.assign({min: 500, max: 15000}, options.backoff);
+      this.state = "idle";
+      this.clientId = null;
+      this.joined = new Set();
+      this._listeners = {};
+      this._socket = null;
+      this._timer = null;     // the pending reconnect
+      this._pinger = null;
+      this._attempt = 0;      // failures since the last stable connection
+      this._alive = false;    // a frame arrived since the last ping
+      this._generation = 0;   // bumped by close(): late answers of an older attempt are dropped
+    }
+
+    on(type, listener) {
+      (this._listeners[type] = this._listeners[type] || new Set()).add(listener);
+      return () => this.off(type, listener);
+    }
+
+    off(type, listener) {
+      const listeners = this._listeners[type];
+      if (listeners) listeners.delete(listener);
+    }
+
+    _emit(type, event) {
+      for (const listener of Array.from(this._listeners[type] || [])) {
+        try {
+          listener(event);
+        } catch (error) {
+          console.error("freeim: a " + type + " listener failed", error); // one bad listener must not starve the rest
+        }
+      }
+    }
+
+    connect() {
+      if (this.state === "idle" || this.state === "closed") {
+        this._attempt = 0;
+        this._dial(this._generation);
+      }
+      return this;
+    }
+
+    close() {
+      this._generation++;
+      clearTimeout(this._timer);
+      const socket = this._socket;
+      this._drop();
+      this.state = "closed";
+      if (socket) this._emit("close", {code: 1000, reason: "closed by the client", reconnectIn: null});
+    }
+
+    async _dial(generation) {
+      this.state = "connecting";
+      let ticket;
+      try {
+        ticket = await this.request("POST", this.options.connectUrl, {meta: this.options.meta});
+      } catch (error) {
+        if (generation !== this._generation) return;
+        this._emit("error", error);
+        const event = {code: null, reason: error.message};
+        if (error.status === 401 || error.status === 403) { // logged out: retrying cannot help
+          this.state = "closed";
+          this._emit("close", Object.assign(event, {reconnectIn: null}));
+        } else {
+          this._retry(generation, event);
+        }
+        return;
+      }
+      if (generation !== this._generation) return;
+      this.clientId = ticket.client_id;
+      this._open(generation, ticket);
+    }
+
+    _open(generation, ticket) {
+      const socket = new WebSocket(secureLike(ticket.url));
+      let openedAt = null;
+      socket.onopen = async () => {
+        openedAt = Date.now();
+        this._startPinging(generation);
+        await this._rejoin();
+        if (generation !== this._generation || this._socket !== socket) return;
+        this.state = "open";
+        this._emit("open", {clientId: ticket.client_id, server: ticket.server});
+      };
+      socket.onmessage = (event) => this._dispatch(event.data);
+      // A refused handshake (bad or expired token) shows up here as code 1006, like a lost network.
+      socket.onclose = (event) => {
+        // A node that accepts and drops us at once must not get a reconnect storm: only a
+        // connection that stayed up for a while resets the backoff.
+        if (openedAt !== null && Date.now() - openedAt > this.options.backoff.max) this._attempt = 0;
+        this._lost(generation, event.code, event.reason);
+      };
+      this._socket = socket;
+    }
+
+    _dispatch(text) {
+      this._alive = true;
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch (error) {
+        this._emit("error", error);
+        return;
+      }
+      if (frame && typeof frame.type === "string") this._emit(frame.type, frame);
+    }
+
+    // Browsers notice a dead TCP connection late or never: any frame (pongs included)
+    // proves the socket alive; a whole ping interval without one means it is lost.
+    _startPinging(generation) {
+      this._alive = true;
+      this._pinger = setInterval(() => {
+        if (!this._alive) {
+          this._lost(generation, 1006, "no answer to ping");
+          return;
+        }
+        this._alive = false;
+        this._socket.send(PING);
+      }, this.options.pingInterval);
+    }
+
+    _lost(generation, code, reason) {
+      if (generation !== this._generation) return;
+      this._drop();
+      if (code === FORCED_OFFLINE) {
+        this.state = "closed";
+        this._emit("forced_offline", {code, reason});
+        this._emit("close", {code, reason, reconnectIn: null});
+        return;
+      }
+      this._retry(generation, {code, reason});
+    }
+
+    _drop() {
+      clearInterval(this._pinger);
+      const socket = this._socket;
+      this._socket = null;
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        if (socket.readyState <= WebSocket.OPEN) socket.close();
+      }
+    }
+
+    _retry(generation, event) {
+      const {min, max} = this.options.backoff;
+      const ceiling = Math.min(max, min * 2 ** this._attempt++);
+      const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2); // jitter spreads a herd of reconnects
+      this.state = "waiting";
+      this._emit("close", Object.assign({}, event, {reconnectIn: delay}));
+      this._timer = setTimeout(() => this._dial(generation), delay);
+    }
+
+    // Chans belong to a client's online session: a reconnect after the last socket closed
+    // starts with none, so join again what the application joined.
+    async _rejoin() {
+      await Promise.all(Array.from(this.joined, (chan) => this._chanCall(chan, "join/").catch((error) => {
+        this._emit("error", error);
+      })));
+    }
+
+    async request(method, path, body) {
+      const url = path.startsWith("/") || /^https?:/.test(path) ? path : this.options.api + path;
+      const headers = Object.assign({"Accept": "application/json"}, resolve(this.options.headers));
+      const csrf = this.options.csrfCookie && typeof document !== "undefined" && readCookie(this.options.csrfCookie);
+      if (csrf) headers["X-CSRFToken"] = csrf;
+      const init = Object.assign({credentials: "same-origin"}, this.options.fetchOptions, {method, headers});
+      if (body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      const response = await fetch(url, init);
+      const answer = await response.json().catch(() => null);
+      if (!response.ok) {
+        const detail = answer && (answer.detail || answer.code);
+        const error = new Error(method + " " + url + ": " + response.status + (detail ? " " + detail : ""));
+        error.status = response.status;
+        error.body = answer;
+        throw error;
+      }
+      return answer;
+    }
+
+    sendMessage(to, data, {receipt = false} = {}) {
+      return this.request("POST", "messages/", {to: Array.isArray(to) ? to : [to], data, receipt});
+    }
+
+    async joinChan(chan) {
+      const answer = await this._chanCall(chan, "join/");
+      this.joined.add(chan);
+      return answer;
+    }
+
+    async leaveChan(chan) {
+      this.joined.delete(chan);
+      return this._chanCall(chan, "leave/");
+    }
+
+    sendChanMessage(chan, data) {
+      return this._chanCall(chan, "messages/", {data});
+    }
+
+    chans() {
+      return this.request("GET", "chans/");
+    }
+
+    chanMembers(chan) {
+      return this.request("GET", "chans/" + encodeURIComponent(chan) + "/members/");
+    }
+
+    _chanCall(chan, action, body = {}) {
+      return this.request("POST", "chans/" + encodeURIComponent(chan) + "/" + action, body);
+    }
+  }
+
+  function resolve(value) {
+    return typeof value === "function" ? value() : value;
+  }
+
+  // The server builds the URL from the scheme it saw; behind a TLS proxy that can be
+  // ws:// on an https:// page, which the browser blocks as mixed content.
+  function secureLike(url) {
+    const https = typeof location !== "undefined" && location.protocol === "https:";
+    return https ? url.replace(/^ws:/, "wss:") : url;
+  }
+
+  FreeIM.readCookie = readCookie;
+  return FreeIM;
+});
