@@ -62,14 +62,15 @@ def daphne_protocol(send: Callable[..., Any]) -> Any | None:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "closed", "slow", "paused", "on_resume", "_pending", "_pending_bytes",
-                 "_protocol")
+    __slots__ = ("consumer", "client_id", "meta", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
+                 "_pending_bytes", "_protocol")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
         self.consumer = consumer
         self.client_id = client_id
         self.meta = meta
         self.closed = False
+        self.accepted = False
         self.slow = False
         self.paused = False
         self.on_resume: Callable[[Connection], None] | None = None
@@ -128,9 +129,11 @@ class Connection:
         return bool(self._pending)
 
     async def flush(self) -> None:
-        """Write what is pending, unless the socket is closed or pushing back."""
+        """Write what is pending, unless the socket is closed, not accepted yet, or pushing back."""
         if self.closed or not self._pending:
             self._pending.clear()
+            return
+        if not self.accepted:
             return
         protocol = self._protocol
         if protocol is not None:

@@ -7,8 +7,10 @@ freeim never delivers through it): the node writes to its connections directly.
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
@@ -38,10 +40,22 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         if record is None or record.get("server") != node.name:
             await self.close()
             return
-        await self.accept()
+        # Registered before the handshake completes, so the client is online in the store
+        # by the time the terminal sees the socket open (a join right after open works);
+        # frames for it wait in its backlog until it is accepted.
         self.node = node
         self.connection = Connection(self, record["client_id"], record.get("meta", ""))
         await node.attach(self.connection)
+        await self.accept()
+        node.activate(self.connection)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler directly: channels' dispatch first hops to the sync thread to close
+        old database connections, and this consumer never touches the database."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

@@ -91,6 +91,12 @@ class Node:
         if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
             self._emit("online", connection.client_id, connection.meta)
 
+    def activate(self, connection: Connection) -> None:
+        """The handshake completed: write what was sent to ``connection`` meanwhile."""
+        connection.accepted = True
+        if connection.has_pending:
+            self._wake(connection)
+
     async def detach(self, connection: Connection) -> None:
         """Forget a closed connection; the client goes offline with its last one."""
         connection.closed = True

@@ -10,7 +10,7 @@
  *     fetchOptions: {},         // extra fetch() options (credentials defaults to "same-origin")
  *     csrfCookie: "csrftoken",  // Django's CSRF cookie, sent back as X-CSRFToken (null: don't)
  *     pingInterval: 25000,      // ms between pings; no frame for a whole interval = connection lost
- *     backoff: {min: 500, max: 15000}, // reconnect delay doubles from min up to max, with jitter
+ *     backoff: {min: 500, max: 15000}, // reconnect after d/2..d ms, d doubling from min up to max
  *   });
  *
  *   im.on("message",   f => ...)  // {type: "message", from, data}
@@ -43,6 +43,8 @@
  * Reconnecting: every attempt fetches a fresh token (tokens are single-use and
  * short-lived). Close code 4000 (forced offline), a 401/403 from the connect request
  * (logged out) and close() stop reconnecting; everything else retries with backoff.
+ * Leaving the page closes the socket; coming back to it from the back/forward cache
+ * connects again.
  */
 (function (root, factory) {
   "use strict";
@@ -83,6 +85,21 @@
       this._attempt = 0;      // failures since the last stable connection
       this._alive = false;    // a frame arrived since the last ping
       this._generation = 0;   // bumped by close(): late answers of an older attempt are dropped
+      if (typeof addEventListener === "function") this._followPageLifecycle();
+    }
+
+    // Chromium keeps the socket of a page in the back/forward cache open: the client would stay
+    // online (and be sent messages) while its page is frozen and gone from the screen. So the
+    // socket closes when the page is hidden away, and the client reconnects if it comes back.
+    _followPageLifecycle() {
+      let resume = false;
+      addEventListener("pagehide", () => {
+        resume = this.state !== "idle" && this.state !== "closed";
+        if (resume) this.close();
+      });
+      addEventListener("pageshow", (event) => {
+        if (event.persisted && resume) this.connect();
+      });
     }
 
     on(type, listener) {

@@ -1,0 +1,228 @@
+/* The demo chat page on freeim.js: chans, private messages with receipts, presence notices. */
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("chat-config").textContent);
+  const im = new FreeIM({meta: config.meta});
+  const KEEP = 200;  // entries kept per conversation
+
+  const people = new Map();         // id -> {id, name, online}
+  const conversations = new Map();  // "chan:<name>" | "user:<id>" -> {chan, peer, entries, unread}
+  let current = null;
+
+  const $ = (id) => document.getElementById(id);
+
+  // Builds DOM with textContent only: names and messages never become markup.
+  function el(tag, props = {}, ...children) {
+    const node = Object.assign(document.createElement(tag), props);
+    node.append(...children.filter((child) => child !== null && child !== undefined));
+    return node;
+  }
+
+  const nameOf = (id) => (people.get(id) || {name: "#" + id}).name;
+  const textOf = (data) => (data && typeof data.text === "string" ? data.text : JSON.stringify(data));
+  const time = () => new Date().toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+
+  function conversation(key) {
+    if (!conversations.has(key)) {
+      const [kind, target] = [key.slice(0, 4), key.slice(5)];
+      const chan = kind === "chan" ? target : null;
+      conversations.set(key, {chan, peer: chan === null ? Number(target) : null, entries: [], unread: 0});
+    }
+    return conversations.get(key);
+  }
+
+  function addEntry(key, entry) {
+    const talk = conversation(key);
+    talk.entries.push(Object.assign({time: time()}, entry));
+    talk.entries.splice(0, talk.entries.length - KEEP);
+    if (key === current) renderLog();
+    else {
+      talk.unread++;
+      renderLists();
+    }
+  }
+
+  function notice(text) {
+    const list = $("notices");
+    list.prepend(el("li", {}, el("time", {textContent: time()}), " " + text));
+    while (list.children.length > 20) list.lastChild.remove();
+  }
+
+  function showError(error) {
+    notice("⚠ " + error.message);
+  }
+
+  // ---- rendering -------------------------------------------------------------------------
+
+  let chanList = [];
+
+  function renderLists() {
+    const chans = new Map(chanList.map((row) => [row.chan, row.online]));
+    im.joined.forEach((chan) => chans.has(chan) || chans.set(chan, 0));
+    $("chans").replaceChildren(...Array.from(chans, ([chan, online]) => {
+      const talk = conversations.get("chan:" + chan);
+      return el("li", {className: listClass("chan:" + chan, im.joined.has(chan)), onclick: () => openChan(chan)},
+        el("span", {className: "name", textContent: "#" + chan}),
+        badge(talk), el("span", {className: "count", textContent: online + " online"}));
+    }));
+    $("users").replaceChildren(...Array.from(people.values(), (person) => {
+      const me = person.id === config.me;
+      const key = "user:" + person.id;
+      return el("li", {
+        className: listClass(key, person.online) + (me ? " me" : ""),
+        onclick: me ? null : () => openConversation(key),
+      }, el("span", {className: "dot"}), el("span", {className: "name", textContent: person.name + (me ? " (you)" : "")}),
+      badge(conversations.get(key)));
+    }));
+  }
+
+  function listClass(key, active) {
+    return [active ? "active" : "", key === current ? "current" : ""].join(" ");
+  }
+
+  function badge(talk) {
+    return talk && talk.unread ? el("span", {className: "badge", textContent: talk.unread}) : null;
+  }
+
+  const TICKS = {sending: "…", delivered: "✓", offline: "✗ offline"};
+
+  function renderLog() {
+    const talk = conversations.get(current);
+    $("log").replaceChildren(...talk.entries.map((entry) => el("li", {className: entry.mine ? "mine" : ""},
+      el("time", {textContent: entry.time}),
+      el("strong", {textContent: entry.mine ? "me" : nameOf(entry.from)}),
+      el("span", {className: "text", textContent: entry.text}),
+      entry.status ? el("span", {className: "tick " + entry.status, textContent: TICKS[entry.status]}) : null)));
+    $("log").scrollTop = $("log").scrollHeight;
+  }
+
+  function openConversation(key) {
+    current = key;
+    const talk = conversation(key);
+    talk.unread = 0;
+    $("title").textContent = talk.chan !== null ? "#" + talk.chan : "Private with " + nameOf(talk.peer);
+    $("leave").hidden = talk.chan === null;
+    const canSay = talk.chan === null || im.joined.has(talk.chan);
+    $("say").disabled = $("say-form").querySelector("button").disabled = !canSay;
+    renderLog();
+    renderLists();
+    if (canSay) $("say").focus();
+  }
+
+  // ---- data from the server --------------------------------------------------------------
+
+  async function refreshChans() {
+    try {
+      chanList = await im.chans();
+    } catch (error) {
+      showError(error);
+    }
+    renderLists();
+  }
+
+  async function refreshUsers() {
+    const response = await fetch("/demo/users/", {credentials: "same-origin"});
+    if (!response.ok) return showError(new Error("users: HTTP " + response.status));
+    people.clear();
+    for (const person of await response.json()) people.set(person.id, person);
+    renderLists();
+  }
+
+  async function openChan(chan) {
+    if (!im.joined.has(chan)) {
+      try {
+        await im.joinChan(chan);
+      } catch (error) {
+        return showError(error);
+      }
+      refreshChans();
+    }
+    openConversation("chan:" + chan);
+  }
+
+  // ---- freeim events ---------------------------------------------------------------------
+
+  im.on("chan", (frame) => addEntry("chan:" + frame.chan, {from: frame.from, text: textOf(frame.data),
+    mine: frame.from === config.me}));
+
+  im.on("message", (frame) => {
+    if (!people.has(frame.from)) refreshUsers();
+    addEntry("user:" + frame.from, {from: frame.from, text: textOf(frame.data)});
+  });
+
+  // The receipt echoes the data we sent, so its id finds the entry to tick.
+  im.on("receipt", (frame) => {
+    const talk = conversations.get("user:" + frame.to);
+    const entry = talk && talk.entries.find((e) => frame.data && e.mid === frame.data.mid);
+    if (!entry) return;
+    entry.status = frame.status;
+    if (current === "user:" + frame.to) renderLog();
+  });
+
+  im.on("broadcast", (frame) => {
+    const event = frame.data || {};
+    if (event.event === "online" || event.event === "offline") {
+      notice((event.name || "#" + event.id) + " is " + event.event);
+      refreshUsers();
+    } else {
+      notice("broadcast: " + textOf(frame.data));
+    }
+  });
+
+  const status = (text, className) => Object.assign($("status"), {textContent: text, className: "status " + className});
+
+  im.on("open", () => {
+    status("online", "ok");
+    refreshChans();
+    refreshUsers();
+  });
+  im.on("close", (event) => {
+    if (event.reconnectIn !== null) status("reconnecting in " + Math.ceil(event.reconnectIn / 1000) + " s", "warn");
+    else if (event.code !== 4000) status("offline", "bad");
+  });
+  im.on("forced_offline", () => status("taken offline by the server", "bad"));
+  im.on("error", showError);
+
+  // ---- the page's forms ------------------------------------------------------------------
+
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    openChan($("join-name").value.trim());
+    $("join-name").value = "";
+  });
+
+  $("leave").addEventListener("click", async () => {
+    const {chan} = conversations.get(current);
+    try {
+      await im.leaveChan(chan);
+    } catch (error) {
+      showError(error);
+    }
+    openConversation(current);
+    refreshChans();
+  });
+
+  $("say-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("say").value;
+    const talk = conversations.get(current);
+    $("say").value = "";
+    try {
+      if (talk.chan !== null) {
+        await im.sendChanMessage(talk.chan, {text});  // it comes back to us as a chan frame
+      } else {
+        const mid = Math.random().toString(36).slice(2);
+        addEntry(current, {from: config.me, text, mine: true, status: "sending", mid});
+        await im.sendMessage(talk.peer, {text, mid}, {receipt: true});
+      }
+    } catch (error) {
+      showError(error);
+    }
+  });
+
+  setInterval(refreshChans, 5000);
+  setInterval(refreshUsers, 15000);
+  refreshUsers();
+  im.connect();
+})();
