@@ -154,4 +154,4 @@ class Connection:
         if not self.closed:
             self.closed = True
             self._pending.clear()
-            await self.consumer.close(code=code)
+            await self.consumer.close(code=int(code))  # autobahn accepts exactly int, not an IntEnum

@@ -49,6 +49,18 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         await self.accept()
         node.activate(self.connection)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the consumer; if it crashes, detach its connection (``disconnect`` will not run).
+
+        A cancelled consumer (server shutdown) is left to the node's bulk cleanup.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if self.connection is not None and self.node is not None:
+                await self.node.detach(self.connection)
+            raise
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler directly: channels' dispatch first hops to the sync thread to close
         old database connections, and this consumer never touches the database."""
@@ -70,7 +82,7 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         if self.connection is not None:
             await self.connection.close(code)
         else:
-            await self.close(code=code)
+            await self.close(code=int(code))
 
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:

@@ -33,10 +33,9 @@ class CloseCode(enum.IntEnum):
     PROTOCOL_ERROR = 4001
     #: The terminal read too slowly: its backlog passed ``MAX_BACKLOG_BYTES``.
     SLOW_CONSUMER = 4002
-    #: The terminal sent a frame larger than ``MAX_INBOUND_BYTES``.
-    MESSAGE_TOO_BIG = 1009
-    #: The node is shutting down; reconnect (with a fresh token) elsewhere or later.
-    GOING_AWAY = 1001
+    #: The terminal sent a frame larger than ``MAX_INBOUND_BYTES``. (Not the standard 1009:
+    #: autobahn, under daphne, lets an application send only 1000 and 3000-4999.)
+    MESSAGE_TOO_BIG = 4003
 
 
 RECEIPT_DELIVERED = "delivered"

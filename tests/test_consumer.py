@@ -50,7 +50,7 @@ async def test_ping_gets_pong_and_unknown_types_are_ignored():
 
 
 @pytest.mark.parametrize(("frame", "code"), [({"bytes_data": b"\x01"}, 4001), ({"text_data": "nope"}, 4001),
-                                             ({"text_data": "[]"}, 4001), ({"text_data": " " * 5000}, 1009)])
+                                             ({"text_data": "[]"}, 4001), ({"text_data": " " * 5000}, 4003)])
 async def test_bad_frames_close_with_documented_codes(frame, code):
     alice = await FreeIMCommunicator.open(application, 1)
     async with connected(application, 2) as bob:
@@ -124,3 +124,18 @@ async def test_stop_node_removes_presence_in_bulk():
     await stop_node()
     assert await im.ahas_online(1) is False and await im.aget_chan_list() == []
     await alice.disconnect()
+
+
+async def test_a_crashing_consumer_still_takes_its_client_offline(monkeypatch):
+    from freeim import protocol
+
+    def broken(text, binary):
+        raise RuntimeError("bug in a frame handler")
+
+    alice = await FreeIMCommunicator.open(application, 1)
+    await im.ajoin_chan(1, "room")
+    monkeypatch.setattr(protocol, "parse_inbound", broken)
+    await alice.send_to(text_data='{"type": "ping"}')
+    with pytest.raises(RuntimeError):
+        await alice.wait(1)
+    assert await im.ahas_online(1) is False and await im.aget_chan_list() == []

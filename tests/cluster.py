@@ -1,0 +1,201 @@
+"""A real freeim cluster for tests: a private Redis, daphne nodes and ``freeim_events`` workers.
+
+The processes are built exactly as ``demo_project/cluster.py`` builds them (its
+``cluster_env``, ``daphne_command`` and ``events_command``); only the ports, the
+database and the heartbeat TTL differ. The pytest process is the business side:
+:meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with.
+
+Also a pytest plugin (``pytest_plugins = ["tests.cluster"]``): a failing test that
+used the ``cluster`` fixture gets the tails of every process log in its report.
+PYTEST_DONT_REWRITE: it asserts nothing, and the test module imports it before
+pytest registers it as a plugin (which would warn that it cannot rewrite it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from demo_project.cluster import ROOT, cluster_env, daphne_command, events_command
+from freeim.backends.redis import pool_options
+from tests.processes import answers, spawn, stop, tail, wait_until
+from tests.redis_server import RedisServer, free_port
+
+#: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
+HEARTBEAT_TTL = 2
+PREFIX = "freeim"
+#: The settings module of the events workers: the demo's plus the recording receivers.
+WORKER_SETTINGS = "tests.cluster_settings"
+#: What ``freeim_events`` prints just before it starts reading.
+WORKER_READY = "freeim events: consumer"
+
+
+@dataclass
+class Node:
+    """One daphne node: its name is ``127.0.0.1:<port>``, as in ``FREEIM_SERVERS``."""
+
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Worker:
+    """One ``freeim_events`` worker process."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class Cluster:
+    """A private Redis, ``size`` daphne nodes on free ports, and any events workers a test starts."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.redis = RedisServer()  # not the session one: tests stop and restart this one
+        self.directory = Path(tempfile.mkdtemp(prefix="freeim-cluster-"))
+        self.database = self.directory / "db.sqlite3"
+        self.nodes = [Node(free_port(), self.directory / f"node{index}.log") for index in range(size)]
+        self.servers = [node.name for node in self.nodes]
+        self.workers: list[Worker] = []
+        self._worker_numbers = itertools.count()
+        # freeim's own pool settings: fail in seconds, reconnect after a Redis restart.
+        self.store = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            self.redis.url, **pool_options(self.redis.url)))
+
+    # Environment and settings
+    def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
+        """A cluster process's environment: a node when ``server`` is given, else a business process."""
+        return cluster_env(self.redis.url, self.servers, server, FREEIM_DEMO_DB=str(self.database),
+                           FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), **extra)
+
+    def business_settings(self) -> dict[str, Any]:
+        """The ``FREEIM`` settings of a business process (no ``SERVER``): the pytest process's."""
+        return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": HEARTBEAT_TTL,
+                "REDIS_PREFIX": PREFIX}
+
+    def key(self, *parts: object) -> str:
+        return ":".join((PREFIX, *map(str, parts)))
+
+    # Whole cluster
+    def boot(self) -> None:
+        """Redis, the database (migrated once), then every node, started side by side."""
+        self.redis.start()
+        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "--verbosity", "0"],
+                              cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
+        self.start(*range(len(self.nodes)))
+
+    def stop_all(self) -> None:
+        try:
+            self.stop_workers()
+            for node in self.nodes:
+                if node.process is not None:
+                    stop(node.process, signal.SIGTERM)
+        finally:  # a node that hung on SIGTERM (killed by stop) must not leave Redis running
+            self.store.close()
+            self.redis.stop()
+            shutil.rmtree(self.directory, ignore_errors=True)  # a failing test's report has the log tails
+
+    def reset(self) -> None:
+        """Between tests: every node up, no workers, no freeim keys, every node registered again.
+
+        Flushing is safe with live nodes: each notices at its next heartbeat that its
+        registration is gone and writes itself back, which is what :meth:`wait_registered` waits for.
+        """
+        self.stop_workers()
+        self.start(*[index for index, node in enumerate(self.nodes) if not node.running])
+        keys = list(self.store.scan_iter(f"{PREFIX}:*", count=1000))
+        if keys:
+            self.store.delete(*keys)
+        for index in range(len(self.nodes)):
+            self.wait_registered(index)
+
+    # Nodes
+    def start(self, *indexes: int) -> None:
+        """Start nodes under their names and ports; return once each answers as a new process."""
+        booted_as = {index: self.store.get(self.alive_key(index)) for index in indexes}
+        for index in indexes:
+            node = self.nodes[index]
+            node.process = spawn(daphne_command(node.port), self.env(node.name), node.log)
+        for index in indexes:
+            self.wait_registered(index, not_boot=booted_as[index])
+
+    def wait_registered(self, index: int, not_boot: str | None = None) -> None:
+        """Until the node answers TCP and its alive key exists (with a boot id other than ``not_boot``)."""
+        node = self.nodes[index]
+
+        def registered() -> bool:
+            boot = self.store.get(self.alive_key(index))
+            return boot is not None and boot != not_boot and answers(node.port)
+
+        wait_until(registered, node.process, node.log, f"node {node.name}")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: the node leaves its state in Redis for the reaper (or its own restart)."""
+        stop(self.nodes[index].process, signal.SIGKILL)
+
+    def terminate(self, index: int) -> None:
+        """SIGTERM and wait: daphne's shutdown hook removes the node's presence."""
+        stop(self.nodes[index].process, signal.SIGTERM)
+
+    def alive_key(self, index: int) -> str:
+        return self.key("node", self.servers[index], "alive")
+
+    def inbox_length(self, index: int) -> int:
+        return self.store.xlen(self.key("node", self.servers[index], "inbox"))
+
+    def index_of_url(self, url: str) -> int:
+        """Which node a ``ws://host:port/...`` connect URL points to."""
+        return next(index for index, server in enumerate(self.servers) if url.startswith(f"ws://{server}/"))
+
+    # Events workers
+    def start_worker(self, *args: str, **env: str) -> Worker:
+        """A ``freeim_events`` worker with the recording receivers (``env``: ``FREEIM_TEST_*`` variables),
+        returned once Django is set up and it starts reading."""
+        log = self.directory / f"worker{next(self._worker_numbers)}.log"
+        process = spawn([*events_command(), *args], self.env(DJANGO_SETTINGS_MODULE=WORKER_SETTINGS, **env), log)
+        worker = Worker(process, log)
+        self.workers.append(worker)
+        wait_until(lambda: WORKER_READY in log.read_text(errors="replace"), process, log, f"worker {process.pid}")
+        return worker
+
+    def stop_workers(self) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            stop(worker.process, signal.SIGTERM)
+
+    def log_tails(self) -> str:
+        logs = [node.log for node in self.nodes] + [worker.log for worker in self.workers]
+        return "\n\n".join(f"--- {log.name}\n{tail(log)}" for log in logs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    cluster = getattr(item, "funcargs", {}).get("cluster")
+    if report.failed and isinstance(cluster, Cluster):
+        report.sections.append(("cluster logs (tails)", cluster.log_tails()))
+    return report

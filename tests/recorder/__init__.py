@@ -1,0 +1,1 @@
+"""A test app for ``freeim_events`` workers: records every online/offline signal in Redis."""

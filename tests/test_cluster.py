@@ -1,0 +1,402 @@
+"""The cluster end to end: real daphne nodes, a real Redis, real sockets, real ``freeim_events`` workers.
+
+One cluster (tests/cluster.py) serves the module; between tests its freeim keys are
+flushed and every node is up and registered again. This pytest process is the business
+side: it calls ``freeim.im`` with the cluster's settings. Each test uses client ids of its
+own (a fresh prefix), so a late event or frame of another test cannot be mistaken for its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from freeim import im
+from freeim.exceptions import StoreUnavailable
+from freeim.router import rendezvous
+from tests.cluster import HEARTBEAT_TTL, Cluster
+from tests.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
+
+pytest_plugins = ["tests.cluster"]  # the processes' log tails in the report of a failing test
+
+FRAME_TIMEOUT = 5.0
+#: Long enough for a worker to start (Django setup) and handle an event.
+EVENT_TIMEOUT = 20.0
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    running = Cluster()
+    try:
+        running.boot()
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def business(cluster: Cluster) -> Iterator[None]:
+    """A clean cluster, and this process as its business side, for each test."""
+    cluster.reset()
+    with override_settings(FREEIM=cluster.business_settings()):
+        yield
+    cluster.stop_workers()
+
+
+class Terminals:
+    """Real WebSocket clients, connected where ``prev_connect_server`` says; closed after the test."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self.stack = stack
+
+    async def open(self, client_id: str, meta: str = "") -> ClientConnection:
+        url = await im.aprev_connect_server(client_id, meta)
+        return await self.stack.enter_async_context(connect(url, proxy=None, close_timeout=2))
+
+
+@pytest.fixture
+async def terminals() -> AsyncIterator[Terminals]:
+    async with AsyncExitStack() as stack:
+        yield Terminals(stack)
+
+
+class Ids:
+    """Client ids of this test only, chosen by the node that owns them while every node is alive."""
+
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
+        self.prefix = f"c{uuid.uuid4().hex[:6]}"
+        self.numbers = itertools.count()
+
+    def any(self, count: int) -> list[str]:
+        return [f"{self.prefix}-{next(self.numbers)}" for _ in range(count)]
+
+    def on(self, node: int, count: int = 1) -> list[str]:
+        found: list[str] = []
+        while len(found) < count:
+            candidate = self.any(1)[0]
+            if rendezvous(candidate, self.servers) == self.servers[node]:
+                found.append(candidate)
+        return found
+
+
+@pytest.fixture
+def ids(cluster: Cluster) -> Ids:
+    return Ids(cluster.servers)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+
+
+async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, list[dict[str, Any]]]:
+    """What each socket received before a fence message sent after it.
+
+    A node writes its inbox in order, so everything sent to a socket before the fence
+    arrives before it: "exactly these frames, nothing more" without waiting for silence.
+    """
+    fence = {"fence": uuid.uuid4().hex}
+    await im.asend_message("fence", list(sockets), fence)
+
+    async def before_fence(ws: ClientConnection) -> list[dict[str, Any]]:
+        received = []
+        while (frame := await next_frame(ws)) != {"type": "message", "from": "fence", "data": fence}:
+            received.append(frame)
+        return received
+
+    results = await asyncio.gather(*(before_fence(ws) for ws in sockets.values()))
+    return dict(zip(sockets, results, strict=True))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step: float = 0.05) -> float:
+    """Seconds until ``check()`` is true; fail after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{check.__name__} not true within {timeout} s")
+        await asyncio.sleep(step)
+    return time.monotonic() - started
+
+
+def report(what: str, seconds: float) -> None:
+    """Measured figures show with ``pytest -s`` (or ``-rP``)."""
+    print(f"\nfreeim cluster: {what}: {seconds:.2f} s")
+
+
+async def online(client_ids: list[str]) -> dict[str, bool]:
+    return await im.ahas_online(client_ids)
+
+
+async def members(chan: str) -> set[str]:
+    return set(await im.aget_chan_client_list(chan))
+
+
+# --- messages ---------------------------------------------------------------------------------------------------
+
+
+async def test_private_message_crosses_nodes_and_reaches_every_device(ids, terminals):
+    [alice], [bob] = ids.on(0), ids.on(1)
+    alice_ws = await terminals.open(alice)
+    phone, laptop = await terminals.open(bob), await terminals.open(bob)  # two devices, both on bob's node
+    await im.asend_message(alice, [bob], {"text": "hi bob"})
+    await im.asend_message(bob, [alice], {"text": "hi alice"})
+    expected_by_bob = {"type": "message", "from": alice, "data": {"text": "hi bob"}}
+    assert await next_frame(phone) == expected_by_bob
+    assert await next_frame(laptop) == expected_by_bob
+    assert await next_frame(alice_ws) == {"type": "message", "from": bob, "data": {"text": "hi alice"}}
+
+
+async def test_receipts_report_delivered_and_offline_across_nodes(ids, terminals):
+    [sender], [present], [absent] = ids.on(0), ids.on(1), ids.on(2)
+    sender_ws, present_ws = await terminals.open(sender), await terminals.open(present)
+    await im.asend_message(sender, [present, absent], {"n": 1}, receipt=True)
+    assert await next_frame(present_ws) == {"type": "message", "from": sender, "data": {"n": 1}}
+    receipts = [await next_frame(sender_ws), await next_frame(sender_ws)]  # from two places: any order
+    assert sorted(receipts, key=lambda frame: frame["status"]) == [
+        {"type": "receipt", "to": present, "status": "delivered", "data": {"n": 1}},
+        {"type": "receipt", "to": absent, "status": "offline", "data": {"n": 1}},
+    ]
+    assert (await frames_until_fence({sender: sender_ws}))[sender] == []  # one receipt per receiver
+
+
+async def test_chan_message_reaches_each_member_once_on_every_node(ids, terminals):
+    member_ids = [ids.on(node)[0] for node in range(3)]
+    outsider_ids = [ids.on(node)[0] for node in (0, 2)]
+    sockets = {c: await terminals.open(c) for c in [*member_ids, *outsider_ids]}
+    for member in member_ids:
+        await im.ajoin_chan(member, "room")
+    assert await members("room") == set(member_ids)
+    await im.asend_chan_message(member_ids[0], "room", {"text": "to the room"})
+    chan_frame = {"type": "chan", "chan": "room", "from": member_ids[0], "data": {"text": "to the room"}}
+    received = await frames_until_fence(sockets)
+    assert received == {**{m: [chan_frame] for m in member_ids}, **{o: [] for o in outsider_ids}}
+
+
+async def test_chan_message_goes_only_to_nodes_hosting_a_member(cluster, ids, terminals):
+    member_ids = [ids.on(0)[0], ids.on(1)[0]]
+    [outsider] = ids.on(2)
+    sockets = {c: await terminals.open(c) for c in [*member_ids, outsider]}
+    for member in member_ids:
+        await im.ajoin_chan(member, "pair")
+    before = [cluster.inbox_length(node) for node in range(3)]
+    await im.asend_chan_message(member_ids[0], "pair", "psst")
+    assert [cluster.inbox_length(node) - before[node] for node in range(3)] == [1, 1, 0]
+    chan_frame = {"type": "chan", "chan": "pair", "from": member_ids[0], "data": "psst"}
+    assert await frames_until_fence(sockets) == {member_ids[0]: [chan_frame], member_ids[1]: [chan_frame],
+                                                 outsider: []}
+
+
+async def test_broadcast_reaches_sockets_on_every_node(ids, terminals):
+    sockets = {c: await terminals.open(c) for c in [ids.on(node)[0] for node in range(3)]}
+    await im.asend_broadcast_message({"notice": "maintenance"})
+    for ws in sockets.values():
+        assert await next_frame(ws) == {"type": "broadcast", "data": {"notice": "maintenance"}}
+
+
+async def test_force_offline_closes_every_socket_of_the_client_with_4000(ids, terminals):
+    target, bystander = ids.on(1, 2)
+    devices = [await terminals.open(target), await terminals.open(target)]
+    bystander_ws = await terminals.open(bystander)
+    await im.aforce_offline(target)
+    for ws in devices:
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+
+    async def target_offline() -> bool:
+        return await online([target, bystander]) == {target: False, bystander: True}
+
+    await eventually(target_offline, FRAME_TIMEOUT)
+    await im.asend_message(target, [bystander], "still here?")
+    assert await next_frame(bystander_ws) == {"type": "message", "from": target, "data": "still here?"}
+
+
+# --- node failures ----------------------------------------------------------------------------------------------
+
+
+async def test_killed_node_is_routed_around_and_reaped(cluster, ids, terminals):
+    doomed = ids.on(2, 2)
+    [survivor] = ids.on(0)
+    for client in [*doomed, survivor]:
+        await terminals.open(client)
+        await im.ajoin_chan(client, "room")
+    candidates = ids.any(50)
+    assert any(rendezvous(c, cluster.servers) == cluster.servers[2] for c in candidates)
+    cluster.kill(2)
+
+    async def routed_around() -> bool:
+        urls = [await im.aprev_connect_server(c) for c in candidates]
+        return all(cluster.index_of_url(url) != 2 for url in urls)
+
+    async def doomed_offline() -> bool:
+        return not any((await online(doomed)).values())
+
+    # Both measured from the kill, side by side.
+    routed, detected = await asyncio.gather(eventually(routed_around, HEARTBEAT_TTL * 1.5 + 0.5),
+                                            eventually(doomed_offline, HEARTBEAT_TTL * 3))
+    report("kill -9 -> connect routing avoids the node", routed)
+    report("kill -9 -> its clients offline (reaper)", detected)
+    assert await members("room") == {survivor}
+    assert await online([survivor]) == {survivor: True}
+
+
+async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, terminals):
+    stale = ids.on(1, 2)
+    [survivor] = ids.on(0)
+    for client in [*stale, survivor]:
+        await terminals.open(client)
+        await im.ajoin_chan(client, "room")
+    # Hold the reaper's lock: no peer cleans up, so whatever is cleaned, the new process cleaned.
+    cluster.store.set(cluster.key("reaper"), "test", px=60_000)
+    try:
+        cluster.kill(1)
+        await asyncio.to_thread(cluster.start, 1)
+        assert await online(stale) == {client: False for client in stale}
+        assert await members("room") == {survivor}
+    finally:
+        cluster.store.delete(cluster.key("reaper"))
+    again = await terminals.open(stale[0])
+    await im.asend_message(survivor, [stale[0]], "welcome back")
+    assert await next_frame(again) == {"type": "message", "from": survivor, "data": "welcome back"}
+
+
+async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminals):
+    leaving = ids.on(2, 3)
+    [staying] = ids.on(0)
+    for client in [*leaving, staying]:
+        await terminals.open(client)
+    for client in (leaving[0], staying):
+        await im.ajoin_chan(client, "room")
+    await asyncio.to_thread(cluster.terminate, 2)  # returns once the process exited
+    assert await online([*leaving, staying]) == {**{client: False for client in leaving}, staying: True}
+    assert await members("room") == {staying}
+    events = [fields for _id, fields in cluster.store.xrange(cluster.key("events"))]
+    offline = {fields["client"] for fields in events if fields["kind"] == "offline"
+               and fields["server"] == cluster.servers[2]}
+    assert offline == set(leaving)
+
+
+async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, terminals):
+    [alice], [bob] = ids.on(0), ids.on(1)
+    alice_ws, bob_ws = await terminals.open(alice), await terminals.open(bob)
+    for client in (alice, bob):
+        await im.ajoin_chan(client, "room")
+    await asyncio.to_thread(cluster.redis.stop)
+    outage = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await im.asend_message(alice, [bob], "lost in the outage")
+    failed_after = time.monotonic() - outage
+    assert failed_after < 10
+    await asyncio.sleep(max(0.0, 1 - failed_after))  # Redis stays down for about a second
+    await asyncio.to_thread(cluster.redis.start)  # empty: no presence, no chans, no node registrations
+
+    async def rebuilt() -> bool:
+        return await online([alice, bob]) == {alice: True, bob: True} and await members("room") == {alice, bob}
+
+    recovered = await eventually(rebuilt, HEARTBEAT_TTL * 2)
+    report("send during the Redis outage -> StoreUnavailable", failed_after)
+    report("Redis back (empty) -> presence and chans rebuilt", recovered)
+    await im.asend_message(alice, [bob], "after the restart")
+    assert await next_frame(bob_ws) == {"type": "message", "from": alice, "data": "after the restart"}
+    await im.asend_chan_message(bob, "room", "all back")
+    chan_frame = {"type": "chan", "chan": "room", "from": bob, "data": "all back"}
+    assert await frames_until_fence({alice: alice_ws, bob: bob_ws}) == {alice: [chan_frame], bob: [chan_frame]}
+
+
+# --- events workers ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def record_key() -> str:
+    """The Redis list this test's workers record signals in (outside freeim's prefix)."""
+    return f"freeim-test-records:{uuid.uuid4().hex}"
+
+
+def records_of(cluster: Cluster, key: str, client: str) -> list[dict[str, Any]]:
+    entries = [json.loads(raw) for raw in cluster.store.lrange(key, 0, -1)]
+    return [entry for entry in entries if entry["client_id"] == client]
+
+
+async def recorded(cluster: Cluster, key: str, client: str, count: int) -> list[dict[str, Any]]:
+    """The signals recorded for ``client`` once there are ``count`` of them."""
+
+    async def enough() -> bool:
+        return len(records_of(cluster, key, client)) >= count
+
+    await eventually(enough, EVENT_TIMEOUT, step=0.1)
+    return records_of(cluster, key, client)
+
+
+def kinds(entries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """``(kind, meta, server)`` of recorded signals, sorted: two workers may record them in either order."""
+    return sorted((entry["kind"], entry["meta"], entry["server"]) for entry in entries)
+
+
+async def test_two_workers_handle_each_event_once(cluster, ids, terminals, record_key):
+    workers = await asyncio.gather(*(asyncio.to_thread(cluster.start_worker, **{RECORD_KEY: record_key})
+                                     for _ in range(2)))
+    clients = [ids.on(node)[0] for node in range(3)]
+    for client in clients:
+        ws = await terminals.open(client, meta=f"meta-{client}")
+        await ws.close()
+    for client in clients:
+        await recorded(cluster, record_key, client, 2)
+    await asyncio.sleep(1.5)  # a second copy of an event would be handled by now (workers block 1 s)
+    for node, client in enumerate(clients):
+        got = records_of(cluster, record_key, client)
+        meta, server = f"meta-{client}", cluster.servers[node]
+        assert kinds(got) == [("offline", meta, server), ("online", meta, server)]
+        assert {entry["pid"] for entry in got} <= {worker.pid for worker in workers}
+
+
+async def test_an_event_without_a_running_worker_is_handled_when_one_starts(cluster, ids, terminals, record_key):
+    [client] = ids.on(1)
+    ws = await terminals.open(client, meta="early")
+    await ws.close()
+
+    async def offline_event_written() -> bool:
+        return await online([client]) == {client: False}
+
+    await eventually(offline_event_written, FRAME_TIMEOUT)
+    worker = await asyncio.to_thread(cluster.start_worker, **{RECORD_KEY: record_key})
+    got = await recorded(cluster, record_key, client, 2)
+    assert kinds(got) == [("offline", "early", cluster.servers[1]), ("online", "early", cluster.servers[1])]
+    assert {entry["pid"] for entry in got} == {worker.pid}
+
+
+async def test_the_event_of_a_crashed_worker_is_claimed_by_another(cluster, terminals, record_key, tmp_path):
+    marker = tmp_path / "crashed"
+    env = {RECORD_KEY: record_key, CRASH_MARKER: str(marker)}
+    server = rendezvous(CRASH_CLIENT, cluster.servers)
+    crashing = await asyncio.to_thread(cluster.start_worker, **env)
+    ws = await terminals.open(CRASH_CLIENT, meta="crash")
+
+    async def crashed() -> bool:
+        return crashing.process.poll() is not None
+
+    await eventually(crashed, EVENT_TIMEOUT, step=0.1)
+    assert crashing.process.returncode == 1 and marker.exists()  # died in the receiver, before the ack
+    assert records_of(cluster, record_key, CRASH_CLIENT) == []
+    claiming = await asyncio.to_thread(cluster.start_worker, "--claim-idle", "1", **env)
+    online_entry = {"kind": "online", "client_id": CRASH_CLIENT, "meta": "crash", "server": server,
+                    "pid": claiming.pid}
+    assert await recorded(cluster, record_key, CRASH_CLIENT, 1) == [online_entry]
+    await ws.close()
+    assert await recorded(cluster, record_key, CRASH_CLIENT, 2) == [online_entry, {**online_entry, "kind": "offline"}]
