@@ -50,14 +50,13 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         node.activate(self.connection)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Run the consumer; if it crashes, detach its connection (``disconnect`` will not run).
-
-        A cancelled consumer (server shutdown) is left to the node's bulk cleanup.
-        """
+        """Run the consumer; if it crashes or is cancelled (daphne cancels a handshake that takes
+        too long), detach its connection, since ``disconnect`` will not run. At server shutdown
+        the node's bulk cleanup does that instead."""
         try:
             await super().__call__(scope, receive, send)
-        except Exception:
-            if self.connection is not None and self.node is not None:
+        except BaseException:
+            if self.connection is not None and self.node is not None and not self.node.stopping:
                 await self.node.detach(self.connection)
             raise
 

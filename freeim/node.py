@@ -53,6 +53,8 @@ class Node:
         self._to_close: list[tuple[Connection, int]] = []
         self._receipts: list[tuple[ClientId, str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._unreleased: list[tuple[ClientId, str]] = []
+        self.stopping = False
 
     async def start(self) -> None:
         """Clean what a previous process of this name left, register, and start receiving."""
@@ -71,6 +73,7 @@ class Node:
 
     async def stop(self) -> None:
         """Remove this node's presence in bulk (servers cancel consumers without disconnect)."""
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         metas = {c.client_id: c.meta for c in self.registry.connections()}
@@ -85,7 +88,11 @@ class Node:
         """Register an accepted connection here and in the store."""
         connection.on_resume = self._wake
         self.registry.add(connection)
-        await self._register(connection)
+        try:
+            await self._register(connection)
+        except BaseException:  # not in the store: nothing to release there
+            self.registry.remove(connection)
+            raise
 
     async def _register(self, connection: Connection) -> None:
         if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
@@ -104,8 +111,16 @@ class Node:
         if connection not in self.registry.clients.get(connection.client_id, ()):
             return
         self.registry.remove(connection)
-        if await self.backend.acall("remove_connection", self.name, connection.client_id, connection.meta):
-            self._emit("offline", connection.client_id, connection.meta)
+        try:
+            await self._release(connection.client_id, connection.meta)
+        except StoreUnavailable as error:
+            # Never leave a client online in the store for a socket that is gone: retry with the heartbeat.
+            logger.warning("freeim node %s: %s; will release client %r later", self.name, error, connection.client_id)
+            self._unreleased.append((connection.client_id, connection.meta))
+
+    async def _release(self, client_id: ClientId, meta: str) -> None:
+        if await self.backend.acall("remove_connection", self.name, client_id, meta):
+            self._emit("offline", client_id, meta)
 
     async def _keep_alive(self, ttl: float) -> None:
         """Heartbeat, rebuild a lost registration, and reap dead peers, every ``ttl / 5`` seconds."""
@@ -114,6 +129,9 @@ class Node:
             try:
                 if not await self.backend.acall("heartbeat", self.name, self.boot):
                     await self._register_again()
+                while self._unreleased:
+                    await self._release(*self._unreleased[0])
+                    self._unreleased.pop(0)
                 dead = await self.backend.acall("reap", self.name)
                 if dead:
                     logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
@@ -123,15 +141,20 @@ class Node:
                 logger.exception("freeim node %s: heartbeat failed", self.name)
 
     async def _register_again(self) -> None:
-        """Write this node's live connections and chans back (after a Redis restart, or being reaped)."""
+        """Write this node's live connections and chans back (after a Redis restart, or being reaped).
+
+        The node's own registration comes last: if a step fails, the next heartbeat still
+        finds it missing and starts over.
+        """
         logger.warning("freeim node %s lost its registration; registering %d clients again",
                        self.name, len(self.registry.clients))
         await self.backend.acall("drop_node", self.name, True)
-        await self.backend.acall("register_node", self.name, self.boot)
+        self._unreleased.clear()  # dropping the node released them all
         for connection in list(self.registry.connections()):
             await self._register(connection)
         for client_id, chans in self.registry.chans_by_client():
             await self.backend.acall("join", client_id, chans)
+        await self.backend.acall("register_node", self.name, self.boot)
 
     def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
         if self.events is not None:

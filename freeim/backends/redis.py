@@ -42,6 +42,8 @@ INBOX_RETENTION_MS = 60_000
 EVENTS_MAXLEN = 100_000
 DROP_CHUNK = 500
 READ_COUNT = 500
+#: Node upkeep, run on a pool of its own so that heartbeats go through during a storm of connects.
+CONTROL_OPERATIONS = frozenset({"heartbeat", "register_node", "reap", "drop_node"})
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class RedisBackend(Backend):
         options = pool_options(url)
         self._sync = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
         self._sync_scripts = {name: Script(self._sync, source) for name, source in SCRIPTS.items()}
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, AsyncScript]]] = \
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, tuple[Any, dict[str, Any]]]] = \
             weakref.WeakKeyDictionary()
 
     def key(self, *parts: object) -> str:
@@ -103,8 +105,9 @@ class RedisBackend(Backend):
             raise StoreUnavailable(f"Redis is unavailable: {error}") from error
 
     async def acall(self, name: str, *args: Any) -> Any:
+        perform = self._aperform_control if name in CONTROL_OPERATIONS else self._aperform
         try:
-            return await adrive(getattr(self, name)(*args), self._aperform)
+            return await adrive(getattr(self, name)(*args), perform)
         except REDIS_ERRORS as error:
             raise StoreUnavailable(f"Redis is unavailable: {error}") from error
 
@@ -118,8 +121,8 @@ class RedisBackend(Backend):
             getattr(pipe, method)(*args)
         return pipe.execute()
 
-    async def _aperform(self, step: Lua | Cmd | Pipe) -> Any:
-        client, scripts = self._for_loop()
+    async def _aperform(self, step: Lua | Cmd | Pipe, control: bool = False) -> Any:
+        client, scripts = self._for_loop(control)
         if isinstance(step, Lua):
             return await scripts[step.name](args=(self.prefix, *step.args), client=client)
         if isinstance(step, Cmd):
@@ -129,15 +132,20 @@ class RedisBackend(Backend):
             getattr(pipe, method)(*args)
         return await pipe.execute()
 
-    def _for_loop(self) -> tuple[Any, dict[str, AsyncScript]]:
-        """This loop's client (connections cannot cross event loops) and its scripts."""
-        loop = asyncio.get_running_loop()
-        found = self._loops.get(loop)
+    async def _aperform_control(self, step: Lua | Cmd | Pipe) -> Any:
+        return await self._aperform(step, control=True)
+
+    def _for_loop(self, control: bool) -> tuple[Any, dict[str, AsyncScript]]:
+        """This loop's client (connections cannot cross event loops) and its scripts; ``control``:
+        the small pool of heartbeats and cleanup, which a storm of connects cannot starve."""
+        clients = self._loops.setdefault(asyncio.get_running_loop(), {})
+        found = clients.get(control)
         if found is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **pool_options(self.url))
-            client = redis.asyncio.Redis(connection_pool=pool)
+            options = {**pool_options(self.url), **({"max_connections": 2} if control else {})}
+            client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url,
+                                                                                                     **options))
             found = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
-            self._loops[loop] = found
+            clients[control] = found
         return found
 
     # Tokens
