@@ -1,6 +1,6 @@
 """Run the demo as a local 3-node cluster: ``python demo_project/cluster.py``.
 
-Starts Redis on 127.0.0.1:6379 if none answers there, migrates the demo
+Starts Redis on 127.0.0.1:6379 if none answers there (FREEIM_REDIS_URL overrides), migrates the demo
 database, then runs three daphne nodes on ports 6001-6003, the business app
 (the chat page and the REST API) on port 8000, and one ``freeim_events``
 worker. Ctrl-C stops them all. Open http://127.0.0.1:8000/ in two browsers:
@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_PORTS = (6001, 6002, 6003)
@@ -35,36 +39,81 @@ def cluster_env(redis_url: str, servers: Sequence[str], server: str | None = Non
 
 
 def daphne_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """daphne as a node wants it: its own port, a deep listen backlog, no 24 h socket cutoff."""
+    """daphne as a node wants it: its own port, a deep listen backlog, no 24 h socket cutoff, and
+    30 s (not 5) for a handshake to finish, so a storm of connects queues instead of failing."""
     return [sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface={host}:backlog=4096",
-            "--websocket_timeout", "-1", "-v", "1", "demo_project.asgi:application"]
+            "--websocket_timeout", "-1", "--websocket_connect_timeout", "30", "-v", "1",
+            "demo_project.asgi:application"]
 
 
 def events_command() -> list[str]:
     return [sys.executable, str(ROOT / "manage.py"), "freeim_events"]
 
 
-def ensure_redis(url: str) -> subprocess.Popen[bytes] | None:
-    """Start redis-server for ``url``'s port unless something already answers there."""
-    import redis
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
+
+class RedisServer:
+    """``redis-server`` on a free loopback port, without persistence; start, stop, restart."""
+
+    def __init__(self, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH: install it (Debian package redis-server)")
+        self.binary = binary
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = tempfile.mkdtemp(prefix="freeim-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def restart(self, down_for: float = 0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+def ensure_redis(url: str) -> RedisServer | None:
+    """Start redis-server for ``url``'s port unless something already answers there."""
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return None
     except redis.ConnectionError:
         pass
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit(f"Nothing answers at {url} and redis-server is not installed.")
-    port = str(redis.connection.parse_url(url).get("port", 6379))
-    process = subprocess.Popen([binary, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-    time.sleep(0.5)
-    return process
+    server = RedisServer(port=int(redis.connection.parse_url(url).get("port", 6379)))
+    server.start()
+    return server
 
 
 def main() -> None:
     servers = [f"127.0.0.1:{port}" for port in NODE_PORTS]
-    redis_process = ensure_redis(REDIS_URL)
+    redis_server = ensure_redis(REDIS_URL)
     business = cluster_env(REDIS_URL, servers)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity", "0"], env=business,
                    check=True, cwd=ROOT)
@@ -80,10 +129,12 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in [*processes, *([redis_process] if redis_process else [])]:
+        for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(10)
+        if redis_server is not None:
+            redis_server.stop()
 
 
 if __name__ == "__main__":

@@ -86,27 +86,22 @@ class Connection:
         return self._protocol is not None
 
     def _watch_backpressure(self) -> None:
-        from twisted.internet.interfaces import IPushProducer
-        from zope.interface import implementer
-
-        connection = self
-
-        @implementer(IPushProducer)
-        class Backpressure:
-            def pauseProducing(self) -> None:
-                connection.paused = True
-
-            def resumeProducing(self) -> None:
-                connection.paused = False
-                if connection.on_resume is not None:
-                    connection.on_resume(connection)
-
-            def stopProducing(self) -> None:
-                connection.paused = True
-
+        """Be the transport's push producer, so Twisted says when its buffer is over 64 KiB."""
         # If someone else already produces on this transport, rely on our own bound only.
         with contextlib.suppress(RuntimeError):
-            self._protocol.transport.registerProducer(Backpressure(), True)
+            self._protocol.transport.registerProducer(self, True)
+
+    # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if self.on_resume is not None:
+            self.on_resume(self)
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def enqueue(self, frame: Frame, limit: int) -> bool:
         """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.

@@ -36,16 +36,22 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         node = await ensure_node()
-        record = await node.backend.acall("redeem_token", token) if token else None
-        if record is None or record.get("server") != node.name:
-            await self.close()
+        if not await node.admit_handshake():
+            await self.close()  # refused (HTTP 403): the terminal backs off and retries with a fresh token
             return
-        # Registered before the handshake completes, so the client is online in the store
-        # by the time the terminal sees the socket open (a join right after open works);
-        # frames for it wait in its backlog until it is accepted.
-        self.node = node
-        self.connection = Connection(self, record["client_id"], record.get("meta", ""))
-        await node.attach(self.connection)
+        try:
+            record = await node.backend.acall("redeem_token", token) if token else None
+            if record is None or record.get("server") != node.name:
+                await self.close()
+                return
+            # Registered before the handshake completes, so the client is online in the store
+            # by the time the terminal sees the socket open (a join right after open works);
+            # frames for it wait in its backlog until it is accepted.
+            self.node = node
+            self.connection = Connection(self, record["client_id"], record.get("meta", ""))
+            await node.attach(self.connection)
+        finally:
+            node.handshakes.release()
         await self.accept()
         node.activate(self.connection)
 

@@ -35,6 +35,12 @@ from .registry import Registry
 
 logger = logging.getLogger(__name__)
 YIELD_EVERY = 100
+#: Handshakes registering in the store at once. In a storm of connects the rest wait their
+#: turn instead of all crawling through a starved loop and a full connection pool together...
+HANDSHAKE_CONCURRENCY = 64
+#: ...but not for long: a terminal refused quickly backs off, while one left waiting gives up
+#: and retries on a new socket, leaving the old handshake to be done for nothing.
+HANDSHAKE_WAIT = 3.0
 
 
 class Node:
@@ -54,6 +60,7 @@ class Node:
         self._receipts: list[tuple[ClientId, str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._unreleased: list[tuple[ClientId, str]] = []
+        self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.stopping = False
 
     async def start(self) -> None:
@@ -97,6 +104,14 @@ class Node:
     async def _register(self, connection: Connection) -> None:
         if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
             self._emit("online", connection.client_id, connection.meta)
+
+    async def admit_handshake(self) -> bool:
+        """Take a handshake slot (release ``self.handshakes`` after); False if none freed up in time."""
+        try:
+            await asyncio.wait_for(self.handshakes.acquire(), HANDSHAKE_WAIT)
+        except TimeoutError:
+            return False
+        return True
 
     def activate(self, connection: Connection) -> None:
         """The handshake completed: write what was sent to ``connection`` meanwhile."""

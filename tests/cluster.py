@@ -26,10 +26,9 @@ from typing import Any
 import pytest
 import redis
 
-from demo_project.cluster import ROOT, cluster_env, daphne_command, events_command
+from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
 from freeim.backends.redis import pool_options
 from tests.processes import answers, spawn, stop, tail, wait_until
-from tests.redis_server import RedisServer, free_port
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
 HEARTBEAT_TTL = 2

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from demo_project.cluster import RedisServer
 from freeim.backends import reset_backend
-from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

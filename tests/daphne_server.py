@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from demo_project.cluster import ROOT, daphne_command
+from demo_project.cluster import ROOT, daphne_command, free_port
 from tests.processes import answers, spawn, stop, tail, wait_until
-from tests.redis_server import free_port
 
 PASSWORD = "not-a-secret-123"
 #: Short, so the expired-token test waits two seconds rather than the default ten; not

@@ -139,3 +139,21 @@ async def test_a_crashing_consumer_still_takes_its_client_offline(monkeypatch):
     with pytest.raises(RuntimeError):
         await alice.wait(1)
     assert await im.ahas_online(1) is False and await im.aget_chan_list() == []
+
+
+async def test_a_handshake_that_cannot_get_a_slot_in_time_is_refused(monkeypatch):
+    from freeim import node as node_module
+
+    node = await ensure_node()
+    monkeypatch.setattr(node_module, "HANDSHAKE_WAIT", 0.05)
+    for _ in range(node_module.HANDSHAKE_CONCURRENCY):
+        await node.handshakes.acquire()  # a storm holds every slot
+    try:
+        url = await im.aprev_connect_server(1, base="ws://testserver")
+        assert await rejected(url.removeprefix("ws://testserver"))
+    finally:
+        for _ in range(node_module.HANDSHAKE_CONCURRENCY):
+            node.handshakes.release()
+    async with connected(application, 1) as alice:
+        await alice.send_to(text_data='{"type": "ping"}')
+        assert await alice.receive_frame() == {"type": "pong"}

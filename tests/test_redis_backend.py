@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
+from demo_project.cluster import RedisServer
 from freeim.backends.redis import RedisBackend
 from freeim.exceptions import StoreUnavailable
-from tests.redis_server import RedisServer
 
 
 @pytest.fixture
