@@ -124,7 +124,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the children on SIGTERM as on Ctrl-C
     print(f"freeim cluster: nodes {', '.join(servers)}; chat at http://127.0.0.1:{BUSINESS_PORT}/ ; Ctrl-C stops")
     try:
-        while all(p.poll() is None for p in processes):
+        running = set(processes)
+        while True:  # a node that dies is reported, not fatal: that is what the cluster is for
+            for process in [p for p in running if p.poll() is not None]:
+                print(f"freeim cluster: {' '.join(process.args[-3:])} exited with {process.returncode}")
+                running.discard(process)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
