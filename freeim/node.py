@@ -92,7 +92,7 @@ class Node:
         logger.info("freeim node %s stopped", self.name)
 
     async def attach(self, connection: Connection) -> None:
-        """Register an accepted connection here and in the store."""
+        """Register a connection here and in the store (before its handshake completes)."""
         connection.on_resume = self._wake
         self.registry.add(connection)
         try:
