@@ -47,7 +47,7 @@ def test_reaper_takes_dead_nodes_once_and_emits_offline_events(backend):
     backend.call("add_connection", "b", 2)
     backend.call("join", 1, ["room"])
     time.sleep(1.2)  # a missed its heartbeats for 1.2 s > TTL 1 s...
-    backend.call("heartbeat", "b", "boot-b")  # ...while b beats just now
+    backend.call("register_node", "b", "boot-b")  # ...while b is (again) registered just now
     assert backend.call("alive_nodes") == ["b"]
     assert backend.call("reap", "b") == ["a"]
     assert backend.call("reap", "b") == []
