@@ -80,11 +80,6 @@ class Connection:
         if self._protocol is not None:
             self._watch_backpressure()
 
-    @property
-    def fast_path(self) -> bool:
-        """True when frames go straight to the server's transport."""
-        return self._protocol is not None
-
     def _watch_backpressure(self) -> None:
         """Be the transport's push producer, so Twisted says when its buffer is over 64 KiB."""
         # If someone else already produces on this transport, rely on our own bound only.

@@ -78,16 +78,11 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         try:
             kind = protocol.parse_inbound(text_data, bytes_data)
         except ValueError as error:
-            await self._close_with(error.args[0])
+            if self.connection is not None:  # frames only arrive on an accepted socket, which has one
+                await self.connection.close(error.args[0])
             return
         if kind == "ping":
             await self.send(text_data=protocol.PONG)
-
-    async def _close_with(self, code: int) -> None:
-        if self.connection is not None:
-            await self.connection.close(code)
-        else:
-            await self.close(code=int(code))
 
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:

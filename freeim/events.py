@@ -18,7 +18,10 @@ SIGNALS = {"online": client_online, "offline": client_offline}
 
 async def dispatch(kind: str, client_id: ClientId, meta: str, server: str) -> None:
     """Send the signal of one event; a failing receiver is logged, never raised."""
-    results = await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server)
+    _log_failures(kind, await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server))
+
+
+def _log_failures(kind: str, results: list[tuple[Any, Any]]) -> None:
     for receiver, result in results:
         if isinstance(result, Exception):
             logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
@@ -33,14 +36,12 @@ def consume(backend: Backend, group: str, consumer: str, claim_idle: float, stop
     """
     while not stop.is_set():
         try:
-            batch = backend.call("read_events", group, consumer, int(claim_idle * 1000), 1000)
-        except StoreUnavailable as error:
+            for entry_id, fields in backend.call("read_events", group, consumer, int(claim_idle * 1000), 1000):
+                handle(fields)
+                backend.call("ack_events", group, [entry_id])
+        except StoreUnavailable as error:  # an event handled but not acked is handled again: at least once
             logger.warning("freeim events: %s; retrying", error)
             stop.wait(1)
-            continue
-        for entry_id, fields in batch:
-            handle(fields)
-            backend.call("ack_events", group, [entry_id])
 
 
 def handle(fields: dict[str, str]) -> None:
@@ -49,11 +50,8 @@ def handle(fields: dict[str, str]) -> None:
     if kind not in SIGNALS or not client:
         logger.error("freeim events: malformed event %r skipped", fields)
         return
-    results = SIGNALS[kind].send_robust(sender=None, client_id=client_id(client), meta=fields.get("meta", ""),
-                                        server=fields.get("server", ""))
-    for receiver, result in results:
-        if isinstance(result, Exception):
-            logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
+    _log_failures(kind, SIGNALS[kind].send_robust(sender=None, client_id=client_id(client),
+                                                  meta=fields.get("meta", ""), server=fields.get("server", "")))
 
 
 class LocalEvents:

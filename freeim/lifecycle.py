@@ -18,32 +18,28 @@ from .conf import conf
 from .node import Node
 
 _node: Node | None = None
-_starting: asyncio.Future[Node] | None = None
+_started: asyncio.Task[None] | None = None
 
 
 async def ensure_node() -> Node:
-    """The node of the running loop and current settings, started once."""
-    global _node, _starting
+    """The node of the running loop and current settings, started once (concurrent callers wait for it)."""
+    global _node, _started
     if not conf.IS_NODE:
         raise ImproperlyConfigured(f"This process is not a freeim node: FREEIM['SERVER'] ({conf.SERVER!r}) "
                                    "is not in FREEIM['SERVERS'].")
-    loop = asyncio.get_running_loop()
-    backend = get_backend()
-    current = _node
-    if current is not None and current.loop is loop and current.backend is backend and current.name == conf.SERVER:
-        if _starting is not None and not _starting.done():
-            return await asyncio.shield(_starting)
-        return current
-    _node = Node(conf.SERVER, backend, conf.MAX_BACKLOG_BYTES)
-    _starting = loop.create_future()
+    loop, backend = asyncio.get_running_loop(), get_backend()
+    node, started = _node, _started
+    if node is None or started is None or node.loop is not loop or node.backend is not backend \
+            or node.name != conf.SERVER:
+        node = _node = Node(conf.SERVER, backend, conf.MAX_BACKLOG_BYTES)
+        started = _started = loop.create_task(node.start())
     try:
-        await _node.start()
-    except BaseException as exc:
-        _starting.set_exception(exc)
-        _node = None
+        await asyncio.shield(started)  # a caller that is cancelled does not cancel the start
+    except Exception:
+        if _node is node and started.done():  # the start failed: the next caller tries again
+            _node = _started = None
         raise
-    _starting.set_result(_node)
-    return _node
+    return node
 
 
 async def stop_node() -> None:

@@ -1,8 +1,8 @@
 """Every helper operation, written once as a generator of backend calls.
 
-Each generator yields ``(operation name, args)`` and receives the result; the
-drivers in :mod:`freeim.im` run it blocking (sync twin) or awaiting (async
-twin). The routing decisions in between are pure and live here, so the sync
+Each generator yields ``(operation name, args)`` and receives the result;
+:func:`run` drives it blocking (the sync twins in :mod:`freeim.im`), :func:`arun`
+awaiting (the async twins, and the node). The routing decisions in between are pure and live here, so the sync
 and async APIs can never drift apart.
 """
 
@@ -93,9 +93,10 @@ def send_message(sender: object, receivers: object, message: Any, receipt: bool 
     wants = {"sender": source, "data": message} if receipt else None
     batches = {node: [{"op": "send", "to": to, "frame": frame, "receipt": wants}] for node, to in by_node.items()}
     offline = [t for t in targets if t not in located] if receipt else []
-    for node in located.get(source, {}) if offline else ():
-        frames = [protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message) for t in offline]
-        batches.setdefault(node, []).extend({"op": "send", "to": [source], "frame": f} for f in frames)
+    receipts = [{"op": "send", "to": [source], "frame": protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message)}
+                for t in offline]
+    for node in located.get(source, {}) if receipts else ():
+        batches.setdefault(node, []).extend(receipts)
     yield from _publish(batches)
 
 

@@ -51,8 +51,9 @@ class ConnectView(FreeIMView):
     def post(self, request: Request) -> Response:
         meta = self.body(ConnectSerializer)["meta"]
         base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
-        url, server = im.connect_ticket(self.caller(), meta, base=base)
-        return Response({"url": url, "client_id": self.caller(), "server": server})
+        caller = self.caller()
+        url, server = im.connect_ticket(caller, meta, base=base)
+        return Response({"url": url, "client_id": caller, "server": server})
 
 
 class MessagesView(FreeIMView):

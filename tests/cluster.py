@@ -81,7 +81,7 @@ class Cluster:
         self._worker_numbers = itertools.count()
         # freeim's own pool settings: fail in seconds, reconnect after a Redis restart.
         self.store = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            self.redis.url, **pool_options(self.redis.url)))
+            self.redis.url, **pool_options()))
 
     # Environment and settings
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:

@@ -73,7 +73,7 @@ def one(method: str, *args: Any) -> Cmd:
     return Cmd(method, args)
 
 
-def pool_options(url: str) -> dict[str, Any]:
+def pool_options() -> dict[str, Any]:
     """Connection settings for every pool: wait for a free connection, fail in seconds, not minutes."""
     return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
             "socket_timeout": 5, "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)}
@@ -88,8 +88,7 @@ class RedisBackend(Backend):
         self.url = url
         self.prefix = prefix
         self.heartbeat_ttl = heartbeat_ttl
-        options = pool_options(url)
-        self._sync = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
+        self._sync = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **pool_options()))
         self._sync_scripts = {name: Script(self._sync, source) for name, source in SCRIPTS.items()}
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, tuple[Any, dict[str, Any]]]] = \
             weakref.WeakKeyDictionary()
@@ -111,26 +110,22 @@ class RedisBackend(Backend):
         except REDIS_ERRORS as error:
             raise StoreUnavailable(f"Redis is unavailable: {error}") from error
 
-    def _perform(self, step: Lua | Cmd | Pipe) -> Any:
+    def _issue(self, client: Any, scripts: dict[str, Any], step: Lua | Cmd | Pipe) -> Any:
+        """Send ``step`` through ``client``: its result, or an awaitable of it for a ``redis.asyncio`` client."""
         if isinstance(step, Lua):
-            return self._sync_scripts[step.name](args=(self.prefix, *step.args), client=self._sync)
+            return scripts[step.name](args=(self.prefix, *step.args), client=client)
         if isinstance(step, Cmd):
-            return getattr(self._sync, step.method)(*step.args)
-        pipe = self._sync.pipeline(transaction=False)
+            return getattr(client, step.method)(*step.args)
+        pipe = client.pipeline(transaction=False)
         for method, args in step.commands:
             getattr(pipe, method)(*args)
         return pipe.execute()
 
+    def _perform(self, step: Lua | Cmd | Pipe) -> Any:
+        return self._issue(self._sync, self._sync_scripts, step)
+
     async def _aperform(self, step: Lua | Cmd | Pipe, control: bool = False) -> Any:
-        client, scripts = self._for_loop(control)
-        if isinstance(step, Lua):
-            return await scripts[step.name](args=(self.prefix, *step.args), client=client)
-        if isinstance(step, Cmd):
-            return await getattr(client, step.method)(*step.args)
-        pipe = client.pipeline(transaction=False)
-        for method, args in step.commands:
-            getattr(pipe, method)(*args)
-        return await pipe.execute()
+        return await self._issue(*self._for_loop(control), step)
 
     async def _aperform_control(self, step: Lua | Cmd | Pipe) -> Any:
         return await self._aperform(step, control=True)
@@ -141,7 +136,7 @@ class RedisBackend(Backend):
         clients = self._loops.setdefault(asyncio.get_running_loop(), {})
         found = clients.get(control)
         if found is None:
-            options = {**pool_options(self.url), **({"max_connections": 2} if control else {})}
+            options = {**pool_options(), **({"max_connections": 2} if control else {})}
             client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url,
                                                                                                      **options))
             found = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
