@@ -24,7 +24,9 @@ import logging
 import uuid
 from typing import Any
 
-from . import operations, protocol
+from channels.db import database_sync_to_async
+
+from . import autojoin, operations, protocol
 from .backends import Backend
 from .connection import Connection, Frame
 from .events import LocalEvents
@@ -92,18 +94,34 @@ class Node:
         logger.info("freeim node %s stopped", self.name)
 
     async def attach(self, connection: Connection) -> None:
-        """Register a connection here and in the store (before its handshake completes)."""
+        """Register a connection here and in the store (before its handshake completes).
+
+        Its client's chans are in the local index before the socket opens: the
+        auto-join chans (:mod:`freeim.autojoin`) when it just came online, else
+        the chans it joined from another node, when this is its first connection here.
+        """
+        client_id = connection.client_id
+        new_here = client_id not in self.registry.clients
         connection.on_resume = self._wake
         self.registry.add(connection)
         try:
-            await self._register(connection)
+            came_online = await self._register(connection)
         except BaseException:  # not in the store: nothing to release there
             self.registry.remove(connection)
             raise
+        if came_online and autojoin.has_providers():
+            chans = await database_sync_to_async(autojoin.chans_for)(client_id)
+            if chans and await self.backend.acall("join", client_id, chans):
+                self.registry.join(client_id, chans)
+        elif new_here and not came_online:
+            self.registry.join(client_id, await self.backend.acall("client_chans", client_id))
 
-    async def _register(self, connection: Connection) -> None:
+    async def _register(self, connection: Connection) -> bool:
+        """Add ``connection`` in the store; True if its client came online with it."""
         if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
             self._emit("online", connection.client_id, connection.meta)
+            return True
+        return False
 
     async def admit_handshake(self) -> bool:
         """Take a handshake slot (release ``self.handshakes`` after); False if none freed up in time."""

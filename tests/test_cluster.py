@@ -23,6 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from freeim import im
+from freeim.backends import get_backend
+from freeim.conf import server_base
 from freeim.exceptions import StoreUnavailable
 from freeim.router import rendezvous
 from tests.cluster import HEARTBEAT_TTL, Cluster
@@ -65,6 +67,15 @@ class Terminals:
 
     async def open(self, client_id: str, meta: str = "") -> ClientConnection:
         url = await im.aprev_connect_server(client_id, meta)
+        return await self._connect(url)
+
+    async def open_on(self, server: str, client_id: str) -> ClientConnection:
+        """Connect ``client_id`` to ``server`` whatever the router says (a device that reached another node)."""
+        token = uuid.uuid4().hex
+        await get_backend().acall("issue_token", token, {"client_id": client_id, "meta": "", "server": server}, 10)
+        return await self._connect(f"{server_base(server)}/ws?token={token}")
+
+    async def _connect(self, url: str) -> ClientConnection:
         return await self.stack.enter_async_context(connect(url, proxy=None, close_timeout=2))
 
 
@@ -187,6 +198,17 @@ async def test_chan_message_reaches_each_member_once_on_every_node(ids, terminal
     chan_frame = {"type": "chan", "chan": "room", "from": member_ids[0], "data": {"text": "to the room"}}
     received = await frames_until_fence(sockets)
     assert received == {**{m: [chan_frame] for m in member_ids}, **{o: [] for o in outsider_ids}}
+
+
+async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster, ids, terminals):
+    [alice] = ids.on(0)
+    phone = await terminals.open(alice)
+    await im.ajoin_chan(alice, "team")
+    laptop = await terminals.open_on(cluster.servers[1], alice)
+    await im.asend_chan_message("boss", "team", "to both devices")
+    expected = {"type": "chan", "chan": "team", "from": "boss", "data": "to both devices"}
+    assert await next_frame(phone) == expected
+    assert await next_frame(laptop) == expected
 
 
 async def test_chan_message_goes_only_to_nodes_hosting_a_member(cluster, ids, terminals):

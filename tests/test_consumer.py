@@ -5,7 +5,7 @@ import time
 import pytest
 
 from demo_project.asgi import application
-from freeim import im, signals
+from freeim import autojoin, im, signals
 from freeim.backends import get_backend
 from freeim.lifecycle import ensure_node
 from freeim.testing import FreeIMCommunicator, connected
@@ -157,3 +157,42 @@ async def test_a_handshake_that_cannot_get_a_slot_in_time_is_refused(monkeypatch
     async with connected(application, 1) as alice:
         await alice.send_to(text_data='{"type": "ping"}')
         assert await alice.receive_frame() == {"type": "pong"}
+
+
+@pytest.fixture
+def provider():
+    """An auto-join provider giving client 1 two chans (one twice) and everyone else none."""
+    def chans(client_id):
+        return ["news", "team", "news"] if client_id == 1 else []
+
+    autojoin.register(chans)
+    yield chans
+    autojoin.unregister(chans)
+
+
+async def test_auto_join_chans_are_joined_before_the_socket_opens(provider):
+    async with connected(application, 1) as alice:
+        assert sorted(await im.aget_chan_list_by_client_id(1)) == ["news", "team"]
+        await im.asend_chan_message(2, "team", "first")
+        assert await alice.receive_frame() == {"type": "chan", "chan": "team", "from": 2, "data": "first"}
+        async with connected(application, 3):
+            assert await im.aget_chan_list_by_client_id(3) == []
+    assert await im.aget_chan_list() == []  # left with the last disconnect
+
+
+async def test_a_failing_or_invalid_provider_is_logged_and_the_client_still_connects(provider, caplog):
+    def broken(client_id):
+        raise RuntimeError("database down")
+
+    def invalid(client_id):
+        return ["no spaces allowed"]
+
+    for bad in (broken, invalid):
+        autojoin.register(bad)
+    try:
+        async with connected(application, 1):
+            assert sorted(await im.aget_chan_list_by_client_id(1)) == ["news", "team"]
+    finally:
+        for bad in (broken, invalid):
+            autojoin.unregister(bad)
+    assert caplog.text.count("auto-join provider") == 2
