@@ -26,7 +26,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from . import autojoin, operations, protocol
+from . import autojoin, operations, probe, protocol
 from .backends import Backend
 from .connection import Connection, Frame
 from .events import LocalEvents
@@ -78,6 +78,9 @@ class Node:
         ]
         if self.backend.heartbeat_ttl:
             self._tasks.append(asyncio.create_task(self._keep_alive(self.backend.heartbeat_ttl), name="freeim-beat"))
+        if path := probe.probe_path():
+            self._tasks.append(asyncio.create_task(
+                probe.run_probe(path, self.name, lambda: len(self.registry.clients)), name="freeim-probe"))
         logger.info("freeim node %s started", self.name)
 
     async def stop(self) -> None:
