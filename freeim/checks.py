@@ -51,7 +51,22 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     except ImportError as exc:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
+    errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
     return errors
+
+
+def _check_chan_message_store(path: Any) -> list[CheckMessage]:
+    if path is None:
+        return []
+    hint = "A dotted path to a callable taking (sender, chan, message), e.g. 'freeim.groups.history.store'."
+    try:
+        store = import_string(path) if isinstance(path, str) else None
+    except ImportError as exc:
+        return [Error(f"FREEIM['CHAN_MESSAGE_STORE'] cannot be imported: {exc}.", hint=hint, id="freeim.E012")]
+    if not callable(store):
+        return [Error(f"FREEIM['CHAN_MESSAGE_STORE'] is not a dotted path to a callable: {path!r}.", hint=hint,
+                      id="freeim.E012")]
+    return []
 
 
 def _check_servers(raw: dict[str, Any]) -> list[CheckMessage]:

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_ID_RESOLVER": "freeim.auth.user_client_id",
     "MAX_MESSAGE_BYTES": 65536,
     "MAX_BACKLOG_BYTES": 1048576,
+    "CHAN_MESSAGE_STORE": None,
 }
 EMBEDDED_SERVER = "local"
 
@@ -94,6 +95,11 @@ class Settings:
     @property
     def MAX_BACKLOG_BYTES(self) -> int:
         return self._get("MAX_BACKLOG_BYTES")
+
+    @property
+    def CHAN_MESSAGE_STORE(self) -> str | None:
+        """Dotted path to ``store(sender, chan, message)``, called for each chan message sent; None: off."""
+        return self._get("CHAN_MESSAGE_STORE") or None
 
 
 conf = Settings()

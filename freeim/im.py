@@ -15,7 +15,11 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from . import operations
+from channels.db import database_sync_to_async
+from django.utils.module_loading import import_string
+
+from . import ids, operations
+from .conf import conf
 from .operations import Op, arun, run
 
 T = TypeVar("T")
@@ -39,6 +43,7 @@ connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 send_message, asend_message = _twins(operations.send_message)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
 has_online, ahas_online = _twins(operations.has_online)
+get_client_nodes, aget_client_nodes = _twins(operations.get_client_nodes)
 force_offline, aforce_offline = _twins(operations.force_offline)
 join_chan, ajoin_chan = _twins(operations.join_chan)
 leave_chan, aleave_chan = _twins(operations.leave_chan)
@@ -47,15 +52,35 @@ clear_chan_client, aclear_chan_client = _twins(operations.clear_chan_client)
 get_chan_list, aget_chan_list = _twins(operations.get_chan_list)
 get_chan_list_by_client_id, aget_chan_list_by_client_id = _twins(operations.get_chan_list_by_client_id)
 get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
-send_chan_message, asend_chan_message = _twins(operations.send_chan_message)
+
+
+def _chan_message_store() -> Callable[[ids.ClientId, str, Any], object] | None:
+    path = conf.CHAN_MESSAGE_STORE
+    return import_string(path) if path else None
+
+
+def send_chan_message(sender: object, chan: object, message: Any) -> None:
+    """Send ``message`` to every member of ``chan``, then hand it to ``CHAN_MESSAGE_STORE`` if one is set."""
+    run(operations.send_chan_message(sender, chan, message))
+    if store := _chan_message_store():
+        store(ids.client_id(sender), chan, message)
+
+
+async def asend_chan_message(sender: object, chan: object, message: Any) -> None:
+    """The async twin of :func:`send_chan_message`; the store runs in a worker thread (it may use the ORM)."""
+    await arun(operations.send_chan_message(sender, chan, message))
+    if store := _chan_message_store():
+        await database_sync_to_async(store)(ids.client_id(sender), chan, message)
+
+
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)
 
 __all__ = [
     "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aget_chan_client_list", "aget_chan_list",
-    "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online", "ahas_online",
-    "ajoin_chan", "aleave_chan", "aprev_connect_server", "asend_broadcast_message", "asend_chan_message",
-    "asend_message", "clear_chan_client", "connect_ticket", "force_offline", "get_chan_client_list",
-    "get_chan_list", "get_chan_list_by_client_id", "get_chan_online", "get_client_list_by_online",
-    "has_online", "join_chan", "leave_chan", "prev_connect_server", "send_broadcast_message",
-    "send_chan_message", "send_message",
+    "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online", "aget_client_nodes",
+    "ahas_online", "ajoin_chan", "aleave_chan", "aprev_connect_server", "asend_broadcast_message",
+    "asend_chan_message", "asend_message", "clear_chan_client", "connect_ticket", "force_offline",
+    "get_chan_client_list", "get_chan_list", "get_chan_list_by_client_id", "get_chan_online",
+    "get_client_list_by_online", "get_client_nodes", "has_online", "join_chan", "leave_chan", "prev_connect_server",
+    "send_broadcast_message", "send_chan_message", "send_message",
 ]

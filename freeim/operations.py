@@ -121,6 +121,11 @@ def has_online(client_id: object) -> Op[bool | dict[ClientId, bool]]:
     return {c: c in located for c in wanted}
 
 
+def get_client_nodes(client_ids: object) -> Op[dict[ClientId, dict[str, int]]]:
+    """Where the online ones of ``client_ids`` are connected: ``{client: {node: connections}}``."""
+    return (yield ("locate", (ids.client_ids(client_ids),)))
+
+
 def force_offline(client_id: object) -> Op[None]:
     """Close every connection of ``client_id`` with close code 4000."""
     client = ids.client_id(client_id)

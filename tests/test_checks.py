@@ -29,6 +29,9 @@ def test_default_settings_pass():
     ({"ROUTING": "random"}, ["freeim.E007"]),
     ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
+    ({"CHAN_MESSAGE_STORE": "no.such.thing"}, ["freeim.E012"]),
+    ({"CHAN_MESSAGE_STORE": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),
+    ({"CHAN_MESSAGE_STORE": 42}, ["freeim.E012"]),
 ])
 def test_each_problem_has_its_id(setting, expected):
     assert ids_for(setting) == expected

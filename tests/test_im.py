@@ -121,3 +121,29 @@ async def test_prev_connect_server_urls(settings):
     assert (await im.aprev_connect_server(1)).startswith("wss://im.example.com:8443/im/ws?token=")
     settings.FREEIM = {"SERVERS": ["127.0.0.1:6001"]}
     assert im.prev_connect_server("alice", "ios").startswith("ws://127.0.0.1:6001/ws?token=")
+
+
+async def test_get_client_nodes_counts_connections_per_node_of_online_clients():
+    async with connected(application, 1), connected(application, 1), connected(application, "bot"):
+        assert await im.aget_client_nodes([1, "bot", 2]) == {1: {"local": 2}, "bot": {"local": 1}}
+        assert im.get_client_nodes("1") == {1: {"local": 2}}
+
+
+stored = []
+
+
+def store_chan_message(sender, chan, message):
+    stored.append((sender, chan, message))
+
+
+async def test_chan_message_store_gets_each_sent_chan_message_from_both_twins(settings):
+    settings.FREEIM = {"CHAN_MESSAGE_STORE": "tests.test_im.store_chan_message"}
+    stored.clear()
+    async with connected(application, 1) as alice:
+        await im.ajoin_chan(1, "room")
+        await im.asend_chan_message("2", "room", {"n": 1})
+        await asyncio.to_thread(im.send_chan_message, "bot", "room", {"n": 2})
+        assert [(await alice.receive_frame())["data"] for _ in range(2)] == [{"n": 1}, {"n": 2}]
+        with pytest.raises(InvalidMessage):  # refused: neither sent nor stored
+            await im.asend_chan_message(1, "room", "x" * 70_000)
+    assert stored == [(2, "room", {"n": 1}), ("bot", "room", {"n": 2})]
