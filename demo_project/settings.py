@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "freeim",
+    "freeim.groups",
     "demo_project.chat",
 ]
 

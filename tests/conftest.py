@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from demo_project.cluster import RedisServer
+from freeim import autojoin
 from freeim.backends import reset_backend
+from freeim.groups.models import active_group_chans
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,18 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def groups_auto_join_needs_the_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """freeim.groups' auto-join provider reads the database: tests without database access go without it
+    (else each connect would log the provider failing on pytest-django's database blocker)."""
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
+        yield
+        return
+    autojoin.unregister(active_group_chans)
+    yield
+    autojoin.register(active_group_chans)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class GroupsConfig(AppConfig):
+    name = "freeim.groups"
+    label = "freeim_groups"
+    verbose_name = "freeim groups"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from freeim import autojoin
+
+        from . import live
+        from .models import active_group_chans
+
+        live.connect()
+        autojoin.register(active_group_chans)

@@ -1,0 +1,55 @@
+"""Helpers of the freeim.groups tests.
+
+Socket tests run their async part under ``async_to_sync`` from a sync test (see
+tests/test_demo.py): the ORM work then runs back on the test's thread, with its
+database connection. They use ``transaction=True``, so changes commit and the
+groups' after-commit effects run, as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.contrib.auth.models import User
+
+from freeim.groups.models import Group, Membership
+from freeim.testing import FreeIMCommunicator
+
+QUIET = 0.2
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run an async scenario from a sync test (see the module docstring)."""
+    return async_to_sync(scenario)()
+
+
+def db(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` as an awaitable, on the test's thread (thread-sensitive)."""
+    return sync_to_async(function)
+
+
+def make_group(slug: str, *members: User | str | int, **fields: Any) -> Group:
+    """A group with members (users, or client ids of clients that are not users)."""
+    group = Group.objects.create(slug=slug, title=fields.pop("title", slug.title()), **fields)
+    for member in members:
+        add(group, member)
+    return group
+
+
+def add(group: Group, member: User | str | int, role: str = "member") -> Membership:
+    if isinstance(member, User):
+        return Membership.objects.create(group=group, user=member, role=role)
+    return Membership.objects.create(group=group, client_id=member, role=role)
+
+
+async def chan_frame(terminal: FreeIMCommunicator) -> dict[str, Any]:
+    frame = await terminal.receive_frame()
+    assert frame["type"] == "chan", frame
+    return frame
+
+
+async def silent(*terminals: FreeIMCommunicator) -> None:
+    for terminal in terminals:
+        assert await terminal.receive_nothing(timeout=QUIET), "a frame arrived where none should"
