@@ -1,0 +1,60 @@
+"""Bodies and answers of the groups REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from freeim import ids
+from freeim.serializers import ClientIdField
+
+from .models import Group, GroupMessage, Membership, Role
+
+
+class GroupSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Group
+        fields = ["slug", "title", "description", "is_active", "created_at", "updated_at"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    """A member; ``online`` comes from the ``online`` dict in the context (one presence lookup per answer)."""
+
+    client_id = serializers.SerializerMethodField()
+    online = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["client_id", "user", "role", "joined_at", "online"]
+
+    def get_client_id(self, membership: Membership) -> Any:
+        return membership.client
+
+    def get_online(self, membership: Membership) -> bool:
+        return self.context["online"].get(membership.client, False)
+
+
+class AddMemberSerializer(serializers.Serializer):
+    """``{"user": pk}`` or ``{"client_id": id}`` (for clients that are not users), and a role."""
+
+    user = serializers.PrimaryKeyRelatedField(queryset=get_user_model()._default_manager.all(), required=False)
+    client_id = ClientIdField(required=False)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("user" in attrs) == ("client_id" in attrs):
+            raise serializers.ValidationError("Give either a user or a client id.")
+        return attrs
+
+
+class GroupMessageSerializer(serializers.ModelSerializer):
+    sender = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GroupMessage
+        fields = ["sender", "data", "sent_at"]
+
+    def get_sender(self, message: GroupMessage) -> Any:
+        return ids.client_id(message.sender)

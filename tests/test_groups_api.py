@@ -1,0 +1,178 @@
+"""The groups REST API: each endpoint for each role, the denials, bad input, and effects on real sockets."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from demo_project.asgi import application
+from freeim import im
+from freeim.groups.models import Membership
+from freeim.testing import connected
+from tests.groups import add, chan_frame, make_group, run, silent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROLES = ("owner", "admin", "member")
+
+
+@pytest.fixture
+def people():
+    """A user per role in group ``team``, an outsider, and staff (not a member)."""
+    people = {name: User.objects.create(username=name) for name in (*ROLES, "outsider")}
+    people["staff"] = User.objects.create(username="staff", is_staff=True)
+    team = make_group("team", title="The team", description="all of us")
+    for role in ROLES:
+        add(team, people[role], role)
+    return people
+
+
+def api(user=None):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/im/groups/"), ("get", "/im/groups/team/"), ("post", "/im/groups/team/members/"),
+    ("delete", "/im/groups/team/members/1/"), ("get", "/im/groups/team/messages/"),
+    ("post", "/im/groups/team/messages/"),
+])
+def test_every_endpoint_needs_authentication(method, path):
+    assert getattr(api(), method)(path, {}, format="json").status_code == 401
+
+
+def test_my_groups_lists_active_memberships_with_role_and_online_count(people):
+    member = people["member"]
+    make_group("closed", member, is_active=False)
+    make_group("alone", people["outsider"])
+    add(make_group("crew"), member, "admin")
+    assert [(g["slug"], g["role"], g["online"]) for g in api(member).get("/im/groups/").json()] == [
+        ("crew", "admin", 0), ("team", "member", 0)]
+    assert api(people["staff"]).get("/im/groups/").json() == []  # staff see their own groups here, too
+
+
+def test_detail_shows_members_with_presence_to_members_and_staff(people):
+    owner, member = people["owner"], people["member"]
+
+    async def scenario():
+        async with connected(application, member.pk):
+            return [await sync_to_async(api(people[who]).get)("/im/groups/team/") for who in ("owner", "staff")]
+
+    for response in run(scenario):
+        body = response.json()
+        assert response.status_code == 200
+        assert (body["title"], body["description"], body["online"]) == ("The team", "all of us", [member.pk])
+        assert [(m["client_id"], m["user"], m["role"], m["online"]) for m in body["members"]] == [
+            (owner.pk, owner.pk, "owner", False), (people["admin"].pk, people["admin"].pk, "admin", False),
+            (member.pk, member.pk, "member", True)]
+
+
+def test_detail_denials_and_unknown_groups(people):
+    denied = api(people["outsider"]).get("/im/groups/team/")
+    assert denied.status_code == 403 and "members" in denied.json()["detail"]
+    assert api(people["member"]).get("/im/groups/nope/").status_code == 404
+    make_group("closed", people["member"], is_active=False)
+    assert api(people["member"]).get("/im/groups/closed/").status_code == 404
+    assert api(people["staff"]).get("/im/groups/closed/").json()["is_active"] is False
+
+
+#: Who may add or remove whom: owners anyone, admins plain members, staff anyone, others nobody.
+MAY_MANAGE = {
+    "owner": {"owner", "admin", "member"}, "admin": {"member"}, "member": set(), "outsider": set(),
+    "staff": {"owner", "admin", "member"},
+}
+
+
+@pytest.mark.parametrize("actor", MAY_MANAGE)
+@pytest.mark.parametrize("role", ROLES)
+def test_adding_members_by_role(people, actor, role):
+    newcomer = User.objects.create(username="newcomer")
+    response = api(people[actor]).post("/im/groups/team/members/", {"user": newcomer.pk, "role": role},
+                                       format="json")
+    if role in MAY_MANAGE[actor]:
+        assert response.status_code == 201, response.json()
+        assert response.json() | {"joined_at": None} == {"client_id": newcomer.pk, "user": newcomer.pk, "role": role,
+                                                         "joined_at": None, "online": False}
+    else:
+        assert response.status_code == 403, response.json()
+        assert not Membership.objects.filter(user=newcomer).exists()
+
+
+@pytest.mark.parametrize("actor", MAY_MANAGE)
+@pytest.mark.parametrize("role", ROLES)
+def test_removing_members_by_role(people, actor, role):
+    target = people[role]
+    response = api(people[actor]).delete(f"/im/groups/team/members/{target.pk}/")
+    expected = 204 if role in MAY_MANAGE[actor] else 403
+    assert response.status_code == expected
+    assert Membership.objects.filter(user=target).exists() == (expected == 403)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "non_field_errors"), ({"user": "outsider", "client_id": "x"}, "non_field_errors"),
+    ({"user": 99999}, "user"), ({"client_id": True}, "client_id"), ({"client_id": "x" * 129}, "client_id"),
+    ({"client_id": "bot", "role": "king"}, "role"),
+])
+def test_adding_validates_the_body(people, body, field):
+    body = {key: people[value].pk if value in people else value for key, value in body.items()}
+    response = api(people["owner"]).post("/im/groups/team/members/", body, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_adding_a_member_twice_or_removing_a_stranger(people):
+    owner = api(people["owner"])
+    again = owner.post("/im/groups/team/members/", {"client_id": people["member"].pk}, format="json")
+    assert again.status_code == 400 and "already a member" in again.json()["client_id"][0]
+    assert owner.delete(f"/im/groups/team/members/{people['outsider'].pk}/").status_code == 404
+    assert owner.delete("/im/groups/team/members/" + "x" * 200 + "/").status_code == 400
+    assert owner.post("/im/groups/team/members/", {"client_id": "sensor-1"}, format="json").status_code == 201
+
+
+def test_a_member_added_through_the_api_gets_the_groups_messages_at_once(people):
+    outsider = people["outsider"]
+
+    async def scenario():
+        async with connected(application, outsider.pk) as socket:
+            added = await sync_to_async(api(people["admin"]).post)("/im/groups/team/members/",
+                                                                  {"user": outsider.pk}, format="json")
+            assert added.json()["online"] is True
+            await im.asend_chan_message("boss", "team", "hi newcomer")
+            assert (await chan_frame(socket))["data"] == "hi newcomer"
+            removed = await sync_to_async(api(people["admin"]).delete)(f"/im/groups/team/members/{outsider.pk}/")
+            assert removed.status_code == 204
+            await im.asend_chan_message("boss", "team", "gone")
+            await silent(socket)
+
+    run(scenario)
+
+
+def test_only_members_post_to_a_group_and_it_reaches_the_online_ones(people):
+    member, owner = people["member"], people["owner"]
+
+    async def scenario():
+        async with connected(application, owner.pk) as owner_socket, connected(application, member.pk) as socket:
+            for who in ("outsider", "staff"):
+                denied = await sync_to_async(api(people[who]).post)("/im/groups/team/messages/", {"data": "x"},
+                                                                   format="json")
+                assert denied.status_code == 403
+            sent = await sync_to_async(api(member).post)("/im/groups/team/messages/", {"data": {"text": "hi"}},
+                                                         format="json")
+            assert sent.status_code == 202 and sent.json() == {"group": "team"}
+            frame = {"type": "chan", "chan": "team", "from": member.pk, "data": {"text": "hi"}}
+            assert [await chan_frame(s) for s in (owner_socket, socket)] == [frame, frame]
+            missing = await sync_to_async(api(member).post)("/im/groups/team/messages/", {}, format="json")
+            assert missing.status_code == 400
+
+    run(scenario)
+
+
+def test_members_read_the_kept_history(people, settings):
+    settings.FREEIM = {"CHAN_MESSAGE_STORE": "freeim.groups.history.store"}
+    member = api(people["member"])
+    for n in range(3):
+        assert member.post("/im/groups/team/messages/", {"data": {"n": n}}, format="json").status_code == 202
+    history = member.get("/im/groups/team/messages/").json()
+    assert [(m["sender"], m["data"]) for m in history] == [(people["member"].pk, {"n": n}) for n in range(3)]
+    assert api(people["outsider"]).get("/im/groups/team/messages/").status_code == 403
