@@ -1,0 +1,282 @@
+"""The admin of persistent groups: presence next to the data, and actions that reach sockets.
+
+Presence is read once per page, never per row: the group list's online counts come from
+one ``get_chan_list()``, a page of members' from one ``has_online([...])``, the "online
+now" page's nodes from one ``get_client_nodes([...])``. If the store cannot be reached the
+pages still render, with presence left blank and a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from freeim import ids, im
+from freeim.auth import client_id_of
+from freeim.exceptions import FreeIMError
+
+from .models import Group, GroupMessage, Membership, users_of_clients
+
+T = TypeVar("T")
+#: Members shown on a group's page; the rest are one click away, in the paginated member list.
+MEMBERS_ON_GROUP_PAGE = 100
+ONLINE_PER_PAGE = 100
+
+
+def presence(request: HttpRequest | None, lookup: Callable[[], T], default: T) -> T:
+    """``lookup()``, or ``default`` (with a warning on the page, given the request) if the store cannot answer."""
+    try:
+        return lookup()
+    except FreeIMError as error:
+        if request is not None:
+            messages.warning(request, f"Presence is unavailable: {error.message}")
+        return default
+
+
+@contextlib.contextmanager
+def reporting(request: HttpRequest) -> Iterator[None]:
+    """Run an action; if freeim refuses it (bad input, store unavailable), say so on the page."""
+    try:
+        yield
+    except FreeIMError as error:
+        messages.error(request, f"Not done: {error.message}")
+
+
+class MessageForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), max_length=2000)
+
+
+def as_message(text: str) -> dict[str, Any]:
+    """What an announcement or a broadcast from the admin carries (``text``, as the demo's chat sends)."""
+    return {"text": text, "announcement": True}
+
+
+class MembershipForm(forms.ModelForm):
+    """Fills the client id from the user while cleaning, so duplicates are caught across the rows of a page."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        probe = Membership(user=data.get("user"), client_id=data.get("client_id") or "")
+        try:
+            probe.link()
+        except FreeIMError as error:
+            self.add_error("client_id", error.message)
+        else:
+            data["client_id"] = probe.client_id
+        return data
+
+
+class AddMemberForm(MembershipForm):
+    def validate_unique(self) -> None:
+        """Also check the one-membership constraint, which Django skips in inline formsets (the group is their
+        foreign key, left out of constraint checks), so a duplicate is a form error rather than a crash."""
+        super().validate_unique()
+        try:
+            self.instance.validate_constraints(exclude=self._get_validation_exclusions() - {"group"})
+        except ValidationError as error:
+            self._update_errors(error)
+
+
+class MemberInline(admin.TabularInline):
+    """The group's first members, with who is online; roles editable, members removable."""
+
+    model = Membership
+    fields = ["client_id", "user", "role", "joined_at", "online"]
+    readonly_fields = ["client_id", "user", "joined_at", "online"]
+    extra = 0
+    verbose_name_plural = f"members (the first {MEMBERS_ON_GROUP_PAGE}; the member list has them all)"
+    online_now: dict[ids.ClientId, bool]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # new members come through AddMemberInline, whose rows are editable
+
+    def get_formset(self, request: HttpRequest, obj: Group | None = None, **kwargs: Any) -> Any:
+        # Inline instances are made per request (and get_formset comes before get_queryset),
+        # so the page's members and their presence can live on this one.
+        shown = list(obj.memberships.values_list("pk", "client_id")[:MEMBERS_ON_GROUP_PAGE]) if obj else []
+        self.shown = [pk for pk, _client in shown]
+        self.online_now = presence(request, lambda: im.has_online(ids.client_ids(c for _pk, c in shown)), {})
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        members = super().get_queryset(request).select_related("user")
+        shown = getattr(self, "shown", None)
+        return members if shown is None else members.filter(pk__in=shown)
+
+    @admin.display(description="online", boolean=True)
+    def online(self, membership: Membership) -> bool | None:
+        return self.online_now.get(membership.client)
+
+
+class AddMemberInline(admin.TabularInline):
+    """Empty rows to add members: pick a user, or type a client id for a client that is not a user."""
+
+    model = Membership
+    form = AddMemberForm
+    fields = ["user", "client_id", "role"]
+    raw_id_fields = ["user"]
+    extra = 3
+    verbose_name_plural = "add members"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        return super().get_queryset(request).none()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_add_permission(request, obj)
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ["slug", "title", "is_active", "member_count", "online_count", "created_at"]
+    list_filter = ["is_active", "created_at", "updated_at"]
+    search_fields = ["slug", "title", "description"]
+    readonly_fields = ["members_summary", "created_at", "updated_at"]
+    inlines = [MemberInline, AddMemberInline]
+    actions = ["announce"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
+        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        online = presence(request, lambda: dict(im.get_chan_list()), None)
+        for group in changelist.result_list:
+            group.online_count = None if online is None else online.get(group.slug, 0)
+        return changelist
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, group: Group) -> int:
+        return group.member_count
+
+    @admin.display(description="online now")
+    def online_count(self, group: Group) -> int | None:
+        return group.online_count
+
+    @admin.display(description="members")
+    def members_summary(self, group: Group) -> str:
+        if group.pk is None:
+            return "-"
+        online = presence(None, lambda: im.get_chan_online(group.slug), None) if group.is_active else 0
+        url = reverse("admin:freeim_groups_membership_changelist") + f"?group__id__exact={group.pk}"
+        return format_html('{} ({} online now): <a href="{}">the member list</a>', group.member_count,
+                           "?" if online is None else online, url)
+
+    @admin.action(description="Send an announcement to the selected groups", permissions=["change"])
+    def announce(self, request: HttpRequest, queryset: QuerySet[Group]) -> HttpResponse | None:
+        form = MessageForm(request.POST if "send" in request.POST else None)
+        if not form.is_valid():
+            context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                       "groups": queryset, "title": "Send an announcement",
+                       "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}
+            return TemplateResponse(request, "admin/freeim_groups/group/announce.html", context)
+        live = [group.slug for group in queryset if group.is_active]
+        with reporting(request):
+            for slug in live:
+                im.send_chan_message(client_id_of(request.user), slug, as_message(form.cleaned_data["text"]))
+            self.message_user(request, f"Announcement sent to {len(live)} active groups.", messages.SUCCESS)
+        return None
+
+    def get_urls(self) -> list[Any]:
+        online = path("online/", self.admin_site.admin_view(self.online_view), name="freeim_groups_online")
+        return [online, *super().get_urls()]
+
+    def online_view(self, request: HttpRequest) -> HttpResponse:
+        """Every online client with its nodes and connections; broadcast, and force clients offline."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self.online_post(request)
+        clients = sorted(presence(request, im.get_client_list_by_online, []), key=str)
+        page = Paginator(clients, ONLINE_PER_PAGE).get_page(request.GET.get("page"))
+        nodes = presence(request, lambda: im.get_client_nodes(list(page)), {})
+        users = users_of_clients(page)
+        rows = [{"client_id": client, "user": users.get(client), "nodes": sorted(nodes.get(client, {}).items()),
+                 "connections": sum(nodes.get(client, {}).values())} for client in page]
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Online now",
+                   "page": page, "rows": rows, "form": MessageForm(),
+                   "can_act": self.has_change_permission(request)}
+        return TemplateResponse(request, "admin/freeim_groups/online.html", context)
+
+    def online_post(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = MessageForm(request.POST)
+        with reporting(request):
+            if request.POST.get("do") == "broadcast" and form.is_valid():
+                im.send_broadcast_message(as_message(form.cleaned_data["text"]))
+                self.message_user(request, "Broadcast sent to every connection.", messages.SUCCESS)
+            elif request.POST.get("do") == "broadcast":
+                self.message_user(request, "A broadcast needs a text.", messages.ERROR)
+            elif request.POST.get("do") == "force_offline":
+                clients = ids.client_ids(request.POST.getlist("client"))
+                for client in clients:
+                    im.force_offline(client)
+                self.message_user(request, f"{len(clients)} clients forced offline.", messages.SUCCESS)
+        return HttpResponseRedirect(request.get_full_path())
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["client_id", "user", "group", "role", "online", "joined_at"]
+    list_filter = ["role", "group__is_active", "joined_at"]
+    list_select_related = ["group", "user"]
+    search_fields = ["client_id", "group__slug", "group__title"]
+    raw_id_fields = ["group", "user"]
+    readonly_fields = ["joined_at"]
+    form = MembershipForm
+    actions = ["force_offline"]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        members = changelist.result_list
+        online = presence(request, lambda: im.has_online([m.client for m in members]), {})
+        for membership in members:
+            membership.online_now = online.get(membership.client)
+        return changelist
+
+    @admin.display(description="online", boolean=True)
+    def online(self, membership: Membership) -> bool | None:
+        return membership.online_now
+
+    @admin.action(description="Force the selected members offline", permissions=["change"])
+    def force_offline(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        clients = ids.client_ids(queryset.values_list("client_id", flat=True))
+        with reporting(request):
+            online = [client for client, here in im.has_online(clients).items() if here]
+            for client in online:
+                im.force_offline(client)
+            self.message_user(request, f"{len(online)} online members forced offline.", messages.SUCCESS)
+
+
+@admin.register(GroupMessage)
+class GroupMessageAdmin(admin.ModelAdmin):
+    """The kept history (``CHAN_MESSAGE_STORE = "freeim.groups.history.store"``), read-only."""
+
+    list_display = ["sent_at", "group", "sender", "data"]
+    list_filter = ["sent_at"]
+    list_select_related = ["group"]
+    search_fields = ["group__slug", "sender"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,218 @@
+"""The groups admin through Django's test client: pages render, presence is batched, actions reach real sockets."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from demo_project.asgi import application
+from freeim import im
+from freeim.groups.models import Group, Membership
+from freeim.testing import FreeIMCommunicator, connected
+from tests.groups import chan_frame, make_group, run, silent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+GROUPS = "/admin/freeim_groups/group/"
+MEMBERS = "/admin/freeim_groups/membership/"
+ONLINE = f"{GROUPS}online/"
+
+
+@pytest.fixture
+def users():
+    return {name: User.objects.create(username=name) for name in ("alice", "bob", "carol")}
+
+
+@pytest.fixture
+def staff():
+    client = Client()
+    client.user = User.objects.create(username="root", is_staff=True, is_superuser=True)
+    client.force_login(client.user)
+    return client
+
+
+def post(client, path, data):
+    """A POST from the admin's thread of the scenario (the test's thread, with its database)."""
+    return sync_to_async(client.post)(path, data)
+
+
+def add_form(slug, *members, title="Team", active=True):
+    """The admin's add/change form of a group, adding ``members`` (users) through the "add members" rows."""
+    data = {"slug": slug, "title": title, "description": "", "memberships-TOTAL_FORMS": 0,
+            "memberships-INITIAL_FORMS": 0, "memberships-2-TOTAL_FORMS": len(members),
+            "memberships-2-INITIAL_FORMS": 0}
+    if active:
+        data["is_active"] = "on"
+    for index, user in enumerate(members):
+        data |= {f"memberships-2-{index}-user": user.pk, f"memberships-2-{index}-client_id": "",
+                 f"memberships-2-{index}-role": "member"}
+    return data
+
+
+def test_every_page_renders(staff, users):
+    group = make_group("team", *users.values(), "sensor-1")
+    make_group("closed", users["alice"], is_active=False)
+    pages = [GROUPS, f"{GROUPS}?q=tea", f"{GROUPS}?is_active__exact=0", f"{GROUPS}add/",
+             f"{GROUPS}{group.pk}/change/", MEMBERS, f"{MEMBERS}?role__exact=member&q=sensor",
+             f"{MEMBERS}{Membership.objects.first().pk}/change/", f"{MEMBERS}add/",
+             "/admin/freeim_groups/groupmessage/", ONLINE, "/admin/"]
+
+    async def scenario():
+        async with connected(application, users["alice"].pk), connected(application, users["alice"].pk):
+            return {page: await sync_to_async(staff.get)(page) for page in pages}
+
+    responses = run(scenario)
+    assert {page: r.status_code for page, r in responses.items()} == dict.fromkeys(pages, 200)
+    listing = responses[GROUPS].content.decode()
+    assert "Online now" in listing and 'class="field-online_count">1<' in listing
+    online = responses[ONLINE].content.decode()
+    assert "1 client online" in online and "alice" in online and "local (2)" in online
+    assert 'alt="True"' in responses[f"{GROUPS}{group.pk}/change/"].content.decode()  # alice, online
+
+
+def test_pages_need_staff(users):
+    client = Client()
+    client.force_login(users["alice"])
+    for page in (GROUPS, ONLINE, MEMBERS):
+        assert client.get(page).status_code == 302  # to the admin login
+    users["bob"].is_staff = True
+    users["bob"].save()
+    client.force_login(users["bob"])
+    assert client.get(ONLINE).status_code == 403  # staff, but no permission on groups
+    view = Permission.objects.get(codename="view_group", content_type__app_label="freeim_groups")
+    users["bob"].user_permissions.add(view)
+    assert client.get(ONLINE).status_code == 200
+    assert client.post(ONLINE, {"do": "broadcast", "text": "hi"}).status_code == 403  # viewing is not acting
+
+
+def test_presence_is_read_once_per_page(staff, users, monkeypatch, django_assert_max_num_queries):
+    group = make_group("big")
+    Membership.objects.bulk_create(Membership(group=group, client_id=f"device-{n}") for n in range(1500))
+    for n in range(30):
+        make_group(f"g{n}", users["alice"])
+    calls = []
+    for name in ("has_online", "get_chan_list", "get_client_nodes"):
+        real = getattr(im, name)
+        monkeypatch.setattr(im, name, lambda *args, real=real, name=name: calls.append((name, args)) or real(*args))
+    with django_assert_max_num_queries(12):
+        assert staff.get(f"{GROUPS}{group.pk}/change/").status_code == 200
+    with django_assert_max_num_queries(12):
+        assert staff.get(MEMBERS).status_code == 200
+    with django_assert_max_num_queries(12):
+        assert staff.get(GROUPS).status_code == 200
+    assert [(name, len(args[0]) if args else 0) for name, args in calls] == [
+        ("has_online", 100), ("has_online", 100), ("get_chan_list", 0)]
+
+
+def test_a_group_made_in_the_admin_reaches_its_members_without_joining(staff, users):
+    """The demo's story: staff creates a group with two users; online or not yet, both get its messages."""
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+
+    async def scenario():
+        async with connected(application, alice.pk) as a, connected(application, carol.pk) as c:
+            response = await post(staff, f"{GROUPS}add/", add_form("team", alice, bob))
+            assert response.status_code == 302, [f.formset.errors for f in response.context["inline_admin_formsets"]]
+            async with connected(application, bob.pk) as b:
+                await im.asend_chan_message(carol.pk, "team", {"text": "hello both"})
+                assert [(await chan_frame(t))["data"] for t in (a, b)] == [{"text": "hello both"}] * 2
+                await silent(c)
+
+    run(scenario)
+    assert sorted(Membership.objects.values_list("user__username", "client_id")) == [
+        ("alice", str(alice.pk)), ("bob", str(bob.pk))]
+
+
+def test_deactivating_and_removing_in_the_change_form_take_effect_at_once(staff, users):
+    alice, bob = users["alice"], users["bob"]
+    group = make_group("team", alice, bob)
+    alice_row, bob_row = Membership.objects.order_by("pk")
+    change = f"{GROUPS}{group.pk}/change/"
+    existing = {"memberships-TOTAL_FORMS": 2, "memberships-INITIAL_FORMS": 2,
+                "memberships-0-id": alice_row.pk, "memberships-0-group": group.pk, "memberships-0-role": "member",
+                "memberships-1-id": bob_row.pk, "memberships-1-group": group.pk, "memberships-1-role": "member"}
+
+    async def scenario():
+        async with connected(application, alice.pk), connected(application, bob.pk):
+            response = await post(staff, change, add_form("team") | existing | {"memberships-1-DELETE": "on"})
+            assert response.status_code == 302
+            assert [await im.aget_chan_list_by_client_id(u.pk) for u in (alice, bob)] == [["team"], []]
+            response = await post(staff, change, add_form("team", active=False) | existing
+                                  | {"memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 1})
+            assert response.status_code == 302
+            assert await im.aget_chan_list_by_client_id(alice.pk) == []
+
+    run(scenario)
+    assert list(Membership.objects.values_list("user__username", flat=True)) == ["alice"]
+    assert not Group.objects.get().is_active
+
+
+def test_adding_an_existing_member_again_is_a_form_error(staff, users):
+    group = make_group("team", users["alice"])
+    row = Membership.objects.get()
+    data = add_form("team", users["alice"]) | {
+        "memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 1, "memberships-0-id": row.pk,
+        "memberships-0-group": group.pk, "memberships-0-role": "member"}
+    response = staff.post(f"{GROUPS}{group.pk}/change/", data)
+    assert response.status_code == 200 and "already exists" in response.content.decode()
+
+
+def test_announcement_action_reaches_the_active_groups(staff, users):
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+    team, closed, other = make_group("team", alice), make_group("closed", bob, is_active=False), make_group("x", carol)
+    selected = {"action": "announce", "_selected_action": [team.pk, closed.pk]}
+
+    async def scenario():
+        async with connected(application, alice.pk) as a, connected(application, bob.pk) as b, \
+                connected(application, carol.pk) as c:
+            form = await post(staff, GROUPS, selected)
+            assert form.status_code == 200 and "Send an announcement" in form.content.decode()
+            empty = await post(staff, GROUPS, selected | {"send": "Send", "text": ""})
+            assert empty.status_code == 200  # the form again, with its error
+            sent = await post(staff, GROUPS, selected | {"send": "Send", "text": "Maintenance at 22:00"})
+            assert sent.status_code == 302
+            assert await chan_frame(a) == {"type": "chan", "chan": "team", "from": staff.user.pk,
+                                           "data": {"text": "Maintenance at 22:00", "announcement": True}}
+            await silent(b, c)
+
+    run(scenario)
+    assert other.pk not in selected["_selected_action"]
+
+
+def test_force_offline_action_closes_the_selected_members_sockets(staff, users):
+    alice, bob = users["alice"], users["bob"]
+    make_group("team", alice, bob)
+    alice_row = Membership.objects.get(user=alice)
+
+    async def scenario():
+        phone = await FreeIMCommunicator.open(application, alice.pk)
+        laptop = await FreeIMCommunicator.open(application, alice.pk)
+        async with connected(application, bob.pk) as b:
+            response = await post(staff, MEMBERS, {"action": "force_offline", "_selected_action": [alice_row.pk]})
+            assert response.status_code == 302
+            assert [await phone.receive_close(), await laptop.receive_close()] == [4000, 4000]
+            await b.send_to(text_data='{"type": "ping"}')
+            assert await b.receive_frame() == {"type": "pong"}
+        for socket in (phone, laptop):
+            await socket.disconnect()
+
+    run(scenario)
+
+
+def test_online_page_broadcasts_and_forces_clients_offline(staff, users):
+    alice = users["alice"]
+
+    async def scenario():
+        target = await FreeIMCommunicator.open(application, "sensor-1")
+        async with connected(application, alice.pk) as a:
+            response = await post(staff, f"{ONLINE}?page=1", {"do": "broadcast", "text": "hello everyone"})
+            assert response.status_code == 302 and response["Location"] == f"{ONLINE}?page=1"
+            frame = {"type": "broadcast", "data": {"text": "hello everyone", "announcement": True}}
+            assert [await a.receive_frame(), await target.receive_frame()] == [frame, frame]
+            response = await post(staff, ONLINE, {"do": "force_offline", "client": ["sensor-1"]})
+            assert response.status_code == 302
+            assert await target.receive_close() == 4000
+            await silent(a)
+        await target.disconnect()
+        refused = await post(staff, ONLINE, {"do": "force_offline", "client": ["x" * 200]})
+        return (await sync_to_async(staff.get)(refused["Location"])).content.decode()
+
+    assert "Not done: Client ids are" in run(scenario)
