@@ -1,0 +1,72 @@
+"""What the benchmark reads about processes and the machine, from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PACKAGES = ("Django", "channels", "channels-redis", "daphne", "Twisted", "redis", "uvloop")
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory (VmRSS) of ``pid`` in KiB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
+
+
+class CpuMeter:
+    """CPU% (100 = one core) of some processes over a window: ``start()``, then ``percent()``."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start()
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def percent(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self.t0, 1e-9)
+        return {name: round(100 * (cpu_seconds(pid) - self.cpu0[name]) / wall)
+                for name, pid in self.pids.items()}
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def machine() -> dict[str, str]:
+    """The machine and software a report was measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next(line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    versions = []
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{name} {metadata.version(name)}")
+    import resource
+
+    return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": memory, "kernel": platform.release(),
+            "python": sys.version.split()[0], "open files": str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+            "packages": ", ".join(versions)}

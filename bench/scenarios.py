@@ -1,0 +1,221 @@
+"""The scenarios of issue 5, each run against one target (freeim or the Channels baseline).
+
+Every scenario starts fresh servers on a fresh private redis-server
+(:func:`session`) and stops everything it started when it ends, even on error or
+Ctrl-C. Each returns ``{"metrics": {...}, "plot": {...}}``; the keys are
+described in :mod:`bench.report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import loopprobe, metrics, targets
+from bench.proc import CpuMeter, rss_kb
+from bench.workers import Loadgens, Worker, sender_worker
+
+SETTLE = 5.0  # seconds between the last connect and the "after" RSS (the reference's 5 s)
+WARM_UP = 20  # connections opened and closed before "RSS before"
+CHAN = "bench"
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; :data:`FULL` is the issue's, :data:`QUICK` runs in minutes."""
+
+    capacity: int = 19_500
+    broadcast: tuple[int, ...] = (5_000, 15_000)
+    private_clients: int = 3_000
+    private_rate: int = 2_000
+    private_seconds: float = 30
+    flood: int = 60_000
+    chan_members: int = 5_000
+    cluster: int = 50_000
+
+
+FULL = Sizes()
+QUICK = Sizes(capacity=1_500, broadcast=(1_000, 2_000), private_clients=1_500, private_seconds=5, flood=5_000,
+              chan_members=1_500, cluster=3_000)
+
+
+@dataclass
+class Session:
+    """A running target with its load processes, sender and clients."""
+
+    target: targets.Target
+    loadgens: Loadgens
+    sender: Worker | None = None
+    ids: list[int] = field(default_factory=list)
+
+    def connect(self, ids: list[int], chans: list[str] | None = None) -> Result:
+        self.ids = ids
+        return self.loadgens.open(self.target.client_target(chans), ids)
+
+    def start_sender(self) -> Worker:
+        if self.sender is None:
+            self.sender = sender_worker(self.target.sender_target())
+        return self.sender
+
+    def cpu(self, sender: Worker | None = None) -> CpuMeter:
+        pids = self.target.pids()
+        pids.update({f"loadgen{i}": pid for i, pid in enumerate(self.loadgens.pids)})
+        if sender is not None:
+            pids["sender"] = sender.pid
+        return CpuMeter(pids)
+
+    def held(self) -> int:
+        return self.loadgens.stats()["open"]
+
+    def warm_up(self) -> None:
+        """Open and close a few connections so the code paths are loaded before "RSS before"."""
+        self.loadgens.open(self.target.client_target(), list(range(10_000_001, 10_000_001 + WARM_UP)))
+        self.loadgens.close()
+        time.sleep(1)
+
+
+@contextlib.contextmanager
+def session(kind: str, nodes: int, clients: int, layer: str) -> Iterator[Session]:
+    """Fresh servers and load processes; everything stopped at the end (last started, first stopped)."""
+    target = targets.make(kind, nodes, layer)
+    failed = False
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: failed or target.remove_logs())  # callbacks run last first: this one at the end
+        stack.callback(target.stop)
+        try:
+            target.start()
+            loadgens = Loadgens(clients)
+            stack.callback(loadgens.stop)
+            running = Session(target, loadgens)
+            stack.callback(lambda: running.sender and running.sender.stop())
+            yield running
+        except BaseException:
+            failed = True
+            print(targets.log_tails(target), f"\n(logs kept in {target.logs})")
+            raise
+
+
+def _connected(opened: Result, asked: int) -> dict[str, Any]:
+    times = opened["opened"]
+    return {"connected": len(times), "asked": asked, "failed": opened["failed"],
+            "connect_per_s": metrics.rate(times, opened["started"])}
+
+
+def _cpu(figures: dict[str, float], prefix: str) -> dict[str, float]:
+    """Server-side CPU% (nodes summed, and each other role) under ``prefix``."""
+    nodes = sum(v for k, v in figures.items() if k.startswith("node"))
+    loadgens = sum(v for k, v in figures.items() if k.startswith("loadgen"))
+    out = {f"{prefix}_cpu_nodes": nodes, f"{prefix}_cpu_loadgens": loadgens}
+    out.update({f"{prefix}_cpu_{k}": v for k, v in figures.items() if not k.startswith(("node", "loadgen"))})
+    return out
+
+
+def capacity(kind: str, clients: int, nodes: int, layer: str) -> Result:
+    """Connections held, RSS before/after, KB per connection, connect rate, CPU while connecting and idle."""
+    with session(kind, nodes, clients, layer) as s:
+        s.warm_up()
+        before = {pid: rss_kb(pid) for pid in s.target.node_pids}
+        meter = s.cpu()
+        opened = s.connect(list(range(1, clients + 1)))
+        connecting = meter.percent()
+        errors = opened["errors"]
+        time.sleep(SETTLE)
+        held = s.held()
+        after = {pid: rss_kb(pid) for pid in s.target.node_pids}
+        meter.start()
+        time.sleep(SETTLE)
+        idle = meter.percent()
+    figures = {**_connected(opened, clients), "held": held,
+               "rss_before_mb": round(sum(before.values()) / 1024), "rss_after_mb": round(sum(after.values()) / 1024),
+               "rss_max_node_mb": round(max(after.values()) / 1024),
+               "kb_per_conn": metrics.kb_per_connection(sum(before.values()), sum(after.values()), held),
+               **_cpu(connecting, "connecting"), "idle_cpu_nodes": sum(v for k, v in idle.items() if "node" in k)}
+    return {"metrics": figures, "plot": {"per_s": figures["connect_per_s"]}, "errors": errors}
+
+
+def broadcast(kind: str, clients: int, layer: str) -> Result:
+    """One broadcast to every connection, then 10 back to back: time to all, deliveries/s, lost, loop lateness."""
+    with session(kind, 1, clients, layer) as s:
+        opened = s.connect(list(range(1, clients + 1)))
+        time.sleep(2)
+        held = s.held()
+        sender = s.start_sender()
+        started = time.time()
+        sent = sender.call("broadcast", count=1)
+        s.loadgens.wait_frames(held * sent["sent"])
+        single = s.loadgens.take()
+        time.sleep(loopprobe.REPORT_EVERY + 0.5)  # the probe's window covering the broadcast is printed
+        lateness = loopprobe.p99_during(s.target.probe_file(0), started, max(single["recv"], default=started))
+        meter = s.cpu(sender)
+        sent_burst = sender.call("broadcast", count=10)
+        s.loadgens.wait_frames(held * sent_burst["sent"])
+        burst_cpu = meter.percent()
+        burst = s.loadgens.take()
+    one = metrics.deliveries(single["recv"], single["ts"], held * sent["sent"])
+    ten = metrics.deliveries(burst["recv"], burst["ts"], held * sent_burst["sent"])
+    figures = {**_connected(opened, clients), "held": held,
+               "b1_time_to_all_ms": one["time_to_all_ms"], "b1_per_s": one["per_s"], "b1_lost": one["lost"],
+               "b10_time_to_all_ms": ten["time_to_all_ms"], "b10_per_s": ten["per_s"], "b10_lost": ten["lost"],
+               "loop_p99_ms": lateness, "send_failed": sent["failed"] + sent_burst["failed"],
+               **_cpu(burst_cpu, "burst")}
+    latency = metrics.latency_ms(single["recv"], single["ts"])
+    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": ten["per_s"]}}
+
+
+def private(kind: str, clients: int, rate: int, seconds: float, flood: int, layer: str) -> Result:
+    """Messages to random clients over 3 nodes: paced (latency, delivered/sent), then as fast as possible."""
+    with session(kind, 3, clients, layer) as s:
+        opened = s.connect(list(range(1, clients + 1)))
+        time.sleep(2)
+        sender = s.start_sender()
+        meter = s.cpu(sender)
+        paced = sender.call("private", ids=s.ids, rate=rate, seconds=seconds)
+        s.loadgens.wait_frames(paced["sent"])
+        paced_cpu = meter.percent()
+        steady = s.loadgens.take()
+        meter.start()
+        fast = sender.call("flood", ids=s.ids, count=flood)
+        s.loadgens.wait_frames(fast["sent"])
+        fast_cpu = meter.percent()
+        flooded = s.loadgens.take()
+    latency = metrics.latency_ms(steady["recv"], steady["ts"])
+    fast_figures = metrics.deliveries(flooded["recv"], flooded["ts"], fast["sent"])
+    figures = {**_connected(opened, clients), "sent": paced["sent"],
+               "sent_per_s": round(paced["sent"] / max(paced["seconds"], 1e-9)),
+               "delivered_pct": round(100 * len(steady["recv"]) / max(paced["sent"], 1), 2),
+               **{f"lat_{k}_ms": v for k, v in latency.items()},
+               **_cpu(paced_cpu, "paced"), "flood_sent": fast["sent"],
+               "flood_delivered_pct": round(100 * fast_figures["delivered"] / max(fast["sent"], 1), 2),
+               "flood_per_s": fast_figures["per_s"], "flood_p99_ms": metrics.latency_ms(
+                   flooded["recv"], flooded["ts"])["p99"],
+               "send_failed": paced["failed"] + fast["failed"], **_cpu(fast_cpu, "flood")}
+    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": fast_figures["per_s"]},
+            "errors": {k: v for k, v in (("paced", paced["error"]), ("flood", fast["error"])) if v}}
+
+
+def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
+    """A chan of ``members`` over 3 nodes: one message's time to reach all (median of ``repeats``)."""
+    with session(kind, 3, members, layer) as s:
+        opened = s.connect(list(range(1, members + 1)), chans=[CHAN])
+        sender = s.start_sender()
+        sender.call("join", chan=CHAN, ids=s.ids)
+        time.sleep(1)
+        held = s.held()
+        runs = []
+        for _ in range(repeats):
+            sent = sender.call("chan", name=CHAN, count=1)
+            s.loadgens.wait_frames(held * sent["sent"])
+            runs.append((s.loadgens.take(), held * sent["sent"]))
+            time.sleep(0.5)
+    results = [metrics.deliveries(r["recv"], r["ts"], expected) for r, expected in runs]
+    times = [r["time_to_all_ms"] for r in results]
+    latency = metrics.latency_ms([t for r, _ in runs for t in r["recv"]], [t for r, _ in runs for t in r["ts"]])
+    figures = {**_connected(opened, members), "held": held, "chan_time_to_all_ms": statistics.median(times),
+               "chan_time_to_all_max_ms": max(times), "chan_per_s": statistics.median(r["per_s"] for r in results),
+               "chan_lost": sum(r["lost"] for r in results)}
+    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": figures["chan_per_s"]}}

@@ -1,0 +1,171 @@
+"""The two systems under test, each started fresh per scenario on a private redis-server.
+
+:class:`FreeIM`: ``nodes`` daphne nodes plus one business process serving the
+REST connect endpoint (``bench.freeim_site``), exactly as ``demo_project/cluster.py``
+builds a cluster. :class:`Channels`: ``nodes`` daphne processes of the plain
+Channels baseline (``bench.baseline``) sharing one channels_redis layer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port
+from tests.processes import answers, spawn, stop, tail, wait_until
+
+HOST = "127.0.0.1"
+FREEIM_SETTINGS = "bench.freeim_site.settings"
+BASELINE_APP = "bench.baseline.asgi:application"
+
+
+def daphne(port: int, app: str | None = None) -> list[str]:
+    """The demo cluster's daphne command (``demo_project.cluster.daphne_command``) without access logs
+    (``-v 0``, as in the reference harness: one log line per connect costs the server) and serving ``app``."""
+    command = daphne_command(port)
+    command[command.index("-v") + 1] = "0"
+    if app is not None:
+        command[-1] = app
+    return command
+
+
+class Target:
+    """Servers of one system: start, address them, read their logs, stop everything."""
+
+    kind = ""
+
+    def __init__(self, nodes: int) -> None:
+        self.redis = RedisServer()
+        self.ports = [free_port() for _ in range(nodes)]
+        self.logs = Path(tempfile.mkdtemp(prefix=f"freeim-bench-{self.kind}-"))
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.others: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def node_pids(self) -> list[int]:
+        return [node.pid for node in self.nodes]
+
+    def node_log(self, index: int) -> Path:
+        return self.logs / f"node{index}.log"
+
+    def probe_file(self, index: int) -> Path:
+        """Where node ``index`` writes its loop probe (``FREEIM_LOOP_PROBE``, :mod:`bench.loopprobe`)."""
+        return self.logs / f"probe{index}.jsonl"
+
+    def start(self) -> None:
+        self.redis.start()
+        for index, port in enumerate(self.ports):
+            self.nodes.append(spawn(self.node_command(port), self.node_env(index), self.node_log(index)))
+        for index, (node, port) in enumerate(zip(self.nodes, self.ports, strict=True)):
+            wait_until(lambda p=port: answers(p), node, self.node_log(index), f"{self.kind} node on {port}")
+
+    def stop(self) -> None:
+        """Stop every process this target started, whatever state they are in."""
+        for process in [*self.others.values(), *self.nodes]:
+            try:
+                stop(process, signal.SIGTERM)
+            except RuntimeError as error:  # killed after the timeout: carry on with the others
+                print(f"  ({error})")
+        self.redis.stop()
+        shutil.rmtree(self.redis.directory, ignore_errors=True)
+
+    def remove_logs(self) -> None:
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+    def pids(self) -> dict[str, int]:
+        """Every server-side process by role, for CPU figures."""
+        found = {f"node{i}": node.pid for i, node in enumerate(self.nodes)}
+        found.update({name: process.pid for name, process in self.others.items()})
+        if self.redis.process is not None:
+            found["redis"] = self.redis.process.pid
+        return found
+
+    def node_command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def node_env(self, index: int) -> dict[str, str]:
+        raise NotImplementedError
+
+    def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
+        """What a load generator needs to connect a client."""
+        raise NotImplementedError
+
+    def sender_target(self) -> dict[str, Any]:
+        """What the sender process needs: the kind and its environment."""
+        raise NotImplementedError
+
+
+class FreeIM(Target):
+    kind = "freeim"
+
+    def __init__(self, nodes: int) -> None:
+        super().__init__(nodes)
+        self.servers = [f"{HOST}:{port}" for port in self.ports]
+        self.api_port = free_port()
+        self.secret = secrets.token_hex(16)
+
+    def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
+        return cluster_env(self.redis.url, self.servers, server, DJANGO_SETTINGS_MODULE=FREEIM_SETTINGS,
+                           BENCH_SECRET=self.secret, **extra)
+
+    def node_command(self, port: int) -> list[str]:
+        return daphne(port)
+
+    def node_env(self, index: int) -> dict[str, str]:
+        return self.env(self.servers[index], FREEIM_LOOP_PROBE=str(self.probe_file(index)))
+
+    def start(self) -> None:
+        super().start()
+        log = self.logs / "business.log"
+        business = self.others["business"] = spawn(daphne(self.api_port), self.env(), log)
+        wait_until(lambda: answers(self.api_port), business, log, "freeim business app")
+        store = redis.Redis.from_url(self.redis.url)
+        try:  # connect/ routes over the nodes alive in Redis: wait until every node registered
+            wait_until(lambda: store.zcard("freeim:nodes") == len(self.nodes), business, log, "node registration")
+        finally:
+            store.close()
+
+    def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
+        return {"kind": "freeim", "api": (HOST, self.api_port, "/im/connect/"), "secret": self.secret}
+
+    def sender_target(self) -> dict[str, Any]:
+        return {"kind": "freeim", "env": self.env()}
+
+
+class Channels(Target):
+    kind = "channels"
+
+    def __init__(self, nodes: int, layer: str = "core") -> None:
+        super().__init__(nodes)
+        self.layer = layer
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return cluster_env(self.redis.url, [], DJANGO_SETTINGS_MODULE="bench.baseline.settings",
+                           BENCH_REDIS_URL=self.redis.url, BENCH_LAYER=self.layer, **extra)
+
+    def node_command(self, port: int) -> list[str]:
+        return daphne(port, BASELINE_APP)
+
+    def node_env(self, index: int) -> dict[str, str]:
+        return self.env(FREEIM_LOOP_PROBE=str(self.probe_file(index)))
+
+    def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
+        return {"kind": "channels", "nodes": [(HOST, port) for port in self.ports], "chans": chans or []}
+
+    def sender_target(self) -> dict[str, Any]:
+        return {"kind": "channels", "env": self.env()}
+
+
+def make(kind: str, nodes: int, layer: str = "core") -> Target:
+    return FreeIM(nodes) if kind == "freeim" else Channels(nodes, layer)
+
+
+def log_tails(target: Target) -> str:
+    return "\n".join(f"--- {path.name}\n{tail(path, 15)}" for path in sorted(target.logs.glob("*.log")))
