@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +24,7 @@ from django.test import override_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from demo_project.cluster import ROOT
 from freeim import im
 from freeim.backends import get_backend
 from freeim.conf import server_base
@@ -209,6 +212,29 @@ async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster
     expected = {"type": "chan", "chan": "team", "from": "boss", "data": "to both devices"}
     assert await next_frame(phone) == expected
     assert await next_frame(laptop) == expected
+
+
+#: Run by ``manage.py shell`` on the cluster's database: a persistent group (freeim.groups) with members.
+MAKE_GROUP = """
+import os
+from freeim.groups.models import Group, Membership
+group = Group.objects.create(slug=os.environ["GROUP"], title="cluster test")
+for client in os.environ["MEMBERS"].split(","):
+    Membership.objects.create(group=group, client_id=client)
+"""
+
+
+async def test_group_members_on_every_node_get_its_messages_without_joining(cluster, ids, terminals):
+    member_ids = [ids.on(node)[0] for node in range(3)]
+    [outsider] = ids.on(1)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "manage.py", "shell", "-c", MAKE_GROUP], cwd=ROOT, capture_output=True,
+        text=True, timeout=60, env=cluster.env(GROUP=ids.prefix, MEMBERS=",".join(member_ids)))
+    assert done.returncode == 0, done.stderr
+    sockets = {c: await terminals.open(c) for c in [*member_ids, outsider]}  # each node asks the database
+    await im.asend_chan_message("boss", ids.prefix, {"text": "to the group"})
+    chan_frame = {"type": "chan", "chan": ids.prefix, "from": "boss", "data": {"text": "to the group"}}
+    assert await frames_until_fence(sockets) == {**{m: [chan_frame] for m in member_ids}, outsider: []}
 
 
 async def test_chan_message_goes_only_to_nodes_hosting_a_member(cluster, ids, terminals):
