@@ -19,6 +19,16 @@ from freeim.testing import FreeIMCommunicator
 
 QUIET = 0.2
 
+#: For ``manage.py shell -c`` on a server's database (end-to-end tests): a group ``$GROUP``
+#: whose members are the comma-separated client ids in ``$MEMBERS``.
+MAKE_GROUP = """
+import os
+from freeim.groups.models import Group, Membership
+group = Group.objects.create(slug=os.environ["GROUP"], title=os.environ["GROUP"])
+for client in os.environ["MEMBERS"].split(","):
+    Membership.objects.create(group=group, client_id=client)
+"""
+
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run an async scenario from a sync test (see the module docstring)."""

@@ -31,6 +31,7 @@ from freeim.conf import server_base
 from freeim.exceptions import StoreUnavailable
 from freeim.router import rendezvous
 from tests.cluster import HEARTBEAT_TTL, Cluster
+from tests.groups import MAKE_GROUP
 from tests.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
 
 pytest_plugins = ["tests.cluster"]  # the processes' log tails in the report of a failing test
@@ -212,16 +213,6 @@ async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster
     expected = {"type": "chan", "chan": "team", "from": "boss", "data": "to both devices"}
     assert await next_frame(phone) == expected
     assert await next_frame(laptop) == expected
-
-
-#: Run by ``manage.py shell`` on the cluster's database: a persistent group (freeim.groups) with members.
-MAKE_GROUP = """
-import os
-from freeim.groups.models import Group, Membership
-group = Group.objects.create(slug=os.environ["GROUP"], title="cluster test")
-for client in os.environ["MEMBERS"].split(","):
-    Membership.objects.create(group=group, client_id=client)
-"""
 
 
 async def test_group_members_on_every_node_get_its_messages_without_joining(cluster, ids, terminals):

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.daphne_server import PASSWORD, TOKEN_TTL, DaphneServer, serve
+from tests.groups import MAKE_GROUP
 
 pytest_plugins = ["tests.daphne_server"]  # daphne's log tail in the report of a failing test
 
@@ -328,6 +329,23 @@ async def test_a_chan_is_left_on_the_last_disconnect(alice, carol):
         assert await alice.chan_members("room-3") == [carol.id]
     assert await wait_offline(alice, carol)
     assert await alice.chan_members("room-3") == []
+
+
+# --- persistent groups (freeim.groups) ---------------------------------------------------------------------------
+
+
+async def test_group_members_get_its_messages_without_joining(daphne, alice, bob, carol):
+    await asyncio.to_thread(daphne._manage, "shell", "-c", MAKE_GROUP, GROUP="crew", MEMBERS=f"{alice.id},{bob.id}")
+    async with terminals(alice, bob, carol) as (a, b, c):
+        status, body = await alice.call("POST", "/im/groups/crew/messages/", {"data": {"text": "hi crew"}})
+        assert status == 202, body
+        frame = {"type": "chan", "chan": "crew", "from": alice.id, "data": {"text": "hi crew"}}
+        assert await expect_frames(a, b) == [frame, frame]
+        await expect_no_frame(c)
+        status, _ = await carol.call("POST", "/im/groups/crew/messages/", {"data": "let me in"})
+        assert status == 403
+        status, body = await bob.call("GET", "/im/groups/crew/")
+        assert status == 200 and sorted(body["online"]) == sorted([alice.id, bob.id])
 
 
 # --- staff ------------------------------------------------------------------------------------------------------

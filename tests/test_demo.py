@@ -30,6 +30,23 @@ def test_picking_a_name_creates_the_user_once_and_logs_in():
 
 
 @pytest.mark.django_db
+def test_a_superuser_cannot_be_taken_by_name():
+    User.objects.create_superuser("root", password="secret")
+    response = Client().post("/", {"name": "root"})
+    assert response.status_code == 200 and "log in with its password" in response.content.decode()
+    assert "_auth_user_id" not in response.wsgi_request.session
+
+
+@pytest.mark.django_db
+def test_staff_see_a_link_to_the_admin_and_everyone_a_groups_list():
+    staff = Client()
+    staff.force_login(User.objects.create_superuser("root", password="secret"))
+    assert 'href="/admin/"' in staff.get("/").content.decode()
+    page = logged_in("alice").get("/").content.decode()
+    assert 'href="/admin/"' not in page and 'id="groups"' in page
+
+
+@pytest.mark.django_db
 def test_a_bad_name_shows_the_form_again():
     response = Client().post("/", {"name": "no spaces allowed"})
     assert response.status_code == 200 and b"Pick a name" in response.content

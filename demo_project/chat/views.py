@@ -24,11 +24,15 @@ def index(request: HttpRequest) -> HttpResponse:
     form = NameForm(request.POST or None)
     if form.is_valid():
         # Demo only: a name is all it takes. Anyone may log in as anyone; no password is
-        # set (nor checked), so these users cannot log in any other way.
+        # set (nor checked), so these users cannot log in any other way. A superuser (made with
+        # createsuperuser, to run the admin) is not for taking: it logs in with its password.
         user, created = get_user_model().objects.get_or_create(username=form.cleaned_data["name"])
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
+        if user.is_superuser:
+            form.add_error("name", "This is a superuser: log in with its password at /admin/, then come back.")
+            return render(request, "chat/login.html", {"form": form})
         login(request, user)
         return redirect("chat:index")
     return render(request, "chat/login.html", {"form": form})

@@ -1,4 +1,4 @@
-/* The demo chat page on freeim.js: chans, private messages with receipts, presence notices. */
+/* The demo chat page on freeim.js: groups, chans, private messages with receipts, presence notices. */
 (function () {
   "use strict";
 
@@ -56,9 +56,16 @@
   // ---- rendering -------------------------------------------------------------------------
 
   let chanList = [];
+  let groups = new Map();  // slug -> {slug, title, online}: persistent groups (freeim.groups), joined on connect
 
   function renderLists() {
-    const chans = new Map(chanList.map((row) => [row.chan, row.online]));
+    $("groups").replaceChildren(...Array.from(groups.values(), (group) => {
+      const key = "chan:" + group.slug;
+      return el("li", {className: listClass(key, true), onclick: () => openConversation(key)},
+        el("span", {className: "name", textContent: group.title}), badge(conversations.get(key)),
+        el("span", {className: "count", textContent: group.online + " online"}));
+    }));
+    const chans = new Map(chanList.filter((row) => !groups.has(row.chan)).map((row) => [row.chan, row.online]));
     im.joined.forEach((chan) => chans.has(chan) || chans.set(chan, 0));
     $("chans").replaceChildren(...Array.from(chans, ([chan, online]) => {
       const talk = conversations.get("chan:" + chan);
@@ -101,9 +108,11 @@
     current = key;
     const talk = conversation(key);
     talk.unread = 0;
-    $("title").textContent = talk.chan !== null ? "#" + talk.chan : "Private with " + nameOf(talk.peer);
-    $("leave").hidden = talk.chan === null;
-    const canSay = talk.chan === null || im.joined.has(talk.chan);
+    const group = groups.get(talk.chan);
+    const title = talk.chan !== null ? "#" + talk.chan : "Private with " + nameOf(talk.peer);
+    $("title").textContent = group ? group.title : title;
+    $("leave").hidden = talk.chan === null || group !== undefined;  // a group is left in the admin, not here
+    const canSay = talk.chan === null || group !== undefined || im.joined.has(talk.chan);
     $("say").disabled = $("say-form").querySelector("button").disabled = !canSay;
     renderLog();
     renderLists();
@@ -114,7 +123,8 @@
 
   async function refreshChans() {
     try {
-      chanList = await im.chans();
+      [chanList, groups] = await Promise.all([im.chans(), im.request("GET", "groups/")
+        .then((mine) => new Map(mine.map((group) => [group.slug, group])))]);
     } catch (error) {
       showError(error);
     }
@@ -143,8 +153,10 @@
 
   // ---- freeim events ---------------------------------------------------------------------
 
-  im.on("chan", (frame) => addEntry("chan:" + frame.chan, {from: frame.from, text: textOf(frame.data),
-    mine: frame.from === config.me}));
+  im.on("chan", (frame) => {
+    if (!groups.has(frame.chan) && !im.joined.has(frame.chan)) refreshChans();  // we were just added to a group
+    addEntry("chan:" + frame.chan, {from: frame.from, text: textOf(frame.data), mine: frame.from === config.me});
+  });
 
   im.on("message", (frame) => {
     if (!people.has(frame.from)) refreshUsers();
@@ -209,7 +221,9 @@
     const talk = conversations.get(current);
     $("say").value = "";
     try {
-      if (talk.chan !== null) {
+      if (groups.has(talk.chan)) {
+        await im.request("POST", "groups/" + encodeURIComponent(talk.chan) + "/messages/", {data: {text}});
+      } else if (talk.chan !== null) {
         await im.sendChanMessage(talk.chan, {text});  // it comes back to us as a chan frame
       } else {
         const mid = Math.random().toString(36).slice(2);
