@@ -212,7 +212,9 @@ def test_online_page_broadcasts_and_forces_clients_offline(staff, users):
             assert await target.receive_close() == 4000
             await silent(a)
         await target.disconnect()
-        refused = await post(staff, ONLINE, {"do": "force_offline", "client": ["x" * 200]})
-        return (await sync_to_async(staff.get)(refused["Location"])).content.decode()
+        await post(staff, ONLINE, {"do": "force_offline", "client": ["x" * 200]})
+        await post(staff, ONLINE, {"do": "broadcast", "text": ""})
+        return (await sync_to_async(staff.get)(ONLINE)).content.decode()
 
-    assert "Not done: Client ids are" in run(scenario)
+    page = run(scenario)
+    assert "Not done: Client ids are" in page and "A broadcast needs a text" in page

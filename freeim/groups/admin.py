@@ -68,6 +68,8 @@ class MembershipForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if self.has_error("user") or self.has_error("client_id"):
+            return data
         probe = Membership(user=data.get("user"), client_id=data.get("client_id") or "")
         try:
             probe.link()
@@ -218,14 +220,14 @@ class GroupAdmin(admin.ModelAdmin):
     def online_post(self, request: HttpRequest) -> HttpResponse:
         if not self.has_change_permission(request):
             raise PermissionDenied
-        form = MessageForm(request.POST)
+        do, form = request.POST.get("do"), MessageForm(request.POST)
         with reporting(request):
-            if request.POST.get("do") == "broadcast" and form.is_valid():
+            if do == "broadcast" and not form.is_valid():
+                self.message_user(request, "A broadcast needs a text.", messages.ERROR)
+            elif do == "broadcast":
                 im.send_broadcast_message(as_message(form.cleaned_data["text"]))
                 self.message_user(request, "Broadcast sent to every connection.", messages.SUCCESS)
-            elif request.POST.get("do") == "broadcast":
-                self.message_user(request, "A broadcast needs a text.", messages.ERROR)
-            elif request.POST.get("do") == "force_offline":
+            elif do == "force_offline":
                 clients = ids.client_ids(request.POST.getlist("client"))
                 for client in clients:
                     im.force_offline(client)
