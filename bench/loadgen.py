@@ -163,6 +163,7 @@ class Loadgen:
         self.sockets: set[Client] = set()
         self.api: Api | None = None
         self.errors: Counter[str] = Counter()
+        self.steps: dict[str, array] = {"rest": array("d"), "handshake": array("d")}  # seconds per successful step
 
     def source(self, number: int) -> str:
         return f"127.0.{self.index + 1}.{1 + number % SOURCES_PER_PROCESS}"
@@ -175,7 +176,9 @@ class Loadgen:
         started = time.time()
         times = await asyncio.gather(*(self._open_one(target, c, gate) for c in ids))
         opened = array("d", sorted(t for t in times if t is not None))
-        return {"started": started, "opened": opened, "failed": len(ids) - len(opened), "errors": dict(self.errors)}
+        steps, self.steps = self.steps, {name: array("d") for name in self.steps}
+        return {"started": started, "opened": opened, "failed": len(ids) - len(opened), "errors": dict(self.errors),
+                **steps}
 
     async def _open_one(self, target: dict[str, Any], client_id: int, gate: asyncio.Semaphore) -> float | None:
         loop = asyncio.get_running_loop()
@@ -185,13 +188,19 @@ class Loadgen:
             async with gate:
                 client = None
                 try:
+                    began = time.time()
                     host, port, path = await self._address(target, client_id)
+                    asked = time.time()
                     request = wire.upgrade_request(host, port, path)
                     _, client = await loop.create_connection(
                         lambda r=request: Client(r, self.recorder, self.sockets), host, port,
                         local_addr=(self.source(client_id), 0))
                     await asyncio.wait_for(client.opened, HANDSHAKE_TIMEOUT)
-                    return time.time()
+                    done = time.time()
+                    if self.api is not None:
+                        self.steps["rest"].append(asked - began)
+                    self.steps["handshake"].append(done - asked)
+                    return done
                 except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
                     self.errors[str(error)[:60] or type(error).__name__] += 1
                     if client is not None:

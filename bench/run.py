@@ -47,7 +47,8 @@ def plan(names: list[str], sizes: Sizes, layer: str) -> list[tuple[str, Run]]:
             runs += [(f"broadcast-{n}", lambda k, n=n: scenarios.broadcast(k, n, layer)) for n in sizes.broadcast]
         elif name == "private":
             runs.append(("private", lambda k: scenarios.private(
-                k, sizes.private_clients, sizes.private_rate, sizes.private_seconds, sizes.flood, layer)))
+                k, sizes.private_clients, sizes.private_rate, sizes.private_seconds, sizes.flood, sizes.senders,
+                layer)))
         elif name == "chan":
             runs.append(("chan", lambda k: scenarios.chan(k, sizes.chan_members, layer)))
         elif name == "cluster":

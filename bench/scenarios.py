@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import loopprobe, metrics, targets
 from bench.proc import CpuMeter, rss_kb
-from bench.workers import Loadgens, Worker, sender_worker
+from bench.workers import Loadgens, Senders
 
 SETTLE = 5.0  # seconds between the last connect and the "after" RSS (the reference's 5 s)
 WARM_UP = 20  # connections opened and closed before "RSS before"
@@ -35,6 +35,7 @@ class Sizes:
     private_rate: int = 2_000
     private_seconds: float = 30
     flood: int = 60_000
+    senders: int = 2  # sender processes sharing the private scenario's rate and flood
     chan_members: int = 5_000
     cluster: int = 50_000
 
@@ -50,23 +51,21 @@ class Session:
 
     target: targets.Target
     loadgens: Loadgens
-    sender: Worker | None = None
+    senders: Senders | None = None
     ids: list[int] = field(default_factory=list)
 
     def connect(self, ids: list[int], chans: list[str] | None = None) -> Result:
         self.ids = ids
         return self.loadgens.open(self.target.client_target(chans), ids)
 
-    def start_sender(self) -> Worker:
-        if self.sender is None:
-            self.sender = sender_worker(self.target.sender_target())
-        return self.sender
+    def start_senders(self, count: int = 1) -> Senders:
+        self.senders = Senders(self.target.sender_target(), count)
+        return self.senders
 
-    def cpu(self, sender: Worker | None = None) -> CpuMeter:
+    def cpu(self) -> CpuMeter:
         pids = self.target.pids()
         pids.update({f"loadgen{i}": pid for i, pid in enumerate(self.loadgens.pids)})
-        if sender is not None:
-            pids["sender"] = sender.pid
+        pids.update({f"sender{i}": pid for i, pid in enumerate(self.senders.pids if self.senders else ())})
         return CpuMeter(pids)
 
     def held(self) -> int:
@@ -92,7 +91,7 @@ def session(kind: str, nodes: int, clients: int, layer: str) -> Iterator[Session
             loadgens = Loadgens(clients)
             stack.callback(loadgens.stop)
             running = Session(target, loadgens)
-            stack.callback(lambda: running.sender and running.sender.stop())
+            stack.callback(lambda: running.senders and running.senders.stop())
             yield running
         except BaseException:
             failed = True
@@ -101,17 +100,25 @@ def session(kind: str, nodes: int, clients: int, layer: str) -> Iterator[Session
 
 
 def _connected(opened: Result, asked: int) -> dict[str, Any]:
+    """How the connects went: counts, rate overall and over the second half, each step's p50/p99."""
     times = opened["opened"]
-    return {"connected": len(times), "asked": asked, "failed": opened["failed"],
-            "connect_per_s": metrics.rate(times, opened["started"])}
+    half = times[len(times) // 2:]
+    figures = {"connected": len(times), "asked": asked, "failed": opened["failed"],
+               "connect_per_s": metrics.rate(times, opened["started"]),
+               "connect_per_s_second_half": metrics.rate(half[1:], half[0]) if len(half) > 1 else 0.0}
+    for step in ("rest", "handshake"):
+        if opened[step]:  # sorted
+            figures[f"{step}_p50_ms"] = round(metrics.percentile(opened[step], 50) * 1000, 1)
+            figures[f"{step}_p99_ms"] = round(metrics.percentile(opened[step], 99) * 1000, 1)
+    return figures
 
 
 def _cpu(figures: dict[str, float], prefix: str) -> dict[str, float]:
     """Server-side CPU% (nodes summed, and each other role) under ``prefix``."""
-    nodes = sum(v for k, v in figures.items() if k.startswith("node"))
-    loadgens = sum(v for k, v in figures.items() if k.startswith("loadgen"))
-    out = {f"{prefix}_cpu_nodes": nodes, f"{prefix}_cpu_loadgens": loadgens}
-    out.update({f"{prefix}_cpu_{k}": v for k, v in figures.items() if not k.startswith(("node", "loadgen"))})
+    groups = ("node", "loadgen", "sender")
+    out = {f"{prefix}_cpu_{g}s": sum(v for k, v in figures.items() if k.startswith(g)) for g in groups
+           if any(k.startswith(g) for k in figures)}
+    out.update({f"{prefix}_cpu_{k}": v for k, v in figures.items() if not k.startswith(groups)})
     return out
 
 
@@ -144,15 +151,15 @@ def broadcast(kind: str, clients: int, layer: str) -> Result:
         opened = s.connect(list(range(1, clients + 1)))
         time.sleep(2)
         held = s.held()
-        sender = s.start_sender()
+        sender = s.start_senders()
         started = time.time()
-        sent = sender.call("broadcast", count=1)
+        sent = sender.one("broadcast", count=1)
         s.loadgens.wait_frames(held * sent["sent"])
         single = s.loadgens.take()
         time.sleep(loopprobe.REPORT_EVERY + 0.5)  # the probe's window covering the broadcast is printed
         lateness = loopprobe.p99_during(s.target.probe_file(0), started, max(single["recv"], default=started))
-        meter = s.cpu(sender)
-        sent_burst = sender.call("broadcast", count=10)
+        meter = s.cpu()
+        sent_burst = sender.one("broadcast", count=10)
         s.loadgens.wait_frames(held * sent_burst["sent"])
         burst_cpu = meter.percent()
         burst = s.loadgens.take()
@@ -167,19 +174,19 @@ def broadcast(kind: str, clients: int, layer: str) -> Result:
     return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": ten["per_s"]}}
 
 
-def private(kind: str, clients: int, rate: int, seconds: float, flood: int, layer: str) -> Result:
+def private(kind: str, clients: int, rate: int, seconds: float, flood: int, senders: int, layer: str) -> Result:
     """Messages to random clients over 3 nodes: paced (latency, delivered/sent), then as fast as possible."""
     with session(kind, 3, clients, layer) as s:
         opened = s.connect(list(range(1, clients + 1)))
         time.sleep(2)
-        sender = s.start_sender()
-        meter = s.cpu(sender)
-        paced = sender.call("private", ids=s.ids, rate=rate, seconds=seconds)
+        sender = s.start_senders(senders)
+        meter = s.cpu()
+        paced = sender.shared("private", ids=s.ids, rate=rate, seconds=seconds)
         s.loadgens.wait_frames(paced["sent"])
         paced_cpu = meter.percent()
         steady = s.loadgens.take()
         meter.start()
-        fast = sender.call("flood", ids=s.ids, count=flood)
+        fast = sender.shared("flood", ids=s.ids, count=flood)
         s.loadgens.wait_frames(fast["sent"])
         fast_cpu = meter.percent()
         flooded = s.loadgens.take()
@@ -202,13 +209,13 @@ def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
     """A chan of ``members`` over 3 nodes: one message's time to reach all (median of ``repeats``)."""
     with session(kind, 3, members, layer) as s:
         opened = s.connect(list(range(1, members + 1)), chans=[CHAN])
-        sender = s.start_sender()
-        sender.call("join", chan=CHAN, ids=s.ids)
+        sender = s.start_senders()
+        sender.one("join", chan=CHAN, ids=s.ids)
         time.sleep(1)
         held = s.held()
         runs = []
         for _ in range(repeats):
-            sent = sender.call("chan", name=CHAN, count=1)
+            sent = sender.one("chan", chan=CHAN, count=1)
             s.loadgens.wait_frames(held * sent["sent"])
             runs.append((s.loadgens.take(), held * sent["sent"]))
             time.sleep(0.5)

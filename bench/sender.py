@@ -83,8 +83,8 @@ class Sender:
         """``count`` broadcasts back to back, each awaited."""
         return await self._timed([self.to_everyone() for _ in range(count)], parallel=1)
 
-    async def chan(self, name: str, count: int) -> dict[str, Any]:
-        return await self._timed([self.to_chan(name) for _ in range(count)], parallel=1)
+    async def chan(self, chan: str, count: int) -> dict[str, Any]:
+        return await self._timed([self.to_chan(chan) for _ in range(count)], parallel=1)
 
     async def join(self, chan: str, ids: list[int]) -> int:
         """Put online clients in ``chan`` (freeim; baseline clients joined at connect)."""
@@ -110,9 +110,9 @@ class Sender:
             await asyncio.sleep(0.002)
         return await self._collect(tasks, started)
 
-    async def flood(self, ids: list[int], count: int, seed: int = 2) -> dict[str, Any]:
+    async def flood(self, ids: list[int], count: int, seed: int = 1) -> dict[str, Any]:
         """``count`` messages to random ``ids`` as fast as the sender can."""
-        pick = random.Random(seed).choice
+        pick = random.Random(-seed).choice
         return await self._timed([self.to_client(pick(ids)) for _ in range(count)], parallel=PARALLEL)
 
     async def _timed(self, sends: list[Awaitable[None]], parallel: int) -> dict[str, Any]:

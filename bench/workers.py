@@ -60,29 +60,55 @@ class Worker:
             self.process.join(5)
 
 
-def sender_worker(target: dict[str, Any]) -> Worker:
-    """The sender process for ``target`` (its kind and environment), connected before the clock starts."""
-    worker = Worker(sender.serve, target)
-    worker.call("ready", timeout=60)
-    return worker
+class Group:
+    """Worker processes of one kind, commanded together."""
 
-
-class Loadgens:
-    """Enough load processes for ``clients`` sockets; each client id belongs to one of them."""
-
-    def __init__(self, clients: int) -> None:
-        count = max(1, -(-clients // PER_PROCESS))
-        self.workers = [Worker(loadgen.serve, index) for index in range(count)]
+    workers: list[Worker]
 
     @property
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers]
 
     def _all(self, name: str, per_worker: Iterable[dict[str, Any]] | None = None, **kwargs: Any) -> list[Any]:
+        """Send ``name`` to every worker (all start at once), then collect the answers."""
         arguments = list(per_worker) if per_worker is not None else [kwargs] * len(self.workers)
         for worker, args in zip(self.workers, arguments, strict=True):
             worker.send(name, **args)
         return [worker.recv() for worker in self.workers]
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+class Senders(Group):
+    """Sender processes for ``target`` (its kind and environment), connected before the clock starts."""
+
+    def __init__(self, target: dict[str, Any], count: int) -> None:
+        self.workers = [Worker(sender.serve, target) for _ in range(count)]
+        self._all("ready")
+
+    def one(self, name: str, **kwargs: Any) -> Any:
+        """A command for the first sender alone (a broadcast or chan message is one business call)."""
+        return self.workers[0].call(name, **kwargs)
+
+    def shared(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """A command every sender runs for its share of ``rate`` or ``count``; the answers added up."""
+        n = len(self.workers)
+        shares = [{**kwargs, "seed": index, **{k: kwargs[k] / n for k in ("rate",) if k in kwargs},
+                   **{k: kwargs[k] // n for k in ("count",) if k in kwargs}} for index in range(n)]
+        results = self._all(name, shares)
+        return {"sent": sum(r["sent"] for r in results), "failed": sum(r["failed"] for r in results),
+                "seconds": max(r["seconds"] for r in results),
+                "error": next((r["error"] for r in results if r["error"]), None)}
+
+
+class Loadgens(Group):
+    """Enough load processes for ``clients`` sockets; each client id belongs to one of them."""
+
+    def __init__(self, clients: int) -> None:
+        count = max(1, -(-clients // PER_PROCESS))
+        self.workers = [Worker(loadgen.serve, index) for index in range(count)]
 
     def open(self, target: dict[str, Any], ids: list[int]) -> dict[str, Any]:
         """Connect ``ids`` (all load processes at once); the merged open times, failures and errors."""
@@ -92,9 +118,10 @@ class Loadgens:
         errors: Counter[str] = Counter()
         for result in results:
             errors.update(result["errors"])
-        opened = array("d", sorted(t for r in results for t in r["opened"]))
-        return {"started": min(r["started"] for r in results), "opened": opened,
-                "failed": sum(r["failed"] for r in results), "errors": dict(errors)}
+        merged = {key: array("d", sorted(t for r in results for t in r[key]))
+                  for key in ("opened", "rest", "handshake")}
+        return {"started": min(r["started"] for r in results), "failed": sum(r["failed"] for r in results),
+                "errors": dict(errors), **merged}
 
     def stats(self) -> dict[str, Any]:
         results = self._all("stats")
@@ -130,7 +157,3 @@ class Loadgens:
 
     def close(self) -> None:
         self._all("close")
-
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
