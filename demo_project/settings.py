@@ -88,6 +88,8 @@ FREEIM = {
     }.items()
     if value
 }
+# FREEIM_GC_FREEZE=0 turns the node's garbage-collector freezing off (to compare in benchmarks).
+FREEIM["GC_FREEZE"] = os.environ.get("FREEIM_GC_FREEZE", "1") != "0"
 
 if FREEIM.get("REDIS_URL"):
     # The project's own Channels code (not freeim, which has its own transport) gets

@@ -52,6 +52,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
     errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
+    if not isinstance(raw.get("GC_FREEZE", DEFAULTS["GC_FREEZE"]), bool):
+        errors.append(Error("FREEIM['GC_FREEZE'] must be True or False.", id="freeim.E013"))
     return errors
 
 

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_ID_RESOLVER": "freeim.auth.user_client_id",
     "MAX_MESSAGE_BYTES": 65536,
     "MAX_BACKLOG_BYTES": 1048576,
+    "GC_FREEZE": True,
     "CHAN_MESSAGE_STORE": None,
 }
 EMBEDDED_SERVER = "local"
@@ -100,6 +101,11 @@ class Settings:
     def CHAN_MESSAGE_STORE(self) -> str | None:
         """Dotted path to ``store(sender, chan, message)``, called for each chan message sent; None: off."""
         return self._get("CHAN_MESSAGE_STORE") or None
+
+    @property
+    def GC_FREEZE(self) -> bool:
+        """Whether a node freezes what it holds out of the garbage collector's way (:mod:`freeim.heap`)."""
+        return self._get("GC_FREEZE")
 
 
 conf = Settings()

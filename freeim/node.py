@@ -28,9 +28,11 @@ from channels.db import database_sync_to_async
 
 from . import autojoin, operations, probe, protocol
 from .backends import Backend
+from .conf import conf
 from .connection import Connection, Frame
 from .events import LocalEvents
 from .exceptions import StoreUnavailable
+from .heap import HeapKeeper
 from .ids import ClientId
 from .protocol import CloseCode
 from .registry import Registry
@@ -63,6 +65,7 @@ class Node:
         self._tasks: list[asyncio.Task[Any]] = []
         self._unreleased: list[tuple[ClientId, str]] = []
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
+        self.heap = HeapKeeper()
         self.stopping = False
 
     async def start(self) -> None:
@@ -78,9 +81,11 @@ class Node:
         ]
         if self.backend.heartbeat_ttl:
             self._tasks.append(asyncio.create_task(self._keep_alive(self.backend.heartbeat_ttl), name="freeim-beat"))
+        if conf.GC_FREEZE:
+            self._tasks.append(asyncio.create_task(self.heap.run(self.client_count), name="freeim-heap"))
         if path := probe.probe_path():
-            self._tasks.append(asyncio.create_task(
-                probe.run_probe(path, self.name, lambda: len(self.registry.clients)), name="freeim-probe"))
+            self._tasks.append(asyncio.create_task(probe.run_probe(path, self.name, self.client_count),
+                                                   name="freeim-probe"))
         logger.info("freeim node %s started", self.name)
 
     async def stop(self) -> None:
@@ -96,6 +101,10 @@ class Node:
             await self.events.drain(timeout=5)
         logger.info("freeim node %s stopped", self.name)
 
+    def client_count(self) -> int:
+        """How many clients have a connection here."""
+        return len(self.registry.clients)
+
     async def attach(self, connection: Connection) -> None:
         """Register a connection here and in the store (before its handshake completes).
 
@@ -107,6 +116,7 @@ class Node:
         new_here = client_id not in self.registry.clients
         connection.on_resume = self._wake
         self.registry.add(connection)
+        self.heap.attached()
         try:
             came_online = await self._register(connection)
         except BaseException:  # not in the store: nothing to release there
@@ -147,6 +157,7 @@ class Node:
         if connection not in self.registry.clients.get(connection.client_id, ()):
             return
         self.registry.remove(connection)
+        self.heap.detached()
         try:
             await self._release(connection.client_id, connection.meta)
         except StoreUnavailable as error:

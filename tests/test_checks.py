@@ -32,6 +32,7 @@ def test_default_settings_pass():
     ({"CHAN_MESSAGE_STORE": "no.such.thing"}, ["freeim.E012"]),
     ({"CHAN_MESSAGE_STORE": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),
     ({"CHAN_MESSAGE_STORE": 42}, ["freeim.E012"]),
+    ({"GC_FREEZE": "yes"}, ["freeim.E013"]),
 ])
 def test_each_problem_has_its_id(setting, expected):
     assert ids_for(setting) == expected
