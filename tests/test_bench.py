@@ -1,0 +1,117 @@
+"""The benchmark harness's pure parts: WebSocket framing, metrics, credentials, probe lines, report rows."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from bench import loopprobe, metrics, report, wire
+from bench.freeim_site.credentials import credential, verify
+
+
+def server_frame(opcode: int, payload: bytes, final: bool = True) -> bytes:
+    length = len(payload)
+    first = (0x80 if final else 0) | opcode
+    if length < 126:
+        return struct.pack("!BB", first, length) + payload
+    if length < 65536:
+        return struct.pack("!BBH", first, 126, length) + payload
+    return struct.pack("!BBQ", first, 127, length) + payload
+
+
+def test_parser_joins_frames_split_anywhere():
+    stream = server_frame(wire.OP_TEXT, b"hello") + server_frame(wire.OP_TEXT, b"x" * 300) + \
+        server_frame(wire.OP_PING, b"p") + server_frame(wire.OP_TEXT, b"y" * 70_000)
+    for cut in (1, 2, 3, 7, 150, 400, len(stream) - 1):
+        parser = wire.FrameParser()
+        got = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+        assert got == [(wire.OP_TEXT, b"hello"), (wire.OP_TEXT, b"x" * 300), (wire.OP_PING, b"p"),
+                       (wire.OP_TEXT, b"y" * 70_000)]
+
+
+def test_parser_reassembles_fragments_around_a_control_frame():
+    parser = wire.FrameParser()
+    stream = server_frame(wire.OP_TEXT, b"ab", final=False) + server_frame(wire.OP_PING, b"") + \
+        server_frame(wire.OP_CONTINUATION, b"cd")
+    assert parser.feed(stream) == [(wire.OP_PING, b""), (wire.OP_TEXT, b"abcd")]
+
+
+def test_parser_refuses_a_masked_server_frame():
+    with pytest.raises(ValueError):
+        wire.FrameParser().feed(b"\x81\x81abcdx")
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536])
+def test_client_frames_are_masked_and_round_trip(size):
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    frame = wire.client_frame(wire.OP_PONG, payload)
+    assert frame[0] == 0x80 | wire.OP_PONG and frame[1] & 0x80
+    head = 2 + {126: 2, 127: 8}.get(frame[1] & 0x7F, 0)
+    mask, body = frame[head:head + 4], frame[head + 4:]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == payload
+
+
+def test_stamp_reads_seq_and_ts_of_both_targets_frames():
+    freeim = json.dumps({"type": "message", "from": 0, "data": {"seq": 7, "ts": 1752312345.25, "pad": "x"}},
+                        separators=(",", ":")).encode()
+    baseline = b'{"seq":8,"ts":1752312346.5,"pad":"x"}'
+    assert wire.stamp(freeim) == (7, 1752312345.25)
+    assert wire.stamp(baseline) == (8, 1752312346.5)
+    assert wire.stamp(b'{"type":"pong"}') is None
+
+
+def test_http_helpers():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive"
+    assert wire.status_of(head) == 200 and wire.status_of(b"garbage") == 0
+    assert wire.header_of(head, b"content-length") == b"12"
+    assert wire.header_of(head, b"transfer-encoding") is None
+    assert wire.split_ws_url("ws://127.0.0.1:6001/ws?token=a-b") == ("127.0.0.1", 6001, "/ws?token=a-b")
+    with pytest.raises(ValueError):
+        wire.split_ws_url("wss://example.com/ws")
+    request = wire.post_request("h", 1, "/im/connect/", {"meta": "x"}, {"Authorization": "Bench 1:ab"})
+    assert request.startswith(b"POST /im/connect/ HTTP/1.1\r\n") and b"Authorization: Bench 1:ab\r\n" in request
+    assert request.endswith(b'\r\n\r\n{"meta": "x"}')
+
+
+def test_credentials_prove_one_client_under_one_secret():
+    header = credential("s3cret", 42)
+    assert verify("s3cret", header) == 42
+    assert verify("other", header) is None
+    assert verify("s3cret", header.replace("42:", "43:")) is None
+    assert verify("", credential("", 42)) is None  # no secret configured: nobody gets in
+    assert verify("s3cret", "Basic abc") is None
+
+
+def test_metrics():
+    assert metrics.percentile([1, 2, 3, 4], 50) == 2
+    assert metrics.percentile([1, 2, 3, 4], 99) == 4
+    assert metrics.percentile([], 50) == 0
+    figures = metrics.deliveries([10.5, 11.0], [10.0, 10.0], expected=3)
+    assert figures == {"delivered": 2, "lost": 1, "time_to_all_ms": 1000.0, "per_s": 2}
+    assert metrics.latency_ms([1.010, 1.030], [1.0, 1.0]) == {"p50": 10.0, "p90": 30.0, "p99": 30.0, "max": 30.0}
+    assert metrics.kb_per_connection(1000, 3000, 100) == 20.0
+    assert metrics.rate([1.0, 2.0, 3.0, 5.0], since=1.0) == 1
+    assert metrics.ratio(200, 100, higher_is_better=True) == 2
+    assert metrics.ratio(50, 100, higher_is_better=False) == 2
+    assert metrics.ratio(None, 100, higher_is_better=True) is None
+
+
+def test_probe_windows_overlapping_a_phase(tmp_path):
+    path = tmp_path / "probe.jsonl"
+    lines = [{"time": 100.0, "p99_ms": 1.0}, {"time": 101.0, "p99_ms": 50.0}, {"time": 102.0, "p99_ms": 3.0},
+             {"time": 105.0, "p99_ms": 90.0}]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    assert loopprobe.p99_during(path, 100.5, 101.5) == 50.0
+    assert loopprobe.p99_during(path, 110, 111) is None
+    assert loopprobe.p99_during(tmp_path / "missing.jsonl", 0, 1) is None
+
+
+def test_report_rows_give_ratio_and_target():
+    runs = {"freeim": {"metrics": {"kb_per_conn": 20.0, "held": 19_500}},
+            "channels": {"metrics": {"kb_per_conn": 40.0, "held": 19_500}}}
+    rows = report.scenario_table("capacity", runs)
+    kb = next(row for row in rows if row.startswith("| RSS per idle connection"))
+    assert "| 20 | 40 | 2 | <= 27: met |" in kb
+    assert all(label in report.METRICS for _, label, _, _ in report.TARGETS)
