@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 class FreeIMConsumer(AsyncWebsocketConsumer):
     """One terminal's socket. Rejects (HTTP 403) a missing, unknown, expired or reused token."""
 
-    channel_layer_alias = "freeim.no-channel-layer"
+    channel_layer = None  # never set up: see __call__
     connection: Connection | None = None
     node: Node | None = None
 
@@ -56,11 +57,23 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         node.activate(self.connection)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Run the consumer; if it crashes or is cancelled (daphne cancels a handshake that takes
-        too long), detach its connection, since ``disconnect`` will not run. At server shutdown
-        the node's bulk cleanup does that instead."""
+        """Handle the socket's events one after the other.
+
+        channels' loop (``await_many_dispatch``) also listens to a channel layer, so it
+        starts a task and an ``asyncio.wait`` per event; with no layer, awaiting
+        ``receive`` directly saves an idle socket that task and its waiter.
+
+        If the consumer crashes or is cancelled (daphne cancels a handshake that takes
+        too long), its connection is detached here, since ``disconnect`` will not run.
+        At server shutdown the node's bulk cleanup does that instead.
+        """
+        self.scope = scope
+        self.base_send = send
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         except BaseException:
             if self.connection is not None and self.node is not None and not self.node.stopping:
                 await self.node.detach(self.connection)
@@ -83,6 +96,12 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             return
         if kind == "ping":
             await self.send(text_data=protocol.PONG)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """channels' version also closes stale database connections in a worker thread,
+        a thread hop per closed socket; this consumer keeps none open."""
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:
