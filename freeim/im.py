@@ -15,7 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
 from . import ids, operations
@@ -67,10 +67,11 @@ def send_chan_message(sender: object, chan: object, message: Any) -> None:
 
 
 async def asend_chan_message(sender: object, chan: object, message: Any) -> None:
-    """The async twin of :func:`send_chan_message`; the store runs in a worker thread (it may use the ORM)."""
+    """The async twin of :func:`send_chan_message`; the store runs through ``sync_to_async`` (it may use the
+    ORM), as Django's async ORM methods do."""
     await arun(operations.send_chan_message(sender, chan, message))
     if store := _chan_message_store():
-        await database_sync_to_async(store)(ids.client_id(sender), chan, message)
+        await sync_to_async(store)(ids.client_id(sender), chan, message)
 
 
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)

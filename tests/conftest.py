@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -23,9 +24,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(autouse=True)
 def groups_auto_join_needs_the_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    """freeim.groups' auto-join provider reads the database: tests without database access go without it
-    (else each connect would log the provider failing on pytest-django's database blocker)."""
-    if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
+    """freeim.groups' auto-join provider reads the database, so only sync tests with database access keep it.
+
+    Without access, each connect would log the provider failing on pytest-django's blocker. In an
+    async test it would run in asgiref's shared worker thread, whose database connection outlives
+    the test and breaks a later test without access (see tests/test_demo.py); the groups tests run
+    their sockets under ``async_to_sync`` from sync tests instead.
+    """
+    has_database = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        request.fixturenames)
+    if has_database and not inspect.iscoroutinefunction(request.function):
         yield
         return
     autojoin.unregister(active_group_chans)
