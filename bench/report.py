@@ -14,6 +14,7 @@ METRICS: dict[str, tuple[str, bool | None]] = {
     "connected": ("clients connected", True),
     "failed": ("clients that never connected (4 attempts)", False),
     "held": ("connections held after settling", True),
+    "online_in_store": ("clients online in the server's store (freeim: Redis; must equal held)", None),
     "connect_per_s": ("connect rate (connections/s, whole flow)", True),
     "connect_per_s_second_half": ("connect rate, second half of the clients (connections/s)", True),
     "rest_p50_ms": ("REST connect request p50 (ms; freeim only)", False),

@@ -132,12 +132,12 @@ def capacity(kind: str, clients: int, nodes: int, layer: str) -> Result:
         connecting = meter.percent()
         errors = opened["errors"]
         time.sleep(SETTLE)
-        held = s.held()
+        held, online = s.held(), s.target.online()
         after = {pid: rss_kb(pid) for pid in s.target.node_pids}
         meter.start()
         time.sleep(SETTLE)
         idle = meter.percent()
-    figures = {**_connected(opened, clients), "held": held,
+    figures = {**_connected(opened, clients), "held": held, "online_in_store": online,
                "rss_before_mb": round(sum(before.values()) / 1024), "rss_after_mb": round(sum(after.values()) / 1024),
                "rss_max_node_mb": round(max(after.values()) / 1024),
                "kb_per_conn": metrics.kb_per_connection(sum(before.values()), sum(after.values()), held),

@@ -24,6 +24,11 @@ from tests.processes import answers, spawn, stop, tail, wait_until
 HOST = "127.0.0.1"
 FREEIM_SETTINGS = "bench.freeim_site.settings"
 BASELINE_APP = "bench.baseline.asgi:application"
+#: FREEIM_SERVER of the business processes. Left unset, a business process of a ONE-node
+#: cluster takes the only SERVERS entry as its own name (freeim.conf), runs a second node
+#: under that name, and the two keep dropping each other's registration: presence goes
+#: wrong and broadcasts sent meanwhile reach no node.
+BUSINESS = "bench-business"
 
 
 def daphne(port: int, app: str | None = None) -> list[str]:
@@ -93,6 +98,10 @@ class Target:
     def node_env(self, index: int) -> dict[str, str]:
         raise NotImplementedError
 
+    def online(self) -> int | None:
+        """Clients online according to the server's own store (None if it keeps none)."""
+        return None
+
     def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
         """What a load generator needs to connect a client."""
         raise NotImplementedError
@@ -111,7 +120,8 @@ class FreeIM(Target):
         self.api_port = free_port()
         self.secret = secrets.token_hex(16)
 
-    def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
+    def env(self, server: str = BUSINESS, **extra: str) -> dict[str, str]:
+        """A node's environment (``server`` one of ``servers``), else a business process's."""
         return cluster_env(self.redis.url, self.servers, server, DJANGO_SETTINGS_MODULE=FREEIM_SETTINGS,
                            BENCH_SECRET=self.secret, **extra)
 
@@ -129,6 +139,13 @@ class FreeIM(Target):
         store = redis.Redis.from_url(self.redis.url)
         try:  # connect/ routes over the nodes alive in Redis: wait until every node registered
             wait_until(lambda: store.zcard("freeim:nodes") == len(self.nodes), business, log, "node registration")
+        finally:
+            store.close()
+
+    def online(self) -> int | None:
+        store = redis.Redis.from_url(self.redis.url)
+        try:
+            return int(store.hlen("freeim:online"))
         finally:
             store.close()
 
