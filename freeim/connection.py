@@ -10,7 +10,6 @@ A connection whose backlog passes ``MAX_BACKLOG_BYTES`` is reported slow.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -81,10 +80,18 @@ class Connection:
             self._watch_backpressure()
 
     def _watch_backpressure(self) -> None:
-        """Be the transport's push producer, so Twisted says when its buffer is over 64 KiB."""
-        # If someone else already produces on this transport, rely on our own bound only.
-        with contextlib.suppress(RuntimeError):
-            self._protocol.transport.registerProducer(self, True)
+        """Be the transport's push producer, so Twisted says when its buffer is over 64 KiB.
+
+        daphne upgrades the socket from an HTTP connection whose ``HTTPChannel`` is still
+        the registered producer, long after the HTTP exchange ended; it would only stop
+        reading the socket while writes are blocked. It is replaced: without a producer of
+        its own the node would never hear of a terminal that stopped reading, and Twisted's
+        buffer would grow without bound.
+        """
+        transport = self._protocol.transport
+        if transport.producer is not None:
+            transport.unregisterProducer()
+        transport.registerProducer(self, True)
 
     # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
     def pauseProducing(self) -> None:

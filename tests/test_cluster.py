@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import override_settings
@@ -247,6 +249,65 @@ async def test_broadcast_reaches_sockets_on_every_node(ids, terminals):
     await im.asend_broadcast_message({"notice": "maintenance"})
     for ws in sockets.values():
         assert await next_frame(ws) == {"type": "broadcast", "data": {"notice": "maintenance"}}
+
+
+class StalledTerminal:
+    """A raw WebSocket whose reader stops after the handshake, with a tiny receive window."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((parts.hostname, parts.port))
+        self.sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+        self.unread = b""
+        while b"\r\n\r\n" not in self.unread:
+            self.unread += self.sock.recv(4096)
+        assert self.unread.startswith(b"HTTP/1.1 101"), self.unread[:100]
+        self.unread = self.unread.split(b"\r\n\r\n", 1)[1]
+
+    def close_code(self) -> int | str | None:
+        """Read on at last: the code of the close frame after whatever frames were still on the way,
+        or "reset" if the node gave up waiting for the close handshake first (the frames are lost then)."""
+        self.sock.settimeout(10)
+        data = self.unread
+        try:
+            while chunk := self.sock.recv(1 << 20):
+                data += chunk
+        except ConnectionResetError:
+            return "reset"
+        finally:
+            self.sock.close()
+        while data:  # server frames are unmasked; lengths of 7, 16 or 64 bits
+            opcode, length, start = data[0] & 0x0F, data[1] & 0x7F, 2
+            if length == 126:
+                length, start = int.from_bytes(data[2:4], "big"), 4
+            elif length == 127:
+                length, start = int.from_bytes(data[2:10], "big"), 10
+            if opcode == 0x8:
+                return int.from_bytes(data[start:start + 2], "big")
+            data = data[start + length:]
+        return None
+
+
+async def test_a_terminal_that_stops_reading_is_closed_with_4002_and_delays_no_one(cluster, ids, terminals):
+    """200 healthy terminals and one that reads nothing, on one node: broadcasts of 60 KB until the
+    stalled one passes MAX_BACKLOG_BYTES and goes offline. Every healthy one gets every broadcast."""
+    stalled_id, *healthy_ids = ids.on(0, 201)
+    stalled = await asyncio.to_thread(StalledTerminal, await im.aprev_connect_server(stalled_id))
+    sockets = {c: await terminals.open(c) for c in healthy_ids}
+    payload = "x" * 60_000
+    sent = 0
+    while (await online([stalled_id]))[stalled_id]:
+        assert sent < 100, "the stalled terminal was never closed"
+        await im.asend_broadcast_message({"n": sent, "pad": payload})
+        sent += 1
+        received = await frames_until_fence(sockets)  # each broadcast reached every healthy terminal
+        assert all([f["data"]["n"] for f in frames] == [sent - 1] for frames in received.values())
+    assert await asyncio.to_thread(stalled.close_code) in (4002, "reset")
+    print(f"\nfreeim cluster: a stalled terminal went offline after {sent} broadcasts of 60 KB")
 
 
 async def test_force_offline_closes_every_socket_of_the_client_with_4000(ids, terminals):
