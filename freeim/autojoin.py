@@ -12,6 +12,10 @@ the socket open can miss it, and no business code calls ``join_chan`` for them.
     @autojoin.register
     def team_chans(client_id):
         return [f"team-{t}" for t in Team.objects.filter(members=client_id).values_list("pk", flat=True)]
+
+    @autojoin.manage
+    def is_team_chan(chan):
+        return chan.startswith("team-")
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from .ids import ClientId
 
 logger = logging.getLogger(__name__)
 ChanProvider = Callable[[ClientId], Iterable[str]]
+ManagedTest = Callable[[str], bool]
 _providers: list[ChanProvider] = []
+_managed: list[ManagedTest] = []
 
 
 def register(provider: ChanProvider) -> ChanProvider:
@@ -58,3 +64,25 @@ def chans_for(client_id: ClientId) -> list[str]:
         except Exception:
             logger.exception("freeim auto-join provider %r failed for client %r", provider, client_id)
     return list(chans)
+
+
+def manage(test: ManagedTest) -> ManagedTest:
+    """Add a test telling whether the server manages a chan's members (usable as a decorator).
+
+    Terminals cannot join or leave a managed chan through the REST API (403,
+    ``managed_chan``): its members are whom the providers say. ``freeim.groups``
+    manages its groups' chans, so no one joins a group's chan by guessing its name.
+    """
+    if test not in _managed:
+        _managed.append(test)
+    return test
+
+
+def unmanage(test: ManagedTest) -> None:
+    if test in _managed:
+        _managed.remove(test)
+
+
+def is_managed(chan: str) -> bool:
+    """Whether any registered test says the server manages ``chan``'s members (blocking)."""
+    return any(test(chan) for test in list(_managed))

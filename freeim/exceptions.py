@@ -49,6 +49,12 @@ class NotAChanMember(FreeIMError):
     default_message = "Only members of the chan may do this."
 
 
+class ManagedChan(FreeIMError):
+    code = "managed_chan"
+    status = 403
+    default_message = "The server manages this chan's members: it cannot be joined or left on request."
+
+
 class NoServerAvailable(FreeIMError):
     code = "no_server"
     status = 503

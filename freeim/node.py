@@ -124,8 +124,11 @@ class Node:
             raise
         if came_online and autojoin.has_providers():
             chans = await database_sync_to_async(autojoin.chans_for)(client_id)
-            if chans and await self.backend.acall("join", client_id, chans):
+            if chans:
                 self.registry.join(client_id, chans)
+                # Through the helper, so a device of the client that reached another node
+                # meanwhile (and found no chans yet) is told too.
+                await operations.arun(operations.join_chan(client_id, *chans), self.backend)
         elif new_here and not came_online:
             self.registry.join(client_id, await self.backend.acall("client_chans", client_id))
 

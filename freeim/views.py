@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import status
@@ -11,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView, exception_handler
 
-from . import ids, im
+from . import autojoin, ids, im
 from .auth import client_id_of
-from .exceptions import FreeIMError
+from .exceptions import FreeIMError, ManagedChan
 from .permissions import IsChanMember
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
 
@@ -88,16 +89,24 @@ class ChanListView(FreeIMView):
         return Response([{"chan": chan, "online": online} for chan, online in im.get_chan_list()])
 
 
-class ChanJoinView(FreeIMView):
+class ChanMembershipView(FreeIMView):
+    """Join or leave a chan on request; not a chan the server manages (:mod:`freeim.autojoin`)."""
+
+    change: Callable[..., None]
+
     def post(self, request: Request, chan: str) -> Response:
-        im.join_chan(self.caller(), chan)
+        if autojoin.is_managed(chan):
+            raise ManagedChan()
+        self.change(self.caller(), chan)
         return Response({"chan": chan, "online": im.get_chan_online(chan)})
 
 
-class ChanLeaveView(FreeIMView):
-    def post(self, request: Request, chan: str) -> Response:
-        im.leave_chan(self.caller(), chan)
-        return Response({"chan": chan, "online": im.get_chan_online(chan)})
+class ChanJoinView(ChanMembershipView):
+    change = staticmethod(im.join_chan)
+
+
+class ChanLeaveView(ChanMembershipView):
+    change = staticmethod(im.leave_chan)
 
 
 class ChanMembersView(FreeIMView):

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from demo_project.asgi import application
 from freeim import im
+from freeim.backends import get_backend
 from freeim.groups.models import Membership
 from freeim.testing import connected
 from tests.groups import add, chan_frame, make_group, run, silent
@@ -176,3 +177,12 @@ def test_members_read_the_kept_history(people, settings):
     history = member.get("/im/groups/team/messages/").json()
     assert [(m["sender"], m["data"]) for m in history] == [(people["member"].pk, {"n": n}) for n in range(3)]
     assert api(people["outsider"]).get("/im/groups/team/messages/").status_code == 403
+
+
+def test_a_groups_chan_cannot_be_joined_or_left_through_the_core_api(people):
+    get_backend().add_connection("local", people["outsider"].pk)  # online, so only the guard can refuse
+    for who, action in (("outsider", "join"), ("member", "leave")):
+        answer = api(people[who]).post(f"/im/chans/team/{action}/")
+        assert answer.status_code == 403 and answer.json()["code"] == "managed_chan"
+    assert im.get_chan_client_list("team") == []
+    assert api(people["outsider"]).post("/im/chans/not-a-group/join/").status_code == 200

@@ -13,7 +13,8 @@ class GroupsConfig(AppConfig):
         from freeim import autojoin
 
         from . import live
-        from .models import active_group_chans
+        from .models import active_group_chans, is_group_chan
 
         live.connect()
         autojoin.register(active_group_chans)
+        autojoin.manage(is_group_chan)

@@ -162,6 +162,11 @@ def active_group_chans(client_id: ids.ClientId) -> list[str]:
     return list(groups.values_list("slug", flat=True))
 
 
+def is_group_chan(chan: str) -> bool:
+    """The managed-chan test: a group's chan (active or not) is joined through membership only."""
+    return Group.objects.filter(slug=chan).exists()
+
+
 class GroupMessage(models.Model):
     """A chan message sent to a group, kept by :func:`freeim.groups.history.store` when it is the
     ``CHAN_MESSAGE_STORE``."""
