@@ -31,6 +31,10 @@ HANDSHAKE_TIMEOUT = 30.0
 ATTEMPTS = 4
 SOURCES_PER_PROCESS = 8  # loopback source addresses: 8 x 28k ephemeral ports, never exhausted
 API_CONNECTIONS = 16
+#: Clients per connect chunk: all their URLs, then all their sockets. Small enough that
+#: no token outlives its TTL (60 s in bench.freeim_site) while it waits for its socket.
+CHUNK = 1000
+Address = tuple[str, int, str]
 
 
 class Recorder:
@@ -169,18 +173,42 @@ class Loadgen:
         return f"127.0.{self.index + 1}.{1 + number % SOURCES_PER_PROCESS}"
 
     async def open(self, target: dict[str, Any], ids: list[int], concurrency: int) -> dict[str, Any]:
-        """Connect ``ids`` with ``concurrency`` handshakes in flight; return when all are done."""
+        """Connect ``ids`` with ``concurrency`` requests in flight; return when all are done.
+
+        Chunk by chunk: first every connect URL of the chunk (the REST step), then every
+        WebSocket of it, so each step's rate is measured on its own (a client whose
+        socket fails starts over with a fresh URL).
+        """
         if target["kind"] == "freeim" and self.api is None:
             self.api = Api(*target["api"], target["secret"])
         gate = asyncio.Semaphore(concurrency)
         started = time.time()
-        times = await asyncio.gather(*(self._open_one(target, c, gate) for c in ids))
+        times: list[float | None] = []
+        phases = {"rest_seconds": 0.0, "handshake_seconds": 0.0}
+        for first in range(0, len(ids), CHUNK):
+            chunk = ids[first:first + CHUNK]
+            begun = time.time()
+            addresses = await asyncio.gather(*(self._prefetch(target, c, gate) for c in chunk))
+            asked = time.time()
+            times += await asyncio.gather(*(self._open_one(target, c, gate, a)
+                                            for c, a in zip(chunk, addresses, strict=True)))
+            phases["rest_seconds"] += asked - begun
+            phases["handshake_seconds"] += time.time() - asked
         opened = array("d", sorted(t for t in times if t is not None))
         steps, self.steps = self.steps, {name: array("d") for name in self.steps}
         return {"started": started, "opened": opened, "failed": len(ids) - len(opened), "errors": dict(self.errors),
-                **steps}
+                **steps, **phases}
 
-    async def _open_one(self, target: dict[str, Any], client_id: int, gate: asyncio.Semaphore) -> float | None:
+    async def _prefetch(self, target: dict[str, Any], client_id: int, gate: asyncio.Semaphore) -> Address | None:
+        async with gate:
+            try:
+                return await self._address(target, client_id)
+            except (OSError, ValueError, KeyError, asyncio.IncompleteReadError) as error:
+                self.errors[str(error)[:60] or type(error).__name__] += 1
+                return None
+
+    async def _open_one(self, target: dict[str, Any], client_id: int, gate: asyncio.Semaphore,
+                        address: Address | None) -> float | None:
         loop = asyncio.get_running_loop()
         for attempt in range(ATTEMPTS):
             if attempt:
@@ -188,8 +216,8 @@ class Loadgen:
             async with gate:
                 client = None
                 try:
-                    began = time.time()
-                    host, port, path = await self._address(target, client_id)
+                    host, port, path = address or await self._address(target, client_id)
+                    address = None  # a retry asks for a fresh URL (its token was used)
                     asked = time.time()
                     request = wire.upgrade_request(host, port, path)
                     _, client = await loop.create_connection(
@@ -197,19 +225,20 @@ class Loadgen:
                         local_addr=(self.source(client_id), 0))
                     await asyncio.wait_for(client.opened, HANDSHAKE_TIMEOUT)
                     done = time.time()
-                    if self.api is not None:
-                        self.steps["rest"].append(asked - began)
                     self.steps["handshake"].append(done - asked)
                     return done
-                except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
+                except (OSError, TimeoutError, ValueError, KeyError, asyncio.IncompleteReadError) as error:
                     self.errors[str(error)[:60] or type(error).__name__] += 1
                     if client is not None:
                         client.abort()
         return None
 
-    async def _address(self, target: dict[str, Any], client_id: int) -> tuple[str, int, str]:
+    async def _address(self, target: dict[str, Any], client_id: int) -> Address:
         if self.api is not None:
-            return wire.split_ws_url(await self.api.connect_url(client_id))
+            began = time.time()
+            address = wire.split_ws_url(await self.api.connect_url(client_id))
+            self.steps["rest"].append(time.time() - began)
+            return address
         host, port = target["nodes"][client_id % len(target["nodes"])]
         chans = target.get("chans")
         return host, port, f"/ws/{client_id}" + (f"?chans={','.join(chans)}" if chans else "")

@@ -17,6 +17,8 @@ METRICS: dict[str, tuple[str, bool | None]] = {
     "online_in_store": ("clients online in the server's store (freeim: Redis; must equal held)", None),
     "connect_per_s": ("connect rate (connections/s, whole flow)", True),
     "connect_per_s_second_half": ("connect rate, second half of the clients (connections/s)", True),
+    "rest_per_s": ("REST connect requests/s (freeim only; tokens fetched a chunk ahead)", True),
+    "handshake_per_s": ("WebSocket handshakes/s (the node's share of connecting)", True),
     "rest_p50_ms": ("REST connect request p50 (ms; freeim only)", False),
     "rest_p99_ms": ("REST connect request p99 (ms; freeim only)", False),
     "handshake_p50_ms": ("WebSocket handshake p50 (ms)", False),

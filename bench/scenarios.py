@@ -100,7 +100,7 @@ def session(kind: str, nodes: int, clients: int, layer: str) -> Iterator[Session
 
 
 def _connected(opened: Result, asked: int) -> dict[str, Any]:
-    """How the connects went: counts, rate overall and over the second half, each step's p50/p99."""
+    """How the connects went: counts, rate overall and over the second half, each step's rate and p50/p99."""
     times = opened["opened"]
     half = times[len(times) // 2:]
     figures = {"connected": len(times), "asked": asked, "failed": opened["failed"],
@@ -108,6 +108,7 @@ def _connected(opened: Result, asked: int) -> dict[str, Any]:
                "connect_per_s_second_half": metrics.rate(half[1:], half[0]) if len(half) > 1 else 0.0}
     for step in ("rest", "handshake"):
         if opened[step]:  # sorted
+            figures[f"{step}_per_s"] = opened[f"{step}_per_s"]
             figures[f"{step}_p50_ms"] = round(metrics.percentile(opened[step], 50) * 1000, 1)
             figures[f"{step}_p99_ms"] = round(metrics.percentile(opened[step], 99) * 1000, 1)
     return figures

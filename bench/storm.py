@@ -30,13 +30,26 @@ sys.path.insert(0, str(ROOT))
 
 from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port  # noqa: E402
 
+#: freeim.js's reconnect policy: wait d/2..d, d doubling from 0.5 s up to 15 s; a browser
+#: WebSocket has no open timeout of its own, so a generous one stands in for it.
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 15.0
+OPEN_TIMEOUT = 60.0
+#: The benchmark's settings (no database), with freeim's default token lifetime: a token that
+#: waits in a node's listen queue longer than that is refused like in production.
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.freeim_site.settings", "FREEIM_TOKEN_TTL": "10"}
+
 
 def setup_django(redis_url: str, servers: list[str]) -> None:
-    os.environ.update(cluster_env(redis_url, servers, TOKEN_TTL="30"))
-    os.environ["FREEIM_TOKEN_TTL"] = "30"
+    os.environ.update(cluster_env(redis_url, servers, **SETTINGS))
     import django
 
     django.setup()
+
+
+def backoff(attempt: int) -> float:
+    """freeim.js's delay before reconnect attempt ``attempt`` (0-based)."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** attempt)
+    return ceiling / 2 + random.random() * ceiling / 2
 
 
 def load(client_ids: list[int], redis_url: str, servers: list[str], report: multiprocessing.Queue,
@@ -50,24 +63,24 @@ def load(client_ids: list[int], redis_url: str, servers: list[str], report: mult
     api = asyncio.Semaphore(50)  # the business API serves so many connect requests at once
 
     async def client(client_id: int, stopping: asyncio.Future[None]) -> None:
-        delay = 0.25
+        attempt = 0
         while not stop.is_set():
             try:
                 async with api:
                     url = await im.aprev_connect_server(client_id)
-                socket = await connect(url, open_timeout=15, ping_interval=None, close_timeout=1)
+                socket = await connect(url, open_timeout=OPEN_TIMEOUT, ping_interval=None, close_timeout=1)
             except Exception as error:
                 report.put(("failed", client_id, time.time(), repr(error)[:120]))
-                await asyncio.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, 8)
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
                 continue
-            delay = 0.25
+            attempt = 0
             report.put(("connected", client_id, time.time(), ""))
             closed = asyncio.ensure_future(socket.wait_closed())
             await asyncio.wait([closed, stopping], return_when=asyncio.FIRST_COMPLETED)
             closed.cancel()
             await socket.close()
-            await asyncio.sleep(random.uniform(0, 1))  # a dropped terminal waits a little before retrying
+            await asyncio.sleep(backoff(0))  # a dropped terminal reconnects after 0.25-0.5 s
 
     async def watch_stop() -> None:
         while not stop.is_set():
@@ -80,20 +93,32 @@ def load(client_ids: list[int], redis_url: str, servers: list[str], report: mult
     asyncio.run(main())
 
 
-def wait_for_all(report: multiprocessing.Queue, expected: set[int], since: float) -> tuple[float, int]:
-    """Until every client of ``expected`` connected after ``since``: (seconds, failed attempts)."""
+def wait_for_all(report: multiprocessing.Queue, expected: set[int], since: float,
+                 give_up: float) -> tuple[float, int]:
+    """Until every client of ``expected`` connected after ``since``: (seconds, failed attempts).
+
+    Prints progress every 10 s, so a storm that does not settle shows where it stalls; after
+    ``give_up`` seconds it raises.
+    """
     failed = 0
     reasons: dict[str, int] = {}
     waiting = set(expected)
+    shown = time.time()
     while waiting:
-        event, client_id, when, error = report.get(timeout=600)
+        if time.time() - since > give_up:
+            raise SystemExit(f"not settled after {give_up:.0f} s: {len(waiting)} of {len(expected)} still "
+                             f"waiting; failed attempts by cause: {reasons}")
+        event, client_id, when, error = report.get(timeout=give_up)
         if event == "failed":
             failed += 1
-            reasons[error.split("(")[0]] = reasons.get(error.split("(")[0], 0) + 1
-            if failed < 4:
-                print("failed attempt:", error)
+            cause = error.split("(")[0]
+            reasons[cause] = reasons.get(cause, 0) + 1
         elif when >= since:
             waiting.discard(client_id)
+        if time.time() - shown >= 10:
+            shown = time.time()
+            print(f"  {shown - since:5.0f} s: {len(expected) - len(waiting)} of {len(expected)} connected, "
+                  f"{failed} failed attempts", flush=True)
     if reasons:
         print("failed attempts by cause:", reasons)
     return time.time() - since, failed
@@ -112,6 +137,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--hold", type=float, default=5)
+    parser.add_argument("--give-up", type=float, default=900, help="seconds a phase may take")
     options = parser.parse_args()
 
     redis_server = RedisServer()
@@ -119,7 +145,7 @@ def main() -> None:
     ports = [free_port() for _ in range(options.nodes)]
     servers = [f"127.0.0.1:{port}" for port in ports]
     logs = Path(tempfile.mkdtemp(prefix="freeim-storm-"))
-    nodes = [subprocess.Popen(daphne_command(port), env=cluster_env(redis_server.url, servers, server),
+    nodes = [subprocess.Popen(daphne_command(port), env=cluster_env(redis_server.url, servers, server, **SETTINGS),
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(logs / f"{port}.log").open("wb"))
              for port, server in zip(ports, servers, strict=True)]
     time.sleep(3)
@@ -134,7 +160,7 @@ def main() -> None:
         started = time.time()
         for process in loaders:
             process.start()
-        took, failed = wait_for_all(report, set(ids), started)
+        took, failed = wait_for_all(report, set(ids), started, options.give_up)
         time.sleep(1)
         online = len(im.get_client_list_by_online())
         print(f"storm: {options.clients} clients on {options.nodes} nodes connected in {took:.1f} s "
@@ -147,7 +173,7 @@ def main() -> None:
         killed_at = time.time()
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        took, failed = wait_for_all(report, orphans, killed_at)
+        took, failed = wait_for_all(report, orphans, killed_at, options.give_up)
         time.sleep(1)
         online = len(im.get_client_list_by_online())
         print(f"reconnect storm: node {servers[0]} killed; its {len(orphans)} clients reconnected to the others in "

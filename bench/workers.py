@@ -120,8 +120,11 @@ class Loadgens(Group):
             errors.update(result["errors"])
         merged = {key: array("d", sorted(t for r in results for t in r[key]))
                   for key in ("opened", "rest", "handshake")}
+        rates = {f"{step}_per_s": round(sum(len(r[step]) / r[f"{step}_seconds"] for r in results
+                                                if r[f"{step}_seconds"] and r[step]))
+                 for step in ("rest", "handshake")}  # processes run side by side: their rates add up
         return {"started": min(r["started"] for r in results), "failed": sum(r["failed"] for r in results),
-                "errors": dict(errors), **merged}
+                "errors": dict(errors), **merged, **rates}
 
     def stats(self) -> dict[str, Any]:
         results = self._all("stats")
