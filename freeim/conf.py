@@ -47,12 +47,14 @@ class Settings:
 
     @property
     def SERVER(self) -> str:
-        """This process's node name: ``SERVER``, else ``$FREEIM_SERVER``, else the only entry."""
+        """This process's node name: ``SERVER``, else ``$FREEIM_SERVER``; else, in the embedded
+        mode, the only ``SERVERS`` entry. In a cluster a process without a name is a business
+        process, even with one node: guessing would make every business process that node too."""
         value = self._get("SERVER") or os.environ.get("FREEIM_SERVER")
         if value:
             return str(value)
         servers = self.SERVERS
-        return servers[0] if len(servers) == 1 else EMBEDDED_SERVER
+        return servers[0] if len(servers) == 1 and not self.REDIS_URL else EMBEDDED_SERVER
 
     @property
     def IS_NODE(self) -> bool:

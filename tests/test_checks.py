@@ -48,7 +48,9 @@ def test_server_defaults(monkeypatch):
     with override_settings(FREEIM={}):
         assert conf.SERVER == "local"
     with override_settings(FREEIM={"SERVERS": ["a:1"]}):
-        assert conf.SERVER == "a:1"
+        assert conf.SERVER == "a:1" and conf.IS_NODE
+    with override_settings(FREEIM={"SERVERS": ["a:1"], "REDIS_URL": "redis://r:6379/0"}):
+        assert not conf.IS_NODE  # a one-node cluster's business process is no node
     monkeypatch.setenv("FREEIM_SERVER", "b:2")
     with override_settings(FREEIM={"SERVERS": ["a:1", "b:2"]}):
         assert conf.SERVER == "b:2"
