@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 from . import ids, protocol, router
@@ -80,24 +80,43 @@ def send_message(sender: object, receivers: object, message: Any, receipt: bool 
     more than one connection). With ``receipt`` the sender gets one receipt per
     receiver: ``delivered`` from the receiver's node, or ``offline``.
     """
-    source = ids.client_id(sender)
-    targets = ids.client_ids(receivers)
-    frame = _checked(protocol.message_frame(source, message))
-    located = yield ("locate", (list(dict.fromkeys([*targets, source])),))
+    yield from send_messages([(sender, receivers, message)], receipt)
+
+
+def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> Op[None]:
+    """``send_message`` for many ``(sender, receivers, message)`` at once: one presence lookup
+    and one write per node for the whole batch. All are checked before any is sent."""
+    prepared = []
+    for sender, receivers, message in messages:
+        source = ids.client_id(sender)
+        prepared.append((source, ids.client_ids(receivers), message,
+                         _checked(protocol.message_frame(source, message))))
+    everyone = [client for source, targets, _, _ in prepared for client in (*targets, source)]
+    located = yield ("locate", (list(dict.fromkeys(everyone)),))
+    batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for source, targets, message, frame in prepared:
+        _route_message(batches, located, source, targets, message, frame, receipt)
+    yield from _publish(batches)
+
+
+def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[ClientId, dict[str, int]],
+                   source: ClientId, targets: list[ClientId], message: Any, frame: str, receipt: bool) -> None:
+    """Add one message's payloads to the per-node ``batches``."""
     if source in targets and sum(located.get(source, {}).values()) <= 1:
-        targets.remove(source)
+        targets = [t for t in targets if t != source]
     by_node: dict[str, list[ClientId]] = defaultdict(list)
     for target in targets:
         for node in located.get(target, ()):
             by_node[node].append(target)
     wants = {"sender": source, "data": message} if receipt else None
-    batches = {node: [{"op": "send", "to": to, "frame": frame, "receipt": wants}] for node, to in by_node.items()}
-    offline = [t for t in targets if t not in located] if receipt else []
-    receipts = [{"op": "send", "to": [source], "frame": protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message)}
-                for t in offline]
-    for node in located.get(source, {}) if receipts else ():
-        batches.setdefault(node, []).extend(receipts)
-    yield from _publish(batches)
+    for node, to in by_node.items():
+        batches[node].append({"op": "send", "to": to, "frame": frame, "receipt": wants})
+    if receipt:
+        receipts = [{"op": "send", "to": [source],
+                     "frame": protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message)}
+                    for t in targets if t not in located]
+        for node in located.get(source, {}) if receipts else ():
+            batches[node].extend(receipts)
 
 
 def send_frames(client_id: ClientId, frames: list[str]) -> Op[None]:

@@ -36,6 +36,26 @@ async def test_sender_gets_own_message_only_on_other_devices():
                 assert (await terminal.receive_frame())["data"] == "two devices"
 
 
+async def test_a_batch_of_messages_arrives_in_order_with_its_receipts():
+    async with connected(application, 1) as alice, connected(application, 2) as bob, \
+            connected(application, 3) as carol:
+        await im.asend_messages([(1, [2], "first"), (3, [2, 1], "second"), (1, [2, 9], "third")], receipt=True)
+        assert [(await bob.receive_frame())["data"] for _ in range(3)] == ["first", "second", "third"]
+        assert await alice.receive_frame() == {"type": "message", "from": 3, "data": "second"}
+        receipts = [await alice.receive_frame() for _ in range(3)]
+        assert sorted((r["to"], r["status"], r["data"]) for r in receipts) == [
+            (2, "delivered", "first"), (2, "delivered", "third"), (9, "offline", "third")]
+        assert sorted((r["to"], r["status"]) for r in [await carol.receive_frame(), await carol.receive_frame()]) \
+            == [(1, "delivered"), (2, "delivered")]
+
+
+async def test_a_batch_with_one_bad_message_sends_none():
+    async with connected(application, 2) as bob:
+        with pytest.raises(InvalidMessage):
+            await im.asend_messages([(1, [2], "fine"), (1, [2], object())])
+        await no_frame(bob)
+
+
 async def test_string_and_numeric_string_ids_are_one_client():
     async with connected(application, "7") as seven, connected(application, "bob"):
         await im.asend_message("bob", [7], "x")

@@ -15,11 +15,12 @@ stalls; PUBLISH would drop it (research/channels-risks.md Q3, Q7).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,10 @@ def one(method: str, *args: Any) -> Cmd:
     return Cmd(method, args)
 
 
+async def _as_list(result: Awaitable[Any]) -> list[Any]:
+    return [await result]
+
+
 def pool_options() -> dict[str, Any]:
     """Connection settings for every pool: wait for a free connection, fail in seconds, not minutes."""
     return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
@@ -116,6 +121,10 @@ class RedisBackend(Backend):
             return scripts[step.name](args=(self.prefix, *step.args), client=client)
         if isinstance(step, Cmd):
             return getattr(client, step.method)(*step.args)
+        if len(step.commands) == 1:  # in redis-py a pipeline of one costs several times the plain command
+            method, args = step.commands[0]
+            result = getattr(client, method)(*args)
+            return _as_list(result) if inspect.isawaitable(result) else [result]
         pipe = client.pipeline(transaction=False)
         for method, args in step.commands:
             getattr(pipe, method)(*args)
