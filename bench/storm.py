@@ -29,14 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port  # noqa: E402
+from freeim.conf import DEFAULTS  # noqa: E402
 
 #: freeim.js's reconnect policy: wait d/2..d, d doubling from 0.5 s up to 15 s; a browser
 #: WebSocket has no open timeout of its own, so a generous one stands in for it.
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 15.0
 OPEN_TIMEOUT = 60.0
 #: The benchmark's settings (no database), with freeim's default token lifetime: a token that
-#: waits in a node's listen queue longer than that is refused like in production.
-SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.freeim_site.settings", "FREEIM_TOKEN_TTL": "10"}
+#: waits in a node's listen queue longer than that is refused, as in production.
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.freeim_site.settings", "FREEIM_TOKEN_TTL": str(DEFAULTS["TOKEN_TTL"])}
 
 
 def setup_django(redis_url: str, servers: list[str]) -> None:
@@ -70,7 +71,7 @@ def load(client_ids: list[int], redis_url: str, servers: list[str], report: mult
                     url = await im.aprev_connect_server(client_id)
                 socket = await connect(url, open_timeout=OPEN_TIMEOUT, ping_interval=None, close_timeout=1)
             except Exception as error:
-                report.put(("failed", client_id, time.time(), repr(error)[:120]))
+                report.put(("failed", client_id, time.time(), f"{type(error).__name__}: {str(error)[:60]}"))
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
                 continue
@@ -111,14 +112,15 @@ def wait_for_all(report: multiprocessing.Queue, expected: set[int], since: float
         event, client_id, when, error = report.get(timeout=give_up)
         if event == "failed":
             failed += 1
-            cause = error.split("(")[0]
+            cause = error
             reasons[cause] = reasons.get(cause, 0) + 1
         elif when >= since:
             waiting.discard(client_id)
         if time.time() - shown >= 10:
             shown = time.time()
+            top = ", ".join(f"{cause} {count}" for cause, count in sorted(reasons.items(), key=lambda r: -r[1])[:3])
             print(f"  {shown - since:5.0f} s: {len(expected) - len(waiting)} of {len(expected)} connected, "
-                  f"{failed} failed attempts", flush=True)
+                  f"{failed} failed attempts ({top})", flush=True)
     if reasons:
         print("failed attempts by cause:", reasons)
     return time.time() - since, failed
@@ -183,9 +185,10 @@ def main() -> None:
         stop.set()
         for process in loaders:
             process.join(30)
-        time.sleep(2)
-        online = len(im.get_client_list_by_online())
-        print(f"all clients left: online in Redis: {online}")
+        left_at = time.time()
+        while (online := len(im.get_client_list_by_online())) and time.time() - left_at < 60:
+            time.sleep(1)
+        print(f"all clients left: online in Redis {time.time() - left_at:.0f} s later: {online}")
         for node in nodes:
             node.terminate()
             node.wait(10)

@@ -83,7 +83,7 @@ FREEIM = {
     for key, value in {
         "REDIS_URL": os.environ.get("FREEIM_REDIS_URL"),
         "SERVERS": [s.strip() for s in os.environ.get("FREEIM_SERVERS", "").split(",") if s.strip()],
-        "TOKEN_TTL": int(os.environ.get("FREEIM_TOKEN_TTL", "10")),
+        "TOKEN_TTL": int(os.environ.get("FREEIM_TOKEN_TTL", "30")),
         "HEARTBEAT_TTL": float(os.environ.get("FREEIM_HEARTBEAT_TTL", "10")),
     }.items()
     if value

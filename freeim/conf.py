@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "freeim",
     "HEARTBEAT_TTL": 10,
     "PATH": "/ws",
-    "TOKEN_TTL": 10,
+    "TOKEN_TTL": 30,
     "ROUTING": "rendezvous",
     "CLIENT_ID_RESOLVER": "freeim.auth.user_client_id",
     "MAX_MESSAGE_BYTES": 65536,

@@ -1,7 +1,8 @@
 """Starting and stopping this process's node with the server.
 
 daphne has no ASGI lifespan, so :func:`install_server_hooks` asks its Twisted
-reactor to start the node when it runs and to clean up before it shuts down;
+reactor to start the node (and the accept gate of :mod:`freeim.admission`)
+when it runs and to clean up before it shuts down;
 servers with lifespan (uvicorn, hypercorn) use :func:`freeim.asgi.wrap`'s
 handler. Either way the first WebSocket starts the node if nothing else did.
 """
@@ -13,12 +14,15 @@ import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .admission import guard_accepts
+from .autobahn_logging import format_only_when_debugging
 from .backends import get_backend
 from .conf import conf
 from .node import Node
 
 _node: Node | None = None
 _started: asyncio.Task[None] | None = None
+_background: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
 
 
 async def ensure_node() -> Node:
@@ -57,8 +61,11 @@ def install_server_hooks() -> None:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 
+    format_only_when_debugging()
+
     def start() -> None:
-        asyncio.ensure_future(ensure_node())
+        _background.add(asyncio.ensure_future(ensure_node()))
+        _background.add(asyncio.ensure_future(guard_accepts(reactor)))
 
     def stop() -> Deferred[None]:
         return Deferred.fromFuture(asyncio.ensure_future(stop_node()))

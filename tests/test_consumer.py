@@ -7,6 +7,7 @@ import pytest
 from demo_project.asgi import application
 from freeim import autojoin, im, signals
 from freeim.backends import get_backend
+from freeim.conf import conf
 from freeim.lifecycle import ensure_node
 from freeim.testing import FreeIMCommunicator, connected
 
@@ -31,7 +32,7 @@ async def test_missing_unknown_and_reused_tokens_are_rejected():
 
 async def test_expired_token_is_rejected(monkeypatch):
     url = await im.aprev_connect_server(1, base="ws://testserver")
-    later = time.monotonic() + 11
+    later = time.monotonic() + conf.TOKEN_TTL + 1
     monkeypatch.setattr(time, "monotonic", lambda: later)
     assert await rejected(url.removeprefix("ws://testserver"))
 

@@ -1,0 +1,73 @@
+"""Stop taking new connections while the node's loop is overloaded (daphne only).
+
+In a reconnect storm Twisted accepts every connection the kernel queued, as
+fast as it can (it even raises its accept batch by 20 each time it fills one),
+and starts each handshake. With thousands in progress at once every loop
+iteration took seconds: each handshake needs several iterations, so all of them
+outlived their one-time tokens (10 s) and their terminals' patience, and were
+retried and done again for nothing; a 20,000-client storm never settled. So the
+gate measures how late a short sleep wakes up, stops accepting (the listening
+ports stop reading) while that lag is high, and resumes once it is low again.
+Meanwhile new connections wait in the kernel's listen queue, which costs the
+node nothing, and past it their SYNs are retried by the terminals' TCP stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TICK = 0.05
+#: Loop lag (s) above which the node stops accepting, and below which it accepts again.
+PAUSE_ABOVE = 0.2
+RESUME_BELOW = 0.05
+#: At most so many connections accepted per readable event (Twisted grows it without bound).
+ACCEPT_BATCH = 50
+
+
+def listening_ports(reactor: Any) -> list[Any]:
+    """The reactor's listening TCP (and UNIX) ports."""
+    from twisted.internet import tcp
+
+    return [reader for reader in reactor.getReaders() if isinstance(reader, tcp.Port)]
+
+
+class AcceptGate:
+    """Pauses and resumes ``ports`` from the lag of the running loop."""
+
+    def __init__(self, ports: list[Any]) -> None:
+        self.ports = ports
+        self.paused = False
+        self.pauses = 0
+
+    def observe(self, lag: float) -> None:
+        """Act on one lag sample (seconds)."""
+        for port in self.ports:
+            port.numberAccepts = min(port.numberAccepts, ACCEPT_BATCH)
+        if not self.paused and lag > PAUSE_ABOVE:
+            self.paused = True
+            self.pauses += 1
+            for port in self.ports:
+                port.stopReading()
+        elif self.paused and lag < RESUME_BELOW:
+            self.paused = False
+            for port in self.ports:
+                port.startReading()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(TICK)
+            self.observe(loop.time() - asked - TICK)
+
+
+async def guard_accepts(reactor: Any) -> None:
+    """Find the server's listening ports once they listen, then gate them forever."""
+    while not (ports := listening_ports(reactor)):
+        await asyncio.sleep(TICK)
+    logger.info("freeim: accepting on %d port(s) only while the loop keeps up", len(ports))
+    await AcceptGate(ports).run()

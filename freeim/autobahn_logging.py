@@ -1,0 +1,30 @@
+"""autobahn formats debug messages for every new connection, even with debug logging off.
+
+Its ``WebSocketProtocol`` calls ``pformat`` on some 40 settings per connection to
+pass the result to ``log.debug``, and on its transport details per handshake:
+14 % of a node's CPU in a reconnect storm (py-spy). :func:`format_only_when_debugging`
+makes its ``pformat`` do the work only while txaio's log level is debug or trace.
+"""
+
+from __future__ import annotations
+
+from pprint import pformat
+from typing import Any
+
+NOT_FORMATTED = "(not formatted: autobahn debug logging is off)"
+
+
+def _pformat_when_debugging(obj: Any, *args: Any, **kwargs: Any) -> str:
+    import txaio
+
+    if txaio.get_global_log_level() in ("debug", "trace"):
+        return pformat(obj, *args, **kwargs)
+    return NOT_FORMATTED
+
+
+def format_only_when_debugging() -> None:
+    """Patch autobahn's protocol module (loaded by daphne) if it is what we expect."""
+    from autobahn.websocket import protocol
+
+    if getattr(protocol, "pformat", None) is pformat:
+        protocol.pformat = _pformat_when_debugging
