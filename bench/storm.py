@@ -126,6 +126,15 @@ def wait_for_all(report: multiprocessing.Queue, expected: set[int], since: float
     return time.time() - since, failed
 
 
+def presence(redis_url: str, servers: list[str]) -> str:
+    """Online clients in Redis, and per node the clients it has in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    per_node = [client.hlen(f"freeim:node:{server}:clients") for server in servers]
+    return f"online {client.hlen('freeim:online')}, per node {per_node}"
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -181,6 +190,9 @@ def main() -> None:
         print(f"reconnect storm: node {servers[0]} killed; its {len(orphans)} clients reconnected to the others in "
               f"{took:.1f} s, {failed} failed attempts retried; online in Redis: {online} (reaper: "
               f"{'done' if online == options.clients else 'stale entries still there'})")
+        for _ in range(6):
+            print("  presence:", presence(redis_server.url, servers), flush=True)
+            time.sleep(5)
     finally:
         stop.set()
         for process in loaders:

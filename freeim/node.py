@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -36,6 +37,7 @@ from .heap import HeapKeeper
 from .ids import ClientId
 from .protocol import CloseCode
 from .registry import Registry
+from .storegate import StoreGate
 
 logger = logging.getLogger(__name__)
 YIELD_EVERY = 100
@@ -66,6 +68,7 @@ class Node:
         self._unreleased: list[tuple[ClientId, str]] = []
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.heap = HeapKeeper()
+        self._store = StoreGate()
         self.stopping = False
 
     async def start(self) -> None:
@@ -80,7 +83,9 @@ class Node:
             asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
         ]
         if self.backend.heartbeat_ttl:
-            self._tasks.append(asyncio.create_task(self._keep_alive(self.backend.heartbeat_ttl), name="freeim-beat"))
+            ttl = self.backend.heartbeat_ttl
+            self._tasks += [asyncio.create_task(self._keep_alive(ttl), name="freeim-beat"),
+                            asyncio.create_task(self._tend(ttl), name="freeim-upkeep")]
         if conf.GC_FREEZE:
             self._tasks.append(asyncio.create_task(self.heap.run(self.client_count), name="freeim-heap"))
         if path := probe.probe_path():
@@ -113,24 +118,25 @@ class Node:
         the chans it joined from another node, when this is its first connection here.
         """
         client_id = connection.client_id
-        new_here = client_id not in self.registry.clients
         connection.on_resume = self._wake
-        self.registry.add(connection)
-        self.heap.attached()
-        try:
-            came_online = await self._register(connection)
-        except BaseException:  # not in the store: nothing to release there
-            self.registry.remove(connection)
-            raise
-        if came_online and autojoin.has_providers():
-            chans = await database_sync_to_async(autojoin.chans_for)(client_id)
-            if chans:
-                self.registry.join(client_id, chans)
-                # Through the helper, so a device of the client that reached another node
-                # meanwhile (and found no chans yet) is told too.
-                await operations.arun(operations.join_chan(client_id, *chans), self.backend)
-        elif new_here and not came_online:
-            self.registry.join(client_id, await self.backend.acall("client_chans", client_id))
+        async with self._store.shared():
+            new_here = client_id not in self.registry.clients
+            self.registry.add(connection)
+            self.heap.attached()
+            try:
+                came_online = await self._register(connection)
+            except BaseException:  # not in the store: nothing to release there
+                self.registry.remove(connection)
+                raise
+            if came_online and autojoin.has_providers():
+                chans = await database_sync_to_async(autojoin.chans_for)(client_id)
+                if chans:
+                    self.registry.join(client_id, chans)
+                    # Through the helper, so a device of the client that reached another node
+                    # meanwhile (and found no chans yet) is told too.
+                    await operations.arun(operations.join_chan(client_id, *chans), self.backend)
+            elif new_here and not came_online:
+                self.registry.join(client_id, await self.backend.acall("client_chans", client_id))
 
     async def _register(self, connection: Connection) -> bool:
         """Add ``connection`` in the store; True if its client came online with it."""
@@ -162,7 +168,8 @@ class Node:
         self.registry.remove(connection)
         self.heap.detached()
         try:
-            await self._release(connection.client_id, connection.meta)
+            async with self._store.shared():
+                await self._release(connection.client_id, connection.meta)
         except StoreUnavailable as error:
             # Never leave a client online in the store for a socket that is gone: retry with the heartbeat.
             logger.warning("freeim node %s: %s; will release client %r later", self.name, error, connection.client_id)
@@ -173,22 +180,42 @@ class Node:
             self._emit("offline", client_id, meta)
 
     async def _keep_alive(self, ttl: float) -> None:
-        """Heartbeat, rebuild a lost registration, and reap dead peers, every ``ttl / 5`` seconds."""
+        """Heartbeat every ``ttl / 5`` seconds, and rebuild a lost registration.
+
+        Nothing else runs in this task: a long reap or a backlog of releases must never
+        hold up the beat, or the node would lose its registration while alive.
+        """
         while True:
             await asyncio.sleep(ttl / 5)
-            try:
-                if not await self.backend.acall("heartbeat", self.name, self.boot):
-                    await self._register_again()
-                while self._unreleased:
+            await self._guarded("heartbeat", self._beat)
+
+    async def _beat(self) -> None:
+        if not await self.backend.acall("heartbeat", self.name, self.boot):
+            await self._register_again()
+
+    async def _tend(self, ttl: float) -> None:
+        """Every ``ttl / 5`` seconds: release what a store outage left, and reap dead peers."""
+        while True:
+            await asyncio.sleep(ttl / 5)
+            await self._guarded("upkeep", self._release_and_reap)
+
+    async def _release_and_reap(self) -> None:
+        while self._unreleased:
+            async with self._store.shared():
+                if self._unreleased:  # a rebuild may have emptied it meanwhile
                     await self._release(*self._unreleased[0])
                     self._unreleased.pop(0)
-                dead = await self.backend.acall("reap", self.name)
-                if dead:
-                    logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
-            except StoreUnavailable as error:
-                logger.warning("freeim node %s: %s; retrying", self.name, error)
-            except Exception:
-                logger.exception("freeim node %s: heartbeat failed", self.name)
+        dead = await self.backend.acall("reap", self.name)
+        if dead:
+            logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
+
+    async def _guarded(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except StoreUnavailable as error:
+            logger.warning("freeim node %s: %s; retrying", self.name, error)
+        except Exception:
+            logger.exception("freeim node %s: %s failed", self.name, what)
 
     async def _register_again(self) -> None:
         """Write this node's live connections and chans back (after a Redis restart, or being reaped).
@@ -196,15 +223,16 @@ class Node:
         The node's own registration comes last: if a step fails, the next heartbeat still
         finds it missing and starts over.
         """
-        logger.warning("freeim node %s lost its registration; registering %d clients again",
-                       self.name, len(self.registry.clients))
-        await self.backend.acall("drop_node", self.name, True)
-        self._unreleased.clear()  # dropping the node released them all
-        for connection in list(self.registry.connections()):
-            await self._register(connection)
-        for client_id, chans in self.registry.chans_by_client():
-            await self.backend.acall("join", client_id, chans)
-        await self.backend.acall("register_node", self.name, self.boot)
+        async with self._store.exclusive():
+            logger.warning("freeim node %s lost its registration; registering %d clients again",
+                           self.name, len(self.registry.clients))
+            await self.backend.acall("drop_node", self.name, True)
+            self._unreleased.clear()  # dropping the node released them all
+            for connection in list(self.registry.connections()):
+                await self._register(connection)
+            for client_id, chans in self.registry.chans_by_client():
+                await self.backend.acall("join", client_id, chans)
+            await self.backend.acall("register_node", self.name, self.boot)
 
     def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
         if self.events is not None:
