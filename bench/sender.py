@@ -1,7 +1,8 @@
 """The sender process: the business side that pushes messages while the clock runs.
 
 freeim: through the helper ``freeim.im`` (its async twins), as a Django view or
-task would. Baseline: ``channel_layer.group_send`` to ``user.<id>``, ``room.all``
+task would; private messages that are due together go out in one
+``asend_messages`` call (Channels has no batch send). Baseline: ``channel_layer.group_send`` to ``user.<id>``, ``room.all``
 or ``chan.<name>``, as a plain Channels app would. Every message carries
 ``{"seq": n, "ts": <time.time() when its send began>}`` so the load generator
 measures latency end to end.
@@ -20,6 +21,8 @@ from typing import Any
 
 PAD = "x" * 60  # ~100-byte payloads, as in the reference harness
 PARALLEL = 100  # sends in flight for paced and flood sends
+BATCH = 500  # freeim: at most so many private messages per asend_messages call...
+BATCHES_IN_FLIGHT = 2  # ...and so many calls in flight
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -101,6 +104,8 @@ class Sender:
     async def private(self, ids: list[int], rate: float, seconds: float, seed: int = 1) -> dict[str, Any]:
         """Messages to random ``ids`` at ``rate`` per second for ``seconds``."""
         pick = random.Random(seed).choice
+        if self.kind == "freeim":
+            return await self._batched(lambda elapsed: int(elapsed * rate), seconds, pick, ids)
         gate = asyncio.Semaphore(PARALLEL)
         tasks: list[asyncio.Task[Any]] = []
         started = time.monotonic()
@@ -113,7 +118,47 @@ class Sender:
     async def flood(self, ids: list[int], count: int, seed: int = 1) -> dict[str, Any]:
         """``count`` messages to random ``ids`` as fast as the sender can."""
         pick = random.Random(-seed).choice
+        if self.kind == "freeim":
+            return await self._batched(lambda elapsed: count, 0, pick, ids)
         return await self._timed([self.to_client(pick(ids)) for _ in range(count)], parallel=PARALLEL)
+
+    async def _batched(self, due: Callable[[float], int], seconds: float, pick: Callable[[list[int]], int],
+                       ids: list[int]) -> dict[str, Any]:
+        """freeim: what is due goes out in one ``asend_messages`` call (one presence lookup and
+        one write per node for all of it) while the previous calls are in flight, as a
+        business process pushing many messages would. Each message's ``ts`` is when it was due."""
+        pending: list[tuple[int, list[int], dict[str, Any]]] = []
+        made, sent, failed, errors = 0, 0, 0, []
+        finished = asyncio.Event()
+
+        async def drain() -> None:
+            nonlocal sent, failed
+            while pending or not finished.is_set():
+                if not pending:
+                    await asyncio.sleep(0.001)
+                    continue
+                batch, pending[:] = pending[:BATCH], pending[BATCH:]
+                try:
+                    await self.im.asend_messages(batch)
+                    sent += len(batch)
+                except Exception as error:  # counted and reported, like a failed single send
+                    failed += len(batch)
+                    errors.append(error)
+
+        started = time.monotonic()
+        drainers = [asyncio.create_task(drain()) for _ in range(BATCHES_IN_FLIGHT)]
+        while True:
+            elapsed = time.monotonic() - started
+            for _ in range(due(elapsed) - made):
+                pending.append((0, [pick(ids)], self.payload()))
+                made += 1
+            if elapsed >= seconds:
+                break
+            await asyncio.sleep(0.002)
+        finished.set()
+        await asyncio.gather(*drainers)
+        return {"sent": sent, "failed": failed, "seconds": time.monotonic() - started,
+                "error": repr(errors[0])[:200] if errors else None}
 
     async def _timed(self, sends: list[Awaitable[None]], parallel: int) -> dict[str, Any]:
         gate = asyncio.Semaphore(parallel)
