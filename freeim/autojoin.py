@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 from . import ids
 from .ids import ClientId
@@ -29,24 +30,38 @@ from .ids import ClientId
 logger = logging.getLogger(__name__)
 ChanProvider = Callable[[ClientId], Iterable[str]]
 ManagedTest = Callable[[str], bool]
-_providers: list[ChanProvider] = []
-_managed: list[ManagedTest] = []
+Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 
-def register(provider: ChanProvider) -> ChanProvider:
-    """Add a provider (usable as a decorator); registering one twice has no effect."""
-    if provider not in _providers:
-        _providers.append(provider)
-    return provider
+class _Hooks(Generic[Hook]):
+    """Registered callables, each once, in the order they came."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Hook] = []
+
+    def add(self, hook: Hook) -> Hook:
+        """Register ``hook`` (usable as a decorator); registering it twice has no effect."""
+        if hook not in self.hooks:
+            self.hooks.append(hook)
+        return hook
+
+    def discard(self, hook: Hook) -> None:
+        if hook in self.hooks:
+            self.hooks.remove(hook)
 
 
-def unregister(provider: ChanProvider) -> None:
-    if provider in _providers:
-        _providers.remove(provider)
+_providers: _Hooks[ChanProvider] = _Hooks()
+#: Tests telling whether the server manages a chan's members. Terminals cannot join or
+#: leave a managed chan through the REST API (403, ``managed_chan``): its members are whom
+#: the providers say. ``freeim.groups`` manages its groups' chans, so no one joins a
+#: group's chan by guessing its name.
+_managed: _Hooks[ManagedTest] = _Hooks()
+register, unregister = _providers.add, _providers.discard
+manage, unmanage = _managed.add, _managed.discard
 
 
 def has_providers() -> bool:
-    return bool(_providers)
+    return bool(_providers.hooks)
 
 
 def chans_for(client_id: ClientId) -> list[str]:
@@ -57,7 +72,7 @@ def chans_for(client_id: ClientId) -> list[str]:
     skipped: the client still connects, with the chans the others gave.
     """
     chans: dict[str, None] = {}
-    for provider in list(_providers):
+    for provider in list(_providers.hooks):
         try:
             for name in provider(client_id):
                 chans[ids.chan(name)] = None
@@ -66,23 +81,6 @@ def chans_for(client_id: ClientId) -> list[str]:
     return list(chans)
 
 
-def manage(test: ManagedTest) -> ManagedTest:
-    """Add a test telling whether the server manages a chan's members (usable as a decorator).
-
-    Terminals cannot join or leave a managed chan through the REST API (403,
-    ``managed_chan``): its members are whom the providers say. ``freeim.groups``
-    manages its groups' chans, so no one joins a group's chan by guessing its name.
-    """
-    if test not in _managed:
-        _managed.append(test)
-    return test
-
-
-def unmanage(test: ManagedTest) -> None:
-    if test in _managed:
-        _managed.remove(test)
-
-
 def is_managed(chan: str) -> bool:
     """Whether any registered test says the server manages ``chan``'s members (blocking)."""
-    return any(test(chan) for test in list(_managed))
+    return any(test(chan) for test in list(_managed.hooks))
