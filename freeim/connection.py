@@ -125,23 +125,30 @@ class Connection:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
-    async def flush(self) -> None:
-        """Write what is pending, unless the socket is closed, not accepted yet, or pushing back."""
+    def write_pending(self) -> bool:
+        """Write what is pending, unless the socket is closed, not accepted yet, or pushing back;
+        False if it must go through :meth:`send_pending` instead (no daphne transport).
+
+        Synchronous, so the node's fan-out makes no coroutine per socket.
+        """
         if self.closed or not self._pending:
             self._pending.clear()
-            return
+            return True
         if not self.accepted:
-            return
+            return True  # written once the handshake completes (Node.activate)
         protocol = self._protocol
-        if protocol is not None:
-            if protocol.state != protocol.STATE_OPEN:
-                self._pending.clear()
-                return
-            if self.paused:
-                return
+        if protocol is None:
+            return False
+        if protocol.state != protocol.STATE_OPEN:
+            self._pending.clear()
+            return True
+        if not self.paused:
             frames, self._pending, self._pending_bytes = self._pending, [], 0
             protocol.transport.write(b"".join(f.wire for f in frames))
-            return
+        return True
+
+    async def send_pending(self) -> None:
+        """Send what is pending through the ASGI ``send`` (any server but daphne, the test communicator)."""
         frames, self._pending, self._pending_bytes = self._pending, [], 0
         for frame in frames:
             await self.consumer.send(text_data=frame.text)

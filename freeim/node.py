@@ -264,7 +264,7 @@ class Node:
         elif op == "chan":
             self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
         elif op == "broadcast":
-            self._write(self.registry.clients, Frame(payload["frame"]))
+            self._write_all(Frame(payload["frame"]))
         elif op == "join":
             self.registry.join(payload["client"], payload["chans"])
         elif op == "leave":
@@ -288,16 +288,24 @@ class Node:
     def _write(self, client_ids: Any, frame: Frame) -> None:
         clients = self.registry.clients
         for client_id in client_ids:
-            for connection in clients.get(client_id, ()):
-                if connection.enqueue(frame, self.backlog_limit):
-                    self._dirty[connection] = None
-                else:
-                    self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+            self._enqueue(clients.get(client_id, ()), frame)
+
+    def _write_all(self, frame: Frame) -> None:
+        for connections in self.registry.clients.values():
+            self._enqueue(connections, frame)
+
+    def _enqueue(self, connections: list[Connection], frame: Frame) -> None:
+        for connection in connections:
+            if connection.enqueue(frame, self.backlog_limit):
+                self._dirty[connection] = None
+            else:
+                self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
 
     async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, {}
         for index, connection in enumerate(dirty):
-            await connection.flush()
+            if not connection.write_pending():
+                await connection.send_pending()
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         to_close, self._to_close = self._to_close, []
