@@ -38,11 +38,13 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             return
         node = await ensure_node()
         if not await node.admit_handshake():
+            node.refused()
             await self.close()  # refused (HTTP 403): the terminal backs off and retries with a fresh token
             return
         try:
             record = await node.backend.acall("redeem_token", token) if token else None
             if record is None or record.get("server") != node.name:
+                node.refused()
                 await self.close()
                 return
             # Registered before the handshake completes, so the client is online in the store

@@ -153,6 +153,10 @@ class Node:
             return False
         return True
 
+    def refused(self) -> None:
+        """A handshake was refused: what it leaves in reference cycles counts towards a full collection."""
+        self.heap.detached()
+
     def activate(self, connection: Connection) -> None:
         """The handshake completed: write what was sent to ``connection`` meanwhile."""
         connection.accepted = True
