@@ -2,8 +2,9 @@
 
 freeim: through the helper ``freeim.im`` (its async twins), as a Django view or
 task would; private messages that are due together go out in one
-``asend_messages`` call (Channels has no batch send). Baseline: ``channel_layer.group_send`` to ``user.<id>``, ``room.all``
-or ``chan.<name>``, as a plain Channels app would. Every message carries
+``asend_messages`` call (Channels has no batch send). Baseline:
+``channel_layer.group_send`` to ``user.<id>``, ``room.all`` or ``chan.<name>``,
+as a plain Channels app would. Every message carries
 ``{"seq": n, "ts": <time.time() when its send began>}`` so the load generator
 measures latency end to end.
 """
@@ -129,13 +130,14 @@ class Sender:
         business process pushing many messages would. Each message's ``ts`` is when it was due."""
         pending: list[tuple[int, list[int], dict[str, Any]]] = []
         made, sent, failed, errors = 0, 0, 0, []
-        finished = asyncio.Event()
+        finished, due_now = asyncio.Event(), asyncio.Event()
 
         async def drain() -> None:
             nonlocal sent, failed
             while pending or not finished.is_set():
                 if not pending:
-                    await asyncio.sleep(0.001)
+                    due_now.clear()
+                    await due_now.wait()
                     continue
                 batch, pending[:] = pending[:BATCH], pending[BATCH:]
                 try:
@@ -152,10 +154,12 @@ class Sender:
             for _ in range(due(elapsed) - made):
                 pending.append((0, [pick(ids)], self.payload()))
                 made += 1
+            due_now.set()
             if elapsed >= seconds:
                 break
             await asyncio.sleep(0.002)
         finished.set()
+        due_now.set()
         await asyncio.gather(*drainers)
         return {"sent": sent, "failed": failed, "seconds": time.monotonic() - started,
                 "error": repr(errors[0])[:200] if errors else None}
