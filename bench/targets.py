@@ -24,11 +24,6 @@ from tests.processes import answers, spawn, stop, tail, wait_until
 HOST = "127.0.0.1"
 FREEIM_SETTINGS = "bench.freeim_site.settings"
 BASELINE_APP = "bench.baseline.asgi:application"
-#: FREEIM_SERVER of the business processes. Left unset, a business process of a ONE-node
-#: cluster takes the only SERVERS entry as its own name (freeim.conf), runs a second node
-#: under that name, and the two keep dropping each other's registration: presence goes
-#: wrong and broadcasts sent meanwhile reach no node.
-BUSINESS = "bench-business"
 
 
 def daphne(port: int, app: str | None = None) -> list[str]:
@@ -120,7 +115,7 @@ class FreeIM(Target):
         self.api_port = free_port()
         self.secret = secrets.token_hex(16)
 
-    def env(self, server: str = BUSINESS, **extra: str) -> dict[str, str]:
+    def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
         """A node's environment (``server`` one of ``servers``), else a business process's."""
         return cluster_env(self.redis.url, self.servers, server, DJANGO_SETTINGS_MODULE=FREEIM_SETTINGS,
                            BENCH_SECRET=self.secret, **extra)
