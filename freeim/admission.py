@@ -24,6 +24,9 @@ TICK = 0.05
 #: Loop lag (s) above which the node stops accepting, and below which it accepts again.
 PAUSE_ABOVE = 0.2
 RESUME_BELOW = 0.05
+#: Never paused longer than this: a loop that stays busy (never under ``RESUME_BELOW``) still
+#: takes a batch of new connections a second, rather than none for as long as it is busy.
+MAX_PAUSE = 1.0
 #: At most so many connections accepted per readable event (Twisted grows it without bound).
 ACCEPT_BATCH = 50
 
@@ -40,20 +43,25 @@ class AcceptGate:
 
     def __init__(self, ports: list[Any]) -> None:
         self.ports = ports
-        self.paused = False
+        self.paused_at: float | None = None
         self.pauses = 0
 
-    def observe(self, lag: float) -> None:
-        """Act on one lag sample (seconds)."""
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    def observe(self, lag: float, now: float) -> None:
+        """Act on one lag sample (seconds), taken at ``now`` (the loop's clock)."""
         for port in self.ports:
             port.numberAccepts = min(port.numberAccepts, ACCEPT_BATCH)
-        if not self.paused and lag > PAUSE_ABOVE:
-            self.paused = True
-            self.pauses += 1
-            for port in self.ports:
-                port.stopReading()
-        elif self.paused and lag < RESUME_BELOW:
-            self.paused = False
+        if self.paused_at is None:
+            if lag > PAUSE_ABOVE:
+                self.paused_at = now
+                self.pauses += 1
+                for port in self.ports:
+                    port.stopReading()
+        elif lag < RESUME_BELOW or now - self.paused_at >= MAX_PAUSE:
+            self.paused_at = None
             for port in self.ports:
                 port.startReading()
 
@@ -62,7 +70,8 @@ class AcceptGate:
         while True:
             asked = loop.time()
             await asyncio.sleep(TICK)
-            self.observe(loop.time() - asked - TICK)
+            now = loop.time()
+            self.observe(now - asked - TICK, now)
 
 
 async def guard_accepts(reactor: Any) -> None:
