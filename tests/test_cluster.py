@@ -180,6 +180,15 @@ async def test_private_message_crosses_nodes_and_reaches_every_device(ids, termi
     assert await next_frame(alice_ws) == {"type": "message", "from": bob, "data": {"text": "hi alice"}}
 
 
+async def test_a_batch_of_messages_reaches_clients_on_every_node_in_order(ids, terminals):
+    receivers = [ids.on(node)[0] for node in range(3)]
+    sockets = {c: await terminals.open(c) for c in receivers}
+    await im.asend_messages([("boss", receivers, {"n": 1}), ("boss", receivers[1:], {"n": 2}),
+                             ("boss", [receivers[0]], {"n": 3})])
+    data = {c: [frame["data"]["n"] for frame in frames] for c, frames in (await frames_until_fence(sockets)).items()}
+    assert data == {receivers[0]: [1, 3], receivers[1]: [1, 2], receivers[2]: [1, 2]}
+
+
 async def test_receipts_report_delivered_and_offline_across_nodes(ids, terminals):
     [sender], [present], [absent] = ids.on(0), ids.on(1), ids.on(2)
     sender_ws, present_ws = await terminals.open(sender), await terminals.open(present)
