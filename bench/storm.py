@@ -126,13 +126,16 @@ def wait_for_all(report: multiprocessing.Queue, expected: set[int], since: float
     return time.time() - since, failed
 
 
-def presence(redis_url: str, servers: list[str]) -> str:
-    """Online clients in Redis, and per node the clients it has in Redis."""
-    import redis
+def presence(servers: list[str]) -> str:
+    """Online clients in Redis, and per node the clients recorded there (through the helper)."""
+    from freeim import im
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    per_node = [client.hlen(f"freeim:node:{server}:clients") for server in servers]
-    return f"online {client.hlen('freeim:online')}, per node {per_node}"
+    online = im.get_client_list_by_online()
+    per_node = dict.fromkeys(servers, 0)
+    for nodes in im.get_client_nodes(online).values():
+        for node in nodes:
+            per_node[node] = per_node.get(node, 0) + 1
+    return f"online {len(online)}, per node {list(per_node.values())}"
 
 
 def rss_mb(pid: int) -> float:
@@ -191,7 +194,7 @@ def main() -> None:
               f"{took:.1f} s, {failed} failed attempts retried; online in Redis: {online} (reaper: "
               f"{'done' if online == options.clients else 'stale entries still there'})")
         for _ in range(6):
-            print("  presence:", presence(redis_server.url, servers), flush=True)
+            print("  presence:", presence(servers), flush=True)
             time.sleep(5)
     finally:
         stop.set()

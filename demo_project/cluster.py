@@ -39,8 +39,9 @@ def cluster_env(redis_url: str, servers: Sequence[str], server: str | None = Non
 
 
 def daphne_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """daphne as a node wants it: its own port, a deep listen backlog, no 24 h socket cutoff, and
-    30 s (not 5) for a handshake to finish, so a storm of connects queues instead of failing."""
+    """daphne as a node wants it: its own port, a listen backlog of 1024 (deeper queues outlive
+    their connect tokens in a storm), no 24 h socket cutoff, and 30 s (not 5) for a handshake to
+    finish, so a storm of connects queues instead of failing."""
     return [sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface={host}:backlog=1024",
             "--websocket_timeout", "-1", "--websocket_connect_timeout", "30", "-v", "1",
             "demo_project.asgi:application"]

@@ -165,6 +165,13 @@ async def members(chan: str) -> set[str]:
     return set(await im.aget_chan_client_list(chan))
 
 
+async def open_in_room(terminals: Terminals, client_ids: list[str]) -> None:
+    """Connect each client and join it to chan ``room``."""
+    for client in client_ids:
+        await terminals.open(client)
+        await im.ajoin_chan(client, "room")
+
+
 # --- messages ---------------------------------------------------------------------------------------------------
 
 
@@ -343,9 +350,7 @@ async def test_force_offline_closes_every_socket_of_the_client_with_4000(ids, te
 async def test_killed_node_is_routed_around_and_reaped(cluster, ids, terminals):
     doomed = ids.on(2, 2)
     [survivor] = ids.on(0)
-    for client in [*doomed, survivor]:
-        await terminals.open(client)
-        await im.ajoin_chan(client, "room")
+    await open_in_room(terminals, [*doomed, survivor])
     candidates = ids.any(50)
     assert any(rendezvous(c, cluster.servers) == cluster.servers[2] for c in candidates)
     cluster.kill(2)
@@ -369,9 +374,7 @@ async def test_killed_node_is_routed_around_and_reaped(cluster, ids, terminals):
 async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, terminals):
     stale = ids.on(1, 2)
     [survivor] = ids.on(0)
-    for client in [*stale, survivor]:
-        await terminals.open(client)
-        await im.ajoin_chan(client, "room")
+    await open_in_room(terminals, [*stale, survivor])
     # Hold the reaper's lock: no peer cleans up, so whatever is cleaned, the new process cleaned.
     cluster.store.set(cluster.key("reaper"), "test", px=60_000)
     try:
