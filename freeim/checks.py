@@ -12,7 +12,8 @@ from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, conf
 
-_POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES")
+_POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES", "MAX_CHANS_PER_CLIENT",
+                  "MAX_CONNECTIONS_PER_CLIENT", "MAX_FANOUT_BYTES", "TRANSPORT_MAX_BYTES", "MAX_INBOUND_RATE")
 
 
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
@@ -42,8 +43,9 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 1 <= ttl <= 300:
         errors.append(Error(f"FREEIM['HEARTBEAT_TTL'] must be 1-300 seconds, not {ttl!r}.", id="freeim.E010"))
     prefix = raw.get("REDIS_PREFIX", DEFAULTS["REDIS_PREFIX"])
-    if not isinstance(prefix, str) or not prefix or any(ch.isspace() for ch in prefix):
-        errors.append(Error("FREEIM['REDIS_PREFIX'] must be a non-empty string without spaces.", id="freeim.E011"))
+    if not isinstance(prefix, str) or not prefix or any(ch.isspace() or ch in "{}" for ch in prefix):
+        errors.append(Error("FREEIM['REDIS_PREFIX'] must be a non-empty string without spaces or braces.",
+                            hint="Braces would become the Redis Cluster hash tag of every key.", id="freeim.E011"))
     if raw.get("ROUTING", DEFAULTS["ROUTING"]) not in ("modulo", "rendezvous"):
         errors.append(Error("FREEIM['ROUTING'] must be 'modulo' or 'rendezvous'.", id="freeim.E007"))
     try:
@@ -52,6 +54,14 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
     errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
+    length = raw.get("MAX_CLIENT_ID_LENGTH", DEFAULTS["MAX_CLIENT_ID_LENGTH"])
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 128:
+        errors.append(Error(f"FREEIM['MAX_CLIENT_ID_LENGTH'] must be 1-128, not {length!r}.",
+                            hint="freeim.groups stores client ids in a 128-character column.", id="freeim.E014"))
+    timeout = raw.get("HANDSHAKE_TIMEOUT", DEFAULTS["HANDSHAKE_TIMEOUT"])
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 300:
+        errors.append(Error(f"FREEIM['HANDSHAKE_TIMEOUT'] must be 1-300 seconds, not {timeout!r}.",
+                            id="freeim.E015"))
     if not isinstance(raw.get("GC_FREEZE", DEFAULTS["GC_FREEZE"]), bool):
         errors.append(Error("FREEIM['GC_FREEZE'] must be True or False.", id="freeim.E013"))
     return errors

@@ -25,6 +25,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BACKLOG_BYTES": 1048576,
     "GC_FREEZE": True,
     "CHAN_MESSAGE_STORE": None,
+    "MAX_CLIENT_ID_LENGTH": 128,
+    "MAX_CHANS_PER_CLIENT": 100,
+    "MAX_CONNECTIONS_PER_CLIENT": 20,
+    "MAX_FANOUT_BYTES": 8 * 1024 * 1024,
+    "TRANSPORT_MAX_BYTES": 64 * 1024 * 1024,
+    "MAX_INBOUND_RATE": 20,
+    "HANDSHAKE_TIMEOUT": 10,
 }
 EMBEDDED_SERVER = "local"
 
@@ -103,6 +110,41 @@ class Settings:
     def CHAN_MESSAGE_STORE(self) -> str | None:
         """Dotted path to ``store(sender, chan, message)``, called for each chan message sent; None: off."""
         return self._get("CHAN_MESSAGE_STORE") or None
+
+    @property
+    def MAX_CLIENT_ID_LENGTH(self) -> int:
+        """Longest client id: characters of a string id, decimal digits of an int one (at most 128)."""
+        return self._get("MAX_CLIENT_ID_LENGTH")
+
+    @property
+    def MAX_CHANS_PER_CLIENT(self) -> int:
+        """How many chans one client may be in at once; a join past it raises ``TooManyChans``."""
+        return self._get("MAX_CHANS_PER_CLIENT")
+
+    @property
+    def MAX_CONNECTIONS_PER_CLIENT(self) -> int:
+        """How many sockets one client id may hold at once; more are closed with 4006."""
+        return self._get("MAX_CONNECTIONS_PER_CLIENT")
+
+    @property
+    def MAX_FANOUT_BYTES(self) -> int:
+        """Bytes one send may put in flight: encoded message x receivers (``FanoutTooLarge``, HTTP 413)."""
+        return self._get("MAX_FANOUT_BYTES")
+
+    @property
+    def TRANSPORT_MAX_BYTES(self) -> int:
+        """Bytes a node's inbox stream in Redis may hold; the oldest entries are trimmed past it."""
+        return self._get("TRANSPORT_MAX_BYTES")
+
+    @property
+    def MAX_INBOUND_RATE(self) -> int:
+        """Frames per second a terminal may send (a burst of as many is allowed); faster closes with 4005."""
+        return self._get("MAX_INBOUND_RATE")
+
+    @property
+    def HANDSHAKE_TIMEOUT(self) -> float:
+        """Seconds an HTTP request or WebSocket handshake may take before the server drops it."""
+        return self._get("HANDSHAKE_TIMEOUT")
 
     @property
     def GC_FREEZE(self) -> bool:

@@ -55,6 +55,24 @@ class ManagedChan(FreeIMError):
     default_message = "The server manages this chan's members: it cannot be joined or left on request."
 
 
+class TooManyChans(FreeIMError):
+    code = "too_many_chans"
+    status = 403
+    default_message = "The client is already in MAX_CHANS_PER_CLIENT chans."
+
+
+class TooManyConnections(FreeIMError):
+    code = "too_many_connections"
+    status = 403
+    default_message = "The client already holds MAX_CONNECTIONS_PER_CLIENT connections."
+
+
+class FanoutTooLarge(FreeIMError):
+    code = "fanout_too_large"
+    status = 413
+    default_message = "The message times its receivers is more than MAX_FANOUT_BYTES."
+
+
 class NoServerAvailable(FreeIMError):
     code = "no_server"
     status = 503

@@ -36,6 +36,12 @@ class CloseCode(enum.IntEnum):
     #: The terminal sent a frame larger than ``MAX_INBOUND_BYTES``. (Not the standard 1009:
     #: autobahn, under daphne, lets an application send only 1000 and 3000-4999.)
     MESSAGE_TOO_BIG = 4003
+    #: The handshake asked for a path no WebSocket route serves. Do not reconnect there.
+    UNKNOWN_PATH = 4004
+    #: The terminal sent frames faster than ``MAX_INBOUND_RATE`` per second.
+    RATE_LIMITED = 4005
+    #: The client id already holds ``MAX_CONNECTIONS_PER_CLIENT`` sockets.
+    TOO_MANY_CONNECTIONS = 4006
 
 
 RECEIPT_DELIVERED = "delivered"

@@ -33,6 +33,16 @@ def test_default_settings_pass():
     ({"CHAN_MESSAGE_STORE": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),
     ({"CHAN_MESSAGE_STORE": 42}, ["freeim.E012"]),
     ({"GC_FREEZE": "yes"}, ["freeim.E013"]),
+    ({"REDIS_PREFIX": "a{b}"}, ["freeim.E011"]),
+    ({"MAX_CHANS_PER_CLIENT": 0}, ["freeim.E005"]),
+    ({"MAX_CONNECTIONS_PER_CLIENT": -1}, ["freeim.E005"]),
+    ({"MAX_FANOUT_BYTES": 1.5}, ["freeim.E005"]),
+    ({"TRANSPORT_MAX_BYTES": None}, ["freeim.E005"]),
+    ({"MAX_INBOUND_RATE": True}, ["freeim.E005"]),
+    ({"MAX_CLIENT_ID_LENGTH": 129}, ["freeim.E014"]),
+    ({"MAX_CLIENT_ID_LENGTH": 0}, ["freeim.E014"]),
+    ({"HANDSHAKE_TIMEOUT": 0}, ["freeim.E015"]),
+    ({"HANDSHAKE_TIMEOUT": "10"}, ["freeim.E015"]),
 ])
 def test_each_problem_has_its_id(setting, expected):
     assert ids_for(setting) == expected
