@@ -56,7 +56,7 @@ def run(url: str, messages: int, batch: int) -> tuple[float, float]:
     reader.start()
     ready.wait(10)
     backend = RedisBackend(url, prefix, 10)
-    frame = protocol.message_frame(1, {"text": "x" * 60, "seq": 0})
+    frame = protocol.message_frame("0" * 16, 1, {"text": "x" * 60, "seq": 0})
     payloads = [{"op": "send", "to": [2], "frame": frame, "receipt": None}] * batch
     started = time.perf_counter()
     for _ in range(messages // batch):

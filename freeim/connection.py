@@ -61,13 +61,14 @@ def daphne_protocol(send: Callable[..., Any]) -> Any | None:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
+    __slots__ = ("consumer", "client_id", "meta", "id", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
                  "_pending_bytes", "_protocol")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
         self.consumer = consumer
         self.client_id = client_id
         self.meta = meta
+        self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.closed = False
         self.accepted = False
         self.slow = False

@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import protocol
 from .conf import conf
 from .connection import Connection
+from .exceptions import TooManyConnections
 from .lifecycle import ensure_node
 from .node import Node
 
@@ -53,6 +54,12 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             self.node = node
             self.connection = Connection(self, record["client_id"], record.get("meta", ""))
             await node.attach(self.connection)
+        except TooManyConnections:  # not attached: nothing to detach
+            self.connection = None
+            node.refused()
+            await self.accept()  # a close code tells the terminal why, where a refused handshake cannot
+            await self.close(code=int(protocol.CloseCode.TOO_MANY_CONNECTIONS))
+            return
         finally:
             node.handshakes.release()
         await self.accept()

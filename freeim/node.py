@@ -7,12 +7,13 @@ their frames to its sockets. Payloads (built by :mod:`freeim.operations`):
 =========  =====================================================================
 ``op``     does
 =========  =====================================================================
-send       write ``frame`` to every connection of each client in ``to``;
-           with ``receipt``, report delivered/offline per client to the sender
+send       write ``frame`` to every connection of each client in ``to``; with ``receipt``
+           (``{"sender", "id"}``), report delivered/offline per client to the sender
 chan       write ``frame`` to the local members of ``chan``
 broadcast  write ``frame`` to every connection
-join/leave update the local chan index for ``client`` and ``chans``
-clear      drop ``chan`` from the local index
+join/leave update the local chan index for ``client`` and ``chans``; a leave tells the
+           client's sockets which chans it left (``left`` frames)
+clear      drop ``chan`` from the local index, telling its local members
 offline    close every connection of ``client`` (close code 4000)
 =========  =====================================================================
 """
@@ -20,6 +21,7 @@ offline    close every connection of ``client`` (close code 4000)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -65,7 +67,8 @@ class Node:
         self._to_close: list[tuple[Connection, int]] = []
         self._receipts: list[tuple[ClientId, str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._unreleased: list[tuple[ClientId, str]] = []
+        self._unreleased: list[tuple[ClientId, str, str]] = []  # (client, connection id, meta)
+        self._connection_numbers = itertools.count()
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.heap = HeapKeeper()
         self._store = StoreGate()
@@ -119,6 +122,7 @@ class Node:
         """
         client_id = connection.client_id
         connection.on_resume = self._wake
+        connection.id = f"{self.boot[:16]}{next(self._connection_numbers):x}"
         async with self._store.shared():
             new_here = client_id not in self.registry.clients
             self.registry.add(connection)
@@ -130,6 +134,11 @@ class Node:
                 raise
             if came_online and autojoin.has_providers():
                 chans = await database_sync_to_async(autojoin.chans_for)(client_id)
+                if len(chans) > conf.MAX_CHANS_PER_CLIENT:
+                    logger.warning("freeim node %s: client %r would auto-join %d chans; it joins the first %d "
+                                   "(MAX_CHANS_PER_CLIENT)", self.name, client_id, len(chans),
+                                   conf.MAX_CHANS_PER_CLIENT)
+                    chans = chans[:conf.MAX_CHANS_PER_CLIENT]
                 if chans:
                     self.registry.join(client_id, chans)
                     # Through the helper, so a device of the client that reached another node
@@ -140,7 +149,8 @@ class Node:
 
     async def _register(self, connection: Connection) -> bool:
         """Add ``connection`` in the store; True if its client came online with it."""
-        if await self.backend.acall("add_connection", self.name, connection.client_id, connection.meta):
+        if await self.backend.acall("add_connection", self.name, connection.client_id, connection.id,
+                                    connection.meta):
             self._emit("online", connection.client_id, connection.meta)
             return True
         return False
@@ -173,14 +183,14 @@ class Node:
         self.heap.detached()
         try:
             async with self._store.shared():
-                await self._release(connection.client_id, connection.meta)
+                await self._release(connection.client_id, connection.id, connection.meta)
         except StoreUnavailable as error:
             # Never leave a client online in the store for a socket that is gone: retry with the heartbeat.
             logger.warning("freeim node %s: %s; will release client %r later", self.name, error, connection.client_id)
-            self._unreleased.append((connection.client_id, connection.meta))
+            self._unreleased.append((connection.client_id, connection.id, connection.meta))
 
-    async def _release(self, client_id: ClientId, meta: str) -> None:
-        if await self.backend.acall("remove_connection", self.name, client_id, meta):
+    async def _release(self, client_id: ClientId, conn: str, meta: str) -> None:
+        if await self.backend.acall("remove_connection", self.name, client_id, conn, meta):
             self._emit("offline", client_id, meta)
 
     async def _keep_alive(self, ttl: float) -> None:
@@ -272,9 +282,11 @@ class Node:
         elif op == "join":
             self.registry.join(payload["client"], payload["chans"])
         elif op == "leave":
-            self.registry.leave(payload["client"], payload["chans"])
+            for chan in self.registry.leave(payload["client"], payload["chans"]):
+                self._write([payload["client"]], Frame(protocol.left_frame(chan)))
         elif op == "clear":
-            self.registry.clear(payload["chan"])
+            chan = payload["chan"]
+            self._write(self.registry.clear(chan), Frame(protocol.left_frame(chan)))
         elif op == "offline":
             for connection in self.registry.clients.get(payload["client"], ()):
                 self._to_close.append((connection, CloseCode.FORCED_OFFLINE))
@@ -286,8 +298,7 @@ class Node:
         if receipt:
             for client_id in to:
                 status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
-                self._receipts.append(
-                    (receipt["sender"], protocol.receipt_frame(client_id, status, receipt["data"])))
+                self._receipts.append((receipt["sender"], protocol.receipt_frame(receipt["id"], client_id, status)))
 
     def _write(self, client_ids: Any, frame: Frame) -> None:
         clients = self.registry.clients

@@ -17,7 +17,7 @@ from . import ids, protocol, router
 from .backends import Backend, get_backend
 from .conf import conf, server_base
 from .effects import adrive, drive
-from .exceptions import ClientOffline, InvalidMessage, NoServerAvailable
+from .exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
 from .ids import ClientId
 
 T = TypeVar("T")
@@ -62,10 +62,12 @@ def prev_connect_server(client_id: object, meta: str = "", base: str | None = No
     return url
 
 
-def _checked(frame: str) -> str:
-    if len(frame.encode()) > conf.MAX_MESSAGE_BYTES:
+def _checked(frame: str) -> int:
+    """The encoded size of ``frame``, which must be at most ``MAX_MESSAGE_BYTES``."""
+    size = len(frame.encode())
+    if size > conf.MAX_MESSAGE_BYTES:
         raise InvalidMessage(f"The message is larger than MAX_MESSAGE_BYTES ({conf.MAX_MESSAGE_BYTES}).")
-    return frame
+    return size
 
 
 def _publish(batches: dict[str, list[dict[str, Any]]]) -> Op[None]:
@@ -73,34 +75,42 @@ def _publish(batches: dict[str, list[dict[str, Any]]]) -> Op[None]:
         yield ("publish", (dict(batches),))
 
 
-def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> Op[None]:
-    """Send ``message`` from ``sender`` to every connection of each of ``receivers``.
+def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> Op[str]:
+    """Send ``message`` from ``sender`` to every connection of each of ``receivers``; return its id.
 
     A receiver that is the sender gets it only on its other devices (when it has
     more than one connection). With ``receipt`` the sender gets one receipt per
-    receiver: ``delivered`` from the receiver's node, or ``offline``.
+    receiver, naming the message by its id: ``delivered`` from the receiver's node, or ``offline``.
     """
-    yield from send_messages([(sender, receivers, message)], receipt)
+    [message_id] = yield from send_messages([(sender, receivers, message)], receipt)
+    return message_id
 
 
-def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> Op[None]:
+def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> Op[list[str]]:
     """``send_message`` for many ``(sender, receivers, message)`` at once: one presence lookup
-    and one write per node for the whole batch. All are checked before any is sent."""
+    and one write per node for the whole batch; return their ids. All are checked before any is
+    sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight."""
     prepared = []
+    fanout = 0
     for sender, receivers, message in messages:
-        source = ids.client_id(sender)
-        prepared.append((source, ids.client_ids(receivers), message,
-                         _checked(protocol.message_frame(source, message))))
+        source, targets, message_id = ids.client_id(sender), ids.client_ids(receivers), secrets.token_hex(8)
+        frame = protocol.message_frame(message_id, source, message)
+        fanout += _checked(frame) * len(targets)
+        prepared.append((source, targets, message_id, frame))
+    if fanout > conf.MAX_FANOUT_BYTES:
+        raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
+                             f"({conf.MAX_FANOUT_BYTES}).")
     everyone = [client for source, targets, _, _ in prepared for client in (*targets, source)]
     located = yield ("locate", (list(dict.fromkeys(everyone)),))
     batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for source, targets, message, frame in prepared:
-        _route_message(batches, located, source, targets, message, frame, receipt)
+    for source, targets, message_id, frame in prepared:
+        _route_message(batches, located, source, targets, message_id, frame, receipt)
     yield from _publish(batches)
+    return [message_id for _, _, message_id, _ in prepared]
 
 
 def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[ClientId, dict[str, int]],
-                   source: ClientId, targets: list[ClientId], message: Any, frame: str, receipt: bool) -> None:
+                   source: ClientId, targets: list[ClientId], message_id: str, frame: str, receipt: bool) -> None:
     """Add one message's payloads to the per-node ``batches``."""
     if source in targets and sum(located.get(source, {}).values()) <= 1:
         targets = [t for t in targets if t != source]
@@ -108,12 +118,12 @@ def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[Clien
     for target in targets:
         for node in located.get(target, ()):
             by_node[node].append(target)
-    wants = {"sender": source, "data": message} if receipt else None
+    wants = {"sender": source, "id": message_id} if receipt else None
     for node, to in by_node.items():
         batches[node].append({"op": "send", "to": to, "frame": frame, "receipt": wants})
     if receipt:
         receipts = [{"op": "send", "to": [source],
-                     "frame": protocol.receipt_frame(t, protocol.RECEIPT_OFFLINE, message)}
+                     "frame": protocol.receipt_frame(message_id, t, protocol.RECEIPT_OFFLINE)}
                     for t in targets if t not in located]
         for node in located.get(source, {}) if receipts else ():
             batches[node].extend(receipts)
@@ -207,13 +217,15 @@ def get_chan_online(chan: object) -> Op[int]:
 def send_chan_message(sender: object, chan: object, message: Any) -> Op[None]:
     """Send ``message`` to every member of ``chan``, only through the nodes that host one."""
     name = ids.chan(chan)
-    frame = _checked(protocol.chan_frame(name, ids.client_id(sender), message))
+    frame = protocol.chan_frame(name, ids.client_id(sender), message)
+    _checked(frame)
     nodes = yield ("chan_nodes", (name,))
     yield from _publish({node: [{"op": "chan", "chan": name, "frame": frame}] for node in nodes})
 
 
 def send_broadcast_message(message: Any) -> Op[None]:
     """Send ``message`` to every connection on every node."""
-    frame = _checked(protocol.broadcast_frame(message))
+    frame = protocol.broadcast_frame(message)
+    _checked(frame)
     nodes = yield ("alive_nodes", ())
     yield from _publish({node: [{"op": "broadcast", "frame": frame}] for node in nodes})

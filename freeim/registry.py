@@ -37,9 +37,11 @@ class Registry:
                 self._chans.setdefault(chan, set()).add(client_id)
                 self._client_chans.setdefault(client_id, set()).add(chan)
 
-    def leave(self, client_id: ClientId, chans: Iterable[str]) -> None:
+    def leave(self, client_id: ClientId, chans: Iterable[str]) -> list[str]:
+        """Take ``client_id`` out of ``chans``; return the ones it was in."""
         mine = self._client_chans.get(client_id, set())
-        for chan in chans:
+        left = [chan for chan in chans if chan in mine]
+        for chan in left:
             mine.discard(chan)
             members = self._chans.get(chan)
             if members is not None:
@@ -48,10 +50,14 @@ class Registry:
                     del self._chans[chan]
         if not mine:
             self._client_chans.pop(client_id, None)
+        return left
 
-    def clear(self, chan: str) -> None:
-        for client_id in list(self._chans.get(chan, ())):
+    def clear(self, chan: str) -> list[ClientId]:
+        """Empty ``chan``; return who was in it."""
+        members = list(self._chans.get(chan, ()))
+        for client_id in members:
             self.leave(client_id, [chan])
+        return members
 
     def chans_by_client(self) -> list[tuple[ClientId, list[str]]]:
         """Every local client that is in a chan, with its chans."""

@@ -60,8 +60,9 @@ class ConnectView(FreeIMView):
 class MessagesView(FreeIMView):
     def post(self, request: Request) -> Response:
         body = self.body(MessageSerializer)
-        im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"])
-        return Response({"to": body["to"], "receipt": body["receipt"]}, status=status.HTTP_202_ACCEPTED)
+        message_id = im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"])
+        return Response({"id": message_id, "to": body["to"], "receipt": body["receipt"]},
+                        status=status.HTTP_202_ACCEPTED)
 
 
 class OnlineListView(FreeIMView):

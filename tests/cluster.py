@@ -28,6 +28,7 @@ import redis
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
 from freeim.backends.redis import pool_options
+from freeim.backends.redis_keys import Keys
 from tests.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
@@ -94,8 +95,8 @@ class Cluster:
         return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": HEARTBEAT_TTL,
                 "REDIS_PREFIX": PREFIX}
 
-    def key(self, *parts: object) -> str:
-        return ":".join((PREFIX, *map(str, parts)))
+    #: The key layout freeim writes (the pytest process reads the cluster's keys through it).
+    keys = Keys(PREFIX)
 
     # Whole cluster
     def boot(self) -> None:
@@ -126,7 +127,7 @@ class Cluster:
         """
         self.stop_workers()
         self.start(*[index for index, node in enumerate(self.nodes) if not node.running])
-        keys = list(self.store.scan_iter(f"{PREFIX}:*", count=1000))
+        keys = list(self.store.scan_iter(self.keys.everything(), count=1000))
         if keys:
             self.store.delete(*keys)
         for index in range(len(self.nodes)):
@@ -161,10 +162,10 @@ class Cluster:
         stop(self.nodes[index].process, signal.SIGTERM)
 
     def alive_key(self, index: int) -> str:
-        return self.key("node", self.servers[index], "alive")
+        return self.keys.node(self.servers[index], "alive")
 
     def inbox_length(self, index: int) -> int:
-        return self.store.xlen(self.key("node", self.servers[index], "inbox"))
+        return self.store.xlen(self.keys.node(self.servers[index], "inbox"))
 
     def index_of_url(self, url: str) -> int:
         """Which node a ``ws://host:port/...`` connect URL points to."""

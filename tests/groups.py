@@ -60,6 +60,11 @@ async def chan_frame(terminal: FreeIMCommunicator) -> dict[str, Any]:
     return frame
 
 
+async def left(terminal: FreeIMCommunicator, chan: str) -> None:
+    """The terminal is told it was taken out of ``chan``."""
+    assert await terminal.receive_frame() == {"type": "left", "chan": chan}
+
+
 async def silent(*terminals: FreeIMCommunicator) -> None:
     for terminal in terminals:
         assert await terminal.receive_nothing(timeout=QUIET), "a frame arrived where none should"

@@ -31,7 +31,7 @@ def users():
 
 
 def online(user):
-    get_backend().add_connection("local", user.pk)
+    get_backend().add_connection("local", user.pk, f"test-{user.pk}")
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -100,7 +100,8 @@ async def test_message_is_sent_from_the_caller_never_the_body(users):
             client_for(alice).post, "/im/messages/", {"to": [bob.pk], "data": {"t": "hi"}, "from": 999},
             format="json")
         assert response.status_code == 202
-        assert await bob_socket.receive_frame() == {"type": "message", "from": alice.pk, "data": {"t": "hi"}}
+        assert await bob_socket.receive_frame() == {"type": "message", "id": response.json()["id"], "from": alice.pk,
+                                                    "data": {"t": "hi"}}
 
 
 def test_online_endpoints(users):
@@ -160,3 +161,9 @@ async def test_broadcast_by_staff_reaches_sockets(users):
         assert await alice_socket.receive_frame() == {"type": "broadcast", "data": [1, 2]}
         missing = await asyncio.to_thread(client_for(users["staff"]).post, "/im/broadcast/", {}, format="json")
         assert missing.status_code == 400
+
+
+def test_a_message_times_its_receivers_past_max_fanout_bytes_is_413_with_code(users):
+    response = client_for(users["alice"]).post(
+        "/im/messages/", {"to": list(range(1000, 2000)), "data": "x" * 60_000, "receipt": True}, format="json")
+    assert response.status_code == 413 and response.json()["code"] == "fanout_too_large"

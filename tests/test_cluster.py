@@ -30,7 +30,7 @@ from demo_project.cluster import ROOT
 from freeim import im
 from freeim.backends import get_backend
 from freeim.conf import server_base
-from freeim.exceptions import StoreUnavailable
+from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.router import rendezvous
 from tests.cluster import HEARTBEAT_TTL, Cluster
 from tests.groups import MAKE_GROUP
@@ -130,11 +130,11 @@ async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, 
     arrives before it: "exactly these frames, nothing more" without waiting for silence.
     """
     fence = {"fence": uuid.uuid4().hex}
-    await im.asend_message("fence", list(sockets), fence)
+    fence_id = await im.asend_message("fence", list(sockets), fence)
 
     async def before_fence(ws: ClientConnection) -> list[dict[str, Any]]:
         received = []
-        while (frame := await next_frame(ws)) != {"type": "message", "from": "fence", "data": fence}:
+        while (frame := await next_frame(ws)) != {"type": "message", "id": fence_id, "from": "fence", "data": fence}:
             received.append(frame)
         return received
 
@@ -179,12 +179,12 @@ async def test_private_message_crosses_nodes_and_reaches_every_device(ids, termi
     [alice], [bob] = ids.on(0), ids.on(1)
     alice_ws = await terminals.open(alice)
     phone, laptop = await terminals.open(bob), await terminals.open(bob)  # two devices, both on bob's node
-    await im.asend_message(alice, [bob], {"text": "hi bob"})
-    await im.asend_message(bob, [alice], {"text": "hi alice"})
-    expected_by_bob = {"type": "message", "from": alice, "data": {"text": "hi bob"}}
+    to_bob = await im.asend_message(alice, [bob], {"text": "hi bob"})
+    to_alice = await im.asend_message(bob, [alice], {"text": "hi alice"})
+    expected_by_bob = {"type": "message", "id": to_bob, "from": alice, "data": {"text": "hi bob"}}
     assert await next_frame(phone) == expected_by_bob
     assert await next_frame(laptop) == expected_by_bob
-    assert await next_frame(alice_ws) == {"type": "message", "from": bob, "data": {"text": "hi alice"}}
+    assert await next_frame(alice_ws) == {"type": "message", "id": to_alice, "from": bob, "data": {"text": "hi alice"}}
 
 
 async def test_a_batch_of_messages_reaches_clients_on_every_node_in_order(ids, terminals):
@@ -199,12 +199,12 @@ async def test_a_batch_of_messages_reaches_clients_on_every_node_in_order(ids, t
 async def test_receipts_report_delivered_and_offline_across_nodes(ids, terminals):
     [sender], [present], [absent] = ids.on(0), ids.on(1), ids.on(2)
     sender_ws, present_ws = await terminals.open(sender), await terminals.open(present)
-    await im.asend_message(sender, [present, absent], {"n": 1}, receipt=True)
-    assert await next_frame(present_ws) == {"type": "message", "from": sender, "data": {"n": 1}}
+    sent = await im.asend_message(sender, [present, absent], {"n": 1}, receipt=True)
+    assert await next_frame(present_ws) == {"type": "message", "id": sent, "from": sender, "data": {"n": 1}}
     receipts = [await next_frame(sender_ws), await next_frame(sender_ws)]  # from two places: any order
     assert sorted(receipts, key=lambda frame: frame["status"]) == [
-        {"type": "receipt", "to": present, "status": "delivered", "data": {"n": 1}},
-        {"type": "receipt", "to": absent, "status": "offline", "data": {"n": 1}},
+        {"type": "receipt", "id": sent, "to": present, "status": "delivered"},
+        {"type": "receipt", "id": sent, "to": absent, "status": "offline"},
     ]
     assert (await frames_until_fence({sender: sender_ws}))[sender] == []  # one receipt per receiver
 
@@ -340,8 +340,8 @@ async def test_force_offline_closes_every_socket_of_the_client_with_4000(ids, te
         return await online([target, bystander]) == {target: False, bystander: True}
 
     await eventually(target_offline, FRAME_TIMEOUT)
-    await im.asend_message(target, [bystander], "still here?")
-    assert await next_frame(bystander_ws) == {"type": "message", "from": target, "data": "still here?"}
+    sent = await im.asend_message(target, [bystander], "still here?")
+    assert await next_frame(bystander_ws) == {"type": "message", "id": sent, "from": target, "data": "still here?"}
 
 
 # --- node failures ----------------------------------------------------------------------------------------------
@@ -376,17 +376,17 @@ async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, 
     [survivor] = ids.on(0)
     await open_in_room(terminals, [*stale, survivor])
     # Hold the reaper's lock: no peer cleans up, so whatever is cleaned, the new process cleaned.
-    cluster.store.set(cluster.key("reaper"), "test", px=60_000)
+    cluster.store.set(cluster.keys.shared("reaper"), "test", px=60_000)
     try:
         cluster.kill(1)
         await asyncio.to_thread(cluster.start, 1)
         assert await online(stale) == {client: False for client in stale}
         assert await members("room") == {survivor}
     finally:
-        cluster.store.delete(cluster.key("reaper"))
+        cluster.store.delete(cluster.keys.shared("reaper"))
     again = await terminals.open(stale[0])
-    await im.asend_message(survivor, [stale[0]], "welcome back")
-    assert await next_frame(again) == {"type": "message", "from": survivor, "data": "welcome back"}
+    sent = await im.asend_message(survivor, [stale[0]], "welcome back")
+    assert await next_frame(again) == {"type": "message", "id": sent, "from": survivor, "data": "welcome back"}
 
 
 async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminals):
@@ -399,7 +399,7 @@ async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminal
     await asyncio.to_thread(cluster.terminate, 2)  # returns once the process exited
     assert await online([*leaving, staying]) == {**{client: False for client in leaving}, staying: True}
     assert await members("room") == {staying}
-    events = [fields for _id, fields in cluster.store.xrange(cluster.key("events"))]
+    events = [fields for _id, fields in cluster.store.xrange(cluster.keys.shared("events"))]
     offline = {fields["client"] for fields in events if fields["kind"] == "offline"
                and fields["server"] == cluster.servers[2]}
     assert offline == set(leaving)
@@ -425,8 +425,8 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
     recovered = await eventually(rebuilt, HEARTBEAT_TTL * 2)
     report("send during the Redis outage -> StoreUnavailable", failed_after)
     report("Redis back (empty) -> presence and chans rebuilt", recovered)
-    await im.asend_message(alice, [bob], "after the restart")
-    assert await next_frame(bob_ws) == {"type": "message", "from": alice, "data": "after the restart"}
+    sent = await im.asend_message(alice, [bob], "after the restart")
+    assert await next_frame(bob_ws) == {"type": "message", "id": sent, "from": alice, "data": "after the restart"}
     await im.asend_chan_message(bob, "room", "all back")
     chan_frame = {"type": "chan", "chan": "room", "from": bob, "data": "all back"}
     assert await frames_until_fence({alice: alice_ws, bob: bob_ws}) == {alice: [chan_frame], bob: [chan_frame]}
@@ -512,3 +512,48 @@ async def test_the_event_of_a_crashed_worker_is_claimed_by_another(cluster, term
     assert await recorded(cluster, record_key, CRASH_CLIENT, 1) == [online_entry]
     await ws.close()
     assert await recorded(cluster, record_key, CRASH_CLIENT, 2) == [online_entry, {**online_entry, "kind": "offline"}]
+
+
+# --- attacks ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_chan_named_like_another_chans_key_breaks_nothing(cluster, ids, terminals):
+    """Chan names may contain ':'. Joining ``room:nodes`` once made every later join of (and post to)
+    ``room`` fail with WRONGTYPE, and a member of ``room`` that then disconnected stayed online for good."""
+    [squatter], [alice], [bob] = ids.on(0), ids.on(1), ids.on(2)
+    await terminals.open(squatter)
+    await im.ajoin_chan(squatter, "room:nodes", "room:members", "room:at")
+    sockets = {c: await terminals.open(c) for c in (alice, bob)}
+    for client in (alice, bob):
+        await im.ajoin_chan(client, "room")
+    await im.asend_chan_message(alice, "room", "still works")
+    chan_frame = {"type": "chan", "chan": "room", "from": alice, "data": "still works"}
+    assert await frames_until_fence(sockets) == {alice: [chan_frame], bob: [chan_frame]}
+    assert dict(await im.aget_chan_list()) == {"room": 2, "room:nodes": 1, "room:members": 1, "room:at": 1}
+    await sockets[alice].close()
+
+    async def alice_offline() -> bool:
+        return await online([alice, bob]) == {alice: False, bob: True}
+
+    await eventually(alice_offline, FRAME_TIMEOUT)
+    assert await members("room") == {bob}
+
+
+async def test_receipts_to_many_offline_receivers_stay_small_and_a_huge_fanout_is_refused(cluster, ids, terminals):
+    """A 60 KB message to 1,000 offline receivers with receipts once wrote one 67 MB entry (each receipt
+    echoed the payload) into the sender's node inbox. Now the send is refused before anything is written,
+    and receipts name the message instead of carrying it."""
+    [sender] = ids.on(0)
+    sender_ws = await terminals.open(sender)
+    absent = ids.any(1000)
+    inbox = cluster.keys.node(cluster.servers[0], "inbox")
+    before = cluster.inbox_length(0)
+    with pytest.raises(FanoutTooLarge):
+        await im.asend_message(sender, absent, {"pad": "x" * 60_000}, receipt=True)
+    assert cluster.inbox_length(0) == before
+    sent = await im.asend_message(sender, absent, {"pad": "x" * 4_000}, receipt=True)
+    [(_id, entry)] = cluster.store.xrevrange(inbox, count=1)
+    assert len(entry["p"]) < 150_000  # 1,000 receipts of about 80 bytes, not 1,000 copies of 4 KB
+    receipts = [await next_frame(sender_ws) for _ in absent]
+    assert {(r["id"], r["status"]) for r in receipts} == {(sent, "offline")} and "data" not in receipts[0]
+    assert {r["to"] for r in receipts} == set(absent)

@@ -187,10 +187,12 @@ async def expect_rejected(url: str) -> None:
     assert rejected.value.response.status_code == 403
 
 
-async def send(sender: User, to: list[User], data: Any, receipt: bool = False) -> None:
+async def send(sender: User, to: list[User], data: Any, receipt: bool = False) -> str:
+    """POST the message; its id."""
     status, body = await sender.call("POST", "/im/messages/", {"to": [u.id for u in to], "data": data,
                                                                "receipt": receipt})
     assert status == 202, body
+    return body["id"]
 
 
 async def join(user: User, chan: str) -> None:
@@ -262,37 +264,38 @@ async def test_an_expired_token_is_rejected(alice):
 async def test_private_message_reaches_the_receiver_only(alice, bob, carol):
     data = {"text": "héllo", "n": [1, 2.5, None, True]}
     async with terminals(alice, bob, carol) as (a, b, c):
-        await send(alice, [bob], data)
-        assert await expect_frame(b) == {"type": "message", "from": alice.id, "data": data}
+        sent = await send(alice, [bob], data)
+        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": data}
         await expect_no_frame(a, c)
 
 
 async def test_every_device_of_the_receiver_gets_it(alice, bob):
     async with terminals(bob, bob) as (phone, laptop):
-        await send(alice, [bob], "to both")
-        assert await expect_frames(phone, laptop) == [{"type": "message", "from": alice.id, "data": "to both"}] * 2
+        sent = await send(alice, [bob], "to both")
+        assert await expect_frames(phone, laptop) == [{"type": "message", "id": sent, "from": alice.id,
+                                                       "data": "to both"}] * 2
 
 
 async def test_a_message_to_oneself_skips_the_only_device(alice, bob):
     async with terminals(alice, bob) as (a, b):
-        await send(alice, [alice, bob], "hi all")
-        assert await expect_frame(b) == {"type": "message", "from": alice.id, "data": "hi all"}
+        sent = await send(alice, [alice, bob], "hi all")
+        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": "hi all"}
         await expect_no_frame(a)
 
 
 async def test_a_message_to_oneself_reaches_every_device_when_there_are_several(alice, bob):
     async with terminals(alice, alice, bob) as (a1, a2, b):
-        await send(alice, [alice, bob], "synced")
-        frame = {"type": "message", "from": alice.id, "data": "synced"}
+        sent = await send(alice, [alice, bob], "synced")
+        frame = {"type": "message", "id": sent, "from": alice.id, "data": "synced"}
         assert await expect_frames(a1, a2, b) == [frame] * 3
 
 
 async def test_receipts_reach_the_sender(alice, bob, dave):
     async with terminals(alice, alice, bob) as (a1, a2, b):
-        await send(alice, [bob, dave], {"id": 7}, receipt=True)
-        assert await expect_frame(b) == {"type": "message", "from": alice.id, "data": {"id": 7}}
-        expected = [{"type": "receipt", "to": bob.id, "status": "delivered", "data": {"id": 7}},
-                    {"type": "receipt", "to": dave.id, "status": "offline", "data": {"id": 7}}]
+        sent = await send(alice, [bob, dave], {"id": 7}, receipt=True)
+        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": {"id": 7}}
+        expected = [{"type": "receipt", "id": sent, "to": bob.id, "status": "delivered"},
+                    {"type": "receipt", "id": sent, "to": dave.id, "status": "offline"}]
         for ws in (a1, a2):
             assert sorted([await expect_frame(ws), await expect_frame(ws)], key=lambda f: f["to"]) == expected
         await expect_no_frame(a1, a2, b)
@@ -391,5 +394,5 @@ async def test_bad_frames_close_those_sockets_only(alice, bob):
         assert dict(zip(BAD_FRAMES, codes, strict=True)) == {name: code for name, (_, code) in BAD_FRAMES.items()}
         await other.send(json.dumps({"type": "ping"}))
         assert await expect_frame(other) == {"type": "pong"}
-        await send(alice, [bob], "still here")  # and the node loop still delivers
-        assert await expect_frame(other) == {"type": "message", "from": alice.id, "data": "still here"}
+        sent = await send(alice, [bob], "still here")  # and the node loop still delivers
+        assert await expect_frame(other) == {"type": "message", "id": sent, "from": alice.id, "data": "still here"}

@@ -10,7 +10,7 @@ from freeim import im
 from freeim.backends import get_backend
 from freeim.groups.models import Membership
 from freeim.testing import connected
-from tests.groups import add, chan_frame, make_group, run, silent
+from tests.groups import add, chan_frame, left, make_group, run, silent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -143,6 +143,7 @@ def test_a_member_added_through_the_api_gets_the_groups_messages_at_once(people)
             assert (await chan_frame(socket))["data"] == "hi newcomer"
             removed = await sync_to_async(api(people["admin"]).delete)(f"/im/groups/team/members/{outsider.pk}/")
             assert removed.status_code == 204
+            await left(socket, "team")
             await im.asend_chan_message("boss", "team", "gone")
             await silent(socket)
 
@@ -180,7 +181,7 @@ def test_members_read_the_kept_history(people, settings):
 
 
 def test_a_groups_chan_cannot_be_joined_or_left_through_the_core_api(people):
-    get_backend().add_connection("local", people["outsider"].pk)  # online, so only the guard can refuse
+    get_backend().add_connection("local", people["outsider"].pk, "test")  # online, so only the guard can refuse
     for who, action in (("outsider", "join"), ("member", "leave")):
         answer = api(people[who]).post(f"/im/chans/team/{action}/")
         assert answer.status_code == 403 and answer.json()["code"] == "managed_chan"

@@ -9,7 +9,7 @@ from freeim import im
 from freeim.groups.models import Group, Membership
 from freeim.groups.signals import group_member_added, group_member_removed
 from freeim.testing import connected
-from tests.groups import add, chan_frame, db, make_group, run, silent
+from tests.groups import add, chan_frame, db, left, make_group, run, silent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,6 +79,7 @@ def test_adding_and_removing_a_member_reach_the_online_client_at_once(users, rec
             assert [(await chan_frame(t))["data"] for t in (a, b)] == ["welcome bob"] * 2
             await db(membership.delete)()
             assert await im.aget_chan_list_by_client_id(bob.pk) == []
+            await left(b, "team")
             await im.asend_chan_message("boss", "team", "bob left")
             assert (await chan_frame(a))["data"] == "bob left"
             await silent(b)
@@ -124,16 +125,22 @@ def test_deactivating_renaming_reactivating_and_deleting_a_group(users):
             assert await chans() == [["team"], ["team"]]
             await db(update)(is_active=False)
             assert await chans() == [[], []]
+            for terminal in (a, b):
+                await left(terminal, "team")
             await im.asend_chan_message("boss", "team", "nobody hears")
             await silent(a, b)
             await db(update)(is_active=True, slug="crew")
             assert await chans() == [["crew"], ["crew"]]
             await db(update)(slug="squad")
             assert await chans() == [["squad"], ["squad"]]
+            for terminal in (a, b):
+                await left(terminal, "crew")
             await im.asend_chan_message("boss", "squad", "renamed")
             assert [(await chan_frame(t))["chan"] for t in (a, b)] == ["squad", "squad"]
             await db(group.delete)()
             assert await chans() == [[], []]
+            for terminal in (a, b):
+                await left(terminal, "squad")
 
     run(scenario)
 

@@ -17,12 +17,13 @@ async def no_frame(communicator):
 async def test_private_message_multi_device_and_receipts():
     async with connected(application, 1) as alice, connected(application, 2) as bob1, \
             connected(application, 2) as bob2:
-        await im.asend_message(1, [2, 3], {"text": "hi"}, receipt=True)
+        sent = await im.asend_message(1, [2, 3], {"text": "hi"}, receipt=True)
         for bob in (bob1, bob2):
-            assert await bob.receive_frame() == {"type": "message", "from": 1, "data": {"text": "hi"}}
+            assert await bob.receive_frame() == {"type": "message", "id": sent, "from": 1, "data": {"text": "hi"}}
         receipts = [await alice.receive_frame(), await alice.receive_frame()]
-        assert sorted((r["to"], r["status"]) for r in receipts) == [(2, "delivered"), (3, "offline")]
-        assert all(r["type"] == "receipt" and r["data"] == {"text": "hi"} for r in receipts)
+        assert sorted(receipts, key=lambda r: r["to"]) == [  # they name the message, never carry it
+            {"type": "receipt", "id": sent, "to": 2, "status": "delivered"},
+            {"type": "receipt", "id": sent, "to": 3, "status": "offline"}]
 
 
 async def test_sender_gets_own_message_only_on_other_devices():
@@ -39,12 +40,13 @@ async def test_sender_gets_own_message_only_on_other_devices():
 async def test_a_batch_of_messages_arrives_in_order_with_its_receipts():
     async with connected(application, 1) as alice, connected(application, 2) as bob, \
             connected(application, 3) as carol:
-        await im.asend_messages([(1, [2], "first"), (3, [2, 1], "second"), (1, [2, 9], "third")], receipt=True)
+        first, second, third = await im.asend_messages(
+            [(1, [2], "first"), (3, [2, 1], "second"), (1, [2, 9], "third")], receipt=True)
         assert [(await bob.receive_frame())["data"] for _ in range(3)] == ["first", "second", "third"]
-        assert await alice.receive_frame() == {"type": "message", "from": 3, "data": "second"}
+        assert await alice.receive_frame() == {"type": "message", "id": second, "from": 3, "data": "second"}
         receipts = [await alice.receive_frame() for _ in range(3)]
-        assert sorted((r["to"], r["status"], r["data"]) for r in receipts) == [
-            (2, "delivered", "first"), (2, "delivered", "third"), (9, "offline", "third")]
+        assert sorted((r["id"], r["to"], r["status"]) for r in receipts) == sorted([
+            (first, 2, "delivered"), (third, 2, "delivered"), (third, 9, "offline")])
         assert sorted((r["to"], r["status"]) for r in [await carol.receive_frame(), await carol.receive_frame()]) \
             == [(1, "delivered"), (2, "delivered")]
 
@@ -58,8 +60,8 @@ async def test_a_batch_with_one_bad_message_sends_none():
 
 async def test_string_and_numeric_string_ids_are_one_client():
     async with connected(application, "7") as seven, connected(application, "bob"):
-        await im.asend_message("bob", [7], "x")
-        assert await seven.receive_frame() == {"type": "message", "from": "bob", "data": "x"}
+        sent = await im.asend_message("bob", [7], "x")
+        assert await seven.receive_frame() == {"type": "message", "id": sent, "from": "bob", "data": "x"}
         assert await im.ahas_online(["7", 7, "bob", "carol"]) == {7: True, "bob": True, "carol": False}
         assert await im.ahas_online("7") is True
         assert sorted(map(str, await im.aget_client_list_by_online())) == ["7", "bob"]
@@ -79,6 +81,7 @@ async def test_chans_deliver_to_members_only_and_are_left_on_last_disconnect():
             assert await member.receive_frame() == {"type": "chan", "chan": "room", "from": 3, "data": "hello room"}
         await no_frame(carol)
         await im.aleave_chan(2, "room")
+        assert await bob.receive_frame() == {"type": "left", "chan": "room"}  # told, on each of its sockets
         await im.asend_chan_message(1, "room", "after leave")
         assert (await alice.receive_frame())["data"] == "after leave"
         await no_frame(bob)
@@ -89,6 +92,7 @@ async def test_clear_chan_stops_delivery():
     async with connected(application, 1) as alice:
         await im.ajoin_chan(1, "room")
         assert await im.aclear_chan_client("room") == [1]
+        assert await alice.receive_frame() == {"type": "left", "chan": "room"}
         await im.asend_chan_message(1, "room", "nobody")
         await no_frame(alice)
         assert await im.aget_chan_list_by_client_id(1) == []
@@ -113,8 +117,8 @@ async def test_force_offline_closes_every_connection_with_4000():
 
 async def test_sync_twins_work_from_a_worker_thread():
     async with connected(application, 1) as alice:
-        await asyncio.to_thread(im.send_message, 2, [1], "from a thread")
-        assert await alice.receive_frame() == {"type": "message", "from": 2, "data": "from a thread"}
+        sent = await asyncio.to_thread(im.send_message, 2, [1], "from a thread")
+        assert await alice.receive_frame() == {"type": "message", "id": sent, "from": 2, "data": "from a thread"}
         await asyncio.to_thread(im.join_chan, 1, "room")
         assert await asyncio.to_thread(im.get_chan_list) == [("room", 1)]
 

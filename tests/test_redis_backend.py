@@ -1,13 +1,15 @@
 """What only the Redis backend does: heartbeats, reaping, the events stream, the inbox, restarts."""
 
 import asyncio
+import inspect
+import json
 import time
 import uuid
 
 import pytest
 
 from demo_project.cluster import RedisServer
-from freeim.backends.redis import RedisBackend
+from freeim.backends.redis import Lua, RedisBackend
 from freeim.exceptions import StoreUnavailable
 
 
@@ -28,14 +30,14 @@ def own_redis():
 
 
 def events_of(backend):
-    return [(f["kind"], f["client"], f["server"]) for _, f in backend._sync.xrange(backend.key("events"))]
+    return [(f["kind"], f["client"], f["server"]) for _, f in backend._sync.xrange(backend.keys.shared("events"))]
 
 
 def test_heartbeat_keeps_the_node_alive_and_notices_lost_registration(backend):
     backend.call("register_node", "a", "boot-1")
     assert backend.call("heartbeat", "a", "boot-1") is True
     assert backend.call("heartbeat", "a", "boot-2") is False  # another process took the name
-    backend._sync.delete(backend.key("node", "a", "alive"))
+    backend._sync.delete(backend.keys.node("a", "alive"))
     assert backend.call("heartbeat", "a", "boot-1") is False
 
 
@@ -43,8 +45,8 @@ def test_reaper_takes_dead_nodes_once_and_emits_offline_events(backend):
     backend.call("register_node", "a", "boot-a")
     backend.call("register_node", "b", "boot-b")
     for client in (1, 2):
-        backend.call("add_connection", "a", client, "web")
-    backend.call("add_connection", "b", 2)
+        backend.call("add_connection", "a", client, f"a{client}", "web")
+    backend.call("add_connection", "b", 2, "b2")
     backend.call("join", 1, ["room"])
     time.sleep(1.2)  # a missed its heartbeats for 1.2 s > TTL 1 s...
     backend.call("register_node", "b", "boot-b")  # ...while b is (again) registered just now
@@ -58,7 +60,7 @@ def test_reaper_takes_dead_nodes_once_and_emits_offline_events(backend):
 
 def test_reaper_leaves_a_node_that_came_back(backend):
     backend.call("register_node", "a", "boot-1")
-    backend.call("add_connection", "a", 1)
+    backend.call("add_connection", "a", 1, "a1")
     time.sleep(1.1)
     backend.call("register_node", "a", "boot-2")  # restarted just before the reaper looked
     assert backend.call("drop_node", "a", False) == []
@@ -68,15 +70,16 @@ def test_reaper_leaves_a_node_that_came_back(backend):
 def test_only_one_reaper_at_a_time(backend):
     backend.call("register_node", "a", "boot")
     time.sleep(1.1)
-    assert backend._sync_scripts["reaper_lock"](args=(backend.prefix, "other", 5000, "take"))
+    backend.call("register_node", "b", "boot-b")
+    backend._sync.set(backend.keys.shared("reaper"), "other", px=5000)
     assert backend.call("reap", "b") == []
-    backend._sync_scripts["reaper_lock"](args=(backend.prefix, "other", 0, "give"))
+    backend._sync.delete(backend.keys.shared("reaper"))
     assert backend.call("reap", "b") == ["a"]
 
 
 def test_events_reach_one_consumer_and_unacked_ones_are_claimed(backend):
-    backend.call("add_connection", "a", 1, "web")
-    backend.call("remove_connection", "a", 1, "web")
+    backend.call("add_connection", "a", 1, "a1", "web")
+    backend.call("remove_connection", "a", 1, "a1", "web")
     first = backend.call("read_events", "g", "w1", 60_000, 100)
     assert [f["kind"] for _, f in first] == ["online", "offline"]
     assert backend.call("read_events", "g", "w2", 60_000, 100) == []  # w1 holds them
@@ -106,7 +109,7 @@ async def test_redis_restart_fails_calls_loudly_then_recovers(own_redis):
     backend = RedisBackend(own_redis.url, "r", 1)
     received = []
     reader = asyncio.create_task(backend.receive("a", received.append))
-    await backend.acall("add_connection", "a", 1)
+    await backend.acall("add_connection", "a", 1, "a1")
     own_redis.stop()
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
@@ -116,7 +119,7 @@ async def test_redis_restart_fails_calls_loudly_then_recovers(own_redis):
     assert time.monotonic() - started < 10
     own_redis.start()
     assert await backend.acall("heartbeat", "a", "boot") is False  # state is gone: the node must register again
-    assert await backend.acall("add_connection", "a", 1) is True  # scripts load again after the restart
+    assert await backend.acall("add_connection", "a", 1, "a1") is True  # scripts load again after the restart
     await asyncio.sleep(1)  # the reader reconnects
     await backend.acall("publish", {"a": [{"op": "after"}]})
     for _ in range(60):
@@ -125,3 +128,108 @@ async def test_redis_restart_fails_calls_loudly_then_recovers(own_redis):
         await asyncio.sleep(0.1)
     reader.cancel()
     assert received == [[{"op": "after"}]]
+
+
+class ScriptsRunTwice(RedisBackend):
+    """Every script runs twice, as when redis-py retries one whose reply timed out after Redis ran it."""
+
+    def _issue(self, client, scripts, step):
+        if not isinstance(step, Lua):
+            return super()._issue(client, scripts, step)
+        first = super()._issue(client, scripts, step)
+        if not inspect.isawaitable(first):
+            return super()._issue(client, scripts, step)
+
+        async def again():
+            await first
+            return await RedisBackend._issue(self, client, scripts, step)
+
+        return again()
+
+
+def stream_of(backend, key):
+    """A stream's entries' fields; an inbox's batches once each (a replayed append wrote one twice)."""
+    entries = [fields for _id, fields in backend._sync.xrange(key)]
+    if key.endswith(":inbox"):
+        return list({fields["b"]: fields["p"] for fields in entries}.values())
+    return entries
+
+
+def state_of(backend):
+    """Every key under the backend's prefix and what it holds, without the prefix; streams as their fields."""
+    dump = {}
+    for key in backend._sync.scan_iter(backend.keys.everything()):
+        kind = backend._sync.type(key)
+        value = {"string": backend._sync.get, "hash": backend._sync.hgetall, "set": backend._sync.smembers,
+                 "zset": lambda k: backend._sync.zrange(k, 0, -1, withscores=True)}.get(kind)
+        if kind == "stream":
+            dump[key.removeprefix(backend.prefix)] = stream_of(backend, key)
+            continue
+        if kind == "string" and key.endswith("inbox-sz"):
+            continue  # counts the bytes of the duplicates too
+        elif key == backend.keys.shared("nodes"):
+            value = lambda k: backend._sync.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times)
+        dump[key.removeprefix(backend.prefix)] = value(key)
+    return dump
+
+
+def every_script(backend):
+    """A life that runs every script: nodes, connections, chans, a publish, a leave, a clear, a drop, events."""
+    backend.call("register_node", "a", "boot-a")
+    backend.call("register_node", "b", "boot-b")
+    assert backend.call("heartbeat", "a", "boot-a")
+    assert backend.call("alive_nodes") == ["a", "b"] and backend.call("reap", "a") == []
+    backend.call("add_connection", "a", 1, "a1", "web")
+    backend.call("add_connection", "a", 2, "a2")
+    backend.call("join", 1, ["room", "lobby"])
+    backend.call("join", 2, ["room"])
+    backend.call("add_connection", "b", 1, "b1")  # a second device, on a node that must learn the chans
+    backend.call("leave", 2, ["room"])
+    backend.call("join", 2, ["room"])
+    backend.call("publish", {"a": [{"op": "broadcast", "frame": "x"}]})
+    backend.call("remove_connection", "a", 1, "a1")
+    backend.call("clear_chan", "lobby")
+    backend.call("drop_node", "b")
+    backend.call("read_events", "g", "w", 60_000, 10)
+    return [backend.call("locate", [1, 2]), backend.call("chan_list"), backend.call("online_clients")]
+
+
+def test_every_script_is_safe_to_run_twice(redis_server):
+    once, twice = (kind(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1) for kind in (RedisBackend, ScriptsRunTwice))
+    try:
+        assert every_script(twice) == every_script(once) == [{2: {"a": 1}}, [("room", 1)], [2]]
+        assert state_of(twice) == state_of(once)
+        assert [kind for kind, _client, _node in events_of(once)] == ["online", "online", "offline"]
+    finally:
+        once.flush()
+        twice.flush()
+
+
+async def test_a_batch_appended_twice_is_delivered_once(redis_server):
+    backend = ScriptsRunTwice(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
+    received = []
+    reader = asyncio.create_task(backend.receive("a", received.append))
+    try:
+        await asyncio.sleep(0.2)
+        for n in range(3):
+            await backend.acall("publish", {"a": [{"op": "broadcast", "frame": str(n)}]})
+        await backend.acall("publish", {"a": [{"op": "fence"}]})
+        for _ in range(100):
+            if received and received[-1] == [{"op": "fence"}]:
+                break
+            await asyncio.sleep(0.05)
+        assert backend._sync.xlen(backend.keys.node("a", "inbox")) == 8
+        assert received == [*([{"op": "broadcast", "frame": str(n)}] for n in range(3)), [{"op": "fence"}]]
+    finally:
+        reader.cancel()
+        backend.flush()
+
+
+def test_the_inbox_is_bounded_in_bytes(backend, settings):
+    settings.FREEIM = {"TRANSPORT_MAX_BYTES": 10_000}
+    for n in range(100):
+        backend.call("publish", {"a": [{"op": "broadcast", "frame": f"{n:04}" + "x" * 1000}]})
+    inbox = backend._sync.xrange(backend.keys.node("a", "inbox"))
+    held = sum(len(fields["p"]) for _id, fields in inbox)
+    assert held <= 10_000 and int(backend._sync.get(backend.keys.node("a", "inbox-sz"))) == held
+    assert json.loads(inbox[-1][1]["p"])[0]["frame"].startswith("0099")  # the oldest went first

@@ -70,12 +70,15 @@ class Backend(abc.ABC):
 
     # Presence
     @abc.abstractmethod
-    def add_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
-        """Count one more connection of ``client_id`` on ``node``; True if it just came online."""
+    def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+        """Add connection ``conn`` (an id unique across nodes) of ``client_id`` on ``node``; True if the
+        client just came online. Adding a connection twice adds it once. Raises ``TooManyConnections``
+        when the client already holds ``MAX_CONNECTIONS_PER_CLIENT``."""
 
     @abc.abstractmethod
-    def remove_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
-        """Count one connection less; True if the client just went offline (its chans are left).
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+        """Remove connection ``conn``; True if the client just went offline (its chans are left).
+        Removing it twice removes it once.
 
         ``meta`` is the closing connection's, for the offline event.
         """
@@ -91,7 +94,8 @@ class Backend(abc.ABC):
     # Chans
     @abc.abstractmethod
     def join(self, client_id: ClientId, chans: list[str]) -> bool:
-        """Add an online client to ``chans``; False (and nothing done) if it is offline."""
+        """Add an online client to ``chans``; False (and nothing done) if it is offline. Raises
+        ``TooManyChans`` (nothing joined) past ``MAX_CHANS_PER_CLIENT``."""
 
     @abc.abstractmethod
     def leave(self, client_id: ClientId, chans: list[str]) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from ..conf import conf
+from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from .base import Backend, Payload
 
@@ -29,7 +31,7 @@ class MemoryBackend(Backend):
         self._lock = threading.RLock()
         self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
         self._nodes: set[str] = set()
-        self._connections: dict[ClientId, dict[str, int]] = {}
+        self._connections: dict[ClientId, dict[str, str]] = {}  # client -> connection id -> node
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
@@ -58,30 +60,36 @@ class MemoryBackend(Backend):
             self._nodes.discard(node)
             self._inboxes.pop(node, None)
             gone = []
-            for client_id, nodes in list(self._connections.items()):
-                if nodes.pop(node, 0) and not nodes:
-                    self._forget_client(client_id)
+            for client_id, conns in list(self._connections.items()):
+                here = [conn for conn, at in conns.items() if at == node]
+                if here and self._remove(client_id, here):
                     gone.append(client_id)
             return gone
 
-    def add_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
+    def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         with self._lock:
-            nodes = self._connections.setdefault(client_id, {})
-            nodes[node] = nodes.get(node, 0) + 1
-            return sum(nodes.values()) == 1
+            conns = self._connections.setdefault(client_id, {})
+            if conn not in conns:
+                if len(conns) >= conf.MAX_CONNECTIONS_PER_CLIENT:
+                    raise TooManyConnections()
+                conns[conn] = node
+            return len(conns) == 1
 
-    def remove_connection(self, node: str, client_id: ClientId, meta: str = "") -> bool:
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         with self._lock:
-            nodes = self._connections.get(client_id)
-            if not nodes or node not in nodes:
+            if self._connections.get(client_id, {}).get(conn) != node:
                 return False
-            nodes[node] -= 1
-            if nodes[node] <= 0:
-                del nodes[node]
-            if nodes:
-                return False
-            self._forget_client(client_id)
-            return True
+            return self._remove(client_id, [conn])
+
+    def _remove(self, client_id: ClientId, conns: list[str]) -> bool:
+        """Take ``conns`` off ``client_id``; True if it went offline (and left its chans)."""
+        mine = self._connections[client_id]
+        for conn in conns:
+            del mine[conn]
+        if mine:
+            return False
+        self._forget_client(client_id)
+        return True
 
     def _forget_client(self, client_id: ClientId) -> None:
         self._connections.pop(client_id, None)
@@ -97,7 +105,7 @@ class MemoryBackend(Backend):
 
     def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
         with self._lock:
-            return {c: dict(self._connections[c]) for c in client_ids if c in self._connections}
+            return {c: dict(Counter(self._connections[c].values())) for c in client_ids if self._connections.get(c)}
 
     def online_clients(self) -> list[ClientId]:
         with self._lock:
@@ -105,8 +113,11 @@ class MemoryBackend(Backend):
 
     def join(self, client_id: ClientId, chans: list[str]) -> bool:
         with self._lock:
-            if client_id not in self._connections:
+            if not self._connections.get(client_id):
                 return False
+            mine = self._client_chans.get(client_id, set())
+            if len(mine | set(chans)) > conf.MAX_CHANS_PER_CLIENT:
+                raise TooManyChans()
             for chan in chans:
                 self._chans[chan].add(client_id)
                 self._client_chans[client_id].add(chan)
@@ -146,7 +157,7 @@ class MemoryBackend(Backend):
 
     def chan_nodes(self, chan: str) -> list[str]:
         with self._lock:
-            nodes = {n for c in self._chans.get(chan, ()) for n in self._connections.get(c, ())}
+            nodes = {n for c in self._chans.get(chan, ()) for n in self._connections.get(c, {}).values()}
             return sorted(nodes)
 
     def publish(self, batches: dict[str, list[Payload]]) -> None:

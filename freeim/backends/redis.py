@@ -5,11 +5,11 @@ steps (a Lua script, or a pipeline of commands), performed with a sync client
 for sync callers and with one ``redis.asyncio`` client per event loop for the
 node and async callers: no ``async_to_sync``, no client shared across loops.
 
-Transport: each node reads its own stream ``p:node:<n>:inbox`` (``XREAD BLOCK``
-from the last id it saw), and the helper writes one ``XADD`` per node per call,
-all nodes in one pipeline, trimming entries older than a minute (``MINID ~``).
-A stream keeps what arrives while the node's reader reconnects or its loop
-stalls; PUBLISH would drop it (research/channels-risks.md Q3, Q7).
+Transport: each node reads its own inbox stream (``XREAD BLOCK`` from the last id
+it saw), and the helper appends one entry per node per call, all nodes in one
+pipeline; the append trims entries older than a minute or past
+``TRANSPORT_MAX_BYTES``. A stream keeps what arrives while the node's reader
+reconnects or its loop stalls, where PUBLISH would drop it. Keys: :mod:`.redis_keys`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import time
 import weakref
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +32,12 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
+from ..conf import conf
 from ..effects import Effects, adrive, drive
-from ..exceptions import StoreUnavailable
+from ..exceptions import StoreUnavailable, TooManyChans, TooManyConnections
 from ..ids import ClientId, client_id
 from .base import Backend, Payload
+from .redis_keys import Keys
 from .redis_lua import SCRIPTS
 
 logger = logging.getLogger(__name__)
@@ -45,21 +49,27 @@ DROP_CHUNK = 500
 READ_COUNT = 500
 #: Node upkeep, run on a pool of its own so that heartbeats go through during a storm of connects.
 CONTROL_OPERATIONS = frozenset({"heartbeat", "register_node", "reap", "drop_node"})
+#: How often a script is sent again with the chans (or members) Redis said it also needs
+#: declared; each retry means they changed in between, so a few suffice.
+DECLARE_ATTEMPTS = 5
+#: Batch ids a node remembers, to skip a batch that a retried append wrote twice.
+SEEN_BATCHES = 10_000
 
 
 @dataclass(frozen=True)
 class Lua:
-    """Run script ``name`` with ``ARGV = prefix, *args``."""
+    """Run script ``name`` with ``KEYS = keys`` and ``ARGV = args``."""
 
     name: str
+    keys: tuple[str, ...]
     args: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
 class Pipe:
-    """Run ``commands`` (``(method, args)``) in one non-transactional pipeline."""
+    """Run ``commands`` (``(method, args)``, or scripts) in one non-transactional pipeline."""
 
-    commands: tuple[tuple[str, tuple[Any, ...]], ...]
+    commands: tuple[tuple[str, tuple[Any, ...]] | Lua, ...]
 
 
 @dataclass(frozen=True)
@@ -92,14 +102,12 @@ class RedisBackend(Backend):
     def __init__(self, url: str, prefix: str, heartbeat_ttl: float) -> None:
         self.url = url
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.heartbeat_ttl = heartbeat_ttl
         self._sync = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **pool_options()))
         self._sync_scripts = {name: Script(self._sync, source) for name, source in SCRIPTS.items()}
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, tuple[Any, dict[str, Any]]]] = \
             weakref.WeakKeyDictionary()
-
-    def key(self, *parts: object) -> str:
-        return ":".join((self.prefix, *map(str, parts)))
 
     # Running operations
     def call(self, name: str, *args: Any) -> Any:
@@ -118,17 +126,25 @@ class RedisBackend(Backend):
     def _issue(self, client: Any, scripts: dict[str, Any], step: Lua | Cmd | Pipe) -> Any:
         """Send ``step`` through ``client``: its result, or an awaitable of it for a ``redis.asyncio`` client."""
         if isinstance(step, Lua):
-            return scripts[step.name](args=(self.prefix, *step.args), client=client)
+            return scripts[step.name](keys=step.keys, args=step.args, client=client)
         if isinstance(step, Cmd):
             return getattr(client, step.method)(*step.args)
         if len(step.commands) == 1:  # in redis-py a pipeline of one costs several times the plain command
-            method, args = step.commands[0]
-            result = getattr(client, method)(*args)
+            result = self._issue(client, scripts, self._single(step.commands[0]))
             return _as_list(result) if inspect.isawaitable(result) else [result]
         pipe = client.pipeline(transaction=False)
-        for method, args in step.commands:
-            getattr(pipe, method)(*args)
+        for command in step.commands:
+            if isinstance(command, Lua):  # redis-py's async Script object cannot queue itself on a pipeline
+                script = scripts[command.name]
+                pipe.scripts.add(script)  # loaded first if Redis does not know it
+                pipe.evalsha(script.sha, len(command.keys), *command.keys, *command.args)
+            else:
+                getattr(pipe, command[0])(*command[1])
         return pipe.execute()
+
+    @staticmethod
+    def _single(command: tuple[str, tuple[Any, ...]] | Lua) -> Lua | Cmd:
+        return command if isinstance(command, Lua) else Cmd(*command)
 
     def _perform(self, step: Lua | Cmd | Pipe) -> Any:
         return self._issue(self._sync, self._sync_scripts, step)
@@ -154,29 +170,35 @@ class RedisBackend(Backend):
 
     # Tokens
     def issue_token(self, token: str, record: dict[str, Any], ttl: int) -> Effects[None]:
-        yield one("set", self.key("tok", token), json.dumps(record), ttl)
+        yield one("set", self.keys.token(token), json.dumps(record), ttl)
 
     def redeem_token(self, token: str) -> Effects[dict[str, Any] | None]:
-        raw = yield one("getdel", self.key("tok", token))
+        raw = yield one("getdel", self.keys.token(token))
         return json.loads(raw) if raw else None
 
     # Nodes
+    def _beat(self, node: str, boot: str, mode: str) -> Lua:
+        return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
+                   (node, boot, int(self.heartbeat_ttl * 1000), mode))
+
     def register_node(self, node: str, boot: str) -> Effects[None]:
-        yield Lua("heartbeat", (node, boot, self._ttl_ms, "register"))
+        yield self._beat(node, boot, "register")
 
     def heartbeat(self, node: str, boot: str) -> Effects[bool]:
-        return bool((yield Lua("heartbeat", (node, boot, self._ttl_ms, "beat"))))
+        return bool((yield self._beat(node, boot, "beat")))
 
-    @property
-    def _ttl_ms(self) -> int:
-        return int(self.heartbeat_ttl * 1000)
+    def _nodes_by_age(self, which: str) -> Lua:
+        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (int(self.heartbeat_ttl * 1000), which))
+
+    def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
+        return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
 
     def alive_nodes(self) -> Effects[list[str]]:
-        return sorted((yield Lua("nodes_by_age", (self._ttl_ms, "alive"))))
+        return sorted((yield self._nodes_by_age("alive")))
 
     def reap(self, me: str) -> Effects[list[str]]:
-        dead = yield Lua("nodes_by_age", (self._ttl_ms, "dead"))
-        if not dead or not (yield Lua("reaper_lock", (me, self._ttl_ms * 3, "take"))):
+        dead = yield self._nodes_by_age("dead")
+        if not dead or not (yield self._reaper_lock(me, int(self.heartbeat_ttl * 3000), "take")):
             return []
         try:
             reaped = []
@@ -187,74 +209,136 @@ class RedisBackend(Backend):
                     logger.warning("freeim: node %s is dead; %d of its clients went offline", node, len(gone))
             return reaped
         finally:
-            yield Lua("reaper_lock", (me, 0, "give"))
+            yield self._reaper_lock(me, 0, "give")
 
     def drop_node(self, node: str, force: bool = True) -> Effects[list[ClientId]]:
         return (yield from self._drop(node, force)) or []
 
     def _drop(self, node: str, force: bool) -> Effects[list[ClientId] | None]:
-        """Take ``node``'s clients off in chunks (one Lua call each); None if it came back alive."""
+        """Take ``node``'s connections off, a chunk of them a round; None if it came back alive."""
         gone: list[ClientId] = []
-        clients_key = self.key("node", node, "clients")
         while True:  # each round deletes what it saw, so scanning from 0 again moves on
-            _cursor, entries = yield one("hscan", clients_key, 0, None, DROP_CHUNK)
+            _cursor, entries = yield one("hscan", self.keys.node(node, "conns"), 0, None, DROP_CHUNK)
             if not entries:
                 break
-            removed = yield Lua("drop_clients", (node, EVENTS_MAXLEN, "1" if force else "0", *entries))
-            if removed is None:
+            by_client: dict[str, list[str]] = defaultdict(list)
+            for conn, client in entries.items():
+                by_client[client].append(conn)
+            results = yield from self._detach_many(node, by_client, "", "own" if force else "reap")
+            if "alive" in results.values():
                 return None
-            gone += [client_id(c) for c in removed]
-        forgotten = yield Lua("forget_node", (node, "1" if force else "0"))
+            gone += [client_id(c) for c, result in results.items() if result == "offline"]
+        node_keys = tuple(self.keys.node(node, what) for what in ("conns", "alive", "inbox", "inbox-sz"))
+        forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes")), (node, "1" if force else "0"))
         return gone if forgotten or force else None
 
     # Presence
-    def add_connection(self, node: str, client: ClientId, meta: str = "") -> Effects[bool]:
-        return bool((yield Lua("add_connection", (node, client, meta, EVENTS_MAXLEN))))
+    def add_connection(self, node: str, client: ClientId, conn: str, meta: str = "") -> Effects[bool]:
+        fixed = (self.keys.node(node, "conns"), self.keys.client(client, "conns"), self.keys.client(client, "chans"),
+                 self.keys.shared("online"), self.keys.shared("events"))
+        args = (node, client, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
+        [answer] = yield from self._declaring("attach", fixed, args, [],
+                                              lambda chan: (self.keys.chan(chan, "nodes"),))
+        if answer == "full":
+            raise TooManyConnections()
+        return bool(answer == "online")
 
-    def remove_connection(self, node: str, client: ClientId, meta: str = "") -> Effects[bool]:
-        return bool((yield Lua("remove_connection", (node, client, meta, EVENTS_MAXLEN))))
+    def remove_connection(self, node: str, client: ClientId, conn: str, meta: str = "") -> Effects[bool]:
+        results = yield from self._detach_many(node, {str(client): [conn]}, meta, "own")
+        return results[str(client)] == "offline"
+
+    def _detach_many(self, node: str, conns_by_client: dict[str, list[str]], meta: str,
+                     mode: str) -> Effects[dict[str, str]]:
+        """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer."""
+        pending: dict[str, list[str]] = {client: [] for client in conns_by_client}  # most have no chans
+        results: dict[str, str] = {}
+        for _attempt in range(DECLARE_ATTEMPTS):
+            order = list(pending)
+            answers = yield Pipe(tuple(self._detach(node, c, conns_by_client[c], meta, mode, pending[c])
+                                       for c in order))
+            pending = {}
+            for client, (answer, *names) in zip(order, answers, strict=True):
+                if answer == "retry":
+                    pending[client] = names
+                else:
+                    results[client] = answer
+            if not pending:
+                return results
+        raise StoreUnavailable("The chans of a client kept changing while it disconnected; try again.")
+
+    def _detach(self, node: str, client: str, conns: list[str], meta: str, mode: str, chans: list[str]) -> Lua:
+        fixed = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), self.keys.client(client, "conns"),
+                 self.keys.client(client, "chans"), self.keys.shared("online"), self.keys.shared("events"),
+                 self.keys.shared("chans"))
+        chan_keys = (key for chan in chans for key in (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes")))
+        return Lua("detach", (*fixed, *chan_keys), (node, client, meta, EVENTS_MAXLEN, mode, len(conns), *conns,
+                                                    *chans))
+
+    def _declaring(self, script: str, fixed: tuple[str, ...], args: tuple[Any, ...], names: list[str],
+                   keys_of: Callable[[str], tuple[str, ...]]) -> Effects[list[str]]:
+        """Run ``script`` with ``names`` declared (their keys after the ``fixed`` ones, their names after
+        ``args``), declaring what Redis answers it also needs until it needs nothing more."""
+        for _attempt in range(DECLARE_ATTEMPTS):
+            keys = (*fixed, *(key for name in names for key in keys_of(name)))
+            answer = yield Lua(script, keys, (*args, *names))
+            if answer[0] != "retry":
+                return list(answer)
+            names = answer[1:]
+        raise StoreUnavailable(f"What {script} depends on kept changing; try again.")
 
     def locate(self, client_ids: list[ClientId]) -> Effects[dict[ClientId, dict[str, int]]]:
         if not client_ids:
             return {}
-        found = yield Pipe(tuple(("hgetall", (self.key("client", c, "nodes"),)) for c in client_ids))
-        return {c: {n: int(k) for n, k in nodes.items()} for c, nodes in zip(client_ids, found, strict=True) if nodes}
+        found = yield Pipe(tuple(("hvals", (self.keys.client(c, "conns"),)) for c in client_ids))
+        return {c: dict(Counter(nodes)) for c, nodes in zip(client_ids, found, strict=True) if nodes}
 
     def online_clients(self) -> Effects[list[ClientId]]:
-        return [client_id(c) for c in (yield one("hkeys", self.key("online")))]
+        return [client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
 
     # Chans
+    def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:
+        fixed = (self.keys.client(client, "conns"), self.keys.client(client, "chans"), self.keys.shared("chans"))
+        chan_keys = (key for chan in chans for key in (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes")))
+        return Lua(script, (*fixed, *chan_keys), (client, *args, *chans))
+
     def join(self, client: ClientId, chans: list[str]) -> Effects[bool]:
-        return bool((yield Lua("join", (client, *chans))))
+        joined = yield self._chan_change("join", client, chans, conf.MAX_CHANS_PER_CLIENT)
+        if joined < 0:
+            raise TooManyChans()
+        return bool(joined)
 
     def leave(self, client: ClientId, chans: list[str]) -> Effects[None]:
-        yield Lua("leave", (client, *chans))
+        yield self._chan_change("leave", client, chans)
 
     def chan_members(self, chan: str) -> Effects[list[ClientId]]:
-        return [client_id(c) for c in (yield one("smembers", self.key("chan", chan)))]
+        return [client_id(c) for c in (yield one("smembers", self.keys.chan(chan, "members")))]
 
     def clear_chan(self, chan: str) -> Effects[list[ClientId]]:
-        return [client_id(c) for c in (yield Lua("clear_chan", (chan,)))]
+        members = sorted((yield one("smembers", self.keys.chan(chan, "members"))))
+        fixed = (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes"), self.keys.shared("chans"))
+        answer = yield from self._declaring("clear_chan", fixed, (chan,), members,
+                                            lambda member: (self.keys.client(member, "chans"),))
+        return [client_id(c) for c in answer[1:]]
 
     def chan_list(self) -> Effects[list[tuple[str, int]]]:
-        return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.key("chans"), 0, -1,
+        return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.keys.shared("chans"), 0, -1,
                                                                              False, True)))
 
     def client_chans(self, client: ClientId) -> Effects[list[str]]:
-        return sorted((yield one("smembers", self.key("client", client, "chans"))))
+        return sorted((yield one("smembers", self.keys.client(client, "chans"))))
 
     def chan_online(self, chan: str) -> Effects[int]:
-        return int((yield one("zscore", self.key("chans"), chan)) or 0)
+        return int((yield one("zscore", self.keys.shared("chans"), chan)) or 0)
 
     def chan_nodes(self, chan: str) -> Effects[list[str]]:
-        return sorted((yield one("hkeys", self.key("chan", chan, "nodes"))))
+        return sorted((yield one("hkeys", self.keys.chan(chan, "nodes"))))
 
     # Events, for the freeim_events workers
     def read_events(self, group: str, consumer: str, claim_idle_ms: int,
                     block_ms: int) -> Effects[list[tuple[str, dict[str, str]]]]:
         """Events for ``consumer``: first those a dead worker left unacked for ``claim_idle_ms``, then new ones."""
-        events = self.key("events")
-        yield Lua("ensure_group", (group,))
+        events = self.keys.shared("events")
+        yield Lua("ensure_group", (events,), (group,))
         _next, entries, *_deleted = yield one("xautoclaim", events, group, consumer, claim_idle_ms, "0-0",
                                               READ_COUNT)
         if not entries:
@@ -264,20 +348,26 @@ class RedisBackend(Backend):
 
     def ack_events(self, group: str, entry_ids: list[str]) -> Effects[None]:
         if entry_ids:
-            yield one("xack", self.key("events"), group, *entry_ids)
+            yield one("xack", self.keys.shared("events"), group, *entry_ids)
 
     # Transport
     def publish(self, batches: dict[str, list[Payload]]) -> Effects[None]:
         if batches:
-            oldest = f"{int(time.time() * 1000) - INBOX_RETENTION_MS}-0"
-            yield Pipe(tuple(("xadd", (self.key("node", node, "inbox"), {"p": json.dumps(payloads)}, "*", None,
-                                       True, False, oldest)) for node, payloads in batches.items()))
+            oldest = int(time.time() * 1000) - INBOX_RETENTION_MS
+            limit = conf.TRANSPORT_MAX_BYTES
+            yield Pipe(tuple(Lua("append", (self.keys.node(node, "inbox"), self.keys.node(node, "inbox-sz")),
+                                 (os.urandom(8).hex(), json.dumps(payloads), limit, oldest))
+                             for node, payloads in batches.items()))
 
     async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
-        """Read ``node``'s inbox from where this process started, across reconnects, until cancelled."""
-        inbox = self.key("node", node, "inbox")
+        """Read ``node``'s inbox from where this process started, across reconnects, until cancelled.
+
+        A batch whose append was retried after Redis ran it is in the stream twice: delivered once.
+        """
+        inbox = self.keys.node(node, "inbox")
         reader = redis.asyncio.Redis.from_url(self.url, decode_responses=True, socket_timeout=None,
                                               socket_connect_timeout=2)
+        seen: OrderedDict[str, None] = OrderedDict()
         last_id = None
         try:
             while True:
@@ -288,7 +378,8 @@ class RedisBackend(Backend):
                     for _stream, entries in await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000):
                         for entry_id, fields in entries:
                             last_id = entry_id
-                            deliver(json.loads(fields["p"]))
+                            if _first_time(seen, fields.get("b", entry_id)):
+                                deliver(json.loads(fields["p"]))
                 except REDIS_ERRORS as error:
                     logger.warning("freeim node %s: inbox read failed (%s); retrying", node, error)
                     await asyncio.sleep(0.5)
@@ -297,6 +388,16 @@ class RedisBackend(Backend):
 
     def flush(self) -> None:
         """Delete every key under the prefix (tests)."""
-        keys = list(self._sync.scan_iter(f"{self.prefix}:*", count=1000))
+        keys = list(self._sync.scan_iter(self.keys.everything(), count=1000))
         if keys:
             self._sync.delete(*keys)
+
+
+def _first_time(seen: OrderedDict[str, None], batch: str) -> bool:
+    """Whether ``batch`` is new; remembers the last :data:`SEEN_BATCHES` ids."""
+    if batch in seen:
+        return False
+    seen[batch] = None
+    if len(seen) > SEEN_BATCHES:
+        seen.popitem(last=False)
+    return True

@@ -1,197 +1,259 @@
-"""Lua sources of the Redis store: every multi-key update runs atomically in Redis.
+"""Lua sources of the Redis store; the key layout they work on is in :mod:`.redis_keys`.
 
-Key layout (``p`` is ``FREEIM["REDIS_PREFIX"]``; ``n`` a node, ``c`` a client id,
-``ch`` a chan), all maintained by these scripts:
+Every script gets each key it touches in ``KEYS`` (none is built from ``ARGV``), reads and
+checks all it needs before its first write, so a script that refuses leaves nothing half
+done, and is safe to run twice: redis-py retries a command whose reply timed out, after
+Redis may have run it. Presence is kept per connection id for that reason.
 
-===========================  =======  ==============================================
-key                          type     holds
-===========================  =======  ==============================================
-``p:tok:<token>``            string   a connect token's JSON record (``SET EX``; ``GETDEL``)
-``p:nodes``                  zset     node -> last heartbeat (Redis server time, ms)
-``p:node:n:alive``           string   the node process's boot id (``PX`` heartbeat TTL)
-``p:node:n:clients``         hash     client -> connection count on that node
-``p:node:n:inbox``           stream   the node's payload batches (``XADD MAXLEN ~``)
-``p:online``                 hash     client -> total connection count
-``p:client:c:nodes``         hash     node -> connection count of that client
-``p:client:c:chans``         set      the client's chans
-``p:chan:ch``                set      the chan's members
-``p:chan:ch:nodes``          hash     node -> members of the chan connected there
-``p:chans``                  zset     chan -> member count
-``p:events``                 stream   online/offline events for ``freeim_events``
-``p:reaper``                 string   the node currently reaping dead peers (``NX PX``)
-===========================  =======  ==============================================
-
-Scripts compute key names from the prefix (``ARGV[1]``), so this layout needs
-one Redis server (or a primary with replicas), not Redis Cluster.
+Where a script needs the keys of chans it only learns about in Redis (the chans of a client,
+the members of a chan), the caller declares the ones it expects; if Redis holds others, the
+script writes nothing and answers ``{'retry', names...}`` so the caller declares those.
 """
 
 PRELUDE = r"""
-local p = ARGV[1]
-local function k(...) return p .. ':' .. table.concat({...}, ':') end
-
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function event(kind, c, meta, node, maxlen)
-  redis.call('XADD', k('events'), 'MAXLEN', '~', maxlen, '*', 'kind', kind, 'client', c, 'meta', meta,
-             'server', node)
+-- `tag` followed by the items of `list` (unpack has a small limit; a chan may have many members).
+local function tagged(tag, list)
+  local answer = {tag}
+  for _, item in ipairs(list) do table.insert(answer, item) end
+  return answer
 end
 
-local function chan_node_delta(ch, node, delta)
-  local key = k('chan', ch, 'nodes')
-  if redis.call('HINCRBY', key, node, delta) <= 0 then redis.call('HDEL', key, node) end
+-- The declared names ARGV[first..], each mapped to the index of its first key: they follow
+-- the script's `fixed` keys, `width` keys a name.
+local function declared(first, fixed, width)
+  local index = {}
+  for i = first, #ARGV do index[ARGV[i]] = fixed + 1 + (i - first) * width end
+  return index
 end
 
-local function leave_one(c, ch, nodes)
-  if redis.call('SREM', k('chan', ch), c) == 0 then return end
-  if tonumber(redis.call('ZINCRBY', k('chans'), -1, ch)) <= 0 then redis.call('ZREM', k('chans'), ch) end
-  redis.call('SREM', k('client', c, 'chans'), ch)
-  for _, node in ipairs(nodes) do chan_node_delta(ch, node, -1) end
-end
-
--- Take `count` connections of client `c` off `node`; 1 if the client went offline.
-local function release(node, c, count, meta, maxlen)
-  local chans = redis.call('SMEMBERS', k('client', c, 'chans'))
-  if redis.call('HINCRBY', k('client', c, 'nodes'), node, -count) <= 0 then
-    redis.call('HDEL', k('client', c, 'nodes'), node)
-    for _, ch in ipairs(chans) do chan_node_delta(ch, node, -1) end
+-- Every one of `names` declared? Else the answer that makes the caller declare them.
+local function undeclared(names, index)
+  for _, name in ipairs(names) do
+    if index[name] == nil then return tagged('retry', names) end
   end
-  if redis.call('HINCRBY', k('online'), c, -count) > 0 then return 0 end
-  redis.call('HDEL', k('online'), c)
-  redis.call('DEL', k('client', c, 'nodes'))
-  for _, ch in ipairs(chans) do leave_one(c, ch, {}) end
-  event('offline', c, meta, node, maxlen)
-  return 1
+  return nil
+end
+
+local function node_delta(nodes_key, node, delta)
+  if redis.call('HINCRBY', nodes_key, node, delta) <= 0 then redis.call('HDEL', nodes_key, node) end
+end
+
+-- Nodes holding a connection of a client (its `conns` hash: conn -> node), each once.
+local function nodes_of(conns_key)
+  local seen, nodes = {}, {}
+  for _, node in ipairs(redis.call('HVALS', conns_key)) do
+    if not seen[node] then seen[node] = true; table.insert(nodes, node) end
+  end
+  return nodes
+end
+
+local function chan_count(chans_key, ch, delta)
+  if tonumber(redis.call('ZINCRBY', chans_key, delta, ch)) <= 0 then redis.call('ZREM', chans_key, ch) end
 end
 """
 
-# ARGV: prefix, node, client, meta, events maxlen -> 1 if the client came online
-ADD_CONNECTION = PRELUDE + r"""
-local node, c = ARGV[2], ARGV[3]
-redis.call('HINCRBY', k('node', node, 'clients'), c, 1)
-if redis.call('HINCRBY', k('client', c, 'nodes'), node, 1) == 1 then
-  for _, ch in ipairs(redis.call('SMEMBERS', k('client', c, 'chans'))) do chan_node_delta(ch, node, 1) end
+# KEYS: node conns, client conns, client chans, online, events, then per declared chan: its nodes
+# ARGV: node, client, conn, meta, events maxlen, max connections, declared chans...
+# -> {'online'} | {'more'} | {'full'} | {'retry', chans...}
+ATTACH = PRELUDE + r"""
+local node, c, conn = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HEXISTS', KEYS[2], conn) == 1 then  -- run before: report as then, change nothing
+  return {redis.call('HLEN', KEYS[2]) == 1 and 'online' or 'more'}
 end
-if redis.call('HINCRBY', k('online'), c, 1) > 1 then return 0 end
-event('online', c, ARGV[4], node, ARGV[5])
+local nodes = redis.call('HVALS', KEYS[2])
+if #nodes >= tonumber(ARGV[6]) then return {'full'} end
+local here = false
+for _, n in ipairs(nodes) do if n == node then here = true end end
+local chans = {}
+if not here then chans = redis.call('SMEMBERS', KEYS[3]) end
+local index = declared(7, 5, 1)
+local retry = undeclared(chans, index)
+if retry then return retry end
+redis.call('HSET', KEYS[1], conn, c)
+redis.call('HSET', KEYS[2], conn, node)
+for _, ch in ipairs(chans) do node_delta(KEYS[index[ch]], node, 1) end
+if #nodes > 0 then return {'more'} end
+redis.call('SADD', KEYS[4], c)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'online', 'client', c, 'meta', ARGV[4],
+           'server', node)
+return {'online'}
+"""
+
+# KEYS: node conns, node alive, client conns, client chans, online, events, chans,
+#       then per declared chan: its members, its nodes
+# ARGV: node, client, meta, events maxlen, 'own' | 'reap' (stop if the node is alive), n, n conns...,
+#       declared chans...
+# -> {'offline'} | {'stay'} | {'gone'} (none of the conns was the client's here) | {'alive'} | {'retry', chans...}
+DETACH = PRELUDE + r"""
+local node, c, n = ARGV[1], ARGV[2], tonumber(ARGV[6])
+if ARGV[5] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return {'alive'} end
+local conns, leaving = {}, {}
+for i = 7, 6 + n do
+  table.insert(conns, ARGV[i])
+  if redis.call('HGET', KEYS[3], ARGV[i]) == node then leaving[ARGV[i]] = true end
+end
+local all, gone, left_here, left_anywhere = redis.call('HGETALL', KEYS[3]), 0, 0, 0
+for i = 1, #all, 2 do
+  if leaving[all[i]] then gone = gone + 1
+  else
+    left_anywhere = left_anywhere + 1
+    if all[i + 1] == node then left_here = left_here + 1 end
+  end
+end
+if gone == 0 then  -- not the client's connections here (any more): only the node's index may need it
+  redis.call('HDEL', KEYS[1], unpack(conns))
+  return {'gone'}
+end
+local chans = {}
+if left_here == 0 then chans = redis.call('SMEMBERS', KEYS[4]) end
+local index = declared(7 + n, 7, 2)
+local retry = undeclared(chans, index)
+if retry then return retry end
+redis.call('HDEL', KEYS[1], unpack(conns))
+redis.call('HDEL', KEYS[3], unpack(conns))
+for _, ch in ipairs(chans) do node_delta(KEYS[index[ch] + 1], node, -1) end
+if left_anywhere > 0 then return {'stay'} end
+for _, ch in ipairs(chans) do
+  if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[7], ch, -1) end
+end
+redis.call('DEL', KEYS[4])
+redis.call('SREM', KEYS[5], c)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'offline', 'client', c, 'meta', ARGV[3],
+           'server', node)
+return {'offline'}
+"""
+
+# KEYS: client conns, client chans, chans, then per chan: its members, its nodes
+# ARGV: client, max chans, chans... -> 1 | 0 (the client is offline) | -1 (past max chans; nothing joined)
+JOIN = PRELUDE + r"""
+local c = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local new = {}
+for i = 3, #ARGV do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then table.insert(new, i) end
+end
+if redis.call('SCARD', KEYS[2]) + #new > tonumber(ARGV[2]) then return -1 end
+local nodes = nodes_of(KEYS[1])
+for _, i in ipairs(new) do
+  local members, chan_nodes = KEYS[4 + (i - 3) * 2], KEYS[5 + (i - 3) * 2]
+  redis.call('SADD', KEYS[2], ARGV[i])
+  if redis.call('SADD', members, c) == 1 then chan_count(KEYS[3], ARGV[i], 1) end
+  for _, node in ipairs(nodes) do node_delta(chan_nodes, node, 1) end
+end
 return 1
 """
 
-# ARGV: prefix, node, client, meta, events maxlen -> 1 if the client went offline
-REMOVE_CONNECTION = PRELUDE + r"""
-local node, c = ARGV[2], ARGV[3]
-local here = tonumber(redis.call('HGET', k('node', node, 'clients'), c) or '0')
-if here <= 0 then return 0 end
-if here == 1 then redis.call('HDEL', k('node', node, 'clients'), c)
-else redis.call('HINCRBY', k('node', node, 'clients'), c, -1) end
-return release(node, c, 1, ARGV[4], ARGV[5])
-"""
-
-# ARGV: prefix, node, events maxlen, force ('1': even if the node looks alive), clients...
-# -> the clients that went offline, or nil when the node is alive again (a reaper must stop).
-DROP_CLIENTS = PRELUDE + r"""
-local node = ARGV[2]
-if ARGV[4] ~= '1' and redis.call('EXISTS', k('node', node, 'alive')) == 1 then return nil end
-local gone = {}
-for i = 5, #ARGV do
-  local c = ARGV[i]
-  local here = tonumber(redis.call('HGET', k('node', node, 'clients'), c) or '0')
-  redis.call('HDEL', k('node', node, 'clients'), c)
-  if here > 0 and release(node, c, here, '', ARGV[3]) == 1 then table.insert(gone, c) end
+# KEYS: client conns, client chans, chans, then per chan: its members, its nodes
+# ARGV: client, chans...
+LEAVE = PRELUDE + r"""
+local c = ARGV[1]
+local nodes = nodes_of(KEYS[1])
+for i = 2, #ARGV do
+  local members, chan_nodes = KEYS[4 + (i - 2) * 2], KEYS[5 + (i - 2) * 2]
+  if redis.call('SREM', KEYS[2], ARGV[i]) == 1 then
+    if redis.call('SREM', members, c) == 1 then chan_count(KEYS[3], ARGV[i], -1) end
+    for _, node in ipairs(nodes) do node_delta(chan_nodes, node, -1) end
+  end
 end
-return gone
+return 1
 """
 
-# ARGV: prefix, node, force -> 1 when the node's keys are gone
+# KEYS: chan members, chan nodes, chans, then per declared member: its chans
+# ARGV: chan, declared members... -> {'done', members...} | {'retry', members...}
+CLEAR_CHAN = PRELUDE + r"""
+local members = redis.call('SMEMBERS', KEYS[1])
+local index = declared(2, 3, 1)
+local retry = undeclared(members, index)
+if retry then return retry end
+for _, c in ipairs(members) do redis.call('SREM', KEYS[index[c]], ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return tagged('done', members)
+"""
+
+# KEYS: node conns, node alive, node inbox, node inbox size, nodes
+# ARGV: node, force -> 1 when the node's keys are gone
 FORGET_NODE = PRELUDE + r"""
-local node = ARGV[2]
-if ARGV[3] ~= '1' and redis.call('EXISTS', k('node', node, 'alive')) == 1 then return 0 end
-if redis.call('HLEN', k('node', node, 'clients')) > 0 then return 0 end
-redis.call('DEL', k('node', node, 'clients'), k('node', node, 'alive'))
+if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
 -- A reaped node's inbox goes too; a node of this name that cleans up after itself keeps reading its inbox.
-if ARGV[3] ~= '1' then redis.call('DEL', k('node', node, 'inbox')) end
-redis.call('ZREM', k('nodes'), node)
+if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3], KEYS[4]) end
+redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
-# ARGV: prefix, node, boot id, ttl ms, mode ('register' | 'beat')
+# KEYS: node alive, nodes
+# ARGV: node, boot id, ttl ms, 'register' | 'beat'
 # -> 1; for 'beat', 0 when the node's registration was lost (Redis restarted, or a reaper took it).
 HEARTBEAT = PRELUDE + r"""
-local node, boot = ARGV[2], ARGV[3]
-if ARGV[5] == 'beat' and redis.call('GET', k('node', node, 'alive')) ~= boot then return 0 end
-redis.call('SET', k('node', node, 'alive'), boot, 'PX', ARGV[4])
-redis.call('ZADD', k('nodes'), now_ms(), node)
+if ARGV[4] == 'beat' and redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], now_ms(), ARGV[1])
 return 1
 """
 
-# ARGV: prefix, ttl ms, 'alive' | 'dead' -> node names beaten within (or not within) the TTL
+# KEYS: nodes
+# ARGV: ttl ms, 'alive' | 'dead' -> node names beaten within (or not within) the TTL
 NODES_BY_AGE = PRELUDE + r"""
-local edge = now_ms() - tonumber(ARGV[2])
-if ARGV[3] == 'alive' then return redis.call('ZRANGEBYSCORE', k('nodes'), '(' .. edge, '+inf') end
-return redis.call('ZRANGEBYSCORE', k('nodes'), '-inf', edge)
+local edge = now_ms() - tonumber(ARGV[1])
+if ARGV[2] == 'alive' then return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. edge, '+inf') end
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', edge)
 """
 
-# ARGV: prefix, client, chans... -> 0 if the client is offline
-JOIN = PRELUDE + r"""
-local c = ARGV[2]
-if redis.call('HEXISTS', k('online'), c) == 0 then return 0 end
-local nodes = redis.call('HKEYS', k('client', c, 'nodes'))
-for i = 3, #ARGV do
-  local ch = ARGV[i]
-  if redis.call('SADD', k('chan', ch), c) == 1 then
-    redis.call('ZINCRBY', k('chans'), 1, ch)
-    redis.call('SADD', k('client', c, 'chans'), ch)
-    for _, node in ipairs(nodes) do chan_node_delta(ch, node, 1) end
-  end
-end
-return 1
-"""
-
-# ARGV: prefix, client, chans...
-LEAVE = PRELUDE + r"""
-local c = ARGV[2]
-local nodes = redis.call('HKEYS', k('client', c, 'nodes'))
-for i = 3, #ARGV do leave_one(c, ARGV[i], nodes) end
-return 1
-"""
-
-# ARGV: prefix, chan -> the members it had
-CLEAR_CHAN = PRELUDE + r"""
-local ch = ARGV[2]
-local members = redis.call('SMEMBERS', k('chan', ch))
-for _, c in ipairs(members) do redis.call('SREM', k('client', c, 'chans'), ch) end
-redis.call('DEL', k('chan', ch), k('chan', ch, 'nodes'))
-redis.call('ZREM', k('chans'), ch)
-return members
-"""
-
-# ARGV: prefix, lock owner, ttl ms, 'take' | 'give'
+# KEYS: reaper
+# ARGV: lock owner, ttl ms, 'take' | 'give'
 REAPER_LOCK = PRELUDE + r"""
-if ARGV[4] == 'take' then
-  return redis.call('SET', k('reaper'), ARGV[2], 'NX', 'PX', ARGV[3]) and 1 or 0
+if ARGV[3] == 'take' then
+  return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 end
-if redis.call('GET', k('reaper')) == ARGV[2] then redis.call('DEL', k('reaper')) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# ARGV: prefix, group -> 1; creates the events stream and the group (from the start) if missing
+# KEYS: events
+# ARGV: group -> 1; creates the events stream and the group (from the start) if missing
 ENSURE_GROUP = PRELUDE + r"""
-pcall(redis.call, 'XGROUP', 'CREATE', k('events'), ARGV[2], '0', 'MKSTREAM')
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 return 1
+"""
+
+# KEYS: node inbox, node inbox size
+# ARGV: batch id, batch (JSON), max bytes, oldest time to keep (ms)
+# Appends one batch, then trims the oldest entries past the age or the byte bound, at most
+# TRIM_STEP a call, so no call blocks Redis for long. One node's keys: one slot. Run twice, it
+# appends twice: the node skips a batch id it has seen (RedisBackend.receive).
+APPEND = PRELUDE + r"""
+local TRIM_STEP = 256
+local size = #ARGV[2]
+redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2], 's', size)
+local held, limit, oldest = redis.call('INCRBY', KEYS[2], size), tonumber(ARGV[3]), tonumber(ARGV[4])
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', TRIM_STEP)) do
+  if held <= limit and tonumber(string.match(entry[1], '^%d+')) >= oldest then break end
+  local fields, entry_size = entry[2], 0
+  for i = 1, #fields, 2 do if fields[i] == 's' then entry_size = tonumber(fields[i + 1]) end end
+  redis.call('XDEL', KEYS[1], entry[1])
+  held = redis.call('DECRBY', KEYS[2], entry_size)
+end
+if held ~= 0 and redis.call('XLEN', KEYS[1]) == 0 then held = 0; redis.call('SET', KEYS[2], 0) end
+return held
 """
 
 SCRIPTS = {
-    "ensure_group": ENSURE_GROUP,
-    "add_connection": ADD_CONNECTION,
-    "remove_connection": REMOVE_CONNECTION,
-    "drop_clients": DROP_CLIENTS,
-    "forget_node": FORGET_NODE,
-    "heartbeat": HEARTBEAT,
-    "nodes_by_age": NODES_BY_AGE,
+    "attach": ATTACH,
+    "detach": DETACH,
     "join": JOIN,
     "leave": LEAVE,
     "clear_chan": CLEAR_CHAN,
+    "forget_node": FORGET_NODE,
+    "heartbeat": HEARTBEAT,
+    "nodes_by_age": NODES_BY_AGE,
     "reaper_lock": REAPER_LOCK,
+    "ensure_group": ENSURE_GROUP,
+    "append": APPEND,
 }

@@ -1,0 +1,74 @@
+"""The Redis key layout, written once: every key freeim reads or writes is named here.
+
+Keys are ``<prefix>:{<owner>}:<what>``. The braces hold the owner's hash tag, so every key
+of one client, one chan or one node lands in one Redis Cluster slot, and ``{g}`` holds the
+few global keys. Ids inside a tag are percent-encoded (:func:`urllib.parse.quote`, nothing
+kept), so they contain no ``:``, ``{``, ``}`` or ``%``: a client id, chan name or node name,
+whatever it holds, can never spell another key's name (``freeim.E011`` keeps braces out of
+the prefix). Every script receives the keys it touches in ``KEYS``.
+
+=========================  =======  ===================================================
+key                        type     holds
+=========================  =======  ===================================================
+``p:tok:<token>``          string   a connect token's JSON record (``SET EX``; ``GETDEL``)
+``p:{g}:nodes``            zset     node -> last heartbeat (Redis server time, ms)
+``p:{g}:online``           set      the online client ids
+``p:{g}:chans``            zset     chan -> member count
+``p:{g}:events``           stream   online/offline events for ``freeim_events``
+``p:{g}:reaper``           string   the node reaping dead peers now (``NX PX``)
+``p:{n:<node>}:alive``     string   the node process's boot id (``PX`` heartbeat TTL)
+``p:{n:<node>}:conns``     hash     connection id -> client id, the node's sockets
+``p:{n:<node>}:inbox``     stream   payload batches for the node (bounded in age and bytes)
+``p:{n:<node>}:inbox-sz``  string   bytes held by the inbox's entries
+``p:{c:<client>}:conns``   hash     connection id -> node, the client's sockets
+``p:{c:<client>}:chans``   set      the client's chans
+``p:{h:<chan>}:members``   set      the chan's members
+``p:{h:<chan>}:nodes``     hash     node -> members of the chan connected there
+=========================  =======  ===================================================
+
+Presence is kept per connection id, never as a counter, so a script that Redis ran but whose
+reply was lost, and that redis-py's retry then sends again, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+
+def encoded(value: object) -> str:
+    """``value`` as a key segment: percent-encoded, so it holds no ``:``, braces or ``%`` of its own."""
+    return quote(str(value), safe="")
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _key(self, tag: str, what: str) -> str:
+        return f"{self.prefix}:{{{tag}}}:{what}"
+
+    def token(self, token: str) -> str:
+        return f"{self.prefix}:tok:{encoded(token)}"
+
+    def shared(self, what: str) -> str:
+        """A global key: ``nodes``, ``online``, ``chans``, ``events`` or ``reaper``."""
+        return self._key("g", what)
+
+    def node(self, node: str, what: str) -> str:
+        """A node's key: ``alive``, ``conns``, ``inbox`` or ``inbox-sz``."""
+        return self._key(f"n:{encoded(node)}", what)
+
+    def client(self, client: object, what: str) -> str:
+        """A client's key: ``conns`` or ``chans``."""
+        return self._key(f"c:{encoded(client)}", what)
+
+    def chan(self, chan: str, what: str) -> str:
+        """A chan's key: ``members`` or ``nodes``."""
+        return self._key(f"h:{encoded(chan)}", what)
+
+    def everything(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key under the prefix."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":*"
