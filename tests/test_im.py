@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from demo_project.asgi import application
-from freeim import im
-from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable
+from freeim import autojoin, im
+from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable, TooManyChans
 from freeim.testing import FreeIMCommunicator, connected
 
 
@@ -171,3 +171,36 @@ async def test_chan_message_store_gets_each_sent_chan_message_from_both_twins(se
         with pytest.raises(InvalidMessage):  # refused: neither sent nor stored
             await im.asend_chan_message(1, "room", "x" * 70_000)
     assert stored == [(2, "room", {"n": 1}), ("bot", "room", {"n": 2})]
+
+
+async def test_a_socket_past_max_connections_per_client_is_closed_with_4006(settings):
+    settings.FREEIM = {"MAX_CONNECTIONS_PER_CLIENT": 2}
+    async with connected(application, 1), connected(application, 1):
+        extra = await FreeIMCommunicator.open(application, 1)  # accepted, to be told why it is closed
+        assert await extra.receive_close() == 4006
+        await extra.disconnect()
+        assert await im.aget_client_nodes([1]) == {1: {"local": 2}}
+    assert await im.ahas_online(1) is False
+
+
+async def test_joins_past_max_chans_per_client_are_refused_whole(settings):
+    settings.FREEIM = {"MAX_CHANS_PER_CLIENT": 3}
+    async with connected(application, 1):
+        await im.ajoin_chan(1, "a", "b")
+        with pytest.raises(TooManyChans):
+            await im.ajoin_chan(1, "c", "d")
+        assert await im.aget_chan_list_by_client_id(1) == ["a", "b"]
+
+
+async def test_auto_join_past_max_chans_per_client_joins_the_first_ones(settings):
+    settings.FREEIM = {"MAX_CHANS_PER_CLIENT": 3}
+
+    def many(client_id):
+        return [f"team-{n}" for n in range(10)]
+
+    autojoin.register(many)
+    try:
+        async with connected(application, 1):
+            assert await im.aget_chan_list_by_client_id(1) == ["team-0", "team-1", "team-2"]
+    finally:
+        autojoin.unregister(many)
