@@ -15,7 +15,7 @@ from rest_framework.views import APIView, exception_handler
 from . import autojoin, ids, im
 from .auth import client_id_of
 from .exceptions import FreeIMError, ManagedChan
-from .permissions import IsChanMember
+from .permissions import IsChanMember, MaySeeChan, hidden_chans
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
 
 
@@ -85,8 +85,12 @@ class ForceOfflineView(FreeIMView):
 
 
 class ChanListView(FreeIMView):
+    """Every chan with its online count, but the managed ones the caller is not in (staff see all)."""
+
     def get(self, request: Request) -> Response:
-        return Response([{"chan": chan, "online": online} for chan, online in im.get_chan_list()])
+        chans = im.get_chan_list()
+        hidden = hidden_chans(request, [chan for chan, _ in chans])
+        return Response([{"chan": chan, "online": online} for chan, online in chans if chan not in hidden])
 
 
 class ChanMembershipView(FreeIMView):
@@ -110,6 +114,8 @@ class ChanLeaveView(ChanMembershipView):
 
 
 class ChanMembersView(FreeIMView):
+    permission_classes = [IsAuthenticated, MaySeeChan]
+
     def get(self, request: Request, chan: str) -> Response:
         return Response({"chan": chan, "members": im.get_chan_client_list(chan)})
 

@@ -186,3 +186,35 @@ def test_a_groups_chan_cannot_be_joined_or_left_through_the_core_api(people):
         assert answer.status_code == 403 and answer.json()["code"] == "managed_chan"
     assert im.get_chan_client_list("team") == []
     assert api(people["outsider"]).post("/im/chans/not-a-group/join/").status_code == 200
+
+
+def online(*users):
+    for user in users:
+        get_backend().add_connection("local", user.pk)
+
+
+def test_a_squatter_who_joined_before_the_group_existed_loses_the_chan_and_every_view_of_it(people):
+    outsider, member = people["outsider"], people["member"]
+    online(outsider, member)
+    assert api(outsider).post("/im/chans/crew/join/").status_code == 200  # no group "crew" yet
+    make_group("crew", member)
+    assert im.get_chan_client_list("crew") == [member.pk]
+    denied = api(outsider).post("/im/chans/crew/messages/", {"data": "still here?"}, format="json")
+    assert denied.status_code == 403
+    members = api(outsider).get("/im/chans/crew/members/")
+    assert members.status_code == 403 and members.json()["code"] == "not_a_member"
+    assert "crew" not in [c["chan"] for c in api(outsider).get("/im/chans/").json()]
+    assert api(member).get("/im/chans/crew/members/").json()["members"] == [member.pk]
+
+
+def test_listing_chans_tests_them_all_in_one_query(people, django_assert_num_queries):
+    outsider, member = people["outsider"], people["member"]
+    online(outsider, member)
+    slugs = [f"group-{n}" for n in range(5)]
+    for slug in slugs:
+        make_group(slug, member)  # the online member joins at once
+    im.join_chan(outsider.pk, "lobby", "cafe")
+    with django_assert_num_queries(1):
+        listed = api(outsider).get("/im/chans/").json()
+    assert sorted(c["chan"] for c in listed) == ["cafe", "lobby"]
+    assert sorted(c["chan"] for c in api(member).get("/im/chans/").json()) == sorted(["cafe", "lobby", *slugs])
