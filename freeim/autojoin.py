@@ -13,15 +13,15 @@ the socket open can miss it, and no business code calls ``join_chan`` for them.
     def team_chans(client_id):
         return [f"team-{t}" for t in Team.objects.filter(members=client_id).values_list("pk", flat=True)]
 
-    @autojoin.manage
-    def is_team_chan(chan):
-        return chan.startswith("team-")
+    @autojoin.manage_many
+    def team_chans_among(chans):
+        return {chan for chan in chans if chan.startswith("team-")}
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
 from . import ids
@@ -30,6 +30,7 @@ from .ids import ClientId
 logger = logging.getLogger(__name__)
 ChanProvider = Callable[[ClientId], Iterable[str]]
 ManagedTest = Callable[[str], bool]
+ManagedBatchTest = Callable[[list[str]], Collection[str]]
 Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 
@@ -52,12 +53,17 @@ class _Hooks(Generic[Hook]):
 
 _providers: _Hooks[ChanProvider] = _Hooks()
 #: Tests telling whether the server manages a chan's members. Terminals cannot join or
-#: leave a managed chan through the REST API (403, ``managed_chan``): its members are whom
-#: the providers say. ``freeim.groups`` manages its groups' chans, so no one joins a
-#: group's chan by guessing its name.
+#: leave a managed chan through the REST API (403, ``managed_chan``), nor see it or its
+#: members unless they are in it: its members are whom the providers say. ``freeim.groups``
+#: manages its groups' chans, so no one joins a group's chan by guessing its name.
+#: A single test (``manage``) answers for one chan; a batched one (``manage_many``) gets
+#: a list of chans and returns the managed ones, so listing every chan costs one call
+#: (one query) per batched test rather than one per chan.
 _managed: _Hooks[ManagedTest] = _Hooks()
+_managed_many: _Hooks[ManagedBatchTest] = _Hooks()
 register, unregister = _providers.add, _providers.discard
 manage, unmanage = _managed.add, _managed.discard
+manage_many, unmanage_many = _managed_many.add, _managed_many.discard
 
 
 def has_providers() -> bool:
@@ -81,6 +87,25 @@ def chans_for(client_id: ClientId) -> list[str]:
     return list(chans)
 
 
+def managed_among(chans: Iterable[str]) -> set[str]:
+    """The chans among ``chans`` that a registered test says the server manages (blocking).
+
+    Each batched test is asked once, about the chans no earlier test claimed; each single
+    test then once per chan still unclaimed. A batched test's answer counts only for the
+    chans it was asked about.
+    """
+    managed: set[str] = set()
+    unclaimed = list(dict.fromkeys(chans))
+    for batch_test in list(_managed_many.hooks):
+        if not unclaimed:
+            break
+        managed.update(set(batch_test(unclaimed)).intersection(unclaimed))
+        unclaimed = [chan for chan in unclaimed if chan not in managed]
+    for test in list(_managed.hooks):
+        managed.update(chan for chan in unclaimed if chan not in managed and test(chan))
+    return managed
+
+
 def is_managed(chan: str) -> bool:
-    """Whether any registered test says the server manages ``chan``'s members (blocking)."""
-    return any(test(chan) for test in list(_managed.hooks))
+    """Whether any registered test, single or batched, says the server manages ``chan``'s members (blocking)."""
+    return bool(managed_among([chan]))

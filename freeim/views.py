@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
+from django.utils.decorators import method_decorator
 from rest_framework import status
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
@@ -15,7 +17,7 @@ from rest_framework.views import APIView, exception_handler
 from . import autojoin, ids, im
 from .auth import client_id_of
 from .exceptions import FreeIMError, ManagedChan
-from .permissions import IsChanMember
+from .permissions import IsChanMember, MaySeeChan, hidden_chans
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
 
 
@@ -86,8 +88,12 @@ class ForceOfflineView(FreeIMView):
 
 
 class ChanListView(FreeIMView):
+    """Every chan with its online count, but the managed ones the caller is not in (staff see all)."""
+
     def get(self, request: Request) -> Response:
-        return Response([{"chan": chan, "online": online} for chan, online in im.get_chan_list()])
+        chans = im.get_chan_list()
+        hidden = hidden_chans(request, [chan for chan, _ in chans])
+        return Response([{"chan": chan, "online": online} for chan, online in chans if chan not in hidden])
 
 
 class ChanMembershipView(FreeIMView):
@@ -102,8 +108,40 @@ class ChanMembershipView(FreeIMView):
         return Response({"chan": chan, "online": im.get_chan_online(chan)})
 
 
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class ChanJoinView(ChanMembershipView):
+    """Join a chan on request, and never stay in one that became managed meanwhile.
+
+    A chan can become managed while this request runs (a group created, renamed or reactivated
+    with its name). Call that moment M: the test's data committed. Its after-commit effect E
+    then evicts whoever is in the chan and may not be (:mod:`freeim.groups.live`). This view
+    tests (T1), joins (J), and tests again (T2), in that order:
+
+    * M before T1: T1 refuses (403), nothing joined.
+    * M between T1 and T2: T2 sees the chan managed and the view leaves it again (403), whether
+      E ran before J (and could not see the caller) or after it.
+    * M after T2: E runs after M, so after J, and sees the caller in the chan: it evicts it.
+
+    So every interleaving ends without a squatter. The undo keeps a caller the providers put
+    in the chan (a member of the group just created), so a member never flaps out. T2 must see
+    data committed after T1: the view writes nothing to the database, so it opts out of
+    ``ATOMIC_REQUESTS``, whose transaction would hold T1's snapshot in SQLite and in MySQL's
+    default REPEATABLE READ.
+    """
+
     change = staticmethod(im.join_chan)
+
+    def post(self, request: Request, chan: str) -> Response:
+        response = super().post(request, chan)
+        if autojoin.is_managed(chan):
+            self.undo_join(chan)
+            raise ManagedChan()
+        return response
+
+    def undo_join(self, chan: str) -> None:
+        caller = self.caller()
+        if chan not in autojoin.chans_for(caller):
+            im.leave_chan(caller, chan)
 
 
 class ChanLeaveView(ChanMembershipView):
@@ -111,6 +149,8 @@ class ChanLeaveView(ChanMembershipView):
 
 
 class ChanMembersView(FreeIMView):
+    permission_classes = [IsAuthenticated, MaySeeChan]
+
     def get(self, request: Request, chan: str) -> Response:
         return Response({"chan": chan, "members": im.get_chan_client_list(chan)})
 

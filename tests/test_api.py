@@ -8,9 +8,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from demo_project.asgi import application
-from freeim import im
-from freeim.backends import get_backend
+from freeim import autojoin, im
 from freeim.testing import FreeIMCommunicator, connected
+from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,10 +28,6 @@ def users():
     make = User.objects.create_user
     return {"alice": make("alice", password="pw"), "bob": make("bob", password="pw"),
             "staff": make("staff", password="pw", is_staff=True)}
-
-
-def online(user):
-    get_backend().add_connection("local", user.pk, f"test-{user.pk}")
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -167,3 +163,35 @@ def test_a_message_times_its_receivers_past_max_fanout_bytes_is_413_with_code(us
     response = client_for(users["alice"]).post(
         "/im/messages/", {"to": list(range(1000, 2000)), "data": "x" * 60_000, "receipt": True}, format="json")
     assert response.status_code == 413 and response.json()["code"] == "fanout_too_large"
+
+
+@pytest.fixture(params=["single", "batched"])
+def team_chans_managed(request):
+    """Chans named ``team-*`` are managed, through a single test (``autojoin.manage``) or a batched one."""
+    def is_team_chan(chan):
+        return chan.startswith("team-")
+
+    def team_chans_among(chans):
+        return {chan for chan in chans if is_team_chan(chan)}
+
+    add, remove = ((autojoin.manage, autojoin.unmanage) if request.param == "single"
+                   else (autojoin.manage_many, autojoin.unmanage_many))
+    test = add(is_team_chan if request.param == "single" else team_chans_among)
+    yield
+    remove(test)
+
+
+def test_managed_chans_and_their_members_are_shown_to_their_members_and_staff_only(users, team_chans_managed):
+    alice, bob = users["alice"], users["bob"]
+    online(alice), online(bob)
+    im.join_chan(alice.pk, "team-1", "room")
+    im.join_chan(bob.pk, "room")
+    listed = {who: sorted(c["chan"] for c in client_for(user).get("/im/chans/").json()) for who, user in users.items()}
+    assert listed == {"alice": ["room", "team-1"], "bob": ["room"], "staff": ["room", "team-1"]}
+    for who in ("alice", "staff"):
+        assert client_for(users[who]).get("/im/chans/team-1/members/").json() == {"chan": "team-1",
+                                                                                  "members": [alice.pk]}
+    denied = client_for(bob).get("/im/chans/team-1/members/")
+    assert denied.status_code == 403 and denied.json()["code"] == "not_a_member"
+    assert client_for(bob).get("/im/chans/team-2/members/").status_code == 403  # empty or not, managed is managed
+    assert sorted(client_for(bob).get("/im/chans/room/members/").json()["members"]) == sorted([alice.pk, bob.pk])

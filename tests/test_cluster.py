@@ -233,17 +233,34 @@ async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster
     assert await next_frame(laptop) == expected
 
 
+async def make_group(cluster: Cluster, slug: str, member_ids: list[str]) -> None:
+    """Create group ``slug`` in another business process (a shell on the cluster's database and Redis)."""
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "manage.py", "shell", "-c", MAKE_GROUP], cwd=ROOT, capture_output=True,
+        text=True, timeout=60, env=cluster.env(GROUP=slug, MEMBERS=",".join(member_ids)))
+    assert done.returncode == 0, done.stderr
+
+
 async def test_group_members_on_every_node_get_its_messages_without_joining(cluster, ids, terminals):
     member_ids = [ids.on(node)[0] for node in range(3)]
     [outsider] = ids.on(1)
-    done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "manage.py", "shell", "-c", MAKE_GROUP], cwd=ROOT, capture_output=True,
-        text=True, timeout=60, env=cluster.env(GROUP=ids.prefix, MEMBERS=",".join(member_ids)))
-    assert done.returncode == 0, done.stderr
+    await make_group(cluster, ids.prefix, member_ids)
     sockets = {c: await terminals.open(c) for c in [*member_ids, outsider]}  # each node asks the database
     await im.asend_chan_message("boss", ids.prefix, {"text": "to the group"})
     chan_frame = {"type": "chan", "chan": ids.prefix, "from": "boss", "data": {"text": "to the group"}}
     assert await frames_until_fence(sockets) == {**{m: [chan_frame] for m in member_ids}, outsider: []}
+
+
+async def test_a_squatter_on_another_node_is_evicted_when_the_group_is_created(cluster, ids, terminals):
+    [member], [squatter] = ids.on(0), ids.on(1)
+    sockets = {squatter: await terminals.open(squatter)}
+    await im.ajoin_chan(squatter, ids.prefix)  # by name, before the group exists
+    await make_group(cluster, ids.prefix, [member])
+    assert await members(ids.prefix) == set()
+    sockets[member] = await terminals.open(member)
+    await im.asend_chan_message("boss", ids.prefix, "members only")
+    chan_frame = {"type": "chan", "chan": ids.prefix, "from": "boss", "data": "members only"}
+    assert await frames_until_fence(sockets) == {member: [chan_frame], squatter: []}
 
 
 async def test_chan_message_goes_only_to_nodes_hosting_a_member(cluster, ids, terminals):

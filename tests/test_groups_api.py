@@ -3,14 +3,15 @@
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.db import connection
 from rest_framework.test import APIClient
 
 from demo_project.asgi import application
-from freeim import im
-from freeim.backends import get_backend
-from freeim.groups.models import Membership
+from freeim import autojoin, im
+from freeim.groups.models import Group, Membership
 from freeim.testing import connected
 from tests.groups import add, chan_frame, left, make_group, run, silent
+from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -181,9 +182,92 @@ def test_members_read_the_kept_history(people, settings):
 
 
 def test_a_groups_chan_cannot_be_joined_or_left_through_the_core_api(people):
-    get_backend().add_connection("local", people["outsider"].pk, "test")  # online, so only the guard can refuse
+    online(people["outsider"])  # online, so only the guard can refuse
     for who, action in (("outsider", "join"), ("member", "leave")):
         answer = api(people[who]).post(f"/im/chans/team/{action}/")
         assert answer.status_code == 403 and answer.json()["code"] == "managed_chan"
     assert im.get_chan_client_list("team") == []
     assert api(people["outsider"]).post("/im/chans/not-a-group/join/").status_code == 200
+
+
+def test_a_squatter_who_joined_before_the_group_existed_loses_the_chan_and_every_view_of_it(people):
+    outsider, member = people["outsider"], people["member"]
+    online(outsider, member)
+    assert api(outsider).post("/im/chans/crew/join/").status_code == 200  # no group "crew" yet
+    make_group("crew", member)
+    assert im.get_chan_client_list("crew") == [member.pk]
+    denied = api(outsider).post("/im/chans/crew/messages/", {"data": "still here?"}, format="json")
+    assert denied.status_code == 403
+    members = api(outsider).get("/im/chans/crew/members/")
+    assert members.status_code == 403 and members.json()["code"] == "not_a_member"
+    assert "crew" not in [c["chan"] for c in api(outsider).get("/im/chans/").json()]
+    assert api(member).get("/im/chans/crew/members/").json()["members"] == [member.pk]
+
+
+@pytest.fixture
+def group_created_while_joining():
+    """Creates group ``late`` (with the members given) while the core join view first checks the chan: a single
+    managed test, asked after the groups' batched test, creates it and answers no. Its creation commits, and its
+    after-commit eviction runs, before the view joins: the interleaving the eviction alone cannot catch."""
+    hooks = []
+
+    def arrange(*members):
+        def create_late_group(chan):
+            if chan == "late" and not Group.objects.filter(slug="late").exists():
+                make_group("late", *members)
+            return False
+
+        hooks.append(autojoin.manage(create_late_group))
+
+    yield arrange
+    for hook in hooks:
+        autojoin.unmanage(hook)
+
+
+def test_a_join_racing_the_groups_creation_leaves_no_squatter(people, group_created_while_joining):
+    outsider = people["outsider"]
+    online(outsider)
+    group_created_while_joining(people["member"])
+    answer = api(outsider).post("/im/chans/late/join/")
+    assert answer.status_code == 403 and answer.json()["code"] == "managed_chan"
+    assert im.get_chan_client_list("late") == []
+
+
+def test_a_member_joining_as_its_group_is_created_stays_in_the_chan(people, group_created_while_joining):
+    member = people["member"]
+    online(member)
+    group_created_while_joining(member)
+    assert api(member).post("/im/chans/late/join/").json()["code"] == "managed_chan"
+    assert im.get_chan_client_list("late") == [member.pk]
+
+
+def test_listing_chans_tests_them_all_in_one_query(people, django_assert_num_queries):
+    outsider, member = people["outsider"], people["member"]
+    online(outsider, member)
+    slugs = [f"group-{n}" for n in range(5)]
+    for slug in slugs:
+        make_group(slug, member)  # the online member joins at once
+    im.join_chan(outsider.pk, "lobby", "cafe")
+    with django_assert_num_queries(1):
+        listed = api(outsider).get("/im/chans/").json()
+    assert sorted(c["chan"] for c in listed) == ["cafe", "lobby"]
+    assert sorted(c["chan"] for c in api(member).get("/im/chans/").json()) == sorted(["cafe", "lobby", *slugs])
+
+
+def test_joining_runs_outside_atomic_requests(people, monkeypatch):
+    """A request transaction would keep the second managed check on the first one's snapshot (SQLite, MySQL)."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    in_transaction = []
+
+    def spy(chan):
+        in_transaction.append(connection.in_atomic_block)
+        return False
+
+    autojoin.manage(spy)
+    try:
+        online(people["outsider"])
+        assert api(people["outsider"]).post("/im/chans/lobby/join/").status_code == 200
+        assert api(people["outsider"]).post("/im/chans/lobby/leave/").status_code == 200
+    finally:
+        autojoin.unmanage(spy)
+    assert in_transaction == [False, False, True]  # join: both checks outside; leave (one check): inside

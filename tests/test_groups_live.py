@@ -169,3 +169,73 @@ def test_deleting_groups_in_bulk_sends_each_removal(users, recorded):
     Group.objects.all().delete()
     assert sorted((kind, slug) for kind, slug, *_ in recorded) == [("removed", "pair"), ("removed", "team"),
                                                                     ("removed", "team")]
+
+
+async def only_members_hear(chan, members, squatters):
+    """``chan`` holds exactly ``members`` (terminal by client id): they hear a chan message; the squatters
+    were told they left it, and hear nothing more."""
+    assert sorted(await im.aget_chan_client_list(chan)) == sorted(members)
+    for squatter in squatters:
+        await left(squatter, chan)
+    await im.asend_chan_message("boss", chan, "members only")
+    assert [(await chan_frame(t))["data"] for t in members.values()] == ["members only"] * len(members)
+    await silent(*squatters)
+
+
+def make_group_at_once(slug, *members, **fields):
+    """A group with its members in one transaction, as the admin saves a group with its membership rows."""
+    with transaction.atomic():
+        return make_group(slug, *members, **fields)
+
+
+def test_a_group_created_on_a_chan_evicts_the_squatter_and_keeps_the_members_there(users):
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+
+    async def scenario():
+        async with connected(application, alice.pk) as a, connected(application, bob.pk) as b, \
+                connected(application, carol.pk) as c:
+            await im.ajoin_chan(carol.pk, "team")  # joined by name before the group existed
+            await im.ajoin_chan(alice.pk, "team")
+            await db(make_group_at_once)("team", alice, bob)
+            await only_members_hear("team", {alice.pk: a, bob.pk: b}, [c])
+            await im.ajoin_chan(carol.pk, "pair")
+            await db(make_group_at_once)("pair", alice, is_active=False)  # an inactive group has no chan
+            assert await im.aget_chan_client_list("pair") == []
+            await left(c, "pair")
+
+    run(scenario)
+
+
+def test_renaming_a_group_onto_a_chan_evicts_the_squatter(users):
+    alice, carol = users["alice"], users["carol"]
+    group = make_group("crew", alice)
+
+    def rename():
+        group.slug = "squad"
+        group.save()
+
+    async def scenario():
+        async with connected(application, alice.pk) as a, connected(application, carol.pk) as c:
+            await im.ajoin_chan(carol.pk, "squad")
+            await db(rename)()
+            await left(a, "crew")
+            await only_members_hear("squad", {alice.pk: a}, [c])
+
+    run(scenario)
+
+
+def test_reactivating_a_group_evicts_whoever_joined_its_chan_meanwhile(users):
+    alice, carol = users["alice"], users["carol"]
+    group = make_group("team", alice, is_active=False)
+
+    def reactivate():
+        group.is_active = True
+        group.save()
+
+    async def scenario():
+        async with connected(application, alice.pk) as a, connected(application, carol.pk) as c:
+            await im.ajoin_chan(carol.pk, "team")  # business code may; the core REST API may not
+            await db(reactivate)()
+            await only_members_hear("team", {alice.pk: a}, [c])
+
+    run(scenario)

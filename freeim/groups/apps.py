@@ -13,8 +13,8 @@ class GroupsConfig(AppConfig):
         from freeim import autojoin
 
         from . import live
-        from .models import active_group_chans, is_group_chan
+        from .models import active_group_chans, group_chans_among
 
         live.connect()
         autojoin.register(active_group_chans)
-        autojoin.manage(is_group_chan)
+        autojoin.manage_many(group_chans_among)

@@ -2,8 +2,10 @@
 
 Auto-join covers a client that comes online; this covers the ones already online
 when the data changes: an added member joins the group's chan, a removed one
-leaves it, a deactivated or deleted group's chan is cleared, an activated (or
-renamed) group's online members join it. Each effect runs after the transaction
+leaves it, a deactivated or deleted group's chan is cleared, a created, activated
+(or renamed) group's chan is taken over: whoever is in it and is not a member
+(joined by name before the group existed) is evicted, and its online members
+join it. Each effect runs after the transaction
 commits, so a rolled-back change never reaches a socket; a failure to reach the
 store is logged, never raised into the caller whose data was already saved.
 """
@@ -58,6 +60,24 @@ def join_online(client_ids: list[Any], chan: str) -> None:
                 im.join_chan(client, chan)
 
 
+def take_over(slug: str, group_id: int) -> None:
+    """Make the group's chan hold its members only: evict the others, join the online members not in it.
+
+    The chan is read before the memberships: a member added meanwhile either joined before
+    that read (and the memberships read, later, sees it) or joins after it (and is not in the
+    list to evict). Members already in the chan are neither evicted nor joined again, so they
+    never flap out and back in.
+    """
+    present = im.get_chan_client_list(slug)
+    members = ids.client_ids(Membership.objects.filter(group_id=group_id).values_list("client_id", flat=True))
+    for client in set(present).difference(members):
+        with logged("evict", (client, slug)):
+            im.leave_chan(client, slug)
+    absent = [client for client in members if client not in present]
+    if absent:
+        join_online(absent, slug)
+
+
 def added(membership: Membership, group: Group) -> None:
     client = membership.client
 
@@ -101,8 +121,8 @@ def membership_deleted(instance: Membership, origin: Any = None, **kwargs: Any) 
 
 def group_saved(instance: Group, created: bool, raw: bool = False, **kwargs: Any) -> None:
     before, slug, active = instance.previously, instance.slug, instance.is_active
-    if raw or created or before == instance.tracked_values():
-        return  # a new group has no members yet; a title or description change changes no chan
+    if raw or (not created and before == instance.tracked_values()):
+        return  # loaddata, or a title or description change: no chan changes
     # The chan to clear: the old one if it was live; with the old state unknown (an instance not
     # loaded from the database), this one if the group is inactive now.
     stale = before["slug"] if before and before["is_active"] else (None if active else slug)
@@ -112,9 +132,8 @@ def group_saved(instance: Group, created: bool, raw: bool = False, **kwargs: Any
             with logged("clear", stale):
                 im.clear_chan_client(stale)
         if active:
-            members = list(Membership.objects.filter(group=instance).values_list("client_id", flat=True))
-            with logged("join members to", slug):
-                join_online(ids.client_ids(members), slug)
+            with logged("take over", slug):
+                take_over(slug, instance.pk)
 
     after_commit(effect)
 

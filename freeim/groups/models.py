@@ -162,9 +162,27 @@ def active_group_chans(client_id: ids.ClientId) -> list[str]:
     return list(groups.values_list("slug", flat=True))
 
 
+#: Slugs per ``slug__in`` query: under SQLite's oldest bound-parameter limit (999).
+SLUGS_PER_QUERY = 900
+
+
+def group_chans_among(chans: list[str]) -> set[str]:
+    """The batched managed-chan test: which of ``chans`` are groups' chans, active or not.
+
+    A group's chan is joined through membership only, so no one joins it by guessing its name.
+    One query per :data:`SLUGS_PER_QUERY` chans.
+    """
+    found: set[str] = set()
+    for start in range(0, len(chans), SLUGS_PER_QUERY):
+        batch = chans[start:start + SLUGS_PER_QUERY]
+        found.update(Group.objects.filter(slug__in=batch).values_list("slug", flat=True))
+    return found
+
+
 def is_group_chan(chan: str) -> bool:
-    """The managed-chan test: a group's chan (active or not) is joined through membership only."""
-    return Group.objects.filter(slug=chan).exists()
+    """Whether ``chan`` is a group's chan (kept for callers of the single test; the app registers
+    :func:`group_chans_among`)."""
+    return bool(group_chans_among([chan]))
 
 
 class GroupMessage(models.Model):

@@ -1,0 +1,13 @@
+"""Presence without a socket, for REST tests that only need a user to count as online."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from freeim.backends import get_backend
+
+
+def online(*users: Any) -> None:
+    """Mark each user's client online on the embedded node, as one connection would."""
+    for user in users:
+        get_backend().add_connection("local", user.pk, f"test-{user.pk}")
