@@ -13,10 +13,12 @@
  *     backoff: {min: 500, max: 15000}, // reconnect after d/2..d ms, d doubling from min up to max
  *   });
  *
- *   im.on("message",   f => ...)  // {type: "message", from, data}
+ *   im.on("message",   f => ...)  // {type: "message", id, from, data}
  *   im.on("chan",      f => ...)  // {type: "chan", chan, from, data}
  *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
- *   im.on("receipt",   f => ...)  // {type: "receipt", to, status: "delivered" | "offline", data}
+ *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline"}: id is
+ *                                 // the one sendMessage's answer gave; it may arrive before that answer
+ *   im.on("left",      f => ...)  // {type: "left", chan}: the server took us out of chan (not rejoined)
  *   im.on("open",  e => ...)      // {clientId, server}: connected (chans already rejoined)
  *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
  *                                 // reconnectIn is ms until the next one, or null if there is none
@@ -192,6 +194,7 @@
         this._emit("error", error);
         return;
       }
+      if (frame && frame.type === "left") this.joined.delete(frame.chan);  // the server decided: do not rejoin
       if (frame && typeof frame.type === "string") this._emit(frame.type, frame);
     }
 

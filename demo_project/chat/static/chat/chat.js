@@ -32,15 +32,17 @@
     return conversations.get(key);
   }
 
-  function addEntry(key, entry) {
+  function addEntry(key, fields) {
     const talk = conversation(key);
-    talk.entries.push(Object.assign({time: time()}, entry));
+    const entry = Object.assign({time: time()}, fields);
+    talk.entries.push(entry);
     talk.entries.splice(0, talk.entries.length - KEEP);
     if (key === current) renderLog();
     else {
       talk.unread++;
       renderLists();
     }
+    return entry;
   }
 
   function notice(text) {
@@ -163,13 +165,25 @@
     addEntry("user:" + frame.from, {from: frame.from, text: textOf(frame.data)});
   });
 
-  // The receipt echoes the data we sent, so its id finds the entry to tick.
+  // A receipt names the message by the id our POST answered with; it may come before that answer.
+  const earlyReceipts = new Map();  // message id -> status
+
+  function tick(key, entry, status) {
+    entry.status = status;
+    if (current === key) renderLog();
+  }
+
   im.on("receipt", (frame) => {
-    const talk = conversations.get("user:" + frame.to);
-    const entry = talk && talk.entries.find((e) => frame.data && e.mid === frame.data.mid);
-    if (!entry) return;
-    entry.status = frame.status;
-    if (current === "user:" + frame.to) renderLog();
+    const key = "user:" + frame.to;
+    const talk = conversations.get(key);
+    const entry = talk && talk.entries.find((e) => e.id === frame.id);
+    if (entry) tick(key, entry, frame.status);
+    else earlyReceipts.set(frame.id, frame.status);
+  });
+
+  im.on("left", (frame) => {
+    notice("you left " + frame.chan);
+    refreshChans();
   });
 
   im.on("broadcast", (frame) => {
@@ -226,9 +240,12 @@
       } else if (talk.chan !== null) {
         await im.sendChanMessage(talk.chan, {text});  // it comes back to us as a chan frame
       } else {
-        const mid = Math.random().toString(36).slice(2);
-        addEntry(current, {from: config.me, text, mine: true, status: "sending", mid});
-        await im.sendMessage(talk.peer, {text, mid}, {receipt: true});
+        const key = current;
+        const entry = addEntry(key, {from: config.me, text, mine: true, status: "sending"});
+        const sent = await im.sendMessage(talk.peer, {text}, {receipt: true});
+        entry.id = sent.id;
+        if (earlyReceipts.has(sent.id)) tick(key, entry, earlyReceipts.get(sent.id));
+        earlyReceipts.delete(sent.id);
       }
     } catch (error) {
       showError(error);
