@@ -19,10 +19,13 @@ from typing import Any
 import redis
 
 from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port
+from freeim.backends.redis_keys import Keys
 from tests.processes import answers, spawn, stop, tail, wait_until
 
 HOST = "127.0.0.1"
 FREEIM_SETTINGS = "bench.freeim_site.settings"
+#: The keys of the freeim cluster under test (its default prefix).
+KEYS = Keys("freeim")
 BASELINE_APP = "bench.baseline.asgi:application"
 
 
@@ -133,14 +136,15 @@ class FreeIM(Target):
         wait_until(lambda: answers(self.api_port), business, log, "freeim business app")
         store = redis.Redis.from_url(self.redis.url)
         try:  # connect/ routes over the nodes alive in Redis: wait until every node registered
-            wait_until(lambda: store.zcard("freeim:nodes") == len(self.nodes), business, log, "node registration")
+            wait_until(lambda: store.zcard(KEYS.shared("nodes")) == len(self.nodes), business, log,
+                       "node registration")
         finally:
             store.close()
 
     def online(self) -> int | None:
         store = redis.Redis.from_url(self.redis.url)
         try:
-            return int(store.hlen("freeim:online"))
+            return int(store.scard(KEYS.shared("online")))
         finally:
             store.close()
 

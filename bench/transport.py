@@ -17,8 +17,13 @@ import multiprocessing
 import time
 import uuid
 
+from django.conf import settings
+
 from freeim import protocol
 from freeim.backends.redis import RedisBackend
+
+if not settings.configured:  # the backend reads its limits from FREEIM
+    settings.configure(FREEIM={})
 
 NODE = "bench-node"
 

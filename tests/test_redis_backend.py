@@ -165,9 +165,9 @@ def state_of(backend):
         if kind == "stream":
             dump[key.removeprefix(backend.prefix)] = stream_of(backend, key)
             continue
-        if kind == "string" and key.endswith("inbox-sz"):
-            continue  # counts the bytes of the duplicates too
-        elif key == backend.keys.shared("nodes"):
+        if key.endswith(("inbox-sz", "inbox-ix")):
+            continue  # they count the duplicates too
+        if key == backend.keys.shared("nodes"):
             value = lambda k: backend._sync.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times)
         dump[key.removeprefix(backend.prefix)] = value(key)
     return dump

@@ -7,7 +7,8 @@ from freeim import ids
 from freeim.backends.redis_keys import Keys
 from freeim.exceptions import InvalidClientId
 
-KINDS = {"node": ("alive", "conns", "inbox", "inbox-sz"), "client": ("conns", "chans"), "chan": ("members", "nodes")}
+KINDS = {"node": ("alive", "conns", "inbox", "inbox-sz", "inbox-ix"), "client": ("conns", "chans"),
+         "chan": ("members", "nodes")}
 SHARED = ("nodes", "online", "chans", "events", "reaper")
 keys = Keys("freeim")
 #: What ids hold: ':' and braces and '%' (which the encoding uses), spaces, unicode.

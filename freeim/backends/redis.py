@@ -228,7 +228,7 @@ class RedisBackend(Backend):
             if "alive" in results.values():
                 return None
             gone += [client_id(c) for c, result in results.items() if result == "offline"]
-        node_keys = tuple(self.keys.node(node, what) for what in ("conns", "alive", "inbox", "inbox-sz"))
+        node_keys = tuple(self.keys.node(node, what) for what in ("conns", "alive", "inbox", "inbox-sz", "inbox-ix"))
         forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes")), (node, "1" if force else "0"))
         return gone if forgotten or force else None
 
@@ -355,7 +355,8 @@ class RedisBackend(Backend):
         if batches:
             oldest = int(time.time() * 1000) - INBOX_RETENTION_MS
             limit = conf.TRANSPORT_MAX_BYTES
-            yield Pipe(tuple(Lua("append", (self.keys.node(node, "inbox"), self.keys.node(node, "inbox-sz")),
+            yield Pipe(tuple(Lua("append", tuple(self.keys.node(node, what) for what in ("inbox", "inbox-sz",
+                                                                                              "inbox-ix")),
                                  (os.urandom(8).hex(), json.dumps(payloads), limit, oldest))
                              for node, payloads in batches.items()))
 

@@ -20,6 +20,7 @@ key                        type     holds
 ``p:{n:<node>}:conns``     hash     connection id -> client id, the node's sockets
 ``p:{n:<node>}:inbox``     stream   payload batches for the node (bounded in age and bytes)
 ``p:{n:<node>}:inbox-sz``  string   bytes held by the inbox's entries
+``p:{n:<node>}:inbox-ix``  list     ``"<entry id> <bytes>"`` per inbox entry, oldest first
 ``p:{c:<client>}:conns``   hash     connection id -> node, the client's sockets
 ``p:{c:<client>}:chans``   set      the client's chans
 ``p:{h:<chan>}:members``   set      the chan's members
@@ -58,7 +59,7 @@ class Keys:
         return self._key("g", what)
 
     def node(self, node: str, what: str) -> str:
-        """A node's key: ``alive``, ``conns``, ``inbox`` or ``inbox-sz``."""
+        """A node's key: ``alive``, ``conns``, ``inbox``, ``inbox-sz`` or ``inbox-ix``."""
         return self._key(f"n:{encoded(node)}", what)
 
     def client(self, client: object, what: str) -> str:

@@ -176,15 +176,15 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return tagged('done', members)
 """
 
-# KEYS: node conns, node alive, node inbox, node inbox size, nodes
+# KEYS: node conns, node alive, node inbox, node inbox size, node inbox index, nodes
 # ARGV: node, force -> 1 when the node's keys are gone
 FORGET_NODE = PRELUDE + r"""
 if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 -- A reaped node's inbox goes too; a node of this name that cleans up after itself keeps reading its inbox.
-if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3], KEYS[4]) end
-redis.call('ZREM', KEYS[5], ARGV[1])
+if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3], KEYS[4], KEYS[5]) end
+redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
 """
 
@@ -223,24 +223,27 @@ pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 return 1
 """
 
-# KEYS: node inbox, node inbox size
+# KEYS: node inbox, node inbox size, node inbox index
 # ARGV: batch id, batch (JSON), max bytes, oldest time to keep (ms)
 # Appends one batch, then trims the oldest entries past the age or the byte bound, at most
-# TRIM_STEP a call, so no call blocks Redis for long. One node's keys: one slot. Run twice, it
-# appends twice: the node skips a batch id it has seen (RedisBackend.receive).
+# TRIM_STEP a call, so no call blocks Redis for long. The index (a list of "id size", oldest
+# first) lets it find them without reading their payloads. One node's keys: one slot. Run twice,
+# it appends twice: the node skips a batch id it has seen (RedisBackend.receive).
 APPEND = PRELUDE + r"""
-local TRIM_STEP = 256
+local TRIM_STEP = 64
 local size = #ARGV[2]
-redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2], 's', size)
+local id = redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2])
+redis.call('RPUSH', KEYS[3], id .. ' ' .. size)
 local held, limit, oldest = redis.call('INCRBY', KEYS[2], size), tonumber(ARGV[3]), tonumber(ARGV[4])
-for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', TRIM_STEP)) do
-  if held <= limit and tonumber(string.match(entry[1], '^%d+')) >= oldest then break end
-  local fields, entry_size = entry[2], 0
-  for i = 1, #fields, 2 do if fields[i] == 's' then entry_size = tonumber(fields[i + 1]) end end
-  redis.call('XDEL', KEYS[1], entry[1])
-  held = redis.call('DECRBY', KEYS[2], entry_size)
+for _ = 1, TRIM_STEP do
+  local first = redis.call('LINDEX', KEYS[3], 0)
+  if not first then break end
+  local entry, ms, entry_size = string.match(first, '^((%d+)-%d+) (%d+)$')
+  if held <= limit and tonumber(ms) >= oldest then break end
+  redis.call('XDEL', KEYS[1], entry)
+  redis.call('LPOP', KEYS[3])
+  held = redis.call('DECRBY', KEYS[2], tonumber(entry_size))
 end
-if held ~= 0 and redis.call('XLEN', KEYS[1]) == 0 then held = 0; redis.call('SET', KEYS[2], 0) end
 return held
 """
 
