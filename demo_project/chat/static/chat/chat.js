@@ -183,6 +183,7 @@
 
   im.on("left", (frame) => {
     notice("you left " + frame.chan);
+    if (current === "chan:" + frame.chan) openConversation(current);  // no more saying things there
     refreshChans();
   });
 
