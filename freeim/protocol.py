@@ -49,15 +49,28 @@ RECEIPT_OFFLINE = "offline"
 MAX_INBOUND_BYTES = 4096
 PONG = '{"type":"pong"}'
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# allow_nan=False: NaN and Infinity are not JSON, and a terminal's JSON.parse fails on them.
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 def encode(frame: dict[str, Any]) -> str:
-    """Encode a frame as compact JSON text; raise :class:`InvalidMessage` if it cannot be."""
+    """Encode a frame as compact JSON text; raise :class:`InvalidMessage` if no terminal could read it.
+
+    The text must be valid UTF-8 too (frames go out as UTF-8): a lone surrogate, which a
+    JSON body can carry as ``"\\ud800"``, has no UTF-8 form, so it is refused here rather
+    than failing later on the way to the sockets.
+    """
     try:
-        return _dumps(frame)
+        text = _dumps(frame)
+        if not text.isascii():
+            text.encode()
+    except UnicodeEncodeError:
+        raise InvalidMessage("The message has a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot hold.") from None
+    except RecursionError:
+        raise InvalidMessage("The message is nested too deeply to encode.") from None
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"The message is not JSON-serialisable: {exc}") from None
+    return text
 
 
 def message_frame(sender: ClientId, data: Any) -> str:

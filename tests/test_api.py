@@ -93,6 +93,12 @@ def test_oversized_message_is_400_with_code(users):
     assert response.status_code == 400 and response.json()["code"] == "invalid_message"
 
 
+def test_a_lone_surrogate_is_400_invalid_message(users):
+    body = b'{"to": [2], "data": {"text": "\\ud800"}}'  # valid JSON for a string no UTF-8 can encode
+    response = client_for(users["alice"]).post("/im/messages/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_message"
+
+
 async def test_message_is_sent_from_the_caller_never_the_body(users):
     alice, bob = users["alice"], users["bob"]
     async with connected(application, bob.pk) as bob_socket:

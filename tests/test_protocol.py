@@ -23,6 +23,25 @@ def test_unserialisable_data_is_a_clear_error():
         protocol.broadcast_frame({"when": object()})
 
 
+def nested_list(depth):
+    data = []
+    for _ in range(depth - 1):
+        data = [data]
+    return data
+
+
+@pytest.mark.parametrize("data", [
+    "\ud800",  # a lone surrogate has no UTF-8 form: no terminal could read the frame
+    {"x": ["ok", "\udfff"]},
+    float("nan"),  # NaN and Infinity are not JSON: JSON.parse fails on them
+    float("inf"),
+    nested_list(100_000),  # json's encoder recurses once per level
+], ids=["surrogate", "nested surrogate", "nan", "infinity", "deep"])
+def test_data_no_terminal_could_read_is_invalid(data):
+    with pytest.raises(InvalidMessage):
+        protocol.message_frame(1, data)
+
+
 @pytest.mark.parametrize(("text", "binary", "expected"), [
     ('{"type":"ping"}', None, "ping"),
     ('{"type":"hello"}', None, None),
