@@ -73,6 +73,18 @@ class FanoutTooLarge(FreeIMError):
     default_message = "The message times its receivers is more than MAX_FANOUT_BYTES."
 
 
+class NestingTooDeep(FreeIMError, ValueError):
+    code = "too_deep"
+    status = 400
+    default_message = "The JSON is nested more than MAX_JSON_DEPTH levels deep."
+
+
+class RequestTooLarge(FreeIMError):
+    code = "request_too_large"
+    status = 413
+    default_message = "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE."
+
+
 class NoServerAvailable(FreeIMError):
     code = "no_server"
     status = 503

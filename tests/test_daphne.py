@@ -300,7 +300,7 @@ async def test_force_offline_closes_every_socket_of_the_client(alice, bob, staff
 
 #: What a terminal must not send, and the close code it gets for it.
 BAD_FRAMES = {"binary": (b"\x00\x01", 4001), "not JSON": ("not json", 4001), "not an object": ("[1, 2]", 4001),
-              "too big": ("x" * 5000, 4003)}
+              "too big": ("x" * 5000, 4003), "too deep": ("[" * 2000 + "]" * 2000, 4001)}
 
 
 async def test_bad_frames_close_those_sockets_only(alice, bob):
