@@ -164,6 +164,12 @@ async def test_bad_and_missing_tokens_are_rejected(daphne):
     await expect_rejected(f"ws://127.0.0.1:{daphne.port}/ws")
 
 
+async def test_an_unknown_path_is_closed_with_4004(daphne):
+    async with connect(f"ws://127.0.0.1:{daphne.port}/nope", proxy=None) as ws:
+        assert await expect_close(ws) == 4004
+    assert "No route found" not in daphne.log_tail(200)
+
+
 async def test_a_token_works_once(alice):
     url = await alice.ticket()
     async with connect(url, proxy=None):
