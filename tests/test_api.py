@@ -85,6 +85,13 @@ def test_messages_validate_the_body(users, body):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("digits", [129, 4300])
+def test_int_receivers_longer_than_max_client_id_length_are_400(users, digits):
+    body = '{"to": [' + "9" * digits + '], "data": 1}'
+    response = client_for(users["alice"]).post("/im/messages/", body, content_type="application/json")
+    assert response.status_code == 400 and "at most 128 digits" in response.json()["to"]["0"][0]
+
+
 def test_malformed_json_is_400(users):
     response = client_for(users["alice"]).post("/im/messages/", "{not json", content_type="application/json")
     assert response.status_code == 400
