@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -105,16 +105,31 @@ class DaphneServer:
         return tail(self.log_path, lines)
 
 
-def fetch(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """``(status, decoded body)`` of one blocking HTTP request; error statuses are returned, not raised."""
+class Answer(NamedTuple):
+    """An HTTP response as it came."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+def fetch_answer(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Answer:
+    """The answer to one blocking HTTP request; error statuses are returned, not raised."""
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with opener.open(request, timeout=10) as response:
-            return response.status, _decoded(response.read())
+            return Answer(response.status, response.headers.get("Content-Type", ""), response.read())
     except urllib.error.HTTPError as error:
         with error:
-            return error.code, _decoded(error.read())
+            return Answer(error.code, error.headers.get("Content-Type", ""), error.read())
+
+
+def fetch(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """``(status, decoded body)`` of one blocking HTTP request; error statuses are returned, not raised."""
+    answer = fetch_answer(opener, method, url, data, headers)
+    return answer.status, _decoded(answer.body)
 
 
 def _decoded(raw: bytes) -> Any:
@@ -150,10 +165,15 @@ class User:
 
     def request(self, method: str, path: str, data: bytes | None = None, content_type: str = JSON) -> tuple[int, Any]:
         """``(status, decoded body)`` of a blocking request as this user, with the raw body ``data``."""
+        answer = self.answer(method, path, data, content_type)
+        return answer.status, _decoded(answer.body)
+
+    def answer(self, method: str, path: str, data: bytes | None = None, content_type: str = JSON) -> Answer:
+        """The server's answer, as it came, to a blocking request as this user with the raw body ``data``."""
         headers = {"Content-Type": content_type}
         if token := self._cookie("csrftoken"):
             headers["X-CSRFToken"] = token
-        return fetch(self.opener, method, f"{self.server.base}{path}", data, headers)
+        return fetch_answer(self.opener, method, f"{self.server.base}{path}", data, headers)
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """``(status, decoded JSON body)`` of a REST call as this user."""
