@@ -22,8 +22,8 @@ class FreeIMError(Exception):
 class InvalidClientId(FreeIMError, ValueError):
     code = "invalid_client_id"
     status = 400
-    default_message = "Client ids are non-empty ints or strings of printable characters, at most " \
-                      "MAX_CLIENT_ID_LENGTH digits or characters long."
+    default_message = ("Client ids are non-empty ints or strings of printable characters, at most "
+                       "MAX_CLIENT_ID_LENGTH digits or characters long.")
 
 
 class InvalidChan(FreeIMError, ValueError):
