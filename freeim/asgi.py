@@ -12,18 +12,33 @@ from collections.abc import Awaitable
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 
 from .conf import conf
 from .consumer import FreeIMConsumer
 from .lifecycle import ensure_node, install_server_hooks, stop_node
+from .protocol import CloseCode
 
 ASGIApp = Any
 
 
-def websocket_urlpatterns() -> list[URLPattern]:
-    """The route of freeim's consumer at ``FREEIM['PATH']``."""
-    return [path(conf.PATH.lstrip("/"), FreeIMConsumer.as_asgi())]
+def websocket_urlpatterns(catch_all: bool = True) -> list[URLPattern]:
+    """The route of freeim's consumer at ``FREEIM['PATH']``, then one for every other path that
+    closes the socket with 4004 (:attr:`CloseCode.UNKNOWN_PATH`); list your own routes before these.
+
+    Without the catch-all, channels' URLRouter raises on an unknown path: a 500 and a traceback.
+    """
+    routes = [path(conf.PATH.lstrip("/"), FreeIMConsumer.as_asgi())]
+    return [*routes, re_path(r"", unknown_path)] if catch_all else routes
+
+
+async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accept the socket and close it with 4004: refusing the handshake would show the terminal an
+    HTTP 403, which says nothing about why."""
+    if (await receive())["type"] != "websocket.connect":
+        return  # the client left before its handshake was handled
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": int(CloseCode.UNKNOWN_PATH)})  # autobahn wants an int
 
 
 def wrap(application: ASGIApp) -> ASGIApp:

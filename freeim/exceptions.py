@@ -22,7 +22,8 @@ class FreeIMError(Exception):
 class InvalidClientId(FreeIMError, ValueError):
     code = "invalid_client_id"
     status = 400
-    default_message = "Client ids are non-empty ints or strings of at most 128 printable characters."
+    default_message = ("Client ids are non-empty ints or strings of printable characters, at most "
+                       "MAX_CLIENT_ID_LENGTH digits or characters long.")
 
 
 class InvalidChan(FreeIMError, ValueError):
@@ -71,6 +72,18 @@ class FanoutTooLarge(FreeIMError):
     code = "fanout_too_large"
     status = 413
     default_message = "The message times its receivers is more than MAX_FANOUT_BYTES."
+
+
+class NestingTooDeep(FreeIMError, ValueError):
+    code = "too_deep"
+    status = 400
+    default_message = "The JSON is nested more than MAX_JSON_DEPTH levels deep."
+
+
+class RequestTooLarge(FreeIMError):
+    code = "request_too_large"
+    status = 413
+    default_message = "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE."
 
 
 class NoServerAvailable(FreeIMError):

@@ -9,29 +9,48 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
+from .conf import conf
 from .exceptions import InvalidChan, InvalidClientId
 
 ClientId = int | str
 
+#: The most any deployment allows (``freeim.groups`` stores client ids in a column this wide);
+#: ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` is what this one enforces.
 MAX_CLIENT_ID_LENGTH = 128
 CHAN_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 _DECIMAL = re.compile(r"^-?[1-9][0-9]{0,18}$|^0$")
 
 
 def client_id(value: object) -> ClientId:
-    """Return the canonical form of a client id or raise :class:`InvalidClientId`."""
-    if isinstance(value, bool):
-        raise InvalidClientId()
-    if isinstance(value, int):
+    """Return the canonical form of a client id or raise :class:`InvalidClientId`.
+
+    ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` bounds a string's characters and an int's decimal digits
+    (the sign aside). An int is measured against a power of ten, never turned into a string:
+    Python refuses that past 4,300 digits (ValueError), and it costs quadratic time before.
+    """
+    limit = conf.MAX_CLIENT_ID_LENGTH
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= _ten_to_the(limit):
+            raise _too_long(limit)
         return value
-    if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID_LENGTH:
-        raise InvalidClientId()
-    if not value.isprintable():
-        raise InvalidClientId()
+    if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
+        raise _too_long(limit)
     if _DECIMAL.match(value):
         return int(value)
     return value
+
+
+@cache
+def _ten_to_the(digits: int) -> int:
+    """The smallest int with ``digits + 1`` digits."""
+    return 10**digits
+
+
+def _too_long(limit: int) -> InvalidClientId:
+    return InvalidClientId(f"Client ids are non-empty ints of at most {limit} digits or strings of at most "
+                           f"{limit} printable characters.")
 
 
 def client_ids(values: object) -> list[ClientId]:

@@ -11,17 +11,20 @@ Server to terminal, JSON text frames::
 
 Terminal to server: ``{"type": "ping"}`` only. Other JSON objects are ignored
 (so newer terminals can talk to older nodes); anything that is not a JSON object
-closes the socket with :data:`CLOSE_PROTOCOL_ERROR`.
+(or is nested deeper than :data:`MAX_JSON_DEPTH`) closes the socket with
+:attr:`CloseCode.PROTOCOL_ERROR`. :func:`decode` parses REST bodies too.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 import struct
+from itertools import accumulate
 from typing import Any
 
-from .exceptions import InvalidMessage
+from .exceptions import InvalidMessage, NestingTooDeep
 from .ids import ClientId
 
 
@@ -48,17 +51,64 @@ class CloseCode(enum.IntEnum):
 RECEIPT_DELIVERED = "delivered"
 RECEIPT_OFFLINE = "offline"
 MAX_INBOUND_BYTES = 4096
+#: The deepest JSON a terminal or a REST body may send; the outermost array or object is level 1.
+MAX_JSON_DEPTH = 64
 PONG = '{"type":"pong"}'
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# allow_nan=False: NaN and Infinity are not JSON, and a terminal's JSON.parse fails on them.
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 def encode(frame: dict[str, Any]) -> str:
-    """Encode a frame as compact JSON text; raise :class:`InvalidMessage` if it cannot be."""
+    """Encode a frame as compact JSON text; raise :class:`InvalidMessage` if no terminal could read it.
+
+    The text must be valid UTF-8 too (frames go out as UTF-8): a lone surrogate, which a
+    JSON body can carry as ``"\\ud800"``, has no UTF-8 form, so it is refused here rather
+    than failing later on the way to the sockets.
+    """
     try:
-        return _dumps(frame)
+        text = _dumps(frame)
+        if not text.isascii():
+            text.encode()
+    except UnicodeEncodeError:
+        raise InvalidMessage("The message has a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot hold.") from None
+    except RecursionError:
+        raise InvalidMessage("The message is nested too deeply to encode.") from None
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"The message is not JSON-serialisable: {exc}") from None
+    return text
+
+
+# A JSON string, or the rest of the text after an unterminated one (the parser stops there).
+# Each turn of the loop starts at a backslash, so it never backtracks: linear time on any text.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^][{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def decode(text: str) -> Any:
+    """Parse JSON from a terminal or a REST body. Raise ``ValueError`` if it is not JSON (NaN and
+    Infinity are not), :class:`NestingTooDeep` (a ``ValueError``) past :data:`MAX_JSON_DEPTH` levels.
+
+    The depth is measured before parsing, in C-speed passes over the text: json's parser recurses
+    once per level and raises RecursionError, not a parse error, near the interpreter's recursion
+    limit (~1,000 levels, fewer in a deep stack).
+    """
+    if _too_deep(text):
+        raise NestingTooDeep(f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep.")
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _too_deep(text: str) -> bool:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False  # most texts end here: they cannot nest deeper than they open
+    # Brackets inside strings do not nest; mismatched ones make text the parser refuses anyway.
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def message_frame(message_id: str, sender: ClientId, data: Any) -> str:
@@ -94,7 +144,7 @@ def parse_inbound(text: str | None, binary: bytes | None) -> str | None:
     if len(text) > MAX_INBOUND_BYTES:
         raise ValueError(CloseCode.MESSAGE_TOO_BIG)
     try:
-        frame = json.loads(text)
+        frame = decode(text)
     except ValueError:
         raise ValueError(CloseCode.PROTOCOL_ERROR) from None
     if not isinstance(frame, dict):

@@ -16,13 +16,11 @@ MAX_RECEIVERS = 1000
 class ClientIdField(serializers.Field):
     """An int or string client id, in its canonical form."""
 
-    default_error_messages = {"invalid": ids.InvalidClientId.default_message}
-
     def to_internal_value(self, data: Any) -> ids.ClientId:
         try:
             return ids.client_id(data)
-        except FreeIMError:
-            self.fail("invalid")
+        except FreeIMError as error:  # its message names this deployment's MAX_CLIENT_ID_LENGTH
+            raise serializers.ValidationError(error.message, code="invalid") from None
 
     def to_representation(self, value: Any) -> Any:
         return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.utils.decorators import method_decorator
 from rest_framework import status
@@ -16,13 +18,16 @@ from rest_framework.views import APIView, exception_handler
 
 from . import autojoin, ids, im
 from .auth import client_id_of
-from .exceptions import FreeIMError, ManagedChan
+from .exceptions import FreeIMError, ManagedChan, RequestTooLarge
+from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
 
 
 def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """freeim errors become ``{"detail", "code"}`` with their status; the rest as DRF does."""
+    if isinstance(exc, RequestDataTooBig):  # from reading request.data; Django would answer with an HTML 400
+        exc = RequestTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     if isinstance(exc, FreeIMError):
         return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
     return exception_handler(exc, context)
@@ -30,6 +35,7 @@ def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
 
 class FreeIMView(APIView):
     permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
 
     def get_exception_handler(self) -> Any:
         return freeim_exception_handler

@@ -8,17 +8,22 @@ this module before pytest registers it as a plugin, and it has no asserts to rew
 
 from __future__ import annotations
 
+import asyncio
+import http.cookiejar
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, daphne_command, free_port
 from tests.processes import answers, spawn, stop, tail, wait_until
@@ -27,17 +32,28 @@ PASSWORD = "not-a-secret-123"
 #: Short, so the expired-token test waits two seconds rather than the default ten; not
 #: one, so a ticket redeemed right away never expires on a busy machine.
 TOKEN_TTL = 2
+JSON = "application/json"
+# The server is on loopback: never go through a proxy from the environment.
+NO_PROXY = urllib.request.ProxyHandler({})
 
 # One hash for every user: hashing costs ~0.3 s each (PBKDF2), the salt is of no use here.
+# Each user also gets a session, as if logged in (the demo logs in by name only users
+# without a password, and the server would check a Basic password with PBKDF2 per call).
 CREATE_USERS = """
 import json, os
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
+from django.test import Client
 spec = json.loads(os.environ["FREEIM_TEST_USERS"])
 password = make_password(spec["password"])
-ids = {name: User.objects.create(username=name, password=password, is_staff=staff).pk
-       for name, staff in spec["users"].items()}
-print(json.dumps(ids))
+users = {name: User.objects.create(username=name, password=password, is_staff=staff)
+         for name, staff in spec["users"].items()}
+sessions = {}
+for name, user in users.items():
+    client = Client()
+    client.force_login(user)
+    sessions[name] = client.cookies["sessionid"].value
+print(json.dumps({"ids": {name: user.pk for name, user in users.items()}, "sessions": sessions}))
 """
 
 
@@ -47,6 +63,7 @@ class DaphneServer:
     def __init__(self, users: dict[str, bool]) -> None:
         self.users = users  # name -> is_staff
         self.ids: dict[str, int] = {}
+        self.sessions: dict[str, str] = {}  # name -> session key of a session logged in as that user
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.directory = Path(tempfile.mkdtemp(prefix="freeim-daphne-"))
@@ -62,7 +79,8 @@ class DaphneServer:
     def start(self) -> None:
         self._manage("migrate", "--noinput")
         spec = json.dumps({"password": PASSWORD, "users": self.users})
-        self.ids = json.loads(self._manage("shell", "-c", CREATE_USERS, FREEIM_TEST_USERS=spec).splitlines()[-1])
+        made = json.loads(self._manage("shell", "-c", CREATE_USERS, FREEIM_TEST_USERS=spec).splitlines()[-1])
+        self.ids, self.sessions = made["ids"], made["sessions"]
         self.process = spawn(daphne_command(self.port), self.env, self.log_path)
         try:
             wait_until(lambda: answers(self.port), self.process, self.log_path, "daphne")
@@ -85,6 +103,109 @@ class DaphneServer:
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
+
+
+class Answer(NamedTuple):
+    """An HTTP response as it came."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+def fetch_answer(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Answer:
+    """The answer to one blocking HTTP request; error statuses are returned, not raised."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with opener.open(request, timeout=10) as response:
+            return Answer(response.status, response.headers.get("Content-Type", ""), response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Answer(error.code, error.headers.get("Content-Type", ""), error.read())
+
+
+def fetch(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """``(status, decoded body)`` of one blocking HTTP request; error statuses are returned, not raised."""
+    answer = fetch_answer(opener, method, url, data, headers)
+    return answer.status, _decoded(answer.body)
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")  # an HTML error page, kept readable in assertions
+
+
+class User:
+    """One of the users made up front, speaking to the server as itself through a session.
+
+    Scripts use Basic auth (see test_scripts_authenticate_with_basic_auth), but the
+    server checks the password of every Basic call with PBKDF2, ~0.4 s each: with the
+    session the server was started with, a module runs in a fraction of the time.
+    """
+
+    def __init__(self, server: DaphneServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.id = server.ids[name]
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(NO_PROXY, urllib.request.HTTPCookieProcessor(self.jar))
+
+    def log_in(self) -> None:
+        """Take the user's session, and a CSRF cookie from the chat page (session-authenticated writes need it)."""
+        self.jar.set_cookie(_loopback_cookie("sessionid", self.server.sessions[self.name]))
+        status, _ = self.request("GET", "/")
+        assert status == 200 and self._cookie("csrftoken"), f"{self.name} could not log in ({status})"
+
+    def _cookie(self, name: str) -> str | None:
+        return next((cookie.value for cookie in self.jar if cookie.name == name), None)
+
+    def request(self, method: str, path: str, data: bytes | None = None, content_type: str = JSON) -> tuple[int, Any]:
+        """``(status, decoded body)`` of a blocking request as this user, with the raw body ``data``."""
+        answer = self.answer(method, path, data, content_type)
+        return answer.status, _decoded(answer.body)
+
+    def answer(self, method: str, path: str, data: bytes | None = None, content_type: str = JSON) -> Answer:
+        """The server's answer, as it came, to a blocking request as this user with the raw body ``data``."""
+        headers = {"Content-Type": content_type}
+        if token := self._cookie("csrftoken"):
+            headers["X-CSRFToken"] = token
+        return fetch_answer(self.opener, method, f"{self.server.base}{path}", data, headers)
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """``(status, decoded JSON body)`` of a REST call as this user."""
+        return await asyncio.to_thread(self.request, method, path, None if body is None else json.dumps(body).encode())
+
+    async def ticket(self, meta: str = "") -> str:
+        """The one-time WebSocket URL ``/im/connect/`` hands out."""
+        status, body = await self.call("POST", "/im/connect/", {"meta": meta})
+        assert status == 200 and body["client_id"] == self.id, body
+        return body["url"]
+
+    async def open(self) -> ClientConnection:
+        """A fresh terminal of this user; the caller closes it."""
+        return await connect(await self.ticket(), proxy=None)
+
+    async def sees_online(self, other: User) -> bool:
+        status, body = await self.call("GET", f"/im/online/{other.id}/")
+        assert status == 200, body
+        return body["online"]
+
+    async def chan_members(self, chan: str) -> list[int]:
+        status, body = await self.call("GET", f"/im/chans/{chan}/members/")
+        assert status == 200, body
+        return body["members"]
+
+
+def _loopback_cookie(name: str, value: str) -> http.cookiejar.Cookie:
+    """A cookie for 127.0.0.1, as if the server had set it."""
+    return http.cookiejar.Cookie(
+        version=0, name=name, value=value, port=None, port_specified=False, domain="127.0.0.1",
+        domain_specified=False, domain_initial_dot=False, path="/", path_specified=True, secure=False,
+        expires=None, discard=True, comment=None, comment_url=None, rest={})
 
 
 def serve(users: dict[str, bool]) -> Iterator[DaphneServer]:

@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 
 from demo_project.asgi import application
 from freeim import autojoin, im
+from freeim.protocol import MAX_JSON_DEPTH
 from freeim.testing import FreeIMCommunicator, connected
+from tests.groups import make_group
 from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,6 +81,13 @@ def test_messages_validate_the_body(users, body):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("digits", [129, 4300])
+def test_int_receivers_longer_than_max_client_id_length_are_400(users, digits):
+    body = '{"to": [' + "9" * digits + '], "data": 1}'
+    response = client_for(users["alice"]).post("/im/messages/", body, content_type="application/json")
+    assert response.status_code == 400 and "at most 128 digits" in response.json()["to"]["0"][0]
+
+
 def test_malformed_json_is_400(users):
     response = client_for(users["alice"]).post("/im/messages/", "{not json", content_type="application/json")
     assert response.status_code == 400
@@ -86,6 +95,49 @@ def test_malformed_json_is_400(users):
 
 def test_oversized_message_is_400_with_code(users):
     response = client_for(users["alice"]).post("/im/messages/", {"to": [1], "data": "x" * 70_000}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_message"
+
+
+#: Every endpoint that takes a message, as the caller of ``member`` may use them.
+MESSAGE_PATHS = ["/im/messages/", "/im/chans/room/messages/", "/im/groups/crew/messages/"]
+
+
+@pytest.fixture
+def member(users):
+    """alice's client, alice online and in chan ``room`` and group ``crew``: she may post to every MESSAGE_PATH."""
+    online(users["alice"])
+    im.join_chan(users["alice"].pk, "room")
+    make_group("crew", users["alice"])
+    return client_for(users["alice"])
+
+
+def nested_body(depth):
+    """A message body nested ``depth`` levels deep in all (the body object is the first)."""
+    return '{"to": [2], "data": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("path", MESSAGE_PATHS)
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 990, 100_000])
+def test_json_nested_too_deep_is_400_too_deep(member, path, depth):
+    response = member.post(path, nested_body(depth), content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "too_deep"
+
+
+@pytest.mark.parametrize("path", MESSAGE_PATHS)
+def test_json_nested_to_the_limit_is_accepted(member, path):
+    assert member.post(path, nested_body(MAX_JSON_DEPTH), content_type="application/json").status_code == 202
+
+
+@pytest.mark.parametrize("path", MESSAGE_PATHS)
+def test_a_body_over_the_upload_limit_is_413_json(member, path, settings):
+    body = '{"to": [2], "data": "' + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + '"}'
+    response = member.post(path, body, content_type="application/json")
+    assert response.status_code == 413 and response.json()["code"] == "request_too_large"
+
+
+def test_a_lone_surrogate_is_400_invalid_message(users):
+    body = b'{"to": [2], "data": {"text": "\\ud800"}}'  # valid JSON for a string no UTF-8 can encode
+    response = client_for(users["alice"]).post("/im/messages/", body, content_type="application/json")
     assert response.status_code == 400 and response.json()["code"] == "invalid_message"
 
 

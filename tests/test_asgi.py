@@ -4,9 +4,11 @@ import asyncio
 
 from asgiref.compatibility import is_double_callable
 from asgiref.testing import ApplicationCommunicator
+from channels.testing import WebsocketCommunicator
 
 from demo_project.asgi import application
 from freeim import lifecycle
+from freeim.protocol import CloseCode
 
 
 def test_the_wrapped_app_is_an_asgi3_app_to_servers():
@@ -23,3 +25,11 @@ async def test_lifespan_starts_the_node_and_stops_it():
     assert await lifespan.receive_output(2) == {"type": "lifespan.shutdown.complete"}
     assert lifecycle._node is None
     await lifespan.wait(1)
+
+
+async def test_an_unknown_websocket_path_is_closed_with_4004():
+    """Not a 500 from channels' URLRouter ("No route found"): a close code the terminal can act on."""
+    terminal = WebsocketCommunicator(application, "/nope/deeper?x=1")
+    assert (await terminal.connect())[0]
+    assert await terminal.receive_output(1) == {"type": "websocket.close", "code": CloseCode.UNKNOWN_PATH}
+    await terminal.wait(1)

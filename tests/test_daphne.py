@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import http.cookiejar
 import json
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from tests.daphne_server import PASSWORD, TOKEN_TTL, DaphneServer, serve
+from tests.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
 from tests.groups import MAKE_GROUP
 
 pytest_plugins = ["tests.daphne_server"]  # daphne's log tail in the report of a failing test
@@ -30,83 +27,6 @@ pytest_plugins = ["tests.daphne_server"]  # daphne's log tail in the report of a
 USERS = {"alice": False, "bob": False, "carol": False, "dave": False, "staff": True}
 FRAME_TIMEOUT = 5.0
 QUIET_TIME = 0.3
-JSON = "application/json"
-# The server is on loopback: never go through a proxy from the environment.
-NO_PROXY = urllib.request.ProxyHandler({})
-
-
-def fetch(opener: urllib.request.OpenerDirector, method: str, url: str, data: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """``(status, decoded body)`` of one blocking HTTP request; error statuses are returned, not raised."""
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with opener.open(request, timeout=10) as response:
-            return response.status, _decoded(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, _decoded(error.read())
-
-
-class User:
-    """One of the users made up front, speaking to the server as itself through a session.
-
-    Scripts use Basic auth (see test_scripts_authenticate_with_basic_auth), but the
-    server checks the password of every Basic call with PBKDF2, ~0.4 s each: with the
-    demo's name login and a session cookie the module runs in a fraction of the time.
-    """
-
-    def __init__(self, server: DaphneServer, name: str) -> None:
-        self.server = server
-        self.name = name
-        self.id = server.ids[name]
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(NO_PROXY, urllib.request.HTTPCookieProcessor(self.jar))
-
-    def log_in(self) -> None:
-        self._request("GET", "/")  # the login form sets the CSRF cookie
-        form = urllib.parse.urlencode({"name": self.name}).encode()
-        status, _ = self._request("POST", "/", form, "application/x-www-form-urlencoded")
-        assert status == 200 and self._cookie("sessionid"), f"{self.name} could not log in ({status})"
-
-    def _cookie(self, name: str) -> str | None:
-        return next((cookie.value for cookie in self.jar if cookie.name == name), None)
-
-    def _request(self, method: str, path: str, data: bytes | None = None, content_type: str = JSON) -> tuple[int, Any]:
-        headers = {"Content-Type": content_type}
-        if token := self._cookie("csrftoken"):  # session-authenticated writes need it
-            headers["X-CSRFToken"] = token
-        return fetch(self.opener, method, f"{self.server.base}{path}", data, headers)
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """``(status, decoded JSON body)`` of a REST call as this user."""
-        return await asyncio.to_thread(self._request, method, path, None if body is None else json.dumps(body).encode())
-
-    async def ticket(self, meta: str = "") -> str:
-        """The one-time WebSocket URL ``/im/connect/`` hands out."""
-        status, body = await self.call("POST", "/im/connect/", {"meta": meta})
-        assert status == 200 and body["client_id"] == self.id, body
-        return body["url"]
-
-    async def open(self) -> ClientConnection:
-        """A fresh terminal of this user; the caller closes it."""
-        return await connect(await self.ticket(), proxy=None)
-
-    async def sees_online(self, other: User) -> bool:
-        status, body = await self.call("GET", f"/im/online/{other.id}/")
-        assert status == 200, body
-        return body["online"]
-
-    async def chan_members(self, chan: str) -> list[int]:
-        status, body = await self.call("GET", f"/im/chans/{chan}/members/")
-        assert status == 200, body
-        return body["members"]
-
-
-def _decoded(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode(errors="replace")  # an HTML error page, kept readable in assertions
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------------
@@ -246,6 +166,12 @@ async def test_bad_and_missing_tokens_are_rejected(daphne):
     await expect_rejected(f"ws://127.0.0.1:{daphne.port}/ws")
 
 
+async def test_an_unknown_path_is_closed_with_4004(daphne):
+    async with connect(f"ws://127.0.0.1:{daphne.port}/nope", proxy=None) as ws:
+        assert await expect_close(ws) == 4004
+    assert "No route found" not in daphne.log_tail(200)
+
+
 async def test_a_token_works_once(alice):
     url = await alice.ticket()
     async with connect(url, proxy=None):
@@ -383,7 +309,7 @@ async def test_force_offline_closes_every_socket_of_the_client(alice, bob, staff
 
 #: What a terminal must not send, and the close code it gets for it.
 BAD_FRAMES = {"binary": (b"\x00\x01", 4001), "not JSON": ("not json", 4001), "not an object": ("[1, 2]", 4001),
-              "too big": ("x" * 5000, 4003)}
+              "too big": ("x" * 5000, 4003), "too deep": ("[" * 2000 + "]" * 2000, 4001)}
 
 
 async def test_bad_frames_close_those_sockets_only(alice, bob):

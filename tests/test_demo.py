@@ -29,11 +29,21 @@ def test_picking_a_name_creates_the_user_once_and_logs_in():
     assert int(first.session["_auth_user_id"]) == user.pk
 
 
+#: Users a name must not be enough for: a session of theirs could broadcast and force users offline.
+GUARDED_USERS = {
+    "superuser": lambda: User.objects.create_superuser("root", password="secret"),
+    "staff": lambda: User.objects.create_user("root", password="secret", is_staff=True),
+    "staff without a password": lambda: User.objects.create(username="root", is_staff=True),
+    "with a password": lambda: User.objects.create_user("root", password="secret"),
+}
+
+
 @pytest.mark.django_db
-def test_a_superuser_cannot_be_taken_by_name():
-    User.objects.create_superuser("root", password="secret")
+@pytest.mark.parametrize("make", GUARDED_USERS.values(), ids=GUARDED_USERS.keys())
+def test_only_users_without_a_password_and_staff_rights_log_in_by_name(make):
+    make()
     response = Client().post("/", {"name": "root"})
-    assert response.status_code == 200 and "log in with its password" in response.content.decode()
+    assert response.status_code == 200 and "log in with its password at /admin/" in response.content.decode()
     assert "_auth_user_id" not in response.wsgi_request.session
 
 

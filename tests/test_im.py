@@ -129,6 +129,8 @@ async def test_bad_input_is_rejected_before_anything_is_sent():
             await im.asend_message(2, [1], object())
         with pytest.raises(InvalidMessage):
             await im.asend_broadcast_message("x" * 70_000)
+        with pytest.raises(InvalidMessage):
+            await asyncio.to_thread(im.send_message, 2, [1], {"text": "\ud800"})  # a lone surrogate
         with pytest.raises(InvalidChan):
             await im.ajoin_chan(1, "bad chan")
         with pytest.raises(ClientOffline):

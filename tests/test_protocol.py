@@ -4,7 +4,7 @@ import struct
 import pytest
 
 from freeim import protocol
-from freeim.exceptions import InvalidMessage
+from freeim.exceptions import InvalidMessage, NestingTooDeep
 from freeim.protocol import CloseCode
 
 
@@ -24,6 +24,25 @@ def test_unserialisable_data_is_a_clear_error():
         protocol.broadcast_frame({"when": object()})
 
 
+def nested_list(depth):
+    data = []
+    for _ in range(depth - 1):
+        data = [data]
+    return data
+
+
+@pytest.mark.parametrize("data", [
+    "\ud800",  # a lone surrogate has no UTF-8 form: no terminal could read the frame
+    {"x": ["ok", "\udfff"]},
+    float("nan"),  # NaN and Infinity are not JSON: JSON.parse fails on them
+    float("inf"),
+    nested_list(100_000),  # json's encoder recurses once per level
+], ids=["surrogate", "nested surrogate", "nan", "infinity", "deep"])
+def test_data_no_terminal_could_read_is_invalid(data):
+    with pytest.raises(InvalidMessage):
+        protocol.message_frame("m1", 1, data)
+
+
 @pytest.mark.parametrize(("text", "binary", "expected"), [
     ('{"type":"ping"}', None, "ping"),
     ('{"type":"hello"}', None, None),
@@ -39,11 +58,39 @@ def test_parse_inbound_accepts(text, binary, expected):
     ("[1, 2]", None, CloseCode.PROTOCOL_ERROR),
     ('"ping"', None, CloseCode.PROTOCOL_ERROR),
     ("{" + " " * 5000 + "}", None, CloseCode.MESSAGE_TOO_BIG),
+    ("[" * 2000 + "]" * 2000, None, CloseCode.PROTOCOL_ERROR),  # past the recursion limit of json's parser
+    ('{"a":' * 65 + "1" + "}" * 65, None, CloseCode.PROTOCOL_ERROR),  # past MAX_JSON_DEPTH
 ])
 def test_parse_inbound_rejects_with_close_code(text, binary, code):
     with pytest.raises(ValueError) as error:
         protocol.parse_inbound(text, binary)
     assert error.value.args[0] == code
+
+
+def test_decode_refuses_nesting_past_the_limit_before_parsing():
+    assert protocol.decode("[" * protocol.MAX_JSON_DEPTH + "]" * protocol.MAX_JSON_DEPTH) == nested_list(64)
+    with pytest.raises(NestingTooDeep):
+        protocol.decode("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(NestingTooDeep):
+        protocol.decode('{"a": ' * 65 + "1" + "}" * 65)
+
+
+#: Enough brackets to get past the quick count of openings to the scan.
+MANY = "[" * 100
+
+
+@pytest.mark.parametrize("text", [f'["{MANY}", "{{{MANY}"]', f'"\\"{MANY}"', f'{{"k\\"{MANY}": "]]"}}'],
+                         ids=["in strings", "after an escaped quote", "in a key"])
+def test_decode_does_not_count_brackets_in_strings(text):
+    assert protocol.decode(text) == json.loads(text)
+
+
+# A pattern that backtracks would take minutes on the first (quadratic: 5 s for 20,000 escaped quotes).
+@pytest.mark.parametrize("text", [MANY + '"' + '\\"' * 200_000, MANY + '"' * 200_001, MANY + '[1, "\\'],
+                         ids=["unterminated, escaped quotes", "quotes", "trailing backslash"])
+def test_decode_refuses_broken_strings_in_linear_time(text):
+    with pytest.raises(ValueError):
+        protocol.decode(text)
 
 
 @pytest.mark.parametrize(("size", "header"), [(5, b"\x81\x05"), (200, b"\x81\x7e" + struct.pack("!H", 200)),

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.auth import get_user_model, login, logout
+from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -23,19 +24,25 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, "chat/chat.html", {"config": {"meta": CHAT_META, "me": request.user.pk}})
     form = NameForm(request.POST or None)
     if form.is_valid():
-        # Demo only: a name is all it takes. Anyone may log in as anyone; no password is
-        # set (nor checked), so these users cannot log in any other way. A superuser (made with
-        # createsuperuser, to run the admin) is not for taking: it logs in with its password.
+        # Demo only: a name is all it takes for the users this form made, which have no password
+        # and cannot log in any other way. Anyone else is not for taking: a staff session could
+        # broadcast and force users offline, and a user with a password chose to be protected.
         user, created = get_user_model().objects.get_or_create(username=form.cleaned_data["name"])
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-        if user.is_superuser:
-            form.add_error("name", "This is a superuser: log in with its password at /admin/, then come back.")
+        if not may_log_in_by_name(user):
+            form.add_error("name", "This user has a password or staff rights: log in with its password at /admin/, "
+                                   "then come back.")
             return render(request, "chat/login.html", {"form": form})
         login(request, user)
         return redirect("chat:index")
     return render(request, "chat/login.html", {"form": form})
+
+
+def may_log_in_by_name(user: AbstractUser) -> bool:
+    """Only plain users without a usable password: never staff or superusers, never a password's owner."""
+    return not (user.has_usable_password() or user.is_staff or user.is_superuser)
 
 
 @require_POST
