@@ -20,19 +20,21 @@ ClientId = int | str
 #: ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` is what this one enforces.
 MAX_CLIENT_ID_LENGTH = 128
 CHAN_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
-_DECIMAL = re.compile(r"^-?[1-9][0-9]{0,18}$|^0$")
+_DECIMAL = re.compile(r"^-?[1-9][0-9]*$|^0$")
 
 
 def client_id(value: object) -> ClientId:
     """Return the canonical form of a client id or raise :class:`InvalidClientId`.
 
-    ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` bounds a string's characters and an int's decimal digits
-    (the sign aside). An int is measured against a power of ten, never turned into a string:
-    Python refuses that past 4,300 digits (ValueError), and it costs quadratic time before.
+    ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` bounds the characters of a string and of an int written
+    in decimal (its sign included), so every id has one text form that fits it, and an int and
+    the string of its digits are one client whatever their length (they share a Redis key). An
+    int is measured against powers of ten, never turned into a string: Python refuses that past
+    4,300 digits (ValueError), and it costs quadratic time before.
     """
     limit = conf.MAX_CLIENT_ID_LENGTH
     if isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) >= _ten_to_the(limit):
+        if not -_ten_to_the(limit - 1) < value < _ten_to_the(limit):
             raise _too_long(limit)
         return value
     if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
@@ -49,8 +51,8 @@ def _ten_to_the(digits: int) -> int:
 
 
 def _too_long(limit: int) -> InvalidClientId:
-    return InvalidClientId(f"Client ids are non-empty ints of at most {limit} digits or strings of at most "
-                           f"{limit} printable characters.")
+    return InvalidClientId(f"Client ids are ints or non-empty strings of printable characters, at most {limit} "
+                           "characters long (an int's sign counts).")
 
 
 def client_ids(values: object) -> list[ClientId]:

@@ -85,7 +85,7 @@ def test_messages_validate_the_body(users, body):
 def test_int_receivers_longer_than_max_client_id_length_are_400(users, digits):
     body = '{"to": [' + "9" * digits + '], "data": 1}'
     response = client_for(users["alice"]).post("/im/messages/", body, content_type="application/json")
-    assert response.status_code == 400 and "at most 128 digits" in response.json()["to"]["0"][0]
+    assert response.status_code == 400 and "at most 128 characters long" in response.json()["to"]["0"][0]
 
 
 def test_malformed_json_is_400(users):

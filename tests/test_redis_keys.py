@@ -13,7 +13,7 @@ SHARED = ("nodes", "online", "chans", "events", "reaper")
 keys = Keys("freeim")
 #: What ids hold: ':' and braces and '%' (which the encoding uses), spaces, unicode.
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40) | st.sampled_from(
-    ["room", "room:nodes", "room:members", "{g}", "a}b{c", "%3A", ":", "n:x", "h:room", "tok", "42"])
+    ["room", "room:nodes", "room:members", "{g}", "a}b{c", "%3A", ":", "n:x", "h:room", "tok", "42", str(10**20)])
 
 
 def canonical(value: object) -> object:
@@ -24,7 +24,7 @@ def canonical(value: object) -> object:
         return None
 
 
-client_ids = (texts | st.integers()).map(canonical).filter(lambda value: value is not None)
+client_ids = (texts | st.integers() | st.just(10**20)).map(canonical).filter(lambda value: value is not None)
 owned = st.sampled_from(sorted(KINDS)).flatmap(
     lambda kind: st.tuples(st.just(kind), client_ids if kind == "client" else texts, st.sampled_from(KINDS[kind])))
 any_key = owned | st.tuples(st.just("shared"), st.just(""), st.sampled_from(SHARED)) | st.tuples(
