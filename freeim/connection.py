@@ -7,19 +7,21 @@ one call (research/fanout.md: 10x over ``consumer.send`` per frame). Under any
 other server, or the test communicator, it falls back to the ASGI ``send``.
 A connection whose backlog passes ``MAX_BACKLOG_BYTES`` is reported slow.
 
-What a terminal sends is bounded too: its pongs queue in its backlog like any
-frame, and under daphne its socket is not read while Twisted's write buffer for
-it is full, so a terminal that sends without reading cannot make the node buffer
-answers.
+What a terminal sends is bounded too: its frames (pings included) are counted
+against ``MAX_INBOUND_RATE``, its pongs queue in its backlog like any frame, and
+under daphne its socket is not read while Twisted's write buffer for it is full,
+so a terminal that sends without reading cannot make the node buffer answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .conf import conf
 from .ids import ClientId
 from .protocol import CloseCode, ws_text_frame
 
@@ -33,6 +35,28 @@ INBOUND_BATCH = 50
 #: is 64 KiB). Terminals send small frames only; from a flooding one, 64 KiB are thousands that
 #: autobahn parses in one go, holding up every other socket of the node for tens of ms.
 TRANSPORT_BUFFER = 16384
+#: Closes started from synchronous callbacks; the loop keeps only weak references to tasks.
+_closing: set[asyncio.Task[Any]] = set()
+
+
+class TokenBucket:
+    """Admits ``rate`` events a second on average, in bursts of up to ``rate``."""
+
+    __slots__ = ("rate", "tokens", "stamp")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        """Take a token at ``now`` (seconds on a monotonic clock); False if none is left."""
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class Frame:
@@ -76,7 +100,7 @@ class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
     __slots__ = ("consumer", "client_id", "meta", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
-                 "_pending_bytes", "_protocol", "_reads", "_handled")
+                 "_pending_bytes", "_protocol", "_inbound", "_reads", "_handled")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
         self.consumer = consumer
@@ -89,11 +113,13 @@ class Connection:
         self.on_resume: Callable[[Connection], None] | None = None
         self._pending: list[Frame] = []
         self._pending_bytes = 0
+        self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
         self._reads: Any | None = None  # the transport, if this connection may pause reading it
         self._handled = 0
         self._protocol = daphne_protocol(consumer.base_send)
         if self._protocol is not None:
             self._watch_backpressure()
+            self._count_pings()
 
     def _watch_backpressure(self) -> None:
         """Be the transport's push producer, so Twisted says when its buffer is over ``TRANSPORT_BUFFER``.
@@ -114,6 +140,20 @@ class Connection:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
 
+    def _count_pings(self) -> None:
+        """Count the terminal's WebSocket pings against its rate, as its other frames.
+
+        autobahn answers each ping itself, through ``onPing`` (its documented hook, looked up
+        on the protocol at every ping); without one here, pings go uncounted and only the
+        pause in reading (see :meth:`_watch_backpressure`) bounds what their pongs cost.
+        """
+        if callable(getattr(type(self._protocol), "onPing", None)):
+            self._protocol.onPing = self._on_ping
+
+    def _on_ping(self, payload: bytes) -> None:
+        if self.admit():
+            type(self._protocol).onPing(self._protocol, payload)
+
     # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
     def pauseProducing(self) -> None:
         self.paused = True
@@ -129,6 +169,22 @@ class Connection:
 
     def stopProducing(self) -> None:
         self.paused = True
+
+    def admit(self) -> bool:
+        """Count a frame from the terminal; False if it must be ignored (the socket is then closing).
+
+        A terminal over ``MAX_INBOUND_RATE`` is closed with 4005; one that sends while its
+        socket pushes back, where the socket cannot stop being read, with 4002.
+        """
+        if self.closed:
+            return False
+        if not self._inbound.take(time.monotonic()):
+            self.close_soon(CloseCode.RATE_LIMITED)
+            return False
+        if self.paused and self._reads is None:
+            self.close_soon(CloseCode.SLOW_CONSUMER)
+            return False
+        return True
 
     async def pace(self) -> None:
         """Every ``INBOUND_BATCH`` frames handled, let the loop serve the others, this socket unread meanwhile.
@@ -209,6 +265,25 @@ class Connection:
     async def close(self, code: int) -> None:
         """Close the socket with ``code``; nothing more is written to it."""
         if not self.closed:
-            self.closed = True
-            self._pending.clear()
+            self._stop_writing()
             await self.consumer.close(code=int(code))  # autobahn accepts exactly int, not an IntEnum
+
+    def close_soon(self, code: int) -> None:
+        """:meth:`close` a terminal that floods, from synchronous code (a Twisted callback).
+
+        Its socket is not read any more: under daphne each read parses hundreds of frames at
+        once, all for nothing now. Its close reply is not awaited then; autobahn drops the
+        connection a second after its close frame.
+        """
+        if not self.closed:
+            self._stop_writing()
+            if self._reads is not None:
+                self._reads.pauseProducing()
+                self._reads = None
+            task = asyncio.get_running_loop().create_task(self.consumer.close(code=int(code)))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    def _stop_writing(self) -> None:
+        self.closed = True
+        self._pending.clear()

@@ -91,8 +91,10 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        """Handle a frame, and let other sockets have the loop between runs of frames (:meth:`Connection.pace`)."""
-        await super().websocket_receive(message)
+        """Count each frame against ``MAX_INBOUND_RATE`` before handling it (over it: closed with 4005),
+        and let other sockets have the loop between runs of frames (:meth:`Connection.pace`)."""
+        if self.connection is None or self.connection.admit():
+            await super().websocket_receive(message)
         if self.connection is not None:
             await self.connection.pace()
 
