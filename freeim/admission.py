@@ -75,7 +75,7 @@ class AcceptGate:
 
 
 def time_out_requests(ports: list[Any], seconds: float) -> int:
-    """Drop a connection that stalls before its request is read whole after ``seconds``; how many ports it set.
+    """Have a connection dropped that stalls for ``seconds`` before its request is complete; how many ports it set.
 
     daphne's own timeouts start too late for that: ``--http-timeout`` once a request was
     read whole, ``--websocket_connect_timeout`` once its upgrade was. Before, only Twisted's
