@@ -9,6 +9,7 @@ each terminal's WebSocket goes straight to the node that owns its client id.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -23,9 +24,16 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script, only demo_project/ is on the path
+    sys.path.insert(0, str(ROOT))
+
+from freeim.conf import DEFAULTS  # noqa: E402
+
 NODE_PORTS = (6001, 6002, 6003)
 BUSINESS_PORT = 8000
 REDIS_URL = os.environ.get("FREEIM_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: The processes inherit the environment, so the demo settings read the same value.
+HANDSHAKE_TIMEOUT = float(os.environ.get("FREEIM_HANDSHAKE_TIMEOUT", DEFAULTS["HANDSHAKE_TIMEOUT"]))
 
 
 def cluster_env(redis_url: str, servers: Sequence[str], server: str | None = None, **extra: str) -> dict[str, str]:
@@ -38,13 +46,18 @@ def cluster_env(redis_url: str, servers: Sequence[str], server: str | None = Non
     return env
 
 
-def daphne_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def daphne_command(port: int, host: str = "127.0.0.1",
+                   handshake_timeout: float = DEFAULTS["HANDSHAKE_TIMEOUT"]) -> list[str]:
     """daphne as a node wants it: its own port, a listen backlog of 1024 (deeper queues outlive
-    their connect tokens in a storm), no 24 h socket cutoff, and 30 s (not 5) for a handshake to
-    finish, so a storm of connects queues instead of failing."""
+    their connect tokens in a storm), no 24 h socket cutoff, and ``handshake_timeout`` seconds for
+    an HTTP request or a WebSocket handshake to finish: the node's ``FREEIM["HANDSHAKE_TIMEOUT"]``,
+    so give the process the same value. A node that must absorb a reconnect storm of many thousand
+    terminals needs more than the default (bench/storm.py gives 30), so its handshakes queue
+    instead of failing."""
+    timeout = str(math.ceil(handshake_timeout))  # daphne takes whole seconds
     return [sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface={host}:backlog=1024",
-            "--websocket_timeout", "-1", "--websocket_connect_timeout", "30", "-v", "1",
-            "demo_project.asgi:application"]
+            "--websocket_timeout", "-1", "--websocket_connect_timeout", timeout, "--http-timeout", timeout,
+            "-v", "1", "demo_project.asgi:application"]
 
 
 def events_command() -> list[str]:
@@ -118,9 +131,11 @@ def main() -> None:
     business = cluster_env(REDIS_URL, servers)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity", "0"], env=business,
                    check=True, cwd=ROOT)
-    processes = [subprocess.Popen(daphne_command(port), env=cluster_env(REDIS_URL, servers, server), cwd=ROOT)
+    processes = [subprocess.Popen(daphne_command(port, handshake_timeout=HANDSHAKE_TIMEOUT),
+                                  env=cluster_env(REDIS_URL, servers, server), cwd=ROOT)
                  for port, server in zip(NODE_PORTS, servers, strict=True)]
-    processes.append(subprocess.Popen(daphne_command(BUSINESS_PORT), env=business, cwd=ROOT))
+    processes.append(subprocess.Popen(daphne_command(BUSINESS_PORT, handshake_timeout=HANDSHAKE_TIMEOUT), env=business,
+                                      cwd=ROOT))
     processes.append(subprocess.Popen(events_command(), env=business, cwd=ROOT))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the children on SIGTERM as on Ctrl-C
     print(f"freeim cluster: nodes {', '.join(servers)}; chat at http://127.0.0.1:{BUSINESS_PORT}/ ; Ctrl-C stops")

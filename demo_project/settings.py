@@ -90,6 +90,13 @@ FREEIM = {
 }
 # FREEIM_GC_FREEZE=0 turns the node's garbage-collector freezing off (to compare in benchmarks).
 FREEIM["GC_FREEZE"] = os.environ.get("FREEIM_GC_FREEZE", "1") != "0"
+# FREEIM_MAX_INBOUND_RATE sets that limit (tests/test_flood.py raises it: backpressure alone bounds a flood).
+if rate := os.environ.get("FREEIM_MAX_INBOUND_RATE"):
+    FREEIM["MAX_INBOUND_RATE"] = int(rate)
+# FREEIM_HANDSHAKE_TIMEOUT sets that limit (tests/test_flood.py shortens it); give daphne the same
+# (demo_project/cluster.py daphne_command).
+if handshake_timeout := os.environ.get("FREEIM_HANDSHAKE_TIMEOUT"):
+    FREEIM["HANDSHAKE_TIMEOUT"] = float(handshake_timeout)
 
 if FREEIM.get("REDIS_URL"):
     # The project's own Channels code (not freeim, which has its own transport) gets

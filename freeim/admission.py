@@ -74,9 +74,28 @@ class AcceptGate:
             self.observe(now - asked - TICK, now)
 
 
-async def guard_accepts(reactor: Any) -> None:
-    """Find the server's listening ports once they listen, then gate them forever."""
+def time_out_requests(ports: list[Any], seconds: float) -> int:
+    """Have a connection dropped that stalls for ``seconds`` before its request is complete; how many ports it set.
+
+    daphne's own timeouts start too late for that: ``--http-timeout`` once a request was
+    read whole, ``--websocket_connect_timeout`` once its upgrade was. Before, only Twisted's
+    idle timeout of the HTTP channel applies (``HTTPFactory.timeOut``: one minute, public),
+    restarted by every byte received; it is set here. Twisted turns it off while a request
+    is being handled, which for a WebSocket is for as long as it is open.
+    """
+    from twisted.web.http import HTTPFactory
+
+    factories = [port.factory for port in ports if isinstance(getattr(port, "factory", None), HTTPFactory)]
+    for factory in factories:
+        factory.timeOut = seconds
+    return len(factories)
+
+
+async def guard_accepts(reactor: Any, handshake_timeout: float) -> None:
+    """Find the server's listening ports once they listen, time out stalled requests, then gate them forever."""
     while not (ports := listening_ports(reactor)):
         await asyncio.sleep(TICK)
-    logger.info("freeim: accepting on %d port(s) only while the loop keeps up", len(ports))
+    timed = time_out_requests(ports, handshake_timeout)
+    logger.info("freeim: accepting on %d port(s) only while the loop keeps up; requests stalled for %s s "
+                "dropped on %d", len(ports), handshake_timeout, timed)
     await AcceptGate(ports).run()

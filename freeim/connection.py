@@ -6,19 +6,57 @@ already encoded once per message, and writes them to the Twisted transport in
 one call (research/fanout.md: 10x over ``consumer.send`` per frame). Under any
 other server, or the test communicator, it falls back to the ASGI ``send``.
 A connection whose backlog passes ``MAX_BACKLOG_BYTES`` is reported slow.
+
+What a terminal sends is bounded too: its frames (pings included) are counted
+against ``MAX_INBOUND_RATE``, its pongs queue in its backlog like any frame, and
+under daphne its socket is not read while Twisted's write buffer for it is full,
+so a terminal that sends without reading cannot make the node buffer answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .conf import conf
 from .ids import ClientId
-from .protocol import ws_text_frame
+from .protocol import CloseCode, ws_text_frame
 
 if TYPE_CHECKING:
     from channels.generic.websocket import AsyncWebsocketConsumer
+
+
+#: Frames a terminal gets handled in a row before others get the loop (see :meth:`Connection.pace`).
+INBOUND_BATCH = 50
+#: Bytes Twisted reads from a terminal at once, and buffers for it before it pushes back (its default
+#: is 64 KiB). Terminals send small frames only; from a flooding one, 64 KiB are thousands that
+#: autobahn parses in one go, holding up every other socket of the node for tens of ms.
+TRANSPORT_BUFFER = 16384
+#: Closes started from synchronous callbacks; the loop keeps only weak references to tasks.
+_closing: set[asyncio.Task[Any]] = set()
+
+
+class TokenBucket:
+    """Admits ``rate`` events a second on average, in bursts of up to ``rate``."""
+
+    __slots__ = ("rate", "tokens", "stamp")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        """Take a token at ``now`` (seconds on a monotonic clock); False if none is left."""
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class Frame:
@@ -62,7 +100,7 @@ class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
     __slots__ = ("consumer", "client_id", "meta", "id", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
-                 "_pending_bytes", "_protocol")
+                 "_pending_bytes", "_protocol", "_inbound", "_reads", "_handled")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
         self.consumer = consumer
@@ -76,35 +114,98 @@ class Connection:
         self.on_resume: Callable[[Connection], None] | None = None
         self._pending: list[Frame] = []
         self._pending_bytes = 0
+        self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
+        self._reads: Any | None = None  # the transport, if this connection may pause reading it
+        self._handled = 0
         self._protocol = daphne_protocol(consumer.base_send)
         if self._protocol is not None:
             self._watch_backpressure()
+            self._count_pings()
 
     def _watch_backpressure(self) -> None:
-        """Be the transport's push producer, so Twisted says when its buffer is over 64 KiB.
+        """Be the transport's push producer, so Twisted says when its buffer is over ``TRANSPORT_BUFFER``.
 
         daphne upgrades the socket from an HTTP connection whose ``HTTPChannel`` is still
         the registered producer, long after the HTTP exchange ended; it would only stop
         reading the socket while writes are blocked. It is replaced: without a producer of
         its own the node would never hear of a terminal that stopped reading, and Twisted's
-        buffer would grow without bound.
+        buffer would grow without bound. It keeps what the channel did, though: while the
+        buffer is full the socket is not read, or each ping read would be answered into it.
         """
         transport = self._protocol.transport
+        if all(callable(getattr(transport, name, None)) for name in ("pauseProducing", "resumeProducing")):
+            self._reads = transport  # Twisted's transports are push producers of what they read
+        if isinstance(getattr(transport, "bufferSize", None), int):
+            transport.bufferSize = TRANSPORT_BUFFER
         if transport.producer is not None:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
 
+    def _count_pings(self) -> None:
+        """Count the terminal's WebSocket pings against its rate, as its other frames.
+
+        autobahn answers each ping itself, through ``onPing`` (its documented hook, looked up
+        on the protocol at every ping); without one here, pings go uncounted and only the
+        pause in reading (see :meth:`_watch_backpressure`) bounds what their pongs cost.
+        """
+        if callable(getattr(type(self._protocol), "onPing", None)):
+            self._protocol.onPing = self._on_ping
+
+    def _on_ping(self, payload: bytes) -> None:
+        if self.admit():
+            type(self._protocol).onPing(self._protocol, payload)
+
     # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
     def pauseProducing(self) -> None:
         self.paused = True
+        if self._reads is not None:
+            self._reads.pauseProducing()
 
     def resumeProducing(self) -> None:
         self.paused = False
+        if self._reads is not None:
+            self._reads.resumeProducing()
         if self.on_resume is not None:
             self.on_resume(self)
 
     def stopProducing(self) -> None:
         self.paused = True
+
+    def admit(self) -> bool:
+        """Count a frame from the terminal; False if it must be ignored (the socket is then closing).
+
+        A terminal over ``MAX_INBOUND_RATE`` is closed with 4005; one that sends while its
+        socket pushes back, where the socket cannot stop being read, with 4002.
+        """
+        if self.closed:
+            return False
+        if not self._inbound.take(time.monotonic()):
+            self.close_soon(CloseCode.RATE_LIMITED)
+            return False
+        if self.paused and self._reads is None:
+            self.close_soon(CloseCode.SLOW_CONSUMER)
+            return False
+        return True
+
+    async def pace(self) -> None:
+        """Every ``INBOUND_BATCH`` frames handled, let the loop serve the others, this socket unread meanwhile.
+
+        daphne queues every frame of what it read at once (up to ``TRANSPORT_BUFFER``: hundreds
+        of small frames), and the consumer would handle them all in one step of the loop, holding
+        up every other socket. Unread while it waits its turn, the socket cannot queue more.
+        """
+        self._handled += 1
+        if self._handled < INBOUND_BATCH:
+            return
+        self._handled = 0
+        reads = None if self.paused else self._reads  # paused: Twisted resumes reading once its buffer drains
+        if reads is not None:
+            reads.pauseProducing()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            if reads is not None and reads is self._reads and not self.paused:
+                reads.resumeProducing()
 
     def enqueue(self, frame: Frame, limit: int) -> bool:
         """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.
@@ -154,9 +255,36 @@ class Connection:
         for frame in frames:
             await self.consumer.send(text_data=frame.text)
 
+    async def reply(self, frame: Frame, limit: int) -> None:
+        """Answer the terminal (a pong) through its backlog, as the node writes to it: a terminal
+        that pings without reading fills its backlog and is closed with 4002, like any slow one."""
+        if not self.enqueue(frame, limit):
+            await self.close(CloseCode.SLOW_CONSUMER)
+        elif not self.write_pending():
+            await self.send_pending()
+
     async def close(self, code: int) -> None:
         """Close the socket with ``code``; nothing more is written to it."""
         if not self.closed:
-            self.closed = True
-            self._pending.clear()
+            self._stop_writing()
             await self.consumer.close(code=int(code))  # autobahn accepts exactly int, not an IntEnum
+
+    def close_soon(self, code: int) -> None:
+        """:meth:`close` a terminal that floods, from synchronous code (a Twisted callback).
+
+        Its socket is not read any more: under daphne each read parses hundreds of frames at
+        once, all for nothing now. Its close reply is not awaited then; autobahn drops the
+        connection a second after its close frame.
+        """
+        if not self.closed:
+            self._stop_writing()
+            if self._reads is not None:
+                self._reads.pauseProducing()
+                self._reads = None
+            task = asyncio.get_running_loop().create_task(self.consumer.close(code=int(code)))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    def _stop_writing(self) -> None:
+        self.closed = True
+        self._pending.clear()

@@ -16,12 +16,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
 from .conf import conf
-from .connection import Connection
+from .connection import Connection, Frame
 from .exceptions import TooManyConnections
 from .lifecycle import ensure_node
 from .node import Node
 
 logger = logging.getLogger(__name__)
+PONG = Frame(protocol.PONG)
 
 
 class FreeIMConsumer(AsyncWebsocketConsumer):
@@ -96,6 +97,14 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Count each frame against ``MAX_INBOUND_RATE`` before handling it (over it: closed with 4005),
+        and let other sockets have the loop between runs of frames (:meth:`Connection.pace`)."""
+        if self.connection is None or self.connection.admit():
+            await super().websocket_receive(message)
+        if self.connection is not None:
+            await self.connection.pace()
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             kind = protocol.parse_inbound(text_data, bytes_data)
@@ -103,8 +112,8 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             if self.connection is not None:  # frames only arrive on an accepted socket, which has one
                 await self.connection.close(error.args[0])
             return
-        if kind == "ping":
-            await self.send(text_data=protocol.PONG)
+        if kind == "ping" and self.connection is not None and self.node is not None:
+            await self.connection.reply(PONG, self.node.backlog_limit)  # in the backlog, as any frame
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """channels' version also closes stale database connections in a worker thread,

@@ -65,7 +65,7 @@ def install_server_hooks() -> None:
 
     def start() -> None:
         _background.add(asyncio.ensure_future(ensure_node()))
-        _background.add(asyncio.ensure_future(guard_accepts(reactor)))
+        _background.add(asyncio.ensure_future(guard_accepts(reactor, conf.HANDSHAKE_TIMEOUT)))
 
     def stop() -> Deferred[None]:
         return Deferred.fromFuture(asyncio.ensure_future(stop_node()))

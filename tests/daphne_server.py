@@ -26,6 +26,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, daphne_command, free_port
+from freeim.conf import DEFAULTS
 from tests.processes import answers, spawn, stop, tail, wait_until
 
 PASSWORD = "not-a-secret-123"
@@ -60,8 +61,11 @@ print(json.dumps({"ids": {name: user.pk for name, user in users.items()}, "sessi
 class DaphneServer:
     """``daphne demo_project.asgi:application`` on a free loopback port, with users made up front."""
 
-    def __init__(self, users: dict[str, bool]) -> None:
+    def __init__(self, users: dict[str, bool], handshake_timeout: float = DEFAULTS["HANDSHAKE_TIMEOUT"],
+                 **settings: str) -> None:
+        """``settings``: more environment for the demo's settings (``FREEIM_MAX_INBOUND_RATE=...``)."""
         self.users = users  # name -> is_staff
+        self.handshake_timeout = handshake_timeout
         self.ids: dict[str, int] = {}
         self.sessions: dict[str, str] = {}  # name -> session key of a session logged in as that user
         self.port = free_port()
@@ -70,6 +74,7 @@ class DaphneServer:
         self.log_path = self.directory / "daphne.log"
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo_project.settings",
                     "FREEIM_DEMO_DB": str(self.directory / "db.sqlite3"), "FREEIM_TOKEN_TTL": str(TOKEN_TTL),
+                    "FREEIM_HANDSHAKE_TIMEOUT": str(handshake_timeout), **settings,
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         # A cluster configuration in the caller's environment would make this a business process.
         for name in ("FREEIM_REDIS_URL", "FREEIM_SERVERS", "FREEIM_SERVER"):
@@ -81,7 +86,8 @@ class DaphneServer:
         spec = json.dumps({"password": PASSWORD, "users": self.users})
         made = json.loads(self._manage("shell", "-c", CREATE_USERS, FREEIM_TEST_USERS=spec).splitlines()[-1])
         self.ids, self.sessions = made["ids"], made["sessions"]
-        self.process = spawn(daphne_command(self.port), self.env, self.log_path)
+        command = daphne_command(self.port, handshake_timeout=self.handshake_timeout)
+        self.process = spawn(command, self.env, self.log_path)
         try:
             wait_until(lambda: answers(self.port), self.process, self.log_path, "daphne")
         except RuntimeError:
@@ -208,9 +214,10 @@ def _loopback_cookie(name: str, value: str) -> http.cookiejar.Cookie:
         expires=None, discard=True, comment=None, comment_url=None, rest={})
 
 
-def serve(users: dict[str, bool]) -> Iterator[DaphneServer]:
-    """The body of a session fixture: start a server, hand it out, stop it."""
-    server = DaphneServer(users)
+def serve(users: dict[str, bool], **options: Any) -> Iterator[DaphneServer]:
+    """The body of a session fixture: start a server (``options`` as :class:`DaphneServer` takes them),
+    hand it out, stop it."""
+    server = DaphneServer(users, **options)
     server.start()
     try:
         yield server

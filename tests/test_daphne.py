@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from freeim.conf import DEFAULTS
 from tests.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
 from tests.groups import MAKE_GROUP
 
@@ -322,3 +323,30 @@ async def test_bad_frames_close_those_sockets_only(alice, bob):
         assert await expect_frame(other) == {"type": "pong"}
         sent = await send(alice, [bob], "still here")  # and the node loop still delivers
         assert await expect_frame(other) == {"type": "message", "id": sent, "from": alice.id, "data": "still here"}
+
+
+async def close_code_after_reading(ws: ClientConnection) -> int | None:
+    """Read ``ws`` until the server closes it (a client that stops reading would not see the close frame)."""
+
+    async def read_all() -> None:
+        async for _ in ws:
+            pass
+
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        await asyncio.wait_for(read_all(), FRAME_TIMEOUT)
+    return ws.close_code
+
+
+#: How a terminal floods: with its own ``{"type":"ping"}`` frames, or WebSocket protocol pings.
+FLOODS = {"app pings": lambda ws: ws.send(json.dumps({"type": "ping"})), "protocol pings": lambda ws: ws.ping()}
+
+
+@pytest.mark.parametrize("flood", FLOODS)
+async def test_a_terminal_that_sends_faster_than_the_rate_is_closed_with_4005(alice, bob, flood):
+    async with terminals(bob, alice) as (other, flooder):
+        with contextlib.suppress(ConnectionClosed):  # once the node closed it
+            for _ in range(3 * DEFAULTS["MAX_INBOUND_RATE"]):
+                await FLOODS[flood](flooder)
+        assert await close_code_after_reading(flooder) == 4005
+        await other.send(json.dumps({"type": "ping"}))
+        assert await expect_frame(other) == {"type": "pong"}

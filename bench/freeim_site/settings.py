@@ -32,6 +32,8 @@ FREEIM = {
     # A loadgen may fetch a token a little before its handshake gets its turn.
     "TOKEN_TTL": int(os.environ.get("FREEIM_TOKEN_TTL", "60")),
 }
+if handshake_timeout := os.environ.get("FREEIM_HANDSHAKE_TIMEOUT"):  # bench/storm.py gives its nodes more
+    FREEIM["HANDSHAKE_TIMEOUT"] = float(handshake_timeout)
 
 LOGGING = {
     "version": 1,
