@@ -208,7 +208,8 @@ class Node:
             await self._register_again()
 
     async def _tend(self, ttl: float) -> None:
-        """Every ``ttl / 5`` seconds: release what a store outage left, and reap dead peers."""
+        """Every ``ttl / 5`` seconds: release what a store outage left, trim this node's inbox, and reap
+        dead peers."""
         while True:
             await asyncio.sleep(ttl / 5)
             await self._guarded("upkeep", self._release_and_reap)
@@ -219,6 +220,7 @@ class Node:
                 if self._unreleased:  # a rebuild may have emptied it meanwhile
                     await self._release(*self._unreleased[0])
                     self._unreleased.pop(0)
+        await self.backend.acall("trim_inbox", self.name)
         dead = await self.backend.acall("reap", self.name)
         if dead:
             logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from demo_project.cluster import RedisServer
+from freeim.backends import redis as redis_backend
 from freeim.backends.redis import Lua, RedisBackend
 from freeim.exceptions import StoreUnavailable
 
@@ -233,3 +234,25 @@ def test_the_inbox_is_bounded_in_bytes(backend, settings):
     held = sum(len(fields["p"]) for _id, fields in inbox)
     assert held <= 10_000 and int(backend._sync.get(backend.keys.node("a", "inbox-sz"))) == held
     assert json.loads(inbox[-1][1]["p"])[0]["frame"].startswith("0099")  # the oldest went first
+
+
+def test_the_inbox_stays_within_its_bytes_when_big_batches_follow_many_small_ones(backend, settings):
+    """Each append trimmed at most 64 entries: behind thousands of receipts, big batches piled up
+    far past TRANSPORT_MAX_BYTES (271 MiB against 64 MiB in the attack)."""
+    settings.FREEIM = {"TRANSPORT_MAX_BYTES": 200_000}
+    for n in range(1_000):
+        backend.call("publish", {"a": [{"op": "send", "to": [1], "frame": f"{n}"}]})
+    for _ in range(10):
+        backend.call("publish", {"a": [{"op": "broadcast", "frame": "x" * 50_000}]})
+    held = int(backend._sync.get(backend.keys.node("a", "inbox-sz")))
+    assert held <= 200_000
+    assert held == sum(len(fields["p"]) for _id, fields in backend._sync.xrange(backend.keys.node("a", "inbox")))
+
+
+def test_a_node_trims_its_idle_inbox_by_age(backend, monkeypatch):
+    backend.call("publish", {"a": [{"op": "broadcast", "frame": "old"}]})
+    monkeypatch.setattr(redis_backend, "INBOX_RETENTION_MS", 0)  # everything is old now...
+    time.sleep(0.01)  # ...once a millisecond passed
+    backend.call("trim_inbox", "a")
+    assert backend._sync.xlen(backend.keys.node("a", "inbox")) == 0
+    assert int(backend._sync.get(backend.keys.node("a", "inbox-sz"))) == 0

@@ -53,6 +53,10 @@ class Backend(abc.ABC):
         """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
         return True
 
+    def trim_inbox(self, node: str) -> None:
+        """Drop what ``node``'s inbox keeps past its age, when nothing new arrives to trim it."""
+        return None  # an in-process transport keeps nothing
+
     def reap(self, me: str) -> list[str]:
         """Clean up after peers whose heartbeat stopped (one reaper at a time); return their names."""
         return []

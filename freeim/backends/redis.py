@@ -48,7 +48,7 @@ EVENTS_MAXLEN = 100_000
 DROP_CHUNK = 500
 READ_COUNT = 500
 #: Node upkeep, run on a pool of its own so that heartbeats go through during a storm of connects.
-CONTROL_OPERATIONS = frozenset({"heartbeat", "register_node", "reap", "drop_node"})
+CONTROL_OPERATIONS = frozenset({"heartbeat", "register_node", "reap", "drop_node", "trim_inbox"})
 #: How often a script is sent again with the chans (or members) Redis said it also needs
 #: declared; each retry means they changed in between, so a few suffice.
 DECLARE_ATTEMPTS = 5
@@ -228,7 +228,7 @@ class RedisBackend(Backend):
             if "alive" in results.values():
                 return None
             gone += [client_id(c) for c, result in results.items() if result == "offline"]
-        node_keys = tuple(self.keys.node(node, what) for what in ("conns", "alive", "inbox", "inbox-sz", "inbox-ix"))
+        node_keys = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), *self._inbox(node))
         forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes")), (node, "1" if force else "0"))
         return gone if forgotten or force else None
 
@@ -351,14 +351,20 @@ class RedisBackend(Backend):
             yield one("xack", self.keys.shared("events"), group, *entry_ids)
 
     # Transport
+    def _inbox(self, node: str) -> tuple[str, ...]:
+        return tuple(self.keys.node(node, what) for what in ("inbox", "inbox-sz", "inbox-ix"))
+
     def publish(self, batches: dict[str, list[Payload]]) -> Effects[None]:
         if batches:
-            oldest = int(time.time() * 1000) - INBOX_RETENTION_MS
-            limit = conf.TRANSPORT_MAX_BYTES
-            yield Pipe(tuple(Lua("append", tuple(self.keys.node(node, what) for what in ("inbox", "inbox-sz",
-                                                                                              "inbox-ix")),
-                                 (os.urandom(8).hex(), json.dumps(payloads), limit, oldest))
+            oldest, limit = int(time.time() * 1000) - INBOX_RETENTION_MS, conf.TRANSPORT_MAX_BYTES
+            yield Pipe(tuple(Lua("append", self._inbox(node), (os.urandom(8).hex(), json.dumps(payloads), limit,
+                                                               oldest))
                              for node, payloads in batches.items()))
+
+    def trim_inbox(self, node: str) -> Effects[None]:
+        """Drop what ``node``'s inbox holds past its age (a node that nobody sends to trims its own)."""
+        yield Lua("trim_inbox", self._inbox(node), (conf.TRANSPORT_MAX_BYTES,
+                                                    int(time.time() * 1000) - INBOX_RETENTION_MS))
 
     async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
         """Read ``node``'s inbox from where this process started, across reconnects, until cancelled.

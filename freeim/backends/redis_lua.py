@@ -223,28 +223,46 @@ pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 return 1
 """
 
+INBOX = PRELUDE + r"""
+-- Trim the inbox (KEYS[1]; its byte count KEYS[2]; its index KEYS[3], "<id> <bytes>" oldest first):
+-- the oldest entries while it holds more than `limit` bytes, then at most `step` more older than
+-- `oldest` ms. Each entry goes once, so the byte trimming costs one step per append on average;
+-- the age trimming is capped, as it also runs on a node's heartbeat.
+local function trim(limit, oldest, step)
+  local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+  while true do
+    local first = redis.call('LINDEX', KEYS[3], 0)
+    if not first then break end
+    local entry, ms, size = string.match(first, '^((%d+)-%d+) (%d+)$')
+    if held <= limit then
+      if tonumber(ms) >= oldest or step <= 0 then break end
+      step = step - 1
+    end
+    redis.call('XDEL', KEYS[1], entry)
+    redis.call('LPOP', KEYS[3])
+    held = redis.call('DECRBY', KEYS[2], tonumber(size))
+  end
+  return held
+end
+"""
+
 # KEYS: node inbox, node inbox size, node inbox index
 # ARGV: batch id, batch (JSON), max bytes, oldest time to keep (ms)
-# Appends one batch, then trims the oldest entries past the age or the byte bound, at most
-# TRIM_STEP a call, so no call blocks Redis for long. The index (a list of "id size", oldest
-# first) lets it find them without reading their payloads. One node's keys: one slot. Run twice,
-# it appends twice: the node skips a batch id it has seen (RedisBackend.receive).
-APPEND = PRELUDE + r"""
-local TRIM_STEP = 64
+# Appends one batch and trims (see INBOX). One node's keys: one slot. Run twice, it appends
+# twice: the node skips a batch id it has seen (RedisBackend.receive).
+APPEND = INBOX + r"""
 local size = #ARGV[2]
 local id = redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2])
 redis.call('RPUSH', KEYS[3], id .. ' ' .. size)
-local held, limit, oldest = redis.call('INCRBY', KEYS[2], size), tonumber(ARGV[3]), tonumber(ARGV[4])
-for _ = 1, TRIM_STEP do
-  local first = redis.call('LINDEX', KEYS[3], 0)
-  if not first then break end
-  local entry, ms, entry_size = string.match(first, '^((%d+)-%d+) (%d+)$')
-  if held <= limit and tonumber(ms) >= oldest then break end
-  redis.call('XDEL', KEYS[1], entry)
-  redis.call('LPOP', KEYS[3])
-  held = redis.call('DECRBY', KEYS[2], tonumber(entry_size))
-end
-return held
+redis.call('INCRBY', KEYS[2], size)
+return trim(tonumber(ARGV[3]), tonumber(ARGV[4]), 64)
+"""
+
+# KEYS: node inbox, node inbox size, node inbox index
+# ARGV: max bytes, oldest time to keep (ms): what a node runs on its own idle inbox, so that what
+# nobody sends to it any more does not stay in Redis.
+TRIM_INBOX = INBOX + r"""
+return trim(tonumber(ARGV[1]), tonumber(ARGV[2]), 1000)
 """
 
 SCRIPTS = {
@@ -259,4 +277,5 @@ SCRIPTS = {
     "reaper_lock": REAPER_LOCK,
     "ensure_group": ENSURE_GROUP,
     "append": APPEND,
+    "trim_inbox": TRIM_INBOX,
 }
