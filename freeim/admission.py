@@ -75,20 +75,61 @@ class AcceptGate:
 
 
 def time_out_requests(ports: list[Any], seconds: float) -> int:
-    """Have a connection dropped that stalls for ``seconds`` before its request is complete; how many ports it set.
+    """Have a connection dropped that stalls for ``seconds`` before its request is complete, or whose
+    request headers are not complete ``seconds`` after it opened; how many ports it set.
 
     daphne's own timeouts start too late for that: ``--http-timeout`` once a request was
     read whole, ``--websocket_connect_timeout`` once its upgrade was. Before, only Twisted's
     idle timeout of the HTTP channel applies (``HTTPFactory.timeOut``: one minute, public),
     restarted by every byte received; it is set here. Twisted turns it off while a request
-    is being handled, which for a WebSocket is for as long as it is open.
+    is being handled, which for a WebSocket is for as long as it is open. As it restarts with
+    every byte, a client trickling one byte a second would hold its socket for good, so the
+    first request's headers also get a deadline of their own (:func:`_deadline_headers`).
     """
+    from twisted.internet import reactor
     from twisted.web.http import HTTPFactory
 
     factories = [port.factory for port in ports if isinstance(getattr(port, "factory", None), HTTPFactory)]
     for factory in factories:
         factory.timeOut = seconds
+        _deadline_headers(factory, seconds, reactor)
     return len(factories)
+
+
+def _deadline_headers(factory: Any, seconds: float, reactor: Any) -> None:
+    """Abort each connection ``factory`` builds whose request headers are not all in ``seconds`` after
+    it opened (``HTTPChannel.allHeadersReceived``, called once they are, cancels the deadline).
+
+    Twisted wraps the ``HTTPChannel`` it builds in a protocol that can switch to HTTP/2
+    (``_GenericHTTPChannelProtocol``); the hook goes on the channel inside, where it is called.
+    """
+    build = factory.buildProtocol
+    if getattr(build, "freeim_deadline", False):
+        return
+
+    def build_with_deadline(address: Any) -> Any:
+        channel = build(address)
+        inner = getattr(channel, "_channel", channel)
+        received = getattr(inner, "allHeadersReceived", None)
+        if callable(received):
+            deadline = reactor.callLater(seconds, _abort, inner)
+
+            def all_headers_received() -> None:
+                if deadline.active():
+                    deadline.cancel()
+                received()
+
+            inner.allHeadersReceived = all_headers_received
+        return channel
+
+    build_with_deadline.freeim_deadline = True  # type: ignore[attr-defined]
+    factory.buildProtocol = build_with_deadline
+
+
+def _abort(channel: Any) -> None:
+    transport = getattr(channel, "transport", None)
+    if transport is not None and getattr(transport, "connected", False):
+        transport.abortConnection()
 
 
 async def guard_accepts(reactor: Any, handshake_timeout: float) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .conf import conf
 from .ids import ClientId
-from .protocol import CloseCode, ws_text_frame
+from .protocol import MAX_INBOUND_BYTES, CloseCode, ws_text_frame
 
 if TYPE_CHECKING:
     from channels.generic.websocket import AsyncWebsocketConsumer
@@ -121,6 +121,7 @@ class Connection:
         if self._protocol is not None:
             self._watch_backpressure()
             self._count_pings()
+            self._refuse_long_frames()
 
     def _watch_backpressure(self) -> None:
         """Be the transport's push producer, so Twisted says when its buffer is over ``TRANSPORT_BUFFER``.
@@ -140,6 +141,19 @@ class Connection:
         if transport.producer is not None:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
+
+    def _refuse_long_frames(self) -> None:
+        """Have autobahn refuse (close 1009) a frame or message longer than any a terminal may send,
+        as soon as its header says so.
+
+        daphne allows 1 MiB, and autobahn keeps what arrived of a frame until it is whole: a
+        terminal that announces one and stops costs the node that much memory. ``MAX_INBOUND_BYTES``
+        counts characters, up to 4 bytes each in UTF-8.
+        """
+        limit = 4 * MAX_INBOUND_BYTES
+        for option in ("maxFramePayloadSize", "maxMessagePayloadSize"):
+            if isinstance(getattr(self._protocol, option, None), int):
+                setattr(self._protocol, option, limit)
 
     def _count_pings(self) -> None:
         """Count the terminal's WebSocket pings against its rate, as its other frames.

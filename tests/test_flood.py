@@ -216,3 +216,59 @@ async def test_a_handshake_that_stalls_is_dropped_after_the_timeout(node):
                 pass
         waited = time.monotonic() - started
     assert HANDSHAKE_TIMEOUT * 0.8 < waited < HANDSHAKE_TIMEOUT + 1.5
+
+
+def ends_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the node closes ``sock`` within ``seconds`` (whatever it writes before)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionResetError, TimeoutError) as error:
+        return isinstance(error, ConnectionResetError)
+    return True
+
+
+async def test_a_frame_larger_than_any_a_terminal_may_send_is_refused_at_its_header(node):
+    """daphne lets a frame grow to 1 MiB, and the node kept each half-sent one: 200 sockets holding
+    one cost 206 MiB. A terminal may send 4,096 characters; the node refuses a longer frame when its
+    header announces it, before buffering any of it."""
+    terminal = await asyncio.to_thread(RawTerminal, await asyncio.to_thread(ticket, node, "flooder"))
+    try:
+        mask = os.urandom(4)
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, 1_000_000) + mask  # text, masked, under daphne's 1 MiB
+        start = bytes(byte ^ mask[index % 4] for index, byte in enumerate(b"x" * 1000))  # valid UTF-8, masked
+        terminal.sock.sendall(header + start)  # and nothing more of it
+        assert await asyncio.to_thread(ends_within, terminal.sock, 5)
+    finally:
+        terminal.close()
+
+
+async def test_a_handshake_trickled_a_byte_at_a_time_is_dropped_after_the_timeout(node):
+    """Twisted's idle timeout restarts with every byte: a request sent a byte every second stayed open
+    for good (500 of them held 500 of the node's file descriptors). Its headers must be complete within
+    HANDSHAKE_TIMEOUT of the connection's start."""
+    request = b"GET /ws?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+    def trickle() -> float:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+            started = time.monotonic()
+            for byte in request:
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return time.monotonic() - started
+                if time.monotonic() - started > HANDSHAKE_TIMEOUT * 4:
+                    return float("inf")
+                sock.settimeout(0.5)
+                try:
+                    if not sock.recv(4096):
+                        return time.monotonic() - started
+                except TimeoutError:
+                    pass
+                except ConnectionResetError:
+                    return time.monotonic() - started
+        return float("inf")
+
+    waited = await asyncio.to_thread(trickle)
+    assert waited < HANDSHAKE_TIMEOUT + 1.5
