@@ -31,6 +31,7 @@ from channels.db import database_sync_to_async
 
 from . import autojoin, operations, probe, protocol
 from .backends import Backend
+from .chansync import ChanSync
 from .conf import conf
 from .connection import Connection, Frame
 from .events import LocalEvents
@@ -72,6 +73,7 @@ class Node:
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.heap = HeapKeeper()
         self._store = StoreGate()
+        self.chan_sync = ChanSync(backend, lambda: self.registry, self._tell_left)
         self.stopping = False
 
     async def start(self) -> None:
@@ -84,6 +86,7 @@ class Node:
         self._tasks = [
             asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait), name="freeim-receive"),
             asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
+            asyncio.create_task(self.chan_sync.run(), name="freeim-chan-sync"),
         ]
         if self.backend.heartbeat_ttl:
             ttl = self.backend.heartbeat_ttl
@@ -254,6 +257,11 @@ class Node:
         if self.events is not None:
             self.events.put(kind, client_id, meta, self.name)
 
+    def _tell_left(self, client_id: ClientId, chan: str) -> None:
+        """Tell ``client_id``'s sockets here that it is no longer in ``chan``."""
+        self._write([client_id], Frame(protocol.left_frame(chan)))
+        self._inbox.put_nowait([])  # flushed by the delivery loop, also when this comes from elsewhere
+
     def _wake(self, connection: Connection) -> None:
         self._dirty[connection] = None
         self._inbox.put_nowait([])
@@ -283,12 +291,16 @@ class Node:
             self._write_all(Frame(payload["frame"]))
         elif op == "join":
             self.registry.join(payload["client"], payload["chans"])
+            self.chan_sync.stale([payload["client"]])
         elif op == "leave":
             for chan in self.registry.leave(payload["client"], payload["chans"]):
-                self._write([payload["client"]], Frame(protocol.left_frame(chan)))
+                self._tell_left(payload["client"], chan)
+            self.chan_sync.stale([payload["client"]])
         elif op == "clear":
             chan = payload["chan"]
-            self._write(self.registry.clear(chan), Frame(protocol.left_frame(chan)))
+            members = self.registry.clear(chan)
+            self._write(members, Frame(protocol.left_frame(chan)))
+            self.chan_sync.stale(members)
         elif op == "offline":
             for connection in self.registry.clients.get(payload["client"], ()):
                 self._to_close.append((connection, CloseCode.FORCED_OFFLINE))

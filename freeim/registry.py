@@ -63,6 +63,10 @@ class Registry:
         """Every local client that is in a chan, with its chans."""
         return [(client_id, sorted(chans)) for client_id, chans in self._client_chans.items()]
 
+    def chans_of(self, client_id: ClientId) -> set[str]:
+        """The chans ``client_id`` is in here."""
+        return set(self._client_chans.get(client_id, ()))
+
     def chan_members(self, chan: str) -> set[ClientId]:
         return self._chans.get(chan, set())
 

@@ -127,3 +127,9 @@ def test_drop_node_returns_clients_only_there(store):
     assert store.call("drop_node", "a") == [1]
     assert store.call("locate", [1, 2]) == {2: {"b": 1}}
     assert store.call("chan_list") == [] and store.call("alive_nodes") == []
+
+
+def test_clients_chans_reads_many_at_once(store):
+    store.call("add_connection", "a", 1, "a-1")
+    store.call("join", 1, ["room", "lobby"])
+    assert store.call("clients_chans", [1, 2]) == {1: ["lobby", "room"], 2: []}

@@ -122,6 +122,10 @@ class Backend(abc.ABC):
         """The chans ``client_id`` is in, sorted."""
 
     @abc.abstractmethod
+    def clients_chans(self, client_ids: list[ClientId]) -> dict[ClientId, list[str]]:
+        """The chans each of ``client_ids`` is in (one batched read)."""
+
+    @abc.abstractmethod
     def chan_online(self, chan: str) -> int:
         """How many members ``chan`` has."""
 

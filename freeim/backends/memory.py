@@ -151,6 +151,10 @@ class MemoryBackend(Backend):
         with self._lock:
             return sorted(self._client_chans.get(client_id, ()))
 
+    def clients_chans(self, client_ids: list[ClientId]) -> dict[ClientId, list[str]]:
+        with self._lock:
+            return {c: sorted(self._client_chans.get(c, ())) for c in client_ids}
+
     def chan_online(self, chan: str) -> int:
         with self._lock:
             return len(self._chans.get(chan, ()))

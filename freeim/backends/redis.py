@@ -327,6 +327,10 @@ class RedisBackend(Backend):
     def client_chans(self, client: ClientId) -> Effects[list[str]]:
         return sorted((yield one("smembers", self.keys.client(client, "chans"))))
 
+    def clients_chans(self, client_ids: list[ClientId]) -> Effects[dict[ClientId, list[str]]]:
+        found = yield Pipe(tuple(("smembers", (self.keys.client(c, "chans"),)) for c in client_ids))
+        return {c: sorted(chans) for c, chans in zip(client_ids, found, strict=True)}
+
     def chan_online(self, chan: str) -> Effects[int]:
         return int((yield one("zscore", self.keys.shared("chans"), chan)) or 0)
 
