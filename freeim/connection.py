@@ -120,7 +120,7 @@ class Connection:
         self._protocol = daphne_protocol(consumer.base_send)
         if self._protocol is not None:
             self._watch_backpressure()
-            self._count_pings()
+            self._count_control_frames()
             self._refuse_long_frames()
 
     def _watch_backpressure(self) -> None:
@@ -155,19 +155,22 @@ class Connection:
             if isinstance(getattr(self._protocol, option, None), int):
                 setattr(self._protocol, option, limit)
 
-    def _count_pings(self) -> None:
-        """Count the terminal's WebSocket pings against its rate, as its other frames.
+    def _count_control_frames(self) -> None:
+        """Count the terminal's WebSocket pings and pongs against its rate, as its other frames.
 
-        autobahn answers each ping itself, through ``onPing`` (its documented hook, looked up
-        on the protocol at every ping); without one here, pings go uncounted and only the
-        pause in reading (see :meth:`_watch_backpressure`) bounds what their pongs cost.
+        autobahn handles both itself, through ``onPing`` and ``onPong`` (its documented hooks,
+        looked up on the protocol at every frame); without them here, they go uncounted: only
+        the pause in reading (see :meth:`_watch_backpressure`) bounds what pongs to pings cost,
+        and nothing the parsing of a flood of unasked pongs.
         """
-        if callable(getattr(type(self._protocol), "onPing", None)):
-            self._protocol.onPing = self._on_ping
+        for hook in ("onPing", "onPong"):
+            handler = getattr(type(self._protocol), hook, None)
+            if callable(handler):
+                setattr(self._protocol, hook, functools.partial(self._on_control_frame, handler))
 
-    def _on_ping(self, payload: bytes) -> None:
+    def _on_control_frame(self, handler: Callable[[Any, bytes], None], payload: bytes) -> None:
         if self.admit():
-            type(self._protocol).onPing(self._protocol, payload)
+            handler(self._protocol, payload)
 
     # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
     def pauseProducing(self) -> None:

@@ -338,7 +338,8 @@ async def close_code_after_reading(ws: ClientConnection) -> int | None:
 
 
 #: How a terminal floods: with its own ``{"type":"ping"}`` frames, or WebSocket protocol pings.
-FLOODS = {"app pings": lambda ws: ws.send(json.dumps({"type": "ping"})), "protocol pings": lambda ws: ws.ping()}
+FLOODS = {"app pings": lambda ws: ws.send(json.dumps({"type": "ping"})), "protocol pings": lambda ws: ws.ping(),
+          "unasked protocol pongs": lambda ws: ws.pong()}
 
 
 @pytest.mark.parametrize("flood", FLOODS)
