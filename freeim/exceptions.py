@@ -38,6 +38,12 @@ class InvalidMessage(FreeIMError, ValueError):
     default_message = "The message must be JSON-serialisable and at most MAX_MESSAGE_BYTES once encoded."
 
 
+class UnknownPath(FreeIMError):
+    code = "not_found"
+    status = 404
+    default_message = "No such endpoint."
+
+
 class ClientOffline(FreeIMError):
     code = "client_offline"
     status = 409

@@ -1,6 +1,6 @@
 """freeim's REST API; mount it with ``path("im/", include("freeim.urls"))``."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("chans/<str:chan>/members/", views.ChanMembersView.as_view(), name="chan-members"),
     path("chans/<str:chan>/messages/", views.ChanMessagesView.as_view(), name="chan-messages"),
     path("broadcast/", views.BroadcastView.as_view(), name="broadcast"),
+    re_path(r"", views.UnknownPathView.as_view(), name="unknown"),  # last: a JSON 404, not Django's HTML page
 ]

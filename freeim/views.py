@@ -18,7 +18,7 @@ from rest_framework.views import APIView, exception_handler
 
 from . import autojoin, ids, im
 from .auth import client_id_of
-from .exceptions import FreeIMError, ManagedChan, RequestTooLarge
+from .exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
 from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
@@ -167,6 +167,15 @@ class ChanMessagesView(FreeIMView):
     def post(self, request: Request, chan: str) -> Response:
         im.send_chan_message(self.caller(), chan, self.body(DataSerializer)["data"])
         return Response({"chan": chan}, status=status.HTTP_202_ACCEPTED)
+
+
+class UnknownPathView(FreeIMView):
+    """Any path under the API that no endpoint serves, whatever the method: 404 ``not_found``."""
+
+    permission_classes: list[type] = []
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise UnknownPath()
 
 
 class BroadcastView(FreeIMView):

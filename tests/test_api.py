@@ -247,3 +247,9 @@ def test_managed_chans_and_their_members_are_shown_to_their_members_and_staff_on
     assert denied.status_code == 403 and denied.json()["code"] == "not_a_member"
     assert client_for(bob).get("/im/chans/team-2/members/").status_code == 403  # empty or not, managed is managed
     assert sorted(client_for(bob).get("/im/chans/room/members/").json()["members"]) == sorted([alice.pk, bob.pk])
+
+
+def test_an_unknown_path_under_the_api_is_a_json_404(users):
+    for path in ("/im/nope/", "/im/online/a%2Fb/", "/im/chans/room/nope/"):
+        response = client_for(users["alice"]).get(path)
+        assert response.status_code == 404 and response.json()["code"] == "not_found", path

@@ -53,6 +53,7 @@ ENDPOINTS = [
     ("GET", "im/", "chans/<str:chan>/members/", "alice"),
     ("POST", "im/", "chans/<str:chan>/messages/", "alice"),
     ("POST", "im/", "broadcast/", "staff"),
+    ("POST", "im/", "", "alice"),  # the catch-all: any other path under im/ is a JSON 404
     ("GET", "im/groups/", "", "alice"),
     ("GET", "im/groups/", "<str:slug>/", "alice"),
     ("POST", "im/groups/", "<str:slug>/members/", "staff"),
