@@ -54,6 +54,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
     errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
+    errors += _check_fanout(raw)
     length = raw.get("MAX_CLIENT_ID_LENGTH", DEFAULTS["MAX_CLIENT_ID_LENGTH"])
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 128:
         errors.append(Error(f"FREEIM['MAX_CLIENT_ID_LENGTH'] must be 1-128, not {length!r}.",
@@ -65,6 +66,19 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if not isinstance(raw.get("GC_FREEZE", DEFAULTS["GC_FREEZE"]), bool):
         errors.append(Error("FREEIM['GC_FREEZE'] must be True or False.", id="freeim.E013"))
     return errors
+
+
+def _check_fanout(raw: dict[str, Any]) -> list[CheckMessage]:
+    fanout = raw.get("MAX_FANOUT_BYTES", DEFAULTS["MAX_FANOUT_BYTES"])
+    message = raw.get("MAX_MESSAGE_BYTES", DEFAULTS["MAX_MESSAGE_BYTES"])
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (fanout, message)):
+        return []  # E005 says what is wrong with them
+    if fanout < message:
+        return [Warning(f"FREEIM['MAX_FANOUT_BYTES'] ({fanout}) is below MAX_MESSAGE_BYTES ({message}): a message "
+                        "that may be sent may still be refused for one receiver.",
+                        hint="MAX_FANOUT_BYTES bounds a message times its receivers; make it a multiple of "
+                             "MAX_MESSAGE_BYTES.", id="freeim.W002")]
+    return []
 
 
 def _check_chan_message_store(path: Any) -> list[CheckMessage]:

@@ -41,7 +41,7 @@ class InvalidMessage(FreeIMError, ValueError):
 class UnknownPath(FreeIMError):
     code = "not_found"
     status = 404
-    default_message = "No such endpoint."
+    default_message = "No such endpoint (freeim's paths end with '/')."
 
 
 class ClientOffline(FreeIMError):

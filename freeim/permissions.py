@@ -32,12 +32,12 @@ def hidden_chans(request: Any, chans: Iterable[str]) -> set[str]:
 
 
 class IsChanMember(BasePermission):
-    """The caller is a member of the chan named in the URL."""
-
-    message = "Only members of the chan may post to it."
+    """The caller is a member of the chan named in the URL; else 403 ``not_a_member``."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return in_chan(request, view.kwargs["chan"])
+        if in_chan(request, view.kwargs["chan"]):
+            return True
+        raise NotAChanMember("Only members of the chan may post to it.")
 
 
 class MaySeeChan(BasePermission):

@@ -32,9 +32,9 @@ class ConnectSerializer(serializers.Serializer):
 
 class MessageSerializer(serializers.Serializer):
     to = serializers.ListField(child=ClientIdField(), min_length=1, max_length=MAX_RECEIVERS)
-    data = serializers.JSONField()
+    data = serializers.JSONField(allow_null=True)  # any JSON: null too
     receipt = serializers.BooleanField(required=False, default=False)
 
 
 class DataSerializer(serializers.Serializer):
-    data = serializers.JSONField()
+    data = serializers.JSONField(allow_null=True)

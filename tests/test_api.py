@@ -253,3 +253,14 @@ def test_an_unknown_path_under_the_api_is_a_json_404(users):
     for path in ("/im/nope/", "/im/online/a%2Fb/", "/im/chans/room/nope/"):
         response = client_for(users["alice"]).get(path)
         assert response.status_code == 404 and response.json()["code"] == "not_found", path
+
+
+def test_null_is_json_data_like_any_other(users):
+    online(users["bob"])
+    response = client_for(users["alice"]).post("/im/messages/", {"to": [users["bob"].pk], "data": None}, format="json")
+    assert response.status_code == 202
+
+
+def test_a_non_member_posting_to_a_chan_gets_403_not_a_member(users):
+    response = client_for(users["alice"]).post("/im/chans/room/messages/", {"data": "hi"}, format="json")
+    assert response.status_code == 403 and response.json()["code"] == "not_a_member"

@@ -43,6 +43,8 @@ def test_default_settings_pass():
     ({"MAX_CLIENT_ID_LENGTH": 0}, ["freeim.E014"]),
     ({"HANDSHAKE_TIMEOUT": 0}, ["freeim.E015"]),
     ({"HANDSHAKE_TIMEOUT": "10"}, ["freeim.E015"]),
+    ({"MAX_FANOUT_BYTES": 1000}, ["freeim.W002"]),
+    ({"MAX_FANOUT_BYTES": 1000, "MAX_MESSAGE_BYTES": 1000}, []),
 ])
 def test_each_problem_has_its_id(setting, expected):
     assert ids_for(setting) == expected

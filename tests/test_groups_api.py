@@ -271,3 +271,10 @@ def test_joining_runs_outside_atomic_requests(people, monkeypatch):
     finally:
         autojoin.unmanage(spy)
     assert in_transaction == [False, False, True]  # join: both checks outside; leave (one check): inside
+
+
+def test_null_data_is_kept_as_json_null(people, settings):
+    settings.FREEIM = {"CHAN_MESSAGE_STORE": "freeim.groups.history.store"}
+    member = api(people["member"])
+    assert member.post("/im/groups/team/messages/", {"data": None}, format="json").status_code == 202
+    assert [m["data"] for m in member.get("/im/groups/team/messages/").json()] == [None]
