@@ -43,8 +43,7 @@ def read(url: str, prefix: str, expected: int, ready: multiprocessing.Event, res
             done.set()
 
     async def main() -> None:
-        reader = asyncio.create_task(backend.receive(NODE, deliver))
-        await asyncio.sleep(0.3)
+        reader = asyncio.create_task(backend.receive(NODE, deliver, await backend.acall("inbox_tail", NODE)))
         ready.set()
         await asyncio.wait_for(done.wait(), 120)
         reader.cancel()

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import protocol
 from .conf import conf
 from .connection import Connection, Frame
-from .exceptions import TooManyConnections
+from .exceptions import StoreUnavailable, TooManyConnections
 from .lifecycle import ensure_node
 from .node import Node
 
@@ -38,7 +38,12 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         if not conf.IS_NODE:  # a business process in a cluster: terminals connect to the nodes
             await self.close()
             return
-        node = await ensure_node()
+        try:
+            node = await ensure_node()
+        except StoreUnavailable as error:  # the node could not start: refused (HTTP 403), tried again later
+            logger.warning("freeim: handshake refused, the node cannot start: %s", error)
+            await self.close()
+            return
         if not await node.admit_handshake():
             node.refused()
             await self.close()  # refused (HTTP 403): the terminal backs off and retries with a fresh token
@@ -60,6 +65,14 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             node.refused()
             await self.accept()  # a close code tells the terminal why, where a refused handshake cannot
             await self.close(code=int(protocol.CloseCode.TOO_MANY_CONNECTIONS))
+            return
+        except StoreUnavailable as error:  # the token cannot be checked, or the client not registered
+            logger.warning("freeim node %s: handshake refused: %s", node.name, error)
+            if self.connection is not None:
+                await node.detach(self.connection)  # whatever part of it was registered
+                self.connection = None
+            node.refused()
+            await self.close()  # HTTP 403, as for a bad token: the terminal backs off and tries again
             return
         finally:
             node.handshakes.release()

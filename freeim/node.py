@@ -82,9 +82,11 @@ class Node:
             self.events.start()
         for client_id in await self.backend.acall("drop_node", self.name, True):
             self._emit("offline", client_id, "")
+        # Read from before the registration: a sender finds this node from it on.
+        after = await self.backend.acall("inbox_tail", self.name)
         await self.backend.acall("register_node", self.name, self.boot)
         self._tasks = [
-            asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait), name="freeim-receive"),
+            asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait, after), name="freeim-receive"),
             asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
             asyncio.create_task(self.chan_sync.run(), name="freeim-chan-sync"),
         ]

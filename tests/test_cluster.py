@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import override_settings
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from demo_project.cluster import ROOT
 from freeim import im
@@ -434,7 +434,10 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
         await im.asend_message(alice, [bob], "lost in the outage")
     failed_after = time.monotonic() - outage
     assert failed_after < 10
-    await asyncio.sleep(max(0.0, 1 - failed_after))  # Redis stays down for about a second
+    with pytest.raises(InvalidStatus) as refused:  # a handshake the node cannot check: refused, not a 500
+        await connect(f"{server_base(cluster.servers[0])}/ws?token=anything", proxy=None)
+    assert refused.value.response.status_code == 403
+    await asyncio.sleep(max(0.0, 1 - (time.monotonic() - outage)))  # Redis stays down for about a second
     await asyncio.to_thread(cluster.redis.start)  # empty: no presence, no chans, no node registrations
 
     async def rebuilt() -> bool:
@@ -443,6 +446,9 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
     recovered = await eventually(rebuilt, HEARTBEAT_TTL * 2)
     report("send during the Redis outage -> StoreUnavailable", failed_after)
     report("Redis back (empty) -> presence and chans rebuilt", recovered)
+    for index in range(len(cluster.servers)):  # every node's pooled connections died with Redis: none may fail a call
+        for _ in range(3):
+            await terminals.open_on(cluster.servers[index], ids.any(1)[0])
     sent = await im.asend_message(alice, [bob], "after the restart")
     assert await next_frame(bob_ws) == {"type": "message", "id": sent, "from": alice, "data": "after the restart"}
     await im.asend_chan_message(bob, "room", "all back")

@@ -94,8 +94,7 @@ def test_events_reach_one_consumer_and_unacked_ones_are_claimed(backend):
 
 async def test_inbox_delivers_batches_in_order(backend):
     received = []
-    reader = asyncio.create_task(backend.receive("a", received.append))
-    await asyncio.sleep(0.2)
+    reader = asyncio.create_task(backend.receive("a", received.append, await backend.acall("inbox_tail", "a")))
     for n in range(3):
         await backend.acall("publish", {"a": [{"op": "broadcast", "frame": str(n)}], "b": [{"op": "x"}]})
     for _ in range(50):
@@ -109,7 +108,7 @@ async def test_inbox_delivers_batches_in_order(backend):
 async def test_redis_restart_fails_calls_loudly_then_recovers(own_redis):
     backend = RedisBackend(own_redis.url, "r", 1)
     received = []
-    reader = asyncio.create_task(backend.receive("a", received.append))
+    reader = asyncio.create_task(backend.receive("a", received.append, await backend.acall("inbox_tail", "a")))
     await backend.acall("add_connection", "a", 1, "a1")
     own_redis.stop()
     started = time.monotonic()
@@ -218,9 +217,8 @@ def test_every_script_is_safe_to_run_twice(redis_server):
 async def test_a_batch_appended_twice_is_delivered_once(redis_server):
     backend = ScriptsRunTwice(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
     received = []
-    reader = asyncio.create_task(backend.receive("a", received.append))
+    reader = asyncio.create_task(backend.receive("a", received.append, await backend.acall("inbox_tail", "a")))
     try:
-        await asyncio.sleep(0.2)
         for n in range(3):
             await backend.acall("publish", {"a": [{"op": "broadcast", "frame": str(n)}]})
         await backend.acall("publish", {"a": [{"op": "fence"}]})
@@ -265,3 +263,16 @@ def test_a_node_trims_its_idle_inbox_by_age(backend, monkeypatch):
     backend.call("trim_inbox", "a")
     assert backend._sync.xlen(backend.keys.node("a", "inbox")) == 0
     assert int(backend._sync.get(backend.keys.node("a", "inbox-sz"))) == 0
+
+
+async def test_pooled_connections_that_died_with_redis_are_replaced_without_a_failed_call(own_redis):
+    """The asyncio pools got redis-py's blocking Retry, which retries nothing there: after a Redis
+    restart each dead pooled connection failed one call (a node refused handshakes with it)."""
+    backend = RedisBackend(own_redis.url, "r", 1)
+    await asyncio.gather(*(backend.acall("locate", [n]) for n in range(5)))  # several pooled connections
+    backend.call("locate", [1])
+    own_redis.stop()
+    own_redis.start()
+    for n in range(5):
+        assert await backend.acall("locate", [n]) == {}
+    assert backend.call("locate", [1]) == {}

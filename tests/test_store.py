@@ -1,5 +1,6 @@
 """The store's semantics, identical for the embedded (memory) and the Redis backend."""
 
+import asyncio
 import time
 import uuid
 
@@ -133,3 +134,21 @@ def test_clients_chans_reads_many_at_once(store):
     store.call("add_connection", "a", 1, "a-1")
     store.call("join", 1, ["room", "lobby"])
     assert store.call("clients_chans", [1, 2]) == {1: ["lobby", "room"], 2: []}
+
+
+async def test_what_is_published_after_the_inbox_tail_is_read_reaches_the_reader(store):
+    """A node takes its inbox's tail, registers, then reads from that tail: a batch published between
+    its registration and its first read was lost when the reader started from the newest entry."""
+    after = await store.acall("inbox_tail", "a")
+    await store.acall("publish", {"a": [{"op": "early"}]})
+    received = []
+    reader = asyncio.create_task(store.receive("a", received.append, after))
+    try:
+        await store.acall("publish", {"a": [{"op": "late"}]})
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert received == [[{"op": "early"}], [{"op": "late"}]]
+    finally:
+        reader.cancel()

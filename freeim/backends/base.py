@@ -139,5 +139,13 @@ class Backend(abc.ABC):
         """Hand each node its payloads, in order; one batch per node."""
 
     @abc.abstractmethod
-    async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
-        """Run on ``node``'s loop until cancelled, passing each batch for ``node`` to ``deliver``."""
+    def inbox_tail(self, node: str) -> str:
+        """Where ``node``'s inbox ends now: :meth:`receive` from there misses nothing published since.
+
+        A node takes it before it registers, since senders find it from its registration on.
+        """
+
+    @abc.abstractmethod
+    async def receive(self, node: str, deliver: Callable[[list[Payload]], None], after: str) -> None:
+        """Run on ``node``'s loop until cancelled, passing each batch for ``node`` published after the
+        position ``after`` (from :meth:`inbox_tail`) to ``deliver``, in order."""

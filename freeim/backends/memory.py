@@ -35,6 +35,7 @@ class MemoryBackend(Backend):
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
+        self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
 
     def issue_token(self, token: str, record: dict[str, Any], ttl: int) -> None:
         with self._lock:
@@ -170,9 +171,12 @@ class MemoryBackend(Backend):
         except RuntimeError:
             running = None
         for node, payloads in batches.items():
-            inbox = self._inboxes.get(node)
-            if inbox is None:
-                continue  # no loop runs for that node, so no connection is there to deliver to
+            with self._lock:
+                inbox = self._inboxes.get(node)
+                if inbox is None:
+                    if node in self._held:  # the node is starting: it reads this once it receives
+                        self._held[node].append(payloads)
+                    continue  # else no loop runs for that node, so no connection is there to deliver to
             loop, deliver = inbox
             if loop.is_closed():
                 continue
@@ -181,9 +185,20 @@ class MemoryBackend(Backend):
             else:
                 loop.call_soon_threadsafe(deliver, payloads)
 
-    async def receive(self, node: str, deliver: Deliver) -> None:
-        """Feed ``node``'s payloads to ``deliver`` on the running loop until cancelled."""
-        self._inboxes[node] = (asyncio.get_running_loop(), deliver)
+    def inbox_tail(self, node: str) -> str:
+        """Hold what is published to ``node`` from now on, until it receives."""
+        with self._lock:
+            self._held.setdefault(node, [])
+        return ""
+
+    async def receive(self, node: str, deliver: Deliver, after: str) -> None:
+        """Feed ``node``'s payloads (those held since :meth:`inbox_tail` first) to ``deliver`` on the
+        running loop until cancelled."""
+        with self._lock:
+            self._inboxes[node] = (asyncio.get_running_loop(), deliver)
+            held = self._held.pop(node, [])
+        for payloads in held:
+            deliver(payloads)
         try:
             await asyncio.Event().wait()
         finally:

@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
@@ -88,10 +89,18 @@ async def _as_list(result: Awaitable[Any]) -> list[Any]:
     return [await result]
 
 
-def pool_options() -> dict[str, Any]:
-    """Connection settings for every pool: wait for a free connection, fail in seconds, not minutes."""
+def pool_options(asynchronous: bool = False) -> dict[str, Any]:
+    """Connection settings for a pool (of ``redis.asyncio`` if ``asynchronous``): wait for a free
+    connection, fail in seconds, not minutes.
+
+    A command that fails on a broken connection or times out is sent again on a new connection,
+    twice at most: after a Redis restart every pooled connection is dead, and each would otherwise
+    fail one call. A command may then run twice; every script is safe to (:mod:`.redis_lua`). The
+    asyncio client needs redis-py's asyncio ``Retry``: given the blocking one, it retried nothing.
+    """
+    retry = (AsyncRetry if asynchronous else Retry)(ExponentialBackoff(cap=0.5, base=0.05), 2)
     return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
-            "socket_timeout": 5, "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)}
+            "socket_timeout": 5, "retry": retry}
 
 
 class RedisBackend(Backend):
@@ -161,7 +170,7 @@ class RedisBackend(Backend):
         clients = self._loops.setdefault(asyncio.get_running_loop(), {})
         found = clients.get(control)
         if found is None:
-            options = {**pool_options(), **({"max_connections": 2} if control else {})}
+            options = {**pool_options(asynchronous=True), **({"max_connections": 2} if control else {})}
             client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url,
                                                                                                      **options))
             found = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
@@ -370,8 +379,12 @@ class RedisBackend(Backend):
         yield Lua("trim_inbox", self._inbox(node), (conf.TRANSPORT_MAX_BYTES,
                                                     int(time.time() * 1000) - INBOX_RETENTION_MS))
 
-    async def receive(self, node: str, deliver: Callable[[list[Payload]], None]) -> None:
-        """Read ``node``'s inbox from where this process started, across reconnects, until cancelled.
+    def inbox_tail(self, node: str) -> Effects[str]:
+        newest = yield one("xrevrange", self.keys.node(node, "inbox"), "+", "-", 1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    async def receive(self, node: str, deliver: Callable[[list[Payload]], None], after: str) -> None:
+        """Read ``node``'s inbox from the entry id ``after``, across reconnects, until cancelled.
 
         A batch whose append was retried after Redis ran it is in the stream twice: delivered once.
         """
@@ -379,13 +392,10 @@ class RedisBackend(Backend):
         reader = redis.asyncio.Redis.from_url(self.url, decode_responses=True, socket_timeout=None,
                                               socket_connect_timeout=2)
         seen: OrderedDict[str, None] = OrderedDict()
-        last_id = None
+        last_id = after
         try:
             while True:
                 try:
-                    if last_id is None:
-                        newest = await reader.xrevrange(inbox, count=1)
-                        last_id = newest[0][0] if newest else "0-0"
                     for _stream, entries in await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000):
                         for entry_id, fields in entries:
                             last_id = entry_id
