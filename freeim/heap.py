@@ -1,8 +1,8 @@
 """Keep Python's cyclic garbage collector out of a node's way.
 
 A node holds thousands of long-lived objects per thousand sockets. CPython's
-full collection walks all of them: 0.4-0.7 s at 5,000 connections on the
-2-core machine of research/perf-baseline.md, a stall for every socket of the
+full collection walks all of them: 0.4-0.7 s at 5,000 connections on a
+2-core machine (the project's benchmark machine), a stall for every socket of the
 node, and a node under a reconnect storm ran such collections over and over
 (py-spy: 42 % of samples). So the node freezes what it holds (``gc.freeze``:
 the collector stops looking at those objects) once a second when its

@@ -17,7 +17,8 @@ from freeim.events import consume
 
 class Command(BaseCommand):
     help = ("Send freeim's client_online / client_offline signals for the cluster's events. "
-            "Run any number of copies: each event is handled by exactly one.")
+            "Run any number of copies: each event is handled by one of them, and again by another if the one "
+            "that took it dies before acking it (at least once).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--group", default="freeim", help="consumer group; one group sees every event once")
