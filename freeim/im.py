@@ -12,8 +12,8 @@ neither goes through ``async_to_sync`` or a per-call event loop.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
 
 from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
@@ -23,15 +23,20 @@ from .conf import conf
 from .operations import Op, arun, run
 
 T = TypeVar("T")
+P = ParamSpec("P")
+#: Several client ids, for the overloads that answer one of them or many (a str is one id, not many).
+ClientIds = list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]
 
 
-def _twins(make: Callable[..., Op[T]]) -> tuple[Callable[..., T], Callable[..., Awaitable[T]]]:
+def _twins(make: Callable[P, Op[T]]) -> tuple[Callable[P, T], Callable[P, Coroutine[Any, Any, T]]]:
+    """The blocking and the awaiting form of one operation, with its parameters (for type checkers and IDEs)."""
+
     @functools.wraps(make)
-    def sync(*args: Any, **kwargs: Any) -> T:
+    def sync(*args: P.args, **kwargs: P.kwargs) -> T:
         return run(make(*args, **kwargs))
 
     @functools.wraps(make)
-    async def asynchronous(*args: Any, **kwargs: Any) -> T:
+    async def asynchronous(*args: P.args, **kwargs: P.kwargs) -> T:
         return await arun(make(*args, **kwargs))
 
     asynchronous.__name__ = asynchronous.__qualname__ = f"a{make.__name__}"
@@ -43,7 +48,25 @@ connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 send_message, asend_message = _twins(operations.send_message)
 send_messages, asend_messages = _twins(operations.send_messages)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
-has_online, ahas_online = _twins(operations.has_online)
+
+
+@overload
+def has_online(client_id: ids.ClientId) -> bool: ...
+@overload
+def has_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
+def has_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
+    """Is one client online (``bool``), or which of a list are (``{id: bool}``)."""
+    return run(operations.has_online(client_id))
+
+
+@overload
+async def ahas_online(client_id: ids.ClientId) -> bool: ...
+@overload
+async def ahas_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
+async def ahas_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
+    """The async twin of :func:`has_online`."""
+    return await arun(operations.has_online(client_id))
+
 get_client_nodes, aget_client_nodes = _twins(operations.get_client_nodes)
 force_offline, aforce_offline = _twins(operations.force_offline)
 join_chan, ajoin_chan = _twins(operations.join_chan)
@@ -64,7 +87,7 @@ def send_chan_message(sender: object, chan: object, message: Any) -> None:
     """Send ``message`` to every member of ``chan``, then hand it to ``CHAN_MESSAGE_STORE`` if one is set."""
     run(operations.send_chan_message(sender, chan, message))
     if store := _chan_message_store():
-        store(ids.client_id(sender), chan, message)
+        store(ids.client_id(sender), ids.chan(chan), message)
 
 
 async def asend_chan_message(sender: object, chan: object, message: Any) -> None:
@@ -72,7 +95,7 @@ async def asend_chan_message(sender: object, chan: object, message: Any) -> None
     ORM), as Django's async ORM methods do."""
     await arun(operations.send_chan_message(sender, chan, message))
     if store := _chan_message_store():
-        await sync_to_async(store)(ids.client_id(sender), chan, message)
+        await sync_to_async(store)(ids.client_id(sender), ids.chan(chan), message)
 
 
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)

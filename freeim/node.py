@@ -24,7 +24,7 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -319,13 +319,13 @@ class Node:
     def _write(self, client_ids: Any, frame: Frame) -> None:
         clients = self.registry.clients
         for client_id in client_ids:
-            self._enqueue(clients.get(client_id, ()), frame)
+            self._enqueue(clients.get(client_id) or (), frame)
 
     def _write_all(self, frame: Frame) -> None:
         for connections in self.registry.clients.values():
             self._enqueue(connections, frame)
 
-    def _enqueue(self, connections: list[Connection], frame: Frame) -> None:
+    def _enqueue(self, connections: Sequence[Connection], frame: Frame) -> None:
         for connection in connections:
             if connection.enqueue(frame, self.backlog_limit):
                 self._dirty[connection] = None
