@@ -7,8 +7,8 @@ node and async callers: no ``async_to_sync``, no client shared across loops.
 
 Transport: each node reads its own inbox stream (``XREAD BLOCK`` from the last id
 it saw), and the helper appends one entry per node per call, all nodes in one
-pipeline; the append trims entries older than a minute or past
-``TRANSPORT_MAX_BYTES``. A stream keeps what arrives while the node's reader
+pipeline; the append trims the oldest entries past ``TRANSPORT_MAX_BYTES``, and each
+node trims what is older than a minute from its own inbox on its upkeep beat. A stream keeps what arrives while the node's reader
 reconnects or its loop stalls, where PUBLISH would drop it. Keys: :mod:`.redis_keys`.
 """
 
@@ -369,9 +369,8 @@ class RedisBackend(Backend):
 
     def publish(self, batches: dict[str, list[Payload]]) -> Effects[None]:
         if batches:
-            oldest, limit = int(time.time() * 1000) - INBOX_RETENTION_MS, conf.TRANSPORT_MAX_BYTES
-            yield Pipe(tuple(Lua("append", self._inbox(node), (os.urandom(8).hex(), json.dumps(payloads), limit,
-                                                               oldest))
+            limit = conf.TRANSPORT_MAX_BYTES
+            yield Pipe(tuple(Lua("append", self._inbox(node), (os.urandom(8).hex(), json.dumps(payloads), limit))
                              for node, payloads in batches.items()))
 
     def trim_inbox(self, node: str) -> Effects[None]:

@@ -226,12 +226,11 @@ return 1
 """
 
 INBOX = PRELUDE + r"""
--- Trim the inbox (KEYS[1]; its byte count KEYS[2]; its index KEYS[3], "<id> <bytes>" oldest first):
--- the oldest entries while it holds more than `limit` bytes, then at most `step` more older than
--- `oldest` ms. Each entry goes once, so the byte trimming costs one step per append on average;
--- the age trimming is capped, as it also runs on a node's heartbeat.
-local function trim(limit, oldest, step)
-  local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+-- Trim the inbox (KEYS[1]; its byte count KEYS[2], `held` now; its index KEYS[3], "<id> <bytes>"
+-- oldest first): the oldest entries while it holds more than `limit` bytes, then at most `step` more
+-- older than `oldest` ms. Each entry goes once, so the byte trimming costs one step per append on
+-- average; the age trimming is capped, and left to the node's upkeep beat.
+local function trim(held, limit, oldest, step)
   while true do
     local first = redis.call('LINDEX', KEYS[3], 0)
     if not first then break end
@@ -249,22 +248,24 @@ end
 """
 
 # KEYS: node inbox, node inbox size, node inbox index
-# ARGV: batch id, batch (JSON), max bytes, oldest time to keep (ms)
-# Appends one batch and trims (see INBOX). One node's keys: one slot. Run twice, it appends
-# twice: the node skips a batch id it has seen (RedisBackend.receive).
+# ARGV: batch id, batch (JSON), max bytes
+# Appends one batch, and trims (see INBOX) only when it holds too many bytes: three commands on the
+# hot path. One node's keys: one slot. Run twice, it appends twice: the node skips a batch id it
+# has seen (RedisBackend.receive).
 APPEND = INBOX + r"""
 local size = #ARGV[2]
 local id = redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2])
 redis.call('RPUSH', KEYS[3], id .. ' ' .. size)
-redis.call('INCRBY', KEYS[2], size)
-return trim(tonumber(ARGV[3]), tonumber(ARGV[4]), 64)
+local held, limit = redis.call('INCRBY', KEYS[2], size), tonumber(ARGV[3])
+if held > limit then held = trim(held, limit, 0, 0) end
+return held
 """
 
 # KEYS: node inbox, node inbox size, node inbox index
 # ARGV: max bytes, oldest time to keep (ms): what a node runs on its own idle inbox, so that what
 # nobody sends to it any more does not stay in Redis.
 TRIM_INBOX = INBOX + r"""
-return trim(tonumber(ARGV[1]), tonumber(ARGV[2]), 1000)
+return trim(tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[1]), tonumber(ARGV[2]), 1000)
 """
 
 SCRIPTS = {
