@@ -184,18 +184,19 @@ class Node:
         self._dirty.pop(connection, None)
         if connection not in self.registry.clients.get(connection.client_id, ()):
             return
+        chans = tuple(self.registry.chans_of(connection.client_id))  # the store's, most likely
         self.registry.remove(connection)
         self.heap.detached()
         try:
             async with self._store.shared():
-                await self._release(connection.client_id, connection.id, connection.meta)
+                await self._release(connection.client_id, connection.id, connection.meta, chans)
         except StoreUnavailable as error:
             # Never leave a client online in the store for a socket that is gone: retry with the heartbeat.
             logger.warning("freeim node %s: %s; will release client %r later", self.name, error, connection.client_id)
             self._unreleased.append((connection.client_id, connection.id, connection.meta))
 
-    async def _release(self, client_id: ClientId, conn: str, meta: str) -> None:
-        if await self.backend.acall("remove_connection", self.name, client_id, conn, meta):
+    async def _release(self, client_id: ClientId, conn: str, meta: str, chans: tuple[str, ...] = ()) -> None:
+        if await self.backend.acall("remove_connection", self.name, client_id, conn, meta, chans):
             self._emit("offline", client_id, meta)
 
     async def _keep_alive(self, ttl: float) -> None:

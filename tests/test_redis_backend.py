@@ -276,3 +276,28 @@ async def test_pooled_connections_that_died_with_redis_are_replaced_without_a_fa
     for n in range(5):
         assert await backend.acall("locate", [n]) == {}
     assert backend.call("locate", [1]) == {}
+
+
+class CountingSteps(RedisBackend):
+    """Counts the steps (round trips) each operation takes."""
+
+    steps = 0
+
+    def _perform(self, step):
+        self.steps += 1
+        return super()._perform(step)
+
+
+def test_a_disconnect_with_the_right_chans_hint_takes_one_round_trip(redis_server):
+    backend = CountingSteps(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
+    try:
+        for client in (1, 2):
+            backend.call("add_connection", "a", client, f"a{client}")
+            backend.call("join", client, ["room", "lobby"])
+        for client, hint in ((1, ()), (2, ("lobby", "room"))):
+            backend.steps = 0
+            assert backend.call("remove_connection", "a", client, f"a{client}", "", hint) is True
+            assert backend.steps == (2 if not hint else 1)  # no hint: Redis names the chans, then again
+        assert backend.call("online_clients") == [] and backend.call("chan_list") == []
+    finally:
+        backend.flush()

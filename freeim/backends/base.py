@@ -80,11 +80,13 @@ class Backend(abc.ABC):
         when the client already holds ``MAX_CONNECTIONS_PER_CLIENT``."""
 
     @abc.abstractmethod
-    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
+                          chans: tuple[str, ...] = ()) -> bool:
         """Remove connection ``conn``; True if the client just went offline (its chans are left).
         Removing it twice removes it once.
 
-        ``meta`` is the closing connection's, for the offline event.
+        ``meta`` is the closing connection's, for the offline event; ``chans``, the chans the node
+        knows the client in, a hint that may save a round trip (it need not be right).
         """
 
     @abc.abstractmethod

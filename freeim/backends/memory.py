@@ -76,7 +76,8 @@ class MemoryBackend(Backend):
                 conns[conn] = node
             return len(conns) == 1
 
-    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
+                          chans: tuple[str, ...] = ()) -> bool:
         with self._lock:
             if self._connections.get(client_id, {}).get(conn) != node:
                 return False

@@ -8,8 +8,9 @@ node and async callers: no ``async_to_sync``, no client shared across loops.
 Transport: each node reads its own inbox stream (``XREAD BLOCK`` from the last id
 it saw), and the helper appends one entry per node per call, all nodes in one
 pipeline; the append trims the oldest entries past ``TRANSPORT_MAX_BYTES``, and each
-node trims what is older than a minute from its own inbox on its upkeep beat. A stream keeps what arrives while the node's reader
-reconnects or its loop stalls, where PUBLISH would drop it. Keys: :mod:`.redis_keys`.
+node trims what is older than a minute from its own inbox on its upkeep beat. A stream
+keeps what arrives while the node's reader reconnects or its loop stalls, where PUBLISH
+would drop it. Keys: :mod:`.redis_keys`.
 """
 
 from __future__ import annotations
@@ -252,14 +253,18 @@ class RedisBackend(Backend):
             raise TooManyConnections()
         return bool(answer == "online")
 
-    def remove_connection(self, node: str, client: ClientId, conn: str, meta: str = "") -> Effects[bool]:
-        results = yield from self._detach_many(node, {str(client): [conn]}, meta, "own")
+    def remove_connection(self, node: str, client: ClientId, conn: str, meta: str = "",
+                          chans: tuple[str, ...] = ()) -> Effects[bool]:
+        results = yield from self._detach_many(node, {str(client): [conn]}, meta, "own", {str(client): list(chans)})
         return results[str(client)] == "offline"
 
-    def _detach_many(self, node: str, conns_by_client: dict[str, list[str]], meta: str,
-                     mode: str) -> Effects[dict[str, str]]:
-        """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer."""
-        pending: dict[str, list[str]] = {client: [] for client in conns_by_client}  # most have no chans
+    def _detach_many(self, node: str, conns_by_client: dict[str, list[str]], meta: str, mode: str,
+                     chans: dict[str, list[str]] | None = None) -> Effects[dict[str, str]]:
+        """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer.
+
+        ``chans`` guesses each client's chans, to declare at once; without a guess, none are.
+        """
+        pending = {client: (chans or {}).get(client, []) for client in conns_by_client}
         results: dict[str, str] = {}
         for _attempt in range(DECLARE_ATTEMPTS):
             order = list(pending)
