@@ -37,9 +37,14 @@ import re
 from urllib.parse import quote
 
 
+#: What percent-encoding leaves as it is: text made only of these is its own encoding.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+
+
 def encoded(value: object) -> str:
     """``value`` as a key segment: percent-encoded, so it holds no ``:``, braces or ``%`` of its own."""
-    return quote(str(value), safe="")
+    text = str(value)
+    return text if _UNRESERVED(text) else quote(text, safe="")  # the common case without quote's cost
 
 
 class Keys:
