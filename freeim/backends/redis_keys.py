@@ -36,7 +36,6 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-
 #: What percent-encoding leaves as it is: text made only of these is its own encoding.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
 
