@@ -2,20 +2,7 @@
 
 It holds this process's connections (:class:`~freeim.registry.Registry`),
 receives payloads for its node name from the backend's transport, and writes
-their frames to its sockets. Payloads (built by :mod:`freeim.operations`):
-
-=========  =====================================================================
-``op``     does
-=========  =====================================================================
-send       write ``frame`` to every connection of each client in ``to``; with ``receipt``
-           (``{"sender", "id"}``), report delivered/offline per client to the sender
-chan       write ``frame`` to the local members of ``chan``
-broadcast  write ``frame`` to every connection
-join/leave update the local chan index for ``client`` and ``chans``; a leave tells the
-           client's sockets which chans it left (``left`` frames)
-clear      drop ``chan`` from the local index, telling its local members
-offline    close every connection of ``client`` (close code 4000)
-=========  =====================================================================
+their frames to its sockets. What each payload asks of it: :mod:`freeim.payloads`.
 """
 
 from __future__ import annotations
@@ -38,6 +25,7 @@ from .events import LocalEvents
 from .exceptions import StoreUnavailable
 from .heap import HeapKeeper
 from .ids import ClientId
+from .payloads import Payload, Receipt
 from .protocol import CloseCode
 from .registry import Registry
 from .storegate import StoreGate
@@ -63,7 +51,7 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.boot = uuid.uuid4().hex
         self.events = LocalEvents() if backend.local_events else None
-        self._inbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[list[Payload]] = asyncio.Queue()
         self._dirty: dict[Connection, None] = {}
         self._to_close: list[tuple[Connection, int]] = []
         self._receipts: list[tuple[ClientId, str]] = []
@@ -284,33 +272,31 @@ class Node:
             except Exception:
                 logger.exception("freeim node %s: flush failed", self.name)
 
-    def _apply(self, payload: dict[str, Any]) -> None:
-        op = payload["op"]
-        if op == "send":
+    def _apply(self, payload: Payload) -> None:
+        if payload["op"] == "send":
             self._send(payload["to"], Frame(payload["frame"]), payload.get("receipt"))
-        elif op == "chan":
+        elif payload["op"] == "chan":
             self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
-        elif op == "broadcast":
+        elif payload["op"] == "broadcast":
             self._write_all(Frame(payload["frame"]))
-        elif op == "join":
+        elif payload["op"] == "join":
             self.registry.join(payload["client"], payload["chans"])
             self.chan_sync.stale([payload["client"]])
-        elif op == "leave":
+        elif payload["op"] == "leave":
             for chan in self.registry.leave(payload["client"], payload["chans"]):
                 self._tell_left(payload["client"], chan)
             self.chan_sync.stale([payload["client"]])
-        elif op == "clear":
-            chan = payload["chan"]
-            members = self.registry.clear(chan)
-            self._write(members, Frame(protocol.left_frame(chan)))
+        elif payload["op"] == "clear":
+            members = self.registry.clear(payload["chan"])
+            self._write(members, Frame(protocol.left_frame(payload["chan"])))
             self.chan_sync.stale(members)
-        elif op == "offline":
+        elif payload["op"] == "offline":
             for connection in self.registry.clients.get(payload["client"], ()):
                 self._to_close.append((connection, CloseCode.FORCED_OFFLINE))
         else:
-            raise ValueError(f"unknown op {op!r}")
+            raise ValueError(f"unknown op {payload['op']!r}")
 
-    def _send(self, to: list[ClientId], frame: Frame, receipt: dict[str, Any] | None) -> None:
+    def _send(self, to: list[ClientId], frame: Frame, receipt: Receipt | None) -> None:
         self._write(to, frame)
         if receipt:
             for client_id in to:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Generator, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from . import ids, protocol, router
+from . import ids, payloads, protocol, router
 from .backends import Backend, get_backend
 from .conf import conf, server_base
 from .effects import adrive, drive
 from .exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
 from .ids import ClientId
+from .payloads import Payload
 
 T = TypeVar("T")
 Op = Generator[tuple[str, tuple[Any, ...]], Any, T]
@@ -70,7 +71,7 @@ def _checked(frame: str) -> int:
     return size
 
 
-def _publish(batches: dict[str, list[dict[str, Any]]]) -> Op[None]:
+def _publish(batches: dict[str, list[Payload]]) -> Op[None]:
     if batches:
         yield ("publish", (dict(batches),))
 
@@ -102,14 +103,14 @@ def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool 
                              f"({conf.MAX_FANOUT_BYTES}).")
     everyone = [client for source, targets, _, _ in prepared for client in (*targets, source)]
     located = yield ("locate", (list(dict.fromkeys(everyone)),))
-    batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    batches: dict[str, list[Payload]] = defaultdict(list)
     for source, targets, message_id, frame in prepared:
         _route_message(batches, located, source, targets, message_id, frame, receipt)
     yield from _publish(batches)
     return [message_id for _, _, message_id, _ in prepared]
 
 
-def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[ClientId, dict[str, int]],
+def _route_message(batches: dict[str, list[Payload]], located: dict[ClientId, dict[str, int]],
                    source: ClientId, targets: list[ClientId], message_id: str, frame: str, receipt: bool) -> None:
     """Add one message's payloads to the per-node ``batches``."""
     if source in targets and sum(located.get(source, {}).values()) <= 1:
@@ -118,13 +119,13 @@ def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[Clien
     for target in targets:
         for node in located.get(target, ()):
             by_node[node].append(target)
-    wants = {"sender": source, "id": message_id} if receipt else None
+    wants: payloads.Receipt | None = {"sender": source, "id": message_id} if receipt else None
     for node, to in by_node.items():
-        batches[node].append({"op": "send", "to": to, "frame": frame, "receipt": wants})
+        batches[node].append(payloads.send(to, frame, wants))
     if receipt:
-        receipts = [{"op": "send", "to": [source],
-                     "frame": protocol.receipt_frame(message_id, t, protocol.RECEIPT_OFFLINE)}
-                    for t in targets if t not in located]
+        receipts: list[Payload] = [
+            payloads.send([source], protocol.receipt_frame(message_id, t, protocol.RECEIPT_OFFLINE))
+            for t in targets if t not in located]
         for node in located.get(source, {}) if receipts else ():
             batches[node].extend(receipts)
 
@@ -132,7 +133,7 @@ def _route_message(batches: dict[str, list[dict[str, Any]]], located: dict[Clien
 def send_frames(client_id: ClientId, frames: list[str]) -> Op[None]:
     """Deliver ready-made frames to every connection of one client (receipts use this)."""
     located = yield ("locate", ([client_id],))
-    batch = [{"op": "send", "to": [client_id], "frame": f} for f in frames]
+    batch: list[Payload] = [payloads.send([client_id], f) for f in frames]
     yield from _publish({node: batch for node in located.get(client_id, ())})
 
 
@@ -159,10 +160,10 @@ def force_offline(client_id: object) -> Op[None]:
     """Close every connection of ``client_id`` with close code 4000."""
     client = ids.client_id(client_id)
     located = yield ("locate", ([client],))
-    yield from _publish({node: [{"op": "offline", "client": client}] for node in located.get(client, ())})
+    yield from _publish({node: [payloads.offline(client)] for node in located.get(client, ())})
 
 
-def _chan_change(op: str, client_id: object, chans: tuple[object, ...]) -> Op[None]:
+def _chan_change(op: Literal["join", "leave"], client_id: object, chans: tuple[object, ...]) -> Op[None]:
     client = ids.client_id(client_id)
     names = list(dict.fromkeys(ids.chan(c) for c in chans))
     if op == "join":
@@ -171,7 +172,7 @@ def _chan_change(op: str, client_id: object, chans: tuple[object, ...]) -> Op[No
     else:
         yield ("leave", (client, names))
     located = yield ("locate", ([client],))
-    change = {"op": op, "client": client, "chans": names}
+    change = payloads.chan_change(op, client, names)
     yield from _publish({node: [change] for node in located.get(client, ())})
 
 
@@ -195,7 +196,7 @@ def clear_chan_client(chan: object) -> Op[list[ClientId]]:
     name = ids.chan(chan)
     members = yield ("clear_chan", (name,))
     nodes = yield ("alive_nodes", ())
-    yield from _publish({node: [{"op": "clear", "chan": name}] for node in nodes})
+    yield from _publish({node: [payloads.clear(name)] for node in nodes})
     return members
 
 
@@ -220,7 +221,7 @@ def send_chan_message(sender: object, chan: object, message: Any) -> Op[None]:
     frame = protocol.chan_frame(name, ids.client_id(sender), message)
     _checked(frame)
     nodes = yield ("chan_nodes", (name,))
-    yield from _publish({node: [{"op": "chan", "chan": name, "frame": frame}] for node in nodes})
+    yield from _publish({node: [payloads.chan(name, frame)] for node in nodes})
 
 
 def send_broadcast_message(message: Any) -> Op[None]:
@@ -228,4 +229,4 @@ def send_broadcast_message(message: Any) -> Op[None]:
     frame = protocol.broadcast_frame(message)
     _checked(frame)
     nodes = yield ("alive_nodes", ())
-    yield from _publish({node: [{"op": "broadcast", "frame": frame}] for node in nodes})
+    yield from _publish({node: [payloads.broadcast(frame)] for node in nodes})

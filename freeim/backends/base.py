@@ -13,9 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ids import ClientId
-
-#: A payload for one node: a dict with an ``op`` key (see :mod:`freeim.node`).
-Payload = dict[str, Any]
+from ..payloads import Payload
 
 
 class Backend(abc.ABC):
