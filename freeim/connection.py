@@ -100,7 +100,8 @@ class Frame:
         return self._wire
 
     def __len__(self) -> int:
-        return len(self.text)
+        """Bytes on the wire, which ``MAX_BACKLOG_BYTES`` bounds (non-ASCII text takes 2-4 a character)."""
+        return len(self.wire)
 
 
 def daphne_protocol(send: Callable[..., Any]) -> Any | None:
@@ -172,8 +173,8 @@ class Connection:
         as soon as its header says so.
 
         daphne allows 1 MiB, and autobahn keeps what arrived of a frame until it is whole: a
-        terminal that announces one and stops costs the node that much memory. ``MAX_INBOUND_BYTES``
-        counts characters, up to 4 bytes each in UTF-8.
+        terminal that announces one and stops costs the node that much memory. The bound stays
+        above ``MAX_INBOUND_BYTES``, so a frame a little too long still gets freeim's 4003.
         """
         limit = 4 * MAX_INBOUND_BYTES
         for option in ("maxFramePayloadSize", "maxMessagePayloadSize"):

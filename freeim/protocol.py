@@ -50,6 +50,7 @@ class CloseCode(enum.IntEnum):
 
 RECEIPT_DELIVERED = "delivered"
 RECEIPT_OFFLINE = "offline"
+#: The largest text frame a terminal may send, in UTF-8 bytes.
 MAX_INBOUND_BYTES = 4096
 #: The deepest JSON a terminal or a REST body may send; the outermost array or object is level 1.
 MAX_JSON_DEPTH = 64
@@ -141,8 +142,8 @@ def parse_inbound(text: str | None, binary: bytes | None) -> str | None:
     """
     if binary is not None or text is None:
         raise ValueError(CloseCode.PROTOCOL_ERROR)
-    if len(text) > MAX_INBOUND_BYTES:
-        raise ValueError(CloseCode.MESSAGE_TOO_BIG)
+    if len(text) > MAX_INBOUND_BYTES or (not text.isascii() and len(text.encode()) > MAX_INBOUND_BYTES):
+        raise ValueError(CloseCode.MESSAGE_TOO_BIG)  # in UTF-8 bytes, as the frame came
     try:
         frame = decode(text)
     except ValueError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from freeim.connection import TokenBucket
+from freeim.connection import Frame, TokenBucket
 
 
 def takes(bucket: TokenBucket, now: float, times: int) -> list[bool]:
@@ -30,3 +30,8 @@ def test_a_sender_a_little_over_the_rate_is_refused_once_its_burst_is_spent():
     bucket = TokenBucket(20, now=0.0)
     answers = [bucket.take(index / 25) for index in range(200)]  # 25/s: 5 a second more than it earns
     assert all(answers[:90]) and not all(answers)
+
+
+def test_a_frame_counts_the_bytes_it_takes_on_the_wire():
+    """MAX_BACKLOG_BYTES counted characters: a backlog of non-ASCII text held up to 3-4x its bound."""
+    assert len(Frame("é" * 100)) == 4 + 200  # a 4-byte header (126+ bytes), and two bytes a character

@@ -58,6 +58,7 @@ def test_parse_inbound_accepts(text, binary, expected):
     ("[1, 2]", None, CloseCode.PROTOCOL_ERROR),
     ('"ping"', None, CloseCode.PROTOCOL_ERROR),
     ("{" + " " * 5000 + "}", None, CloseCode.MESSAGE_TOO_BIG),
+    ('{"t":"' + "é" * 2100 + '"}', None, CloseCode.MESSAGE_TOO_BIG),  # 2,108 characters, but 4,208 bytes
     ("[" * 2000 + "]" * 2000, None, CloseCode.PROTOCOL_ERROR),  # past the recursion limit of json's parser
     ('{"a":' * 65 + "1" + "}" * 65, None, CloseCode.PROTOCOL_ERROR),  # past MAX_JSON_DEPTH
 ])
