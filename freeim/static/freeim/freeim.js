@@ -43,8 +43,9 @@
  *   im.request(method, path, body)             // anything else under `api`
  *
  * Reconnecting: every attempt fetches a fresh token (tokens are single-use and
- * short-lived). Close code 4000 (forced offline), a 401/403 from the connect request
- * (logged out) and close() stop reconnecting; everything else retries with backoff.
+ * short-lived). Close codes 4000 (forced offline) and 4004 (unknown path), a 401/403
+ * from the connect request (logged out) and close() stop reconnecting; everything else
+ * retries with backoff.
  * Leaving the page closes the socket; coming back to it from the back/forward cache
  * connects again.
  */
@@ -57,6 +58,7 @@
   "use strict";
 
   const FORCED_OFFLINE = 4000;
+  const UNKNOWN_PATH = 4004;  // the URL is wrong: trying it again cannot help
   const PING = JSON.stringify({type: "ping"});
 
   function readCookie(name) {
@@ -215,9 +217,9 @@
     _lost(generation, code, reason) {
       if (generation !== this._generation) return;
       this._drop();
-      if (code === FORCED_OFFLINE) {
+      if (code === FORCED_OFFLINE || code === UNKNOWN_PATH) {
         this.state = "closed";
-        this._emit("forced_offline", {code, reason});
+        if (code === FORCED_OFFLINE) this._emit("forced_offline", {code, reason});
         this._emit("close", {code, reason, reconnectIn: null});
         return;
       }
