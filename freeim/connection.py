@@ -60,9 +60,25 @@ class TokenBucket:
         return True
 
 
-#: The connection of each protocol whose pings and pongs it counts (see ``Connection._count_control_frames``).
-_counted: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
+#: The connection of each protocol whose pings and pongs it counts (see :func:`count_control_frames`),
+#: held weakly both ways: the connection holds its protocol, so a strong value would keep both forever.
+_counted: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
 _counting_classes: dict[type, type | None] = {}
+
+
+def count_control_frames(protocol: Any, connection: Any) -> bool:
+    """Have ``connection.admit()`` count the WebSocket pings and pongs of the autobahn ``protocol``
+    (its ``onPing`` and ``onPong`` hooks) before they are handled; False if it has no such hooks.
+
+    The protocol becomes an instance of a cached subclass that counts them: hooks set on each
+    protocol instead grew every one of them by 1.4 KB.
+    """
+    counting = _counting_class(type(protocol))
+    if counting is None:
+        return False
+    _counted[protocol] = weakref.ref(connection)
+    protocol.__class__ = counting
+    return True
 
 
 def _counting_class(base: type) -> type | None:
@@ -77,7 +93,8 @@ def _counting_class(base: type) -> type | None:
 
 def _counted_hook(handler: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
     def counted(protocol: Any, payload: bytes) -> None:
-        connection = _counted.get(protocol)
+        held = _counted.get(protocol)
+        connection = held() if held is not None else None
         if connection is None or connection.admit():
             handler(protocol, payload)
 
@@ -126,7 +143,7 @@ class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
     __slots__ = ("consumer", "client_id", "meta", "id", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
-                 "_pending_bytes", "_protocol", "_inbound", "_reads", "_handled")
+                 "_pending_bytes", "_protocol", "_inbound", "_reads", "_handled", "__weakref__")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
         self.consumer = consumer
@@ -146,7 +163,9 @@ class Connection:
         self._protocol = daphne_protocol(consumer.base_send)
         if self._protocol is not None:
             self._watch_backpressure()
-            self._count_control_frames()
+            # Pings and pongs count against the rate as the other frames: else only the pause in
+            # reading bounds what pongs to pings cost, and nothing the parsing of unasked pongs.
+            count_control_frames(self._protocol, self)
             self._refuse_long_frames()
 
     def _watch_backpressure(self) -> None:
@@ -180,20 +199,6 @@ class Connection:
         for option in ("maxFramePayloadSize", "maxMessagePayloadSize"):
             if isinstance(getattr(self._protocol, option, None), int):
                 setattr(self._protocol, option, limit)
-
-    def _count_control_frames(self) -> None:
-        """Count the terminal's WebSocket pings and pongs against its rate, as its other frames.
-
-        autobahn handles both itself, through ``onPing`` and ``onPong`` (its documented hooks);
-        without a hook here, they go uncounted: only the pause in reading (see
-        :meth:`_watch_backpressure`) bounds what pongs to pings cost, and nothing the parsing of a
-        flood of unasked pongs. The protocol becomes an instance of a subclass that counts them:
-        hooks set on each protocol instead grew every one of them by 1.4 KB.
-        """
-        counting = _counting_class(type(self._protocol))
-        if counting is not None:
-            _counted[self._protocol] = self
-            self._protocol.__class__ = counting
 
     # Twisted's IPushProducer, duck-typed (no zope or Twisted import outside daphne).
     def pauseProducing(self) -> None:
