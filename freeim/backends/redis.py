@@ -16,6 +16,7 @@ would drop it. Keys: :mod:`.redis_keys`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -25,7 +26,7 @@ import weakref
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -43,6 +44,7 @@ from .redis_keys import Keys
 from .redis_lua import SCRIPTS
 
 logger = logging.getLogger(__name__)
+K = TypeVar("K")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 #: A node's inbox keeps the last minute: a node stalled or reconnecting for less loses nothing.
 INBOX_RETENTION_MS = 60_000
@@ -189,7 +191,11 @@ class RedisBackend(Backend):
     # Nodes
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
         return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
-                   (node, boot, int(self.heartbeat_ttl * 1000), mode))
+                   (node, boot, self._ttl_ms, mode))
+
+    @property
+    def _ttl_ms(self) -> int:
+        return int(self.heartbeat_ttl * 1000)
 
     def register_node(self, node: str, boot: str) -> Effects[None]:
         yield self._beat(node, boot, "register")
@@ -198,7 +204,7 @@ class RedisBackend(Backend):
         return bool((yield self._beat(node, boot, "beat")))
 
     def _nodes_by_age(self, which: str) -> Lua:
-        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (int(self.heartbeat_ttl * 1000), which))
+        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (self._ttl_ms, which))
 
     def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
         return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
@@ -208,7 +214,7 @@ class RedisBackend(Backend):
 
     def reap(self, me: str) -> Effects[list[str]]:
         dead = yield self._nodes_by_age("dead")
-        if not dead or not (yield self._reaper_lock(me, int(self.heartbeat_ttl * 3000), "take")):
+        if not dead or not (yield self._reaper_lock(me, self._ttl_ms * 3, "take")):
             return []
         try:
             reaped = []
@@ -247,8 +253,11 @@ class RedisBackend(Backend):
         fixed = (self.keys.node(node, "conns"), self.keys.client(client, "conns"), self.keys.client(client, "chans"),
                  self.keys.shared("online"), self.keys.shared("events"))
         args = (node, client, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
-        [answer] = yield from self._declaring("attach", fixed, args, [],
-                                              lambda chan: (self.keys.chan(chan, "nodes"),))
+
+        def attach(chans: list[str]) -> Lua:
+            return Lua("attach", (*fixed, *(self.keys.chan(chan, "nodes") for chan in chans)), (*args, *chans))
+
+        [answer] = (yield from self._declaring({client: attach}))[client]
         if answer == "full":
             raise TooManyConnections()
         return bool(answer == "online")
@@ -264,41 +273,40 @@ class RedisBackend(Backend):
 
         ``chans`` guesses each client's chans, to declare at once; without a guess, none are.
         """
-        pending = {client: (chans or {}).get(client, []) for client in conns_by_client}
-        results: dict[str, str] = {}
-        for _attempt in range(DECLARE_ATTEMPTS):
-            order = list(pending)
-            answers = yield Pipe(tuple(self._detach(node, c, conns_by_client[c], meta, mode, pending[c])
-                                       for c in order))
-            pending = {}
-            for client, (answer, *names) in zip(order, answers, strict=True):
-                if answer == "retry":
-                    pending[client] = names
-                else:
-                    results[client] = answer
-            if not pending:
-                return results
-        raise StoreUnavailable("The chans of a client kept changing while it disconnected; try again.")
+        scripts = {client: functools.partial(self._detach, node, client, conns, meta, mode)
+                   for client, conns in conns_by_client.items()}
+        answers = yield from self._declaring(scripts, chans)
+        return {client: answer[0] for client, answer in answers.items()}
 
     def _detach(self, node: str, client: str, conns: list[str], meta: str, mode: str, chans: list[str]) -> Lua:
         fixed = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), self.keys.client(client, "conns"),
                  self.keys.client(client, "chans"), self.keys.shared("online"), self.keys.shared("events"),
                  self.keys.shared("chans"))
-        chan_keys = (key for chan in chans for key in (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes")))
-        return Lua("detach", (*fixed, *chan_keys), (node, client, meta, EVENTS_MAXLEN, mode, len(conns), *conns,
-                                                    *chans))
+        return Lua("detach", (*fixed, *self._chan_keys(chans)), (node, client, meta, EVENTS_MAXLEN, mode, len(conns),
+                                                                 *conns, *chans))
 
-    def _declaring(self, script: str, fixed: tuple[str, ...], args: tuple[Any, ...], names: list[str],
-                   keys_of: Callable[[str], tuple[str, ...]]) -> Effects[list[str]]:
-        """Run ``script`` with ``names`` declared (their keys after the ``fixed`` ones, their names after
-        ``args``), declaring what Redis answers it also needs until it needs nothing more."""
+    def _declaring(self, scripts: dict[K, Callable[[list[str]], Lua]],
+                   guesses: dict[K, list[str]] | None = None) -> Effects[dict[K, list[str]]]:
+        """Run each script, built from the names (chans, members) it declares, all in one pipeline;
+        run those that answer ``retry`` again with the names Redis gave, until none does.
+
+        ``guesses``: the names to declare at first (none where there is no guess).
+        """
+        pending = {key: (guesses or {}).get(key, []) for key in scripts}
+        results: dict[K, list[str]] = {}
         for _attempt in range(DECLARE_ATTEMPTS):
-            keys = (*fixed, *(key for name in names for key in keys_of(name)))
-            answer = yield Lua(script, keys, (*args, *names))
-            if answer[0] != "retry":
-                return list(answer)
-            names = answer[1:]
-        raise StoreUnavailable(f"What {script} depends on kept changing; try again.")
+            order = list(pending)
+            answers = yield Pipe(tuple(scripts[key](pending[key]) for key in order))
+            pending = {}
+            for key, (answer, *names) in zip(order, answers, strict=True):
+                if answer == "retry":
+                    pending[key] = names
+                else:
+                    results[key] = [answer, *names]
+            if not pending:
+                return results
+        raise StoreUnavailable("What a script depends on (a client's chans, a chan's members) kept changing; "
+                               "try again.")
 
     def locate(self, client_ids: list[ClientId]) -> Effects[dict[ClientId, dict[str, int]]]:
         if not client_ids:
@@ -310,10 +318,13 @@ class RedisBackend(Backend):
         return [client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
 
     # Chans
+    def _chan_keys(self, chans: list[str]) -> tuple[str, ...]:
+        """Each chan's members and nodes keys, in the order the scripts read them."""
+        return tuple(key for chan in chans for key in (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes")))
+
     def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:
         fixed = (self.keys.client(client, "conns"), self.keys.client(client, "chans"), self.keys.shared("chans"))
-        chan_keys = (key for chan in chans for key in (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes")))
-        return Lua(script, (*fixed, *chan_keys), (client, *args, *chans))
+        return Lua(script, (*fixed, *self._chan_keys(chans)), (client, *args, *chans))
 
     def join(self, client: ClientId, chans: list[str]) -> Effects[bool]:
         joined = yield self._chan_change("join", client, chans, conf.MAX_CHANS_PER_CLIENT)
@@ -328,11 +339,14 @@ class RedisBackend(Backend):
         return [client_id(c) for c in (yield one("smembers", self.keys.chan(chan, "members")))]
 
     def clear_chan(self, chan: str) -> Effects[list[ClientId]]:
-        members = sorted((yield one("smembers", self.keys.chan(chan, "members"))))
         fixed = (self.keys.chan(chan, "members"), self.keys.chan(chan, "nodes"), self.keys.shared("chans"))
-        answer = yield from self._declaring("clear_chan", fixed, (chan,), members,
-                                            lambda member: (self.keys.client(member, "chans"),))
-        return [client_id(c) for c in answer[1:]]
+
+        def clear(members: list[str]) -> Lua:
+            return Lua("clear_chan", (*fixed, *(self.keys.client(member, "chans") for member in members)),
+                       (chan, *members))
+
+        _done, *members = (yield from self._declaring({chan: clear}))[chan]
+        return [client_id(c) for c in members]
 
     def chan_list(self) -> Effects[list[tuple[str, int]]]:
         return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.keys.shared("chans"), 0, -1,

@@ -95,11 +95,11 @@ if ARGV[5] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return {'alive'
 local conns, leaving = {}, {}
 for i = 7, 6 + n do
   table.insert(conns, ARGV[i])
-  if redis.call('HGET', KEYS[3], ARGV[i]) == node then leaving[ARGV[i]] = true end
+  leaving[ARGV[i]] = true
 end
 local all, gone, left_here, left_anywhere = redis.call('HGETALL', KEYS[3]), 0, 0, 0
 for i = 1, #all, 2 do
-  if leaving[all[i]] then gone = gone + 1
+  if leaving[all[i]] and all[i + 1] == node then gone = gone + 1
   else
     left_anywhere = left_anywhere + 1
     if all[i + 1] == node then left_here = left_here + 1 end
@@ -138,12 +138,12 @@ for i = 3, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then table.insert(new, i) end
 end
 if redis.call('SCARD', KEYS[2]) + #new > tonumber(ARGV[2]) then return -1 end
-local nodes = nodes_of(KEYS[1])
+local nodes, index = nodes_of(KEYS[1]), declared(3, 3, 2)
 for _, i in ipairs(new) do
-  local members, chan_nodes = KEYS[4 + (i - 3) * 2], KEYS[5 + (i - 3) * 2]
-  redis.call('SADD', KEYS[2], ARGV[i])
-  if redis.call('SADD', members, c) == 1 then chan_count(KEYS[3], ARGV[i], 1) end
-  for _, node in ipairs(nodes) do node_delta(chan_nodes, node, 1) end
+  local ch = ARGV[i]
+  redis.call('SADD', KEYS[2], ch)
+  if redis.call('SADD', KEYS[index[ch]], c) == 1 then chan_count(KEYS[3], ch, 1) end
+  for _, node in ipairs(nodes) do node_delta(KEYS[index[ch] + 1], node, 1) end
 end
 return 1
 """
@@ -152,12 +152,12 @@ return 1
 # ARGV: client, chans...
 LEAVE = PRELUDE + r"""
 local c = ARGV[1]
-local nodes = nodes_of(KEYS[1])
+local nodes, index = nodes_of(KEYS[1]), declared(2, 3, 2)
 for i = 2, #ARGV do
-  local members, chan_nodes = KEYS[4 + (i - 2) * 2], KEYS[5 + (i - 2) * 2]
-  if redis.call('SREM', KEYS[2], ARGV[i]) == 1 then
-    if redis.call('SREM', members, c) == 1 then chan_count(KEYS[3], ARGV[i], -1) end
-    for _, node in ipairs(nodes) do node_delta(chan_nodes, node, -1) end
+  local ch = ARGV[i]
+  if redis.call('SREM', KEYS[2], ch) == 1 then
+    if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[3], ch, -1) end
+    for _, node in ipairs(nodes) do node_delta(KEYS[index[ch] + 1], node, -1) end
   end
 end
 return 1
