@@ -113,7 +113,8 @@ class Settings:
 
     @property
     def MAX_CLIENT_ID_LENGTH(self) -> int:
-        """Longest client id: characters of a string id, decimal digits of an int one (at most 128)."""
+        """Longest client id, in characters: of a string id, and of an int one in decimal, its sign included
+        (at most 128)."""
         return self._get("MAX_CLIENT_ID_LENGTH")
 
     @property

@@ -12,9 +12,14 @@ from .auth import client_id_of
 from .exceptions import NotAChanMember
 
 
+def caller_chans(request: Any) -> list[str]:
+    """The chans the caller is in."""
+    return im.get_chan_list_by_client_id(client_id_of(request.user))
+
+
 def in_chan(request: Any, chan: str) -> bool:
     """Whether the caller is a member of ``chan``."""
-    return chan in im.get_chan_list_by_client_id(client_id_of(request.user))
+    return chan in caller_chans(request)
 
 
 def hidden_chans(request: Any, chans: Iterable[str]) -> set[str]:
@@ -28,7 +33,7 @@ def hidden_chans(request: Any, chans: Iterable[str]) -> set[str]:
     managed = autojoin.managed_among(chans)
     if not managed:
         return set()
-    return managed.difference(im.get_chan_list_by_client_id(client_id_of(request.user)))
+    return managed.difference(caller_chans(request))
 
 
 class IsChanMember(BasePermission):

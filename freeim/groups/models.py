@@ -179,11 +179,6 @@ def group_chans_among(chans: list[str]) -> set[str]:
     return found
 
 
-def is_group_chan(chan: str) -> bool:
-    """Whether ``chan`` is a group's chan (kept for callers of the single test; the app registers
-    :func:`group_chans_among`)."""
-    return bool(group_chans_among([chan]))
-
 
 class GroupMessage(models.Model):
     """A chan message sent to a group, kept by :func:`freeim.groups.history.store` when it is the
