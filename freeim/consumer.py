@@ -14,10 +14,10 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import protocol
+from . import ids, protocol
 from .conf import conf
 from .connection import Connection, Frame
-from .exceptions import StoreUnavailable, TooManyConnections
+from .exceptions import InvalidClientId, StoreUnavailable, TooManyConnections
 from .lifecycle import ensure_node
 from .node import Node
 
@@ -58,7 +58,8 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             # by the time the terminal sees the socket open (a join right after open works);
             # frames for it wait in its backlog until it is accepted.
             self.node = node
-            self.connection = Connection(self, record["client_id"], record.get("meta", ""))
+            # The canonical form, as every payload names it ("42" is 42), whoever made the token.
+            self.connection = Connection(self, ids.client_id(record["client_id"]), record.get("meta", ""))
             await node.attach(self.connection)
         except TooManyConnections:  # not attached: nothing to detach
             self.connection = None
@@ -66,7 +67,8 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             await self.accept()  # a close code tells the terminal why, where a refused handshake cannot
             await self.close(code=int(protocol.CloseCode.TOO_MANY_CONNECTIONS))
             return
-        except StoreUnavailable as error:  # the token cannot be checked, or the client not registered
+        except (StoreUnavailable, InvalidClientId) as error:  # the token cannot be checked, names no client id,
+            # or the client cannot be registered
             logger.warning("freeim node %s: handshake refused: %s", node.name, error)
             if self.connection is not None:
                 await node.detach(self.connection)  # whatever part of it was registered

@@ -197,3 +197,23 @@ async def test_a_failing_or_invalid_provider_is_logged_and_the_client_still_conn
         for bad in (broken, invalid):
             autojoin.unregister(bad)
     assert caplog.text.count("auto-join provider") == 2
+
+
+async def test_a_token_that_names_its_client_in_another_form_reaches_the_same_client():
+    """A token made by hand (the business side may issue its own) named client "42" as a string: the
+    node kept it under "42" while every message to it names 42, and none arrived."""
+    token = "hand-made-token"
+    await get_backend().acall("issue_token", token, {"client_id": "42", "meta": "", "server": "local"}, 30)
+    terminal = FreeIMCommunicator(application, f"ws://testserver/ws?token={token}")
+    assert (await terminal.connect())[0]
+    try:
+        sent = await im.asend_message(1, ["42"], "hi")
+        assert await terminal.receive_frame() == {"type": "message", "id": sent, "from": 1, "data": "hi"}
+    finally:
+        await terminal.disconnect()
+
+
+async def test_a_token_that_names_no_valid_client_is_refused():
+    await get_backend().acall("issue_token", "bad-id-token", {"client_id": "", "meta": "", "server": "local"}, 30)
+    terminal = FreeIMCommunicator(application, "ws://testserver/ws?token=bad-id-token")
+    assert not (await terminal.connect())[0]
