@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port
-from freeim.backends.redis_keys import Keys
+from freeim.backends.redis.keys import Keys
 from tests.processes import answers, spawn, stop, tail, wait_until
 
 HOST = "127.0.0.1"

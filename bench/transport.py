@@ -20,6 +20,7 @@ import uuid
 from django.conf import settings
 
 from freeim import protocol
+from freeim.backends import run_blocking
 from freeim.backends.redis import RedisBackend
 
 if not settings.configured:  # the backend reads its limits from FREEIM
@@ -43,7 +44,7 @@ def read(url: str, prefix: str, expected: int, ready: multiprocessing.Event, res
             done.set()
 
     async def main() -> None:
-        reader = asyncio.create_task(backend.receive(NODE, deliver, await backend.acall("inbox_tail", NODE)))
+        reader = asyncio.create_task(backend.transport.receive(NODE, deliver, await backend.transport.inbox_tail(NODE)))
         ready.set()
         await asyncio.wait_for(done.wait(), 120)
         reader.cancel()
@@ -64,7 +65,7 @@ def run(url: str, messages: int, batch: int) -> tuple[float, float]:
     payloads = [{"op": "send", "to": [2], "frame": frame, "receipt": None}] * batch
     started = time.perf_counter()
     for _ in range(messages // batch):
-        backend.call("publish", {NODE: payloads})
+        run_blocking(backend.blocking().transport.publish({NODE: payloads}))
     sent_in = time.perf_counter() - started
     received, read_in = result.get(timeout=120)
     reader.join()

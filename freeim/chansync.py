@@ -53,7 +53,7 @@ class ChanSync:
             if not clients:
                 continue
             try:
-                self._correct(await self.backend.acall("clients_chans", clients))
+                self._correct(await self.backend.store.clients_chans(clients))
             except StoreUnavailable as error:
                 logger.warning("freeim: could not read the chans of %d clients (%s); retrying", len(clients), error)
                 await asyncio.sleep(RETRY_AFTER)

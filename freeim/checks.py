@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, conf
+from .conf import DEFAULTS, REDIS_BACKEND, conf
 
 _POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES", "MAX_CHANS_PER_CLIENT",
                   "MAX_CONNECTIONS_PER_CLIENT", "MAX_FANOUT_BYTES", "TRANSPORT_MAX_BYTES", "MAX_INBOUND_RATE")
@@ -54,6 +54,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
     errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
+    errors += _check_backend(raw)
     errors += _check_fanout(raw)
     length = raw.get("MAX_CLIENT_ID_LENGTH", DEFAULTS["MAX_CLIENT_ID_LENGTH"])
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 128:
@@ -95,6 +96,33 @@ def _check_chan_message_store(path: Any) -> list[CheckMessage]:
     return []
 
 
+def _check_backend(raw: dict[str, Any]) -> list[CheckMessage]:
+    """``BACKEND`` names a :class:`~freeim.backends.contract.Backend` class (imported, never built: no
+    connection is made here) and ``BACKEND_OPTIONS`` is a dict of its keyword arguments."""
+    from .backends.contract import Backend
+
+    errors: list[CheckMessage] = []
+    options = raw.get("BACKEND_OPTIONS", {})
+    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        errors.append(Error("FREEIM['BACKEND_OPTIONS'] must be a dict of keyword arguments for the BACKEND class.",
+                            id="freeim.E017"))
+    path = raw.get("BACKEND")
+    if path is None:
+        return errors
+    hint = "A dotted path to a freeim Backend class, e.g. 'freeim.backends.redis.RedisBackend'."
+    try:
+        found = import_string(path) if isinstance(path, str) else None
+    except ImportError as exc:
+        return [*errors, Error(f"FREEIM['BACKEND'] cannot be imported: {exc}.", hint=hint, id="freeim.E016")]
+    if not (isinstance(found, type) and issubclass(found, Backend)):
+        return [*errors, Error(f"FREEIM['BACKEND'] is not a freeim Backend class: {path!r}.", hint=hint,
+                               id="freeim.E016")]
+    if path == REDIS_BACKEND and not raw.get("REDIS_URL") and not (isinstance(options, dict) and options.get("url")):
+        errors.append(Error("FREEIM['BACKEND'] is the Redis backend, but no Redis URL is set.",
+                            hint="Set FREEIM['REDIS_URL'].", id="freeim.E016"))
+    return errors
+
+
 def _check_servers(raw: dict[str, Any]) -> list[CheckMessage]:
     servers = raw.get("SERVERS", [])
     if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) and s for s in servers):
@@ -112,9 +140,10 @@ def _check_servers(raw: dict[str, Any]) -> list[CheckMessage]:
         errors.append(Error(f"FREEIM['SERVER'] ({explicit!r}) is not in FREEIM['SERVERS'].",
                             hint="Set FREEIM_SERVER to this node's entry in SERVERS, or leave it unset "
                                  "in business processes.", id="freeim.E003"))
-    if len(servers) > 1 and not raw.get("REDIS_URL"):
+    if len(servers) > 1 and conf.EMBEDDED:
         errors.append(Error("Several FREEIM['SERVERS'] need FREEIM['REDIS_URL']: the embedded store is one process.",
-                            hint="Set REDIS_URL, or list only this process's node.", id="freeim.E009"))
+                            hint="Set REDIS_URL (or a shared BACKEND), or list only this process's node.",
+                            id="freeim.E009"))
     return errors
 
 

@@ -14,6 +14,8 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     "SERVERS": [],
     "SERVER": None,
+    "BACKEND": None,
+    "BACKEND_OPTIONS": {},
     "REDIS_URL": None,
     "REDIS_PREFIX": "freeim",
     "HEARTBEAT_TTL": 10,
@@ -34,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "HANDSHAKE_TIMEOUT": 10,
 }
 EMBEDDED_SERVER = "local"
+MEMORY_BACKEND = "freeim.backends.memory.MemoryBackend"
+REDIS_BACKEND = "freeim.backends.redis.RedisBackend"
 
 
 class Settings:
@@ -61,13 +65,29 @@ class Settings:
         if value:
             return str(value)
         servers = self.SERVERS
-        return servers[0] if len(servers) == 1 and not self.REDIS_URL else EMBEDDED_SERVER
+        return servers[0] if len(servers) == 1 and self.EMBEDDED else EMBEDDED_SERVER
 
     @property
     def IS_NODE(self) -> bool:
         """Whether this process holds WebSockets: always in the embedded mode; in a cluster when
         ``SERVER`` is one of ``SERVERS`` (business processes are not nodes)."""
-        return not self.REDIS_URL or self.SERVER in self.SERVERS
+        return self.EMBEDDED or self.SERVER in self.SERVERS
+
+    @property
+    def BACKEND(self) -> str:
+        """Dotted path to the :class:`~freeim.backends.contract.Backend` class: the Redis one when
+        ``REDIS_URL`` is set, else the embedded (in-process) one."""
+        return self._get("BACKEND") or (REDIS_BACKEND if self.REDIS_URL else MEMORY_BACKEND)
+
+    @property
+    def BACKEND_OPTIONS(self) -> dict[str, Any]:
+        """Keyword arguments for the ``BACKEND`` class."""
+        return dict(self._get("BACKEND_OPTIONS") or {})
+
+    @property
+    def EMBEDDED(self) -> bool:
+        """Whether one process holds every connection (the in-process backend)."""
+        return self.BACKEND == MEMORY_BACKEND
 
     @property
     def REDIS_URL(self) -> str | None:

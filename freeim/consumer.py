@@ -49,7 +49,7 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             await self.close()  # refused (HTTP 403): the terminal backs off and retries with a fresh token
             return
         try:
-            record = await node.backend.acall("redeem_token", token) if token else None
+            record = await node.backend.store.redeem_token(token) if token else None
             if record is None or record.get("server") != node.name:
                 node.refused()
                 await self.close()

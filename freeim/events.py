@@ -7,7 +7,8 @@ import logging
 import threading
 from typing import Any
 
-from .backends import Backend
+from .backends import run_blocking
+from .backends.contract import EventStream
 from .exceptions import StoreUnavailable
 from .ids import ClientId, client_id
 from .signals import client_offline, client_online
@@ -27,7 +28,7 @@ def _log_failures(kind: str, results: list[tuple[Any, Any]]) -> None:
             logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
 
 
-def consume(backend: Backend, group: str, consumer: str, claim_idle: float, stop: threading.Event) -> None:
+def consume(events: EventStream, group: str, consumer: str, claim_idle: float, stop: threading.Event) -> None:
     """Handle the events stream as one worker of ``group`` until ``stop`` is set.
 
     Each event reaches one worker of the group; it is acked after its receivers
@@ -36,9 +37,9 @@ def consume(backend: Backend, group: str, consumer: str, claim_idle: float, stop
     """
     while not stop.is_set():
         try:
-            for entry_id, fields in backend.call("read_events", group, consumer, int(claim_idle * 1000), 1000):
+            for entry_id, fields in run_blocking(events.read(group, consumer, int(claim_idle * 1000), 1000)):
                 handle(fields)
-                backend.call("ack_events", group, [entry_id])
+                run_blocking(events.ack(group, [entry_id]))
         except StoreUnavailable as error:  # an event handled but not acked is handled again: at least once
             logger.warning("freeim events: %s; retrying", error)
             stop.wait(1)

@@ -2,7 +2,8 @@
 
 ``send_message`` blocks the calling thread (DRF views, commands, Celery tasks);
 ``asend_message`` awaits (async views, consumers). Both run the same
-generator from :mod:`freeim.operations` against the configured backend, so
+coroutine from :mod:`freeim.operations`: the async twin awaits it on the
+configured backend, the sync one runs it on the backend's blocking form, so
 neither goes through ``async_to_sync`` or a per-call event loop.
 
     from freeim import im
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
 from . import ids, operations
+from .backends import Backend, get_backend, run_blocking
 from .conf import conf
-from .operations import Op, arun, run
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -28,18 +29,20 @@ P = ParamSpec("P")
 ClientIds = list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]
 
 
-def _twins(make: Callable[P, Op[T]]) -> tuple[Callable[P, T], Callable[P, Coroutine[Any, Any, T]]]:
-    """The blocking and the awaiting form of one operation, with its parameters (for type checkers and IDEs)."""
+def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
+           ) -> tuple[Callable[P, T], Callable[P, Coroutine[Any, Any, T]]]:
+    """The blocking and the awaiting form of one operation, with its parameters but the backend
+    (for type checkers and IDEs)."""
 
-    @functools.wraps(make)
+    @functools.wraps(operation)
     def sync(*args: P.args, **kwargs: P.kwargs) -> T:
-        return run(make(*args, **kwargs))
+        return run_blocking(operation(get_backend().blocking(), *args, **kwargs))
 
-    @functools.wraps(make)
+    @functools.wraps(operation)
     async def asynchronous(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await arun(make(*args, **kwargs))
+        return await operation(get_backend(), *args, **kwargs)
 
-    asynchronous.__name__ = asynchronous.__qualname__ = f"a{make.__name__}"
+    asynchronous.__name__ = asynchronous.__qualname__ = f"a{operation.__name__}"
     return sync, asynchronous
 
 
@@ -50,13 +53,19 @@ send_messages, asend_messages = _twins(operations.send_messages)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
 
 
+_is_online, _ais_online = _twins(operations.is_online)
+_which_online, _awhich_online = _twins(operations.which_online)
+
+
 @overload
 def has_online(client_id: ids.ClientId) -> bool: ...
 @overload
 def has_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
 def has_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
     """Is one client online (``bool``), or which of a list are (``{id: bool}``)."""
-    return run(operations.has_online(client_id))
+    if isinstance(client_id, (int, str)):
+        return _is_online(client_id)
+    return _which_online(client_id)
 
 
 @overload
@@ -65,7 +74,9 @@ async def ahas_online(client_id: ids.ClientId) -> bool: ...
 async def ahas_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
 async def ahas_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
     """The async twin of :func:`has_online`."""
-    return await arun(operations.has_online(client_id))
+    if isinstance(client_id, (int, str)):
+        return await _ais_online(client_id)
+    return await _awhich_online(client_id)
 
 get_client_nodes, aget_client_nodes = _twins(operations.get_client_nodes)
 force_offline, aforce_offline = _twins(operations.force_offline)
@@ -78,6 +89,9 @@ get_chan_list_by_client_id, aget_chan_list_by_client_id = _twins(operations.get_
 get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
 
 
+_send_chan_message, _asend_chan_message = _twins(operations.send_chan_message)
+
+
 def _chan_message_store() -> Callable[[ids.ClientId, str, Any], object] | None:
     path = conf.CHAN_MESSAGE_STORE
     return import_string(path) if path else None
@@ -85,7 +99,7 @@ def _chan_message_store() -> Callable[[ids.ClientId, str, Any], object] | None:
 
 def send_chan_message(sender: object, chan: object, message: Any) -> None:
     """Send ``message`` to every member of ``chan``, then hand it to ``CHAN_MESSAGE_STORE`` if one is set."""
-    run(operations.send_chan_message(sender, chan, message))
+    _send_chan_message(sender, chan, message)
     if store := _chan_message_store():
         store(ids.client_id(sender), ids.chan(chan), message)
 
@@ -93,7 +107,7 @@ def send_chan_message(sender: object, chan: object, message: Any) -> None:
 async def asend_chan_message(sender: object, chan: object, message: Any) -> None:
     """The async twin of :func:`send_chan_message`; the store runs through ``sync_to_async`` (it may use the
     ORM), as Django's async ORM methods do."""
-    await arun(operations.send_chan_message(sender, chan, message))
+    await _asend_chan_message(sender, chan, message)
     if store := _chan_message_store():
         await sync_to_async(store)(ids.client_id(sender), ids.chan(chan), message)
 

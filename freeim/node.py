@@ -50,7 +50,7 @@ class Node:
         self.registry = Registry()
         self.loop = asyncio.get_running_loop()
         self.boot = uuid.uuid4().hex
-        self.events = LocalEvents() if backend.local_events else None
+        self.events = LocalEvents() if backend.events is None else None
         self._inbox: asyncio.Queue[list[Payload]] = asyncio.Queue()
         self._dirty: dict[Connection, None] = {}
         self._to_close: list[tuple[Connection, int]] = []
@@ -68,13 +68,14 @@ class Node:
         """Clean what a previous process of this name left, register, and start receiving."""
         if self.events is not None:
             self.events.start()
-        for client_id in await self.backend.acall("drop_node", self.name, True):
+        for client_id in await self.backend.nodes.drop_node(self.name, True):
             self._emit("offline", client_id, "")
         # Read from before the registration: a sender finds this node from it on.
-        after = await self.backend.acall("inbox_tail", self.name)
-        await self.backend.acall("register_node", self.name, self.boot)
+        after = await self.backend.transport.inbox_tail(self.name)
+        await self.backend.nodes.register_node(self.name, self.boot)
         self._tasks = [
-            asyncio.create_task(self.backend.receive(self.name, self._inbox.put_nowait, after), name="freeim-receive"),
+            asyncio.create_task(self.backend.transport.receive(self.name, self._inbox.put_nowait, after),
+                                name="freeim-receive"),
             asyncio.create_task(self._deliver_forever(), name="freeim-deliver"),
             asyncio.create_task(self.chan_sync.run(), name="freeim-chan-sync"),
         ]
@@ -95,7 +96,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         metas = {c.client_id: c.meta for c in self.registry.connections()}
-        for client_id in await self.backend.acall("drop_node", self.name, True):
+        for client_id in await self.backend.nodes.drop_node(self.name, True):
             self._emit("offline", client_id, metas.get(client_id, ""))
         self.registry = Registry()
         if self.events is not None:
@@ -136,14 +137,14 @@ class Node:
                     self.registry.join(client_id, chans)
                     # Through the helper, so a device of the client that reached another node
                     # meanwhile (and found no chans yet) is told too.
-                    await operations.arun(operations.join_chan(client_id, *chans), self.backend)
+                    await operations.join_chan(self.backend, client_id, *chans)
             elif new_here and not came_online:
-                self.registry.join(client_id, await self.backend.acall("client_chans", client_id))
+                self.registry.join(client_id, await self.backend.store.client_chans(client_id))
 
     async def _register(self, connection: Connection) -> bool:
         """Add ``connection`` in the store; True if its client came online with it."""
-        if await self.backend.acall("add_connection", self.name, connection.client_id, connection.id,
-                                    connection.meta):
+        if await self.backend.store.add_connection(self.name, connection.client_id, connection.id,
+                                                 connection.meta):
             self._emit("online", connection.client_id, connection.meta)
             return True
         return False
@@ -184,7 +185,7 @@ class Node:
             self._unreleased.append((connection.client_id, connection.id, connection.meta))
 
     async def _release(self, client_id: ClientId, conn: str, meta: str, chans: tuple[str, ...] = ()) -> None:
-        if await self.backend.acall("remove_connection", self.name, client_id, conn, meta, chans):
+        if await self.backend.store.remove_connection(self.name, client_id, conn, meta, chans):
             self._emit("offline", client_id, meta)
 
     async def _keep_alive(self, ttl: float) -> None:
@@ -198,7 +199,7 @@ class Node:
             await self._guarded("heartbeat", self._beat)
 
     async def _beat(self) -> None:
-        if not await self.backend.acall("heartbeat", self.name, self.boot):
+        if not await self.backend.nodes.heartbeat(self.name, self.boot):
             await self._register_again()
 
     async def _tend(self, ttl: float) -> None:
@@ -214,8 +215,8 @@ class Node:
                 if self._unreleased:  # a rebuild may have emptied it meanwhile
                     await self._release(*self._unreleased[0])
                     self._unreleased.pop(0)
-        await self.backend.acall("trim_inbox", self.name)
-        dead = await self.backend.acall("reap", self.name)
+        await self.backend.transport.trim_inbox(self.name)
+        dead = await self.backend.nodes.reap(self.name)
         if dead:
             logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
 
@@ -236,13 +237,13 @@ class Node:
         async with self._store.exclusive():
             logger.warning("freeim node %s lost its registration; registering %d clients again",
                            self.name, len(self.registry.clients))
-            await self.backend.acall("drop_node", self.name, True)
+            await self.backend.nodes.drop_node(self.name, True)
             self._unreleased.clear()  # dropping the node released them all
             for connection in list(self.registry.connections()):
                 await self._register(connection)
             for client_id, chans in self.registry.chans_by_client():
-                await self.backend.acall("join", client_id, chans)
-            await self.backend.acall("register_node", self.name, self.boot)
+                await self.backend.store.join(client_id, chans)
+            await self.backend.nodes.register_node(self.name, self.boot)
 
     def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
         if self.events is not None:
@@ -334,4 +335,4 @@ class Node:
         for sender, frame in receipts:
             by_sender.setdefault(sender, []).append(frame)
         for sender, frames in by_sender.items():
-            await operations.arun(operations.send_frames(sender, frames), self.backend)
+            await operations.send_frames(self.backend, sender, frames)

@@ -1,51 +1,38 @@
-"""Every helper operation, written once as a generator of backend calls.
+"""Every helper operation, written once as a coroutine over a :class:`~freeim.backends.contract.Backend`.
 
-Each generator yields ``(operation name, args)`` and receives the result;
-:func:`run` drives it blocking (the sync twins in :mod:`freeim.im`), :func:`arun`
-awaiting (the async twins, and the node). The routing decisions in between are pure and live here, so the sync
-and async APIs can never drift apart.
+This is where a message is routed: the operation checks it, finds where its receivers are
+connected (the store), and hands each of their nodes one payload batch (the transport).
+:mod:`freeim.im` runs each operation awaited on the backend (the async twins, and the node),
+or on the backend's blocking form with :func:`~freeim.backends.contract.run_blocking` (the sync
+twins): one definition, so the sync and async APIs can never drift apart.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Generator, Iterable
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from . import ids, payloads, protocol, router
-from .backends import Backend, get_backend
+from .backends import Backend
 from .conf import conf, server_base
-from .effects import adrive, drive
 from .exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
 from .ids import ClientId
 from .payloads import Payload
 
-T = TypeVar("T")
-Op = Generator[tuple[str, tuple[Any, ...]], Any, T]
 MAX_META_LENGTH = 1024
 
 
-def run(op: Op[T], backend: Backend | None = None) -> T:
-    """Drive an operation with blocking backend calls."""
-    chosen = backend or get_backend()
-    return drive(op, lambda call: chosen.call(call[0], *call[1]))
-
-
-async def arun(op: Op[T], backend: Backend | None = None) -> T:
-    """Drive an operation with awaited backend calls."""
-    chosen = backend or get_backend()
-    return await adrive(op, lambda call: chosen.acall(call[0], *call[1]))
-
-
-def connect_ticket(client_id: object, meta: str = "", base: str | None = None) -> Op[tuple[str, str]]:
+async def connect_ticket(backend: Backend, client_id: object, meta: str = "",
+                         base: str | None = None) -> tuple[str, str]:
     """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``."""
     client = ids.client_id(client_id)
     if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
         raise InvalidMessage(f"meta must be a string of at most {MAX_META_LENGTH} characters.")
     servers = conf.SERVERS
     if servers:
-        alive = set((yield ("alive_nodes", ())))
+        alive = set(await backend.nodes.alive_nodes())
         node = router.pick(client, [s for s in servers if s in alive] or servers, conf.ROUTING)
         base = server_base(node)
     elif base:
@@ -53,13 +40,13 @@ def connect_ticket(client_id: object, meta: str = "", base: str | None = None) -
     else:
         raise NoServerAvailable("FREEIM['SERVERS'] is empty: configure it, or pass the base URL to connect to.")
     token = secrets.token_urlsafe(24)
-    yield ("issue_token", (token, {"client_id": client, "meta": meta, "server": node}, conf.TOKEN_TTL))
+    await backend.store.issue_token(token, {"client_id": client, "meta": meta, "server": node}, conf.TOKEN_TTL)
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
 
 
-def prev_connect_server(client_id: object, meta: str = "", base: str | None = None) -> Op[str]:
+async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
-    url, _node = yield from connect_ticket(client_id, meta, base)
+    url, _node = await connect_ticket(backend, client_id, meta, base)
     return url
 
 
@@ -71,23 +58,24 @@ def _checked(frame: str) -> int:
     return size
 
 
-def _publish(batches: dict[str, list[Payload]]) -> Op[None]:
+async def _publish(backend: Backend, batches: dict[str, list[Payload]]) -> None:
     if batches:
-        yield ("publish", (dict(batches),))
+        await backend.transport.publish(dict(batches))
 
 
-def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> Op[str]:
+async def send_message(backend: Backend, sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
     """Send ``message`` from ``sender`` to every connection of each of ``receivers``; return its id.
 
     A receiver that is the sender gets it only on its other devices (when it has
     more than one connection). With ``receipt`` the sender gets one receipt per
     receiver, naming the message by its id: ``delivered`` from the receiver's node, or ``offline``.
     """
-    [message_id] = yield from send_messages([(sender, receivers, message)], receipt)
+    [message_id] = await send_messages(backend, [(sender, receivers, message)], receipt)
     return message_id
 
 
-def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> Op[list[str]]:
+async def send_messages(backend: Backend, messages: Iterable[tuple[object, object, Any]],
+                        receipt: bool = False) -> list[str]:
     """``send_message`` for many ``(sender, receivers, message)`` at once: one presence lookup
     and one write per node for the whole batch; return their ids. All are checked before any is
     sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight."""
@@ -102,11 +90,11 @@ def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool 
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
     everyone = [client for source, targets, _, _ in prepared for client in (*targets, source)]
-    located = yield ("locate", (list(dict.fromkeys(everyone)),))
+    located = await backend.store.locate(list(dict.fromkeys(everyone)))
     batches: dict[str, list[Payload]] = defaultdict(list)
     for source, targets, message_id, frame in prepared:
         _route_message(batches, located, source, targets, message_id, frame, receipt)
-    yield from _publish(batches)
+    await _publish(backend, batches)
     return [message_id for _, _, message_id, _ in prepared]
 
 
@@ -130,103 +118,108 @@ def _route_message(batches: dict[str, list[Payload]], located: dict[ClientId, di
             batches[node].extend(receipts)
 
 
-def send_frames(client_id: ClientId, frames: list[str]) -> Op[None]:
+async def send_frames(backend: Backend, client_id: ClientId, frames: list[str]) -> None:
     """Deliver ready-made frames to every connection of one client (receipts use this)."""
-    located = yield ("locate", ([client_id],))
+    located = await backend.store.locate([client_id])
     batch: list[Payload] = [payloads.send([client_id], f) for f in frames]
-    yield from _publish({node: batch for node in located.get(client_id, ())})
+    await _publish(backend, {node: batch for node in located.get(client_id, ())})
 
 
-def get_client_list_by_online() -> Op[list[ClientId]]:
+async def get_client_list_by_online(backend: Backend, ) -> list[ClientId]:
     """Every online client id."""
-    return (yield ("online_clients", ()))
+    return await backend.store.online_clients()
 
 
-def has_online(client_id: object) -> Op[bool | dict[ClientId, bool]]:
-    """Is one client online (bool), or which of a list are (``{id: bool}``)."""
-    wanted = ids.client_ids(client_id)
-    located = yield ("locate", (wanted,))
-    if isinstance(client_id, (int, str)):
-        return wanted[0] in located
+async def is_online(backend: Backend, client_id: object) -> bool:
+    """Whether one client is online."""
+    client = ids.client_id(client_id)
+    return client in await backend.store.locate([client])
+
+
+async def which_online(backend: Backend, client_ids: object) -> dict[ClientId, bool]:
+    """Which of several clients are online: ``{id: bool}``."""
+    wanted = ids.client_ids(client_ids)
+    located = await backend.store.locate(wanted)
     return {c: c in located for c in wanted}
 
 
-def get_client_nodes(client_ids: object) -> Op[dict[ClientId, dict[str, int]]]:
+async def get_client_nodes(backend: Backend, client_ids: object) -> dict[ClientId, dict[str, int]]:
     """Where the online ones of ``client_ids`` are connected: ``{client: {node: connections}}``."""
-    return (yield ("locate", (ids.client_ids(client_ids),)))
+    return await backend.store.locate(ids.client_ids(client_ids))
 
 
-def force_offline(client_id: object) -> Op[None]:
+async def force_offline(backend: Backend, client_id: object) -> None:
     """Close every connection of ``client_id`` with close code 4000."""
     client = ids.client_id(client_id)
-    located = yield ("locate", ([client],))
-    yield from _publish({node: [payloads.offline(client)] for node in located.get(client, ())})
+    located = await backend.store.locate([client])
+    await _publish(backend, {node: [payloads.offline(client)] for node in located.get(client, ())})
 
 
-def _chan_change(op: Literal["join", "leave"], client_id: object, chans: tuple[object, ...]) -> Op[None]:
+async def _chan_change(backend: Backend, op: Literal["join", "leave"], client_id: object,
+                       chans: tuple[object, ...]) -> None:
     client = ids.client_id(client_id)
     names = list(dict.fromkeys(ids.chan(c) for c in chans))
     if op == "join":
-        if not (yield ("join", (client, names))):
+        if not await backend.store.join(client, names):
             raise ClientOffline(f"Client {client!r} is not online; chans are joined by online clients.")
     else:
-        yield ("leave", (client, names))
-    located = yield ("locate", ([client],))
+        await backend.store.leave(client, names)
+    located = await backend.store.locate([client])
     change = payloads.chan_change(op, client, names)
-    yield from _publish({node: [change] for node in located.get(client, ())})
+    await _publish(backend, {node: [change] for node in located.get(client, ())})
 
 
-def join_chan(client_id: object, *chans: object) -> Op[None]:
+async def join_chan(backend: Backend, client_id: object, *chans: object) -> None:
     """Add an online client to chans (left again on its last disconnect)."""
-    yield from _chan_change("join", client_id, chans)
+    await _chan_change(backend, "join", client_id, chans)
 
 
-def leave_chan(client_id: object, *chans: object) -> Op[None]:
+async def leave_chan(backend: Backend, client_id: object, *chans: object) -> None:
     """Remove a client from chans."""
-    yield from _chan_change("leave", client_id, chans)
+    await _chan_change(backend, "leave", client_id, chans)
 
 
-def get_chan_client_list(chan: object) -> Op[list[ClientId]]:
+async def get_chan_client_list(backend: Backend, chan: object) -> list[ClientId]:
     """The members of ``chan``."""
-    return (yield ("chan_members", (ids.chan(chan),)))
+    return await backend.store.chan_members(ids.chan(chan))
 
 
-def clear_chan_client(chan: object) -> Op[list[ClientId]]:
+async def clear_chan_client(backend: Backend, chan: object) -> list[ClientId]:
     """Empty ``chan``; return who its members were."""
     name = ids.chan(chan)
-    members = yield ("clear_chan", (name,))
-    nodes = yield ("alive_nodes", ())
-    yield from _publish({node: [payloads.clear(name)] for node in nodes})
+    members = await backend.store.clear_chan(name)
+    nodes = await backend.nodes.alive_nodes()
+    await _publish(backend, {node: [payloads.clear(name)] for node in nodes})
     return members
 
 
-def get_chan_list() -> Op[list[tuple[str, int]]]:
+async def get_chan_list(backend: Backend, ) -> list[tuple[str, int]]:
     """Every chan with its online member count."""
-    return (yield ("chan_list", ()))
+    return await backend.store.chan_list()
 
 
-def get_chan_list_by_client_id(client_id: object) -> Op[list[str]]:
+async def get_chan_list_by_client_id(backend: Backend, client_id: object) -> list[str]:
     """The chans a client is in."""
-    return (yield ("client_chans", (ids.client_id(client_id),)))
+    return await backend.store.client_chans(ids.client_id(client_id))
 
 
-def get_chan_online(chan: object) -> Op[int]:
+async def get_chan_online(backend: Backend, chan: object) -> int:
     """How many online members ``chan`` has."""
-    return (yield ("chan_online", (ids.chan(chan),)))
+    return await backend.store.chan_online(ids.chan(chan))
 
 
-def send_chan_message(sender: object, chan: object, message: Any) -> Op[None]:
+async def send_chan_message(backend: Backend, sender: object, chan: object, message: Any) -> None:
     """Send ``message`` to every member of ``chan``, only through the nodes that host one."""
     name = ids.chan(chan)
     frame = protocol.chan_frame(name, ids.client_id(sender), message)
     _checked(frame)
-    nodes = yield ("chan_nodes", (name,))
-    yield from _publish({node: [payloads.chan(name, frame)] for node in nodes})
+    nodes = await backend.store.chan_nodes(name)
+    await _publish(backend, {node: [payloads.chan(name, frame)] for node in nodes})
 
 
-def send_broadcast_message(message: Any) -> Op[None]:
+async def send_broadcast_message(backend: Backend, message: Any) -> None:
     """Send ``message`` to every connection on every node."""
     frame = protocol.broadcast_frame(message)
     _checked(frame)
-    nodes = yield ("alive_nodes", ())
-    yield from _publish({node: [payloads.broadcast(frame)] for node in nodes})
+    nodes = await backend.nodes.alive_nodes()
+    await _publish(backend, {node: [payloads.broadcast(frame)] for node in nodes})

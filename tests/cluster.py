@@ -27,8 +27,8 @@ import pytest
 import redis
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
-from freeim.backends.redis import pool_options
-from freeim.backends.redis_keys import Keys
+from freeim.backends.redis.client import pool_options
+from freeim.backends.redis.keys import Keys
 from tests.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.

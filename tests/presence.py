@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from freeim.backends import get_backend
+from freeim.backends import get_backend, run_blocking
 
 
 def online(*users: Any) -> None:
     """Mark each user's client online on the embedded node, as one connection would."""
     for user in users:
-        get_backend().add_connection("local", user.pk, f"test-{user.pk}")
+        run_blocking(get_backend().store.add_connection("local", user.pk, f"test-{user.pk}"))

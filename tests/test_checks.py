@@ -43,6 +43,11 @@ def test_default_settings_pass():
     ({"MAX_CLIENT_ID_LENGTH": 0}, ["freeim.E014"]),
     ({"HANDSHAKE_TIMEOUT": 0}, ["freeim.E015"]),
     ({"HANDSHAKE_TIMEOUT": "10"}, ["freeim.E015"]),
+    ({"BACKEND": "no.such.Backend"}, ["freeim.E016"]),
+    ({"BACKEND": "freeim.conf.DEFAULTS"}, ["freeim.E016"]),
+    ({"BACKEND": "freeim.backends.redis.RedisBackend"}, ["freeim.E016"]),  # and no Redis URL
+    ({"BACKEND": "freeim.backends.redis.RedisBackend", "REDIS_URL": "redis://x"}, []),
+    ({"BACKEND_OPTIONS": ["url"]}, ["freeim.E017"]),
     ({"MAX_FANOUT_BYTES": 1000}, ["freeim.W002"]),
     ({"MAX_FANOUT_BYTES": 1000, "MAX_MESSAGE_BYTES": 1000}, []),
 ])

@@ -78,7 +78,7 @@ class Terminals:
     async def open_on(self, server: str, client_id: str) -> ClientConnection:
         """Connect ``client_id`` to ``server`` whatever the router says (a device that reached another node)."""
         token = uuid.uuid4().hex
-        await get_backend().acall("issue_token", token, {"client_id": client_id, "meta": "", "server": server}, 10)
+        await get_backend().store.issue_token(token, {"client_id": client_id, "meta": "", "server": server}, 10)
         return await self._connect(f"{server_base(server)}/ws?token={token}")
 
     async def _connect(self, url: str) -> ClientConnection:

@@ -38,8 +38,7 @@ async def test_expired_token_is_rejected(monkeypatch):
 
 
 async def test_token_for_another_node_is_rejected():
-    backend = get_backend()
-    backend.issue_token("elsewhere", {"client_id": 1, "meta": "", "server": "other:6002"}, 10)
+    await get_backend().store.issue_token("elsewhere", {"client_id": 1, "meta": "", "server": "other:6002"}, 10)
     assert await rejected("/ws?token=elsewhere")
 
 
@@ -203,7 +202,7 @@ async def test_a_token_that_names_its_client_in_another_form_reaches_the_same_cl
     """A token made by hand (the business side may issue its own) named client "42" as a string: the
     node kept it under "42" while every message to it names 42, and none arrived."""
     token = "hand-made-token"
-    await get_backend().acall("issue_token", token, {"client_id": "42", "meta": "", "server": "local"}, 30)
+    await get_backend().store.issue_token(token, {"client_id": "42", "meta": "", "server": "local"}, 30)
     terminal = FreeIMCommunicator(application, f"ws://testserver/ws?token={token}")
     assert (await terminal.connect())[0]
     try:
@@ -214,6 +213,6 @@ async def test_a_token_that_names_its_client_in_another_form_reaches_the_same_cl
 
 
 async def test_a_token_that_names_no_valid_client_is_refused():
-    await get_backend().acall("issue_token", "bad-id-token", {"client_id": "", "meta": "", "server": "local"}, 30)
+    await get_backend().store.issue_token("bad-id-token", {"client_id": "", "meta": "", "server": "local"}, 30)
     terminal = FreeIMCommunicator(application, "ws://testserver/ws?token=bad-id-token")
     assert not (await terminal.connect())[0]

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from freeim import ids
-from freeim.backends.redis_keys import Keys
+from freeim.backends.redis.keys import Keys
 from freeim.exceptions import InvalidClientId
 
 KINDS = {"node": ("alive", "conns", "inbox", "inbox-sz", "inbox-ix"), "client": ("conns", "chans"),

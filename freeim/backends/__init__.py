@@ -1,28 +1,27 @@
-"""Store and transport backends, and the one place that picks one for the settings."""
+"""Store, node liveness, transport and events backends (:mod:`.contract`), and the one place that
+builds the process's backend from ``FREEIM['BACKEND']``: :mod:`.memory` (embedded) or :mod:`.redis`."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 from ..conf import conf
-from .base import Backend
+from .contract import Backend, run_blocking
 
 _backend: Backend | None = None
 
 
 def get_backend() -> Backend:
-    """The process-wide backend for the current settings: memory unless ``REDIS_URL`` is set."""
+    """The process-wide backend: ``FREEIM['BACKEND']`` built with ``BACKEND_OPTIONS`` on first use."""
     global _backend
     if _backend is None:
-        if conf.REDIS_URL:
-            from .redis import RedisBackend
-
-            _backend = RedisBackend(conf.REDIS_URL, conf.REDIS_PREFIX, conf.HEARTBEAT_TTL)
-        else:
-            from .memory import MemoryBackend
-
-            _backend = MemoryBackend()
+        built = import_string(conf.BACKEND)(**conf.BACKEND_OPTIONS)
+        if not isinstance(built, Backend):
+            raise ImproperlyConfigured(f"FREEIM['BACKEND'] ({conf.BACKEND}) made {built!r}, not a freeim Backend.")
+        _backend = built
     return _backend
 
 
@@ -38,4 +37,4 @@ def _reset_on_settings_change(setting: str, **kwargs: object) -> None:
         reset_backend()
 
 
-__all__ = ["Backend", "get_backend", "reset_backend"]
+__all__ = ["Backend", "get_backend", "reset_backend", "run_blocking"]

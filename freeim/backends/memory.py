@@ -11,25 +11,21 @@ import asyncio
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from typing import Any
 
 from ..conf import conf
 from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
-from .base import Backend, Payload
+from ..payloads import Payload
+from .contract import Backend, Deliver, TokenRecord
 
-Deliver = Callable[[list[Payload]], None]
 
-
-class MemoryBackend(Backend):
-    """Store and transport for a single process (the embedded default and the test double)."""
-
-    local_events = True
+class MemoryState:
+    """Store, node registry and transport of a single process, in one object: dropping a node
+    touches all three."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._tokens: dict[str, tuple[float, TokenRecord]] = {}
         self._nodes: set[str] = set()
         self._connections: dict[ClientId, dict[str, str]] = {}  # client -> connection id -> node
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
@@ -37,26 +33,32 @@ class MemoryBackend(Backend):
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
         self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
 
-    def issue_token(self, token: str, record: dict[str, Any], ttl: int) -> None:
+    async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
         with self._lock:
             now = time.monotonic()
             self._tokens = {t: v for t, v in self._tokens.items() if v[0] > now}
-            self._tokens[token] = (now + ttl, dict(record))
+            self._tokens[token] = (now + ttl, TokenRecord(**record))
 
-    def redeem_token(self, token: str) -> dict[str, Any] | None:
+    async def redeem_token(self, token: str) -> TokenRecord | None:
         with self._lock:
-            expires, record = self._tokens.pop(token, (0.0, None))
-        return record if expires > time.monotonic() else None
+            found = self._tokens.pop(token, None)
+        return found[1] if found is not None and found[0] > time.monotonic() else None
 
-    def register_node(self, node: str, boot: str) -> None:
+    async def register_node(self, node: str, boot: str) -> None:
         with self._lock:
             self._nodes.add(node)
 
-    def alive_nodes(self) -> list[str]:
+    async def heartbeat(self, node: str, boot: str) -> bool:
+        return True  # one process: the node cannot lose its registration
+
+    async def reap(self, me: str) -> list[str]:
+        return []  # one process: no peer to die
+
+    async def alive_nodes(self) -> list[str]:
         with self._lock:
             return sorted(self._nodes)
 
-    def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+    async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         with self._lock:
             self._nodes.discard(node)
             self._inboxes.pop(node, None)
@@ -67,7 +69,7 @@ class MemoryBackend(Backend):
                     gone.append(client_id)
             return gone
 
-    def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+    async def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         with self._lock:
             conns = self._connections.setdefault(client_id, {})
             if conn not in conns:
@@ -76,7 +78,7 @@ class MemoryBackend(Backend):
                 conns[conn] = node
             return len(conns) == 1
 
-    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
+    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
                           chans: tuple[str, ...] = ()) -> bool:
         with self._lock:
             if self._connections.get(client_id, {}).get(conn) != node:
@@ -105,15 +107,15 @@ class MemoryBackend(Backend):
             if not members:
                 del self._chans[chan]
 
-    def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
+    async def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
         with self._lock:
             return {c: dict(Counter(self._connections[c].values())) for c in client_ids if self._connections.get(c)}
 
-    def online_clients(self) -> list[ClientId]:
+    async def online_clients(self) -> list[ClientId]:
         with self._lock:
             return list(self._connections)
 
-    def join(self, client_id: ClientId, chans: list[str]) -> bool:
+    async def join(self, client_id: ClientId, chans: list[str]) -> bool:
         with self._lock:
             if not self._connections.get(client_id):
                 return False
@@ -125,7 +127,7 @@ class MemoryBackend(Backend):
                 self._client_chans[client_id].add(chan)
             return True
 
-    def leave(self, client_id: ClientId, chans: list[str]) -> None:
+    async def leave(self, client_id: ClientId, chans: list[str]) -> None:
         with self._lock:
             mine = self._client_chans.get(client_id, set())
             for chan in chans:
@@ -134,39 +136,39 @@ class MemoryBackend(Backend):
             if not mine:
                 self._client_chans.pop(client_id, None)
 
-    def chan_members(self, chan: str) -> list[ClientId]:
+    async def chan_members(self, chan: str) -> list[ClientId]:
         with self._lock:
             return list(self._chans.get(chan, ()))
 
-    def clear_chan(self, chan: str) -> list[ClientId]:
+    async def clear_chan(self, chan: str) -> list[ClientId]:
         with self._lock:
             members = list(self._chans.pop(chan, ()))
             for client_id in members:
                 self._client_chans.get(client_id, set()).discard(chan)
             return members
 
-    def chan_list(self) -> list[tuple[str, int]]:
+    async def chan_list(self) -> list[tuple[str, int]]:
         with self._lock:
             return sorted((chan, len(members)) for chan, members in self._chans.items())
 
-    def client_chans(self, client_id: ClientId) -> list[str]:
+    async def client_chans(self, client_id: ClientId) -> list[str]:
         with self._lock:
             return sorted(self._client_chans.get(client_id, ()))
 
-    def clients_chans(self, client_ids: list[ClientId]) -> dict[ClientId, list[str]]:
+    async def clients_chans(self, client_ids: list[ClientId]) -> dict[ClientId, list[str]]:
         with self._lock:
             return {c: sorted(self._client_chans.get(c, ())) for c in client_ids}
 
-    def chan_online(self, chan: str) -> int:
+    async def chan_online(self, chan: str) -> int:
         with self._lock:
             return len(self._chans.get(chan, ()))
 
-    def chan_nodes(self, chan: str) -> list[str]:
+    async def chan_nodes(self, chan: str) -> list[str]:
         with self._lock:
             nodes = {n for c in self._chans.get(chan, ()) for n in self._connections.get(c, {}).values()}
             return sorted(nodes)
 
-    def publish(self, batches: dict[str, list[Payload]]) -> None:
+    async def publish(self, batches: dict[str, list[Payload]]) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -186,7 +188,10 @@ class MemoryBackend(Backend):
             else:
                 loop.call_soon_threadsafe(deliver, payloads)
 
-    def inbox_tail(self, node: str) -> str:
+    async def trim_inbox(self, node: str) -> None:
+        return None  # an in-process transport keeps nothing
+
+    async def inbox_tail(self, node: str) -> str:
         """Hold what is published to ``node`` from now on, until it receives."""
         with self._lock:
             self._held.setdefault(node, [])
@@ -205,3 +210,12 @@ class MemoryBackend(Backend):
         finally:
             if self._inboxes.get(node, (None, None))[1] is deliver:
                 del self._inboxes[node]
+
+
+class MemoryBackend(Backend):
+    """``FREEIM['BACKEND']`` of the embedded default (no ``REDIS_URL``): one process holds every
+    connection, and the node sends the online/offline signals itself."""
+
+    def __init__(self) -> None:
+        state = MemoryState()
+        super().__init__(state, state, state)

@@ -11,7 +11,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from freeim.backends import get_backend
-from freeim.conf import conf
 from freeim.events import consume
 
 
@@ -28,11 +27,12 @@ class Command(BaseCommand):
                             help="seconds before an event a dead worker took is handled again (default 30)")
 
     def handle(self, *args: Any, group: str, consumer: str, claim_idle: float, **options: Any) -> None:
-        if not conf.REDIS_URL:
-            raise CommandError("freeim_events needs FREEIM['REDIS_URL']; the embedded mode sends signals "
-                               "in the server process itself.")
+        events = get_backend().blocking().events
+        if events is None:
+            raise CommandError("freeim_events needs a backend with an events stream (FREEIM['REDIS_URL']); the "
+                               "embedded mode sends signals in the server process itself.")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"freeim events: consumer {consumer} of group {group}")
-        consume(get_backend(), group, consumer, claim_idle, stop)
+        consume(events, group, consumer, claim_idle, stop)

@@ -1,4 +1,4 @@
-"""Lua sources of the Redis store; the key layout they work on is in :mod:`.redis_keys`.
+"""Lua sources of the Redis store; the key layout they work on is in :mod:`.keys`.
 
 Every script gets each key it touches in ``KEYS`` (none is built from ``ARGV``), reads and
 checks all it needs before its first write, so a script that refuses leaves nothing half

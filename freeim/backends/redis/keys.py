@@ -70,6 +70,10 @@ class Keys:
         """A client's key: ``conns`` or ``chans``."""
         return self._key(f"c:{encoded(client)}", what)
 
+    def inbox(self, node: str) -> tuple[str, str, str]:
+        """A node's inbox keys, in the order the scripts read them: the stream, its size, its index."""
+        return self.node(node, "inbox"), self.node(node, "inbox-sz"), self.node(node, "inbox-ix")
+
     def chan(self, chan: str, what: str) -> str:
         """A chan's key: ``members`` or ``nodes``."""
         return self._key(f"h:{encoded(chan)}", what)

@@ -1,0 +1,187 @@
+"""What a backend provides, as typed contracts: the store, node liveness, the transport, the events stream.
+
+* :class:`Store`: tokens, presence (who is connected where) and chans.
+* :class:`Nodes`: which node processes are alive, and the cleanup after those that died.
+* :class:`Transport`: payloads from the business side to the nodes (:mod:`freeim.payloads`).
+* :class:`EventStream`: online/offline events for the ``freeim_events`` workers (the cluster only).
+
+Every method is a coroutine, so the node and async callers await it. Sync callers (DRF views,
+commands, Celery tasks) use :meth:`Backend.blocking`: a backend whose methods finish without ever
+suspending (they block the calling thread instead), which :func:`run_blocking` runs to its end
+without an event loop. An operation is therefore written once, as a coroutine over a
+:class:`Backend`, and serves both kinds of callers (:mod:`freeim.operations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypedDict, TypeVar, cast
+
+from ..ids import ClientId
+from ..payloads import Payload
+
+T = TypeVar("T")
+#: Takes one batch of payloads for the node, on the node's loop.
+Deliver = Callable[[list[Payload]], None]
+
+
+class TokenRecord(TypedDict):
+    """What a one-time connect token stands for."""
+
+    client_id: ClientId
+    meta: str
+    server: str
+
+
+class Tokens(Protocol):
+    async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
+        """Store ``record`` under ``token`` for ``ttl`` seconds."""
+
+    async def redeem_token(self, token: str) -> TokenRecord | None:
+        """Take the record of ``token`` and forget the token; None if unknown or expired."""
+
+
+class Presence(Protocol):
+    async def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
+        """Add connection ``conn`` (an id unique across nodes) of ``client_id`` on ``node``; True if the
+        client just came online. Adding a connection twice adds it once. Raises ``TooManyConnections``
+        when the client already holds ``MAX_CONNECTIONS_PER_CLIENT``."""
+
+    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
+                                chans: tuple[str, ...] = ()) -> bool:
+        """Remove connection ``conn``; True if the client just went offline (its chans are left).
+        Removing it twice removes it once.
+
+        ``meta`` is the closing connection's, for the offline event; ``chans``, the chans the node
+        knows the client in, a hint that may save a round trip (it need not be right).
+        """
+
+    async def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
+        """For each online client of ``client_ids``: node -> connection count."""
+
+    async def online_clients(self) -> list[ClientId]:
+        """Every online client id."""
+
+
+class Chans(Protocol):
+    async def join(self, client_id: ClientId, chans: list[str]) -> bool:
+        """Add an online client to ``chans``; False (and nothing done) if it is offline. Raises
+        ``TooManyChans`` (nothing joined) past ``MAX_CHANS_PER_CLIENT``."""
+
+    async def leave(self, client_id: ClientId, chans: list[str]) -> None:
+        """Remove ``client_id`` from ``chans``."""
+
+    async def chan_members(self, chan: str) -> list[ClientId]:
+        """Members of ``chan``."""
+
+    async def clear_chan(self, chan: str) -> list[ClientId]:
+        """Remove every member of ``chan``; return who they were."""
+
+    async def chan_list(self) -> list[tuple[str, int]]:
+        """Every chan with its member count, sorted by name."""
+
+    async def client_chans(self, client_id: ClientId) -> list[str]:
+        """The chans ``client_id`` is in, sorted."""
+
+    async def clients_chans(self, client_ids: list[ClientId]) -> dict[ClientId, list[str]]:
+        """The chans each of ``client_ids`` is in (one batched read)."""
+
+    async def chan_online(self, chan: str) -> int:
+        """How many members ``chan`` has."""
+
+    async def chan_nodes(self, chan: str) -> list[str]:
+        """The nodes hosting at least one member of ``chan``."""
+
+
+class Store(Tokens, Presence, Chans, Protocol):
+    """Tokens, presence and chans: the state every process of a deployment shares."""
+
+
+class Nodes(Protocol):
+    """Which nodes are alive, and the cleanup after those that are not."""
+
+    async def register_node(self, node: str, boot: str) -> None:
+        """Mark ``node`` (the process with boot id ``boot``) alive: it receives payloads from now on."""
+
+    async def heartbeat(self, node: str, boot: str) -> bool:
+        """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
+
+    async def alive_nodes(self) -> list[str]:
+        """Names of the nodes that are alive, sorted."""
+
+    async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+        """Remove every connection and the registration of ``node``; return clients now offline.
+
+        Without ``force`` nothing is removed while ``node`` looks alive (a reaper racing a restart).
+        """
+
+    async def reap(self, me: str) -> list[str]:
+        """Clean up after peers whose heartbeat stopped (one reaper at a time); return their names."""
+
+
+class Transport(Protocol):
+    """Payload batches from any process to the nodes, in order per node."""
+
+    async def publish(self, batches: dict[str, list[Payload]]) -> None:
+        """Hand each node its payloads, in order; one batch per node."""
+
+    async def inbox_tail(self, node: str) -> str:
+        """Where ``node``'s inbox ends now: :meth:`receive` from there misses nothing published since.
+
+        A node takes it before it registers, since senders find it from its registration on.
+        """
+
+    async def receive(self, node: str, deliver: Deliver, after: str) -> None:
+        """Run on ``node``'s loop until cancelled, passing each batch for ``node`` published after the
+        position ``after`` (from :meth:`inbox_tail`) to ``deliver``, in order."""
+
+    async def trim_inbox(self, node: str) -> None:
+        """Drop what ``node``'s inbox keeps past its age, when nothing new arrives to trim it."""
+
+
+class EventStream(Protocol):
+    """Online/offline events, each handled by one worker of a group, at least once."""
+
+    async def read(self, group: str, consumer: str, claim_idle_ms: int,
+                   block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        """Events for ``consumer``: first those a dead worker left unacked for ``claim_idle_ms``, then new
+        ones (waiting up to ``block_ms``); ``(entry id, fields)`` each."""
+
+    async def ack(self, group: str, entry_ids: list[str]) -> None:
+        """Mark events handled by ``group``."""
+
+
+class Backend:
+    """The parts of one deployment's backend, chosen by ``FREEIM['BACKEND']`` (:mod:`freeim.backends`).
+
+    ``events`` is None where the node sends the online/offline signals in its own process (one
+    process holds every connection); ``heartbeat_ttl`` is None where nodes need no heartbeat.
+    """
+
+    def __init__(self, store: Store, nodes: Nodes, transport: Transport, *, events: EventStream | None = None,
+                 heartbeat_ttl: float | None = None, blocking: Backend | None = None) -> None:
+        self.store = store
+        self.nodes = nodes
+        self.transport = transport
+        self.events = events
+        self.heartbeat_ttl = heartbeat_ttl
+        self._blocking = blocking
+
+    def blocking(self) -> Backend:
+        """This backend for sync callers: its methods never suspend (run them with :func:`run_blocking`)."""
+        return self._blocking or self
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end in the calling thread; it must await only a blocking backend.
+
+    Such a coroutine never suspends, so one ``send`` finishes it: no event loop, no
+    ``async_to_sync`` thread hop. One that does suspend is a bug, and raises.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coroutine.close()
+    raise RuntimeError("A coroutine run with run_blocking awaited something that suspends; a blocking backend "
+                       "must finish every call at once.")

@@ -1,0 +1,156 @@
+"""Connections to Redis, and the two ways of running steps on them: blocking and awaiting.
+
+The only module that sends commands to Redis (the node's inbox reader aside, :mod:`.transport`).
+A blocking client serves sync callers; each event loop gets ``redis.asyncio`` clients of its
+own (connections cannot cross loops), so neither side goes through ``async_to_sync``. Redis
+connection errors become :class:`~freeim.exceptions.StoreUnavailable` here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript, Script
+from redis.retry import Retry
+
+from ...exceptions import StoreUnavailable
+from .lua import SCRIPTS
+from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
+
+T = TypeVar("T")
+P = ParamSpec("P")
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+def pool_options(asynchronous: bool = False) -> dict[str, Any]:
+    """Connection settings for a pool (of ``redis.asyncio`` if ``asynchronous``): wait for a free
+    connection, fail in seconds, not minutes.
+
+    A command that fails on a broken connection or times out is sent again on a new connection,
+    twice at most: after a Redis restart every pooled connection is dead, and each would otherwise
+    fail one call. A command may then run twice; every script is safe to (:mod:`.lua`). The
+    asyncio client needs redis-py's asyncio ``Retry``: given the blocking one, it retried nothing.
+    """
+    retry = (AsyncRetry if asynchronous else Retry)(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
+            "socket_timeout": 5, "retry": retry}
+
+
+class Connections:
+    """One blocking client for the process, and per event loop an asyncio client for the work
+    and one for node upkeep (a small pool of its own, so a storm of connects cannot starve the
+    heartbeats)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.blocking = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **pool_options()))
+        self.blocking_scripts = {name: Script(self.blocking, source) for name, source in SCRIPTS.items()}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                               dict[bool, tuple[redis.asyncio.Redis, dict[str, AsyncScript]]]] = \
+            weakref.WeakKeyDictionary()
+
+    def for_loop(self, upkeep: bool) -> tuple[redis.asyncio.Redis, dict[str, AsyncScript]]:
+        """The running loop's client (the upkeep one if ``upkeep``) and its scripts."""
+        clients = self._loops.setdefault(asyncio.get_running_loop(), {})
+        found = clients.get(upkeep)
+        if found is None:
+            options = {**pool_options(asynchronous=True), **({"max_connections": 2} if upkeep else {})}
+            client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url,
+                                                                                                     **options))
+            found = clients[upkeep] = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
+        return found
+
+    def issue(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
+        """Send ``step`` through ``client`` (one of these): its reply, or an awaitable of it for an
+        asyncio client. Every step goes to Redis through here, once."""
+        if isinstance(step, Pipe) and len(step.steps) == 1:  # in redis-py a pipeline of one costs several
+            reply = _single(client, scripts, step.steps[0])  # times the plain command
+            return _as_list(reply) if inspect.isawaitable(reply) else [reply]
+        if not isinstance(step, Pipe):
+            return _single(client, scripts, step)
+        pipe = client.pipeline(transaction=False)
+        for inner in step.steps:
+            if isinstance(inner, Lua):  # redis-py's async Script object cannot queue itself on a pipeline
+                script = scripts[inner.name]
+                pipe.scripts.add(script)  # loaded first if Redis does not know it
+                pipe.evalsha(script.sha, len(inner.keys), *inner.keys, *inner.args)
+            else:
+                getattr(pipe, inner.method)(*inner.args)
+        return pipe.execute()
+
+
+def _single(client: Any, scripts: dict[str, Any], step: Lua | Cmd) -> Any:
+    if isinstance(step, Lua):
+        return scripts[step.name](keys=step.keys, args=step.args, client=client)
+    return getattr(client, step.method)(*step.args)
+
+
+async def _as_list(reply: Awaitable[Any]) -> list[Any]:
+    return [await reply]
+
+
+class Performer(Protocol):
+    async def run(self, steps: Steps[T]) -> T:
+        """Run ``steps`` on Redis; raise ``StoreUnavailable`` if Redis cannot be reached."""
+
+
+class Blocking:
+    """Runs steps on the blocking client: its ``run`` never suspends (for sync callers)."""
+
+    def __init__(self, connections: Connections) -> None:
+        self.connections = connections
+
+    async def run(self, steps: Steps[T]) -> T:
+        try:
+            return drive(steps, self._perform)
+        except REDIS_ERRORS as error:
+            raise StoreUnavailable(f"Redis is unavailable: {error}") from error
+
+    def _perform(self, step: Step) -> Any:
+        return self.connections.issue(self.connections.blocking, self.connections.blocking_scripts, step)
+
+
+class Awaiting:
+    """Runs steps on the running loop's asyncio client (``upkeep``: the node upkeep pool)."""
+
+    def __init__(self, connections: Connections, upkeep: bool = False) -> None:
+        self.connections = connections
+        self.upkeep = upkeep
+
+    async def run(self, steps: Steps[T]) -> T:
+        try:
+            return await adrive(steps, self._perform)
+        except REDIS_ERRORS as error:
+            raise StoreUnavailable(f"Redis is unavailable: {error}") from error
+
+    async def _perform(self, step: Step) -> Any:
+        return await self.connections.issue(*self.connections.for_loop(self.upkeep), step)
+
+
+class Part(Protocol):
+    """A part of the Redis backend: it runs its steps with its performer."""
+
+    performer: Performer
+
+
+S = TypeVar("S", bound=Part)
+
+
+def performed(steps: Callable[Concatenate[S, P], Steps[T]]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Make a method written as steps into the contract's coroutine method, run by the part's performer."""
+
+    @functools.wraps(steps)
+    async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.performer.run(steps(self, *args, **kwargs))
+
+    return method
+

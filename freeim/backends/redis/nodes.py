@@ -1,0 +1,87 @@
+"""Node liveness in Redis (:class:`~freeim.backends.contract.Nodes`): registrations kept by
+heartbeats, and the reaper that takes a dead node's connections off (one reaper at a time)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from ... import ids
+from ...ids import ClientId
+from .client import Performer, performed
+from .keys import Keys
+from .steps import Lua, Steps, one
+from .store import detach_many
+
+logger = logging.getLogger("freeim.backends.redis")
+#: Connections of a dead node taken off per round trip.
+DROP_CHUNK = 500
+
+
+class RedisNodes:
+    """Registrations of the nodes sharing one Redis, each alive for ``heartbeat_ttl`` after its last beat."""
+
+    def __init__(self, keys: Keys, performer: Performer, heartbeat_ttl: float) -> None:
+        self.keys = keys
+        self.performer = performer
+        self.ttl_ms = int(heartbeat_ttl * 1000)
+
+    def _beat(self, node: str, boot: str, mode: str) -> Lua:
+        return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
+                   (node, boot, self.ttl_ms, mode))
+
+    def _nodes_by_age(self, which: str) -> Lua:
+        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (self.ttl_ms, which))
+
+    def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
+        return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
+
+    @performed
+    def register_node(self, node: str, boot: str) -> Steps[None]:
+        yield self._beat(node, boot, "register")
+
+    @performed
+    def heartbeat(self, node: str, boot: str) -> Steps[bool]:
+        return bool((yield self._beat(node, boot, "beat")))
+
+    @performed
+    def alive_nodes(self) -> Steps[list[str]]:
+        return sorted((yield self._nodes_by_age("alive")))
+
+    @performed
+    def reap(self, me: str) -> Steps[list[str]]:
+        dead = yield self._nodes_by_age("dead")
+        if not dead or not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
+            return []
+        try:
+            reaped = []
+            for node in dead:
+                gone = yield from self._drop(node, force=False)
+                if gone is not None:
+                    reaped.append(node)
+                    logger.warning("freeim: node %s is dead; %d of its clients went offline", node, len(gone))
+            return reaped
+        finally:
+            yield self._reaper_lock(me, 0, "give")
+
+    @performed
+    def drop_node(self, node: str, force: bool = True) -> Steps[list[ClientId]]:
+        return (yield from self._drop(node, force)) or []
+
+    def _drop(self, node: str, force: bool) -> Steps[list[ClientId] | None]:
+        """Take ``node``'s connections off, a chunk of them a round; None if it came back alive."""
+        gone: list[ClientId] = []
+        while True:  # each round deletes what it saw, so scanning from 0 again moves on
+            _cursor, entries = yield one("hscan", self.keys.node(node, "conns"), 0, None, DROP_CHUNK)
+            if not entries:
+                break
+            by_client: dict[str, list[str]] = defaultdict(list)
+            for conn, client in entries.items():
+                by_client[client].append(conn)
+            results = yield from detach_many(self.keys, node, by_client, "", "own" if force else "reap")
+            if "alive" in results.values():
+                return None
+            gone += [ids.client_id(c) for c, result in results.items() if result == "offline"]
+        node_keys = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), *self.keys.inbox(node))
+        forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes")), (node, "1" if force else "0"))
+        return gone if forgotten or force else None

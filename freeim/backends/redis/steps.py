@@ -1,0 +1,69 @@
+"""Redis work written once for blocking and for awaiting clients: generators of steps.
+
+Each operation of the Redis backend is a generator that yields what Redis must run
+(a :class:`Lua` script, a :class:`Cmd`, a :class:`Pipe` of them) and receives the
+reply. :func:`drive` performs each step with a blocking client, :func:`adrive`
+awaits it on a ``redis.asyncio`` one (:mod:`.client`), so the logic between the steps
+(declaring keys, retrying scripts, decoding) exists once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lua:
+    """Run script ``name`` (:mod:`.lua`) with ``KEYS = keys`` and ``ARGV = args``."""
+
+    name: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Cmd:
+    """Run one command: ``client.<method>(*args)``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """Run ``steps`` in one non-transactional pipeline; the reply is the list of their replies."""
+
+    steps: tuple[Lua | Cmd, ...]
+
+
+Step = Lua | Cmd | Pipe
+#: An operation: yields steps, receives each reply, returns its result.
+Steps = Generator[Step, Any, T]
+
+
+def one(method: str, *args: Any) -> Cmd:
+    return Cmd(method, args)
+
+
+def drive(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
+    """Run ``steps``, performing each with ``perform`` (blocking)."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(perform(step))
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+async def adrive(steps: Steps[T], perform: Callable[[Step], Awaitable[Any]]) -> T:
+    """Run ``steps``, awaiting ``perform`` for each."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await perform(step))
+    except StopIteration as stop:
+        return cast(T, stop.value)

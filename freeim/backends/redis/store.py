@@ -1,0 +1,182 @@
+"""The cluster's store in Redis: tokens, presence and chans (:class:`~freeim.backends.contract.Store`).
+
+Presence is kept per connection id (client -> its connections and their nodes, node -> its
+connections and their clients), changed only by the scripts of :mod:`.lua`, which also keep the
+chans of a client that goes offline consistent. Keys: :mod:`.keys`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ... import ids
+from ...conf import conf
+from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
+from ...ids import ClientId
+from ..contract import TokenRecord
+from .client import Performer, performed
+from .keys import Keys
+from .steps import Lua, Pipe, Steps, one
+
+K = TypeVar("K")
+#: Online/offline events the stream keeps for ``freeim_events`` (roughly: ``MAXLEN ~``).
+EVENTS_MAXLEN = 100_000
+#: How often a script is sent again with the chans (or members) Redis said it also needs
+#: declared; each retry means they changed in between, so a few suffice.
+DECLARE_ATTEMPTS = 5
+
+
+def declaring(scripts: dict[K, Callable[[list[str]], Lua]],
+              guesses: dict[K, list[str]] | None = None) -> Steps[dict[K, list[str]]]:
+    """Run each script, built from the names (chans, members) it declares, all in one pipeline;
+    run those that answer ``retry`` again with the names Redis gave, until none does.
+
+    ``guesses``: the names to declare at first (none where there is no guess).
+    """
+    pending = {key: (guesses or {}).get(key, []) for key in scripts}
+    results: dict[K, list[str]] = {}
+    for _attempt in range(DECLARE_ATTEMPTS):
+        order = list(pending)
+        answers = yield Pipe(tuple(scripts[key](pending[key]) for key in order))
+        pending = {}
+        for key, (answer, *names) in zip(order, answers, strict=True):
+            if answer == "retry":
+                pending[key] = names
+            else:
+                results[key] = [answer, *names]
+        if not pending:
+            return results
+    raise StoreUnavailable("What a script depends on (a client's chans, a chan's members) kept changing; try again.")
+
+
+def chan_keys(keys: Keys, chans: list[str]) -> tuple[str, ...]:
+    """Each chan's members and nodes keys, in the order the scripts read them."""
+    return tuple(key for chan in chans for key in (keys.chan(chan, "members"), keys.chan(chan, "nodes")))
+
+
+def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], meta: str, mode: str,
+                chans: dict[str, list[str]] | None = None) -> Steps[dict[str, str]]:
+    """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer
+    (``offline``, ``more``, or ``alive`` when ``mode`` is ``reap`` and the node is alive again).
+
+    ``chans`` guesses each client's chans, to declare at once; without a guess, none are.
+    """
+
+    def detach(client: str, conns: list[str], declared: list[str]) -> Lua:
+        fixed = (keys.node(node, "conns"), keys.node(node, "alive"), keys.client(client, "conns"),
+                 keys.client(client, "chans"), keys.shared("online"), keys.shared("events"), keys.shared("chans"))
+        return Lua("detach", (*fixed, *chan_keys(keys, declared)),
+                   (node, client, meta, EVENTS_MAXLEN, mode, len(conns), *conns, *declared))
+
+    scripts = {client: functools.partial(detach, client, conns) for client, conns in conns_by_client.items()}
+    answers = yield from declaring(scripts, chans)
+    return {client: answer[0] for client, answer in answers.items()}
+
+
+class RedisStore:
+    """Tokens, presence and chans of many nodes and business processes sharing one Redis."""
+
+    def __init__(self, keys: Keys, performer: Performer) -> None:
+        self.keys = keys
+        self.performer = performer
+
+    # Tokens
+    @performed
+    def issue_token(self, token: str, record: TokenRecord, ttl: int) -> Steps[None]:
+        yield one("set", self.keys.token(token), json.dumps(record), ttl)
+
+    @performed
+    def redeem_token(self, token: str) -> Steps[TokenRecord | None]:
+        raw = yield one("getdel", self.keys.token(token))
+        return json.loads(raw) if raw else None  # type: ignore[no-any-return]  # written by issue_token
+
+    # Presence
+    @performed
+    def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> Steps[bool]:
+        keys = self.keys
+        fixed = (keys.node(node, "conns"), keys.client(client_id, "conns"), keys.client(client_id, "chans"),
+                 keys.shared("online"), keys.shared("events"))
+        args = (node, client_id, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
+
+        def attach(chans: list[str]) -> Lua:
+            return Lua("attach", (*fixed, *(keys.chan(chan, "nodes") for chan in chans)), (*args, *chans))
+
+        [answer] = (yield from declaring({client_id: attach}))[client_id]
+        if answer == "full":
+            raise TooManyConnections()
+        return answer == "online"
+
+    @performed
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
+                          chans: tuple[str, ...] = ()) -> Steps[bool]:
+        client = str(client_id)
+        results = yield from detach_many(self.keys, node, {client: [conn]}, meta, "own", {client: list(chans)})
+        return results[client] == "offline"
+
+    @performed
+    def locate(self, client_ids: list[ClientId]) -> Steps[dict[ClientId, dict[str, int]]]:
+        if not client_ids:
+            return {}
+        found = yield Pipe(tuple(one("hvals", self.keys.client(c, "conns")) for c in client_ids))
+        return {c: dict(Counter(nodes)) for c, nodes in zip(client_ids, found, strict=True) if nodes}
+
+    @performed
+    def online_clients(self) -> Steps[list[ClientId]]:
+        return [ids.client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
+
+    # Chans
+    def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:
+        fixed = (self.keys.client(client, "conns"), self.keys.client(client, "chans"), self.keys.shared("chans"))
+        return Lua(script, (*fixed, *chan_keys(self.keys, chans)), (client, *args, *chans))
+
+    @performed
+    def join(self, client_id: ClientId, chans: list[str]) -> Steps[bool]:
+        joined = yield self._chan_change("join", client_id, chans, conf.MAX_CHANS_PER_CLIENT)
+        if joined < 0:
+            raise TooManyChans()
+        return bool(joined)
+
+    @performed
+    def leave(self, client_id: ClientId, chans: list[str]) -> Steps[None]:
+        yield self._chan_change("leave", client_id, chans)
+
+    @performed
+    def chan_members(self, chan: str) -> Steps[list[ClientId]]:
+        return [ids.client_id(c) for c in (yield one("smembers", self.keys.chan(chan, "members")))]
+
+    @performed
+    def clear_chan(self, chan: str) -> Steps[list[ClientId]]:
+        keys = self.keys
+        fixed = (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.shared("chans"))
+
+        def clear(members: list[str]) -> Lua:
+            return Lua("clear_chan", (*fixed, *(keys.client(member, "chans") for member in members)), (chan, *members))
+
+        _done, *members = (yield from declaring({chan: clear}))[chan]
+        return [ids.client_id(c) for c in members]
+
+    @performed
+    def chan_list(self) -> Steps[list[tuple[str, int]]]:
+        return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.keys.shared("chans"), 0, -1,
+                                                                             False, True)))
+
+    @performed
+    def client_chans(self, client_id: ClientId) -> Steps[list[str]]:
+        return sorted((yield one("smembers", self.keys.client(client_id, "chans"))))
+
+    @performed
+    def clients_chans(self, client_ids: list[ClientId]) -> Steps[dict[ClientId, list[str]]]:
+        found = yield Pipe(tuple(one("smembers", self.keys.client(c, "chans")) for c in client_ids))
+        return {c: sorted(chans) for c, chans in zip(client_ids, found, strict=True)}
+
+    @performed
+    def chan_online(self, chan: str) -> Steps[int]:
+        return int((yield one("zscore", self.keys.shared("chans"), chan)) or 0)
+
+    @performed
+    def chan_nodes(self, chan: str) -> Steps[list[str]]:
+        return sorted((yield one("hkeys", self.keys.chan(chan, "nodes"))))

@@ -1,0 +1,95 @@
+"""The cluster's transport: one inbox stream per node (:class:`~freeim.backends.contract.Transport`).
+
+Each node reads its own inbox (``XREAD BLOCK`` from the last id it saw), and a sender appends one
+entry per node per call, all nodes in one pipeline; the append trims the oldest entries past
+``TRANSPORT_MAX_BYTES``, and each node trims what is older than a minute from its own inbox on
+its upkeep beat. A stream keeps what arrives while the node's reader reconnects or its loop
+stalls, where PUBLISH would drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+
+import redis.asyncio
+
+from ...conf import conf
+from ...payloads import Payload
+from ..contract import Deliver
+from .client import REDIS_ERRORS, Performer, performed
+from .keys import Keys
+from .steps import Lua, Pipe, Steps, one
+
+logger = logging.getLogger("freeim.backends.redis")
+#: A node's inbox keeps the last minute: a node stalled or reconnecting for less loses nothing.
+INBOX_RETENTION_MS = 60_000
+#: Entries read at once.
+READ_COUNT = 500
+#: Batch ids a node remembers, to skip a batch that a retried append wrote twice.
+SEEN_BATCHES = 10_000
+
+
+class RedisTransport:
+    """Node inboxes in Redis streams."""
+
+    def __init__(self, url: str, keys: Keys, performer: Performer) -> None:
+        self.url = url
+        self.keys = keys
+        self.performer = performer
+
+    @performed
+    def publish(self, batches: dict[str, list[Payload]]) -> Steps[None]:
+        if batches:
+            limit = conf.TRANSPORT_MAX_BYTES
+            yield Pipe(tuple(Lua("append", self.keys.inbox(node), (os.urandom(8).hex(), json.dumps(payloads), limit))
+                             for node, payloads in batches.items()))
+
+    @performed
+    def trim_inbox(self, node: str) -> Steps[None]:
+        """Drop what ``node``'s inbox holds past its age (a node that nobody sends to trims its own)."""
+        yield Lua("trim_inbox", self.keys.inbox(node), (conf.TRANSPORT_MAX_BYTES,
+                                                        int(time.time() * 1000) - INBOX_RETENTION_MS))
+
+    @performed
+    def inbox_tail(self, node: str) -> Steps[str]:
+        newest = yield one("xrevrange", self.keys.node(node, "inbox"), "+", "-", 1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    async def receive(self, node: str, deliver: Deliver, after: str) -> None:
+        """Read ``node``'s inbox from the entry id ``after``, across reconnects, until cancelled.
+
+        A batch whose append was retried after Redis ran it is in the stream twice: delivered once.
+        """
+        inbox = self.keys.node(node, "inbox")
+        reader = redis.asyncio.Redis.from_url(self.url, decode_responses=True, socket_timeout=None,
+                                              socket_connect_timeout=2)
+        seen: OrderedDict[str, None] = OrderedDict()
+        last_id = after
+        try:
+            while True:
+                try:
+                    for _stream, entries in await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000):
+                        for entry_id, fields in entries:
+                            last_id = entry_id
+                            if _first_time(seen, fields.get("b", entry_id)):
+                                deliver(json.loads(fields["p"]))
+                except REDIS_ERRORS as error:
+                    logger.warning("freeim node %s: inbox read failed (%s); retrying", node, error)
+                    await asyncio.sleep(0.5)
+        finally:
+            await reader.aclose()
+
+
+def _first_time(seen: OrderedDict[str, None], batch: str) -> bool:
+    """Whether ``batch`` is new; remembers the last :data:`SEEN_BATCHES` ids."""
+    if batch in seen:
+        return False
+    seen[batch] = None
+    if len(seen) > SEEN_BATCHES:
+        seen.popitem(last=False)
+    return True
