@@ -1,6 +1,6 @@
 """Node-loop responsiveness: the p99 lateness of a 10 ms task in a server's loop, read per phase.
 
-freeim's node runs its own probe (:mod:`freeim.probe`) when ``FREEIM_LOOP_PROBE``
+freeim's node runs its own probe (:mod:`freeim.node.probe`) when ``FREEIM_LOOP_PROBE``
 names a file: one JSON line per second with ``time`` (end of the window) and
 ``p99_ms``. The baseline runs the same probe from its consumer
 (:func:`ensure_started`), so both are measured alike. :func:`p99_during` takes
@@ -13,7 +13,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from freeim.probe import REPORT_EVERY, probe_path, run_probe
+from freeim.node.probe import REPORT_EVERY, probe_path, run_probe
 
 _task: asyncio.Task[None] | None = None
 

@@ -169,7 +169,8 @@ def main() -> None:
              for port, server in zip(ports, servers, strict=True)]
     time.sleep(3)
     setup_django(redis_server.url, servers)
-    from freeim import im, router
+    from freeim import im
+    from freeim.messaging import router
 
     report, stop = multiprocessing.Queue(), multiprocessing.Event()
     ids = list(range(1, options.clients + 1))

@@ -15,8 +15,8 @@ from asgiref.sync import markcoroutinefunction
 from django.urls import URLPattern, path, re_path
 
 from .conf import conf
-from .consumer import FreeIMConsumer
-from .lifecycle import ensure_node, install_server_hooks, stop_node
+from .node.consumer import FreeIMConsumer
+from .node.lifecycle import ensure_node, install_server_hooks, stop_node
 from .protocol import CloseCode
 
 ASGIApp = Any

@@ -169,7 +169,7 @@ class Settings:
 
     @property
     def GC_FREEZE(self) -> bool:
-        """Whether a node freezes what it holds out of the garbage collector's way (:mod:`freeim.heap`)."""
+        """Whether a node freezes what it holds out of the garbage collector's way (:mod:`freeim.node.heap`)."""
         return self._get("GC_FREEZE")
 
 

@@ -1,8 +1,9 @@
-"""Online/offline events dispatched as Django signals, in order, off the connect path."""
+"""Online/offline events as Django signals (:mod:`freeim.signals`), sent off the connect path:
+:func:`dispatch` for one event (the embedded node's :mod:`freeim.node.local_events`), :func:`consume`
+for a ``freeim_events`` worker reading the cluster's events stream (at least once)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from typing import Any
@@ -53,34 +54,3 @@ def handle(fields: dict[str, str]) -> None:
         return
     _log_failures(kind, SIGNALS[kind].send_robust(sender=None, client_id=client_id(client),
                                                   meta=fields.get("meta", ""), server=fields.get("server", "")))
-
-
-class LocalEvents:
-    """A queue and one task that dispatches its events one at a time, in order."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[str, ClientId, str, str]] = asyncio.Queue()
-        self._task: asyncio.Task[Any] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="freeim-events")
-
-    def put(self, kind: str, client_id: ClientId, meta: str, server: str) -> None:
-        self._queue.put_nowait((kind, client_id, meta, server))
-
-    async def _run(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                await dispatch(*event)
-            finally:
-                self._queue.task_done()
-
-    async def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` s) for queued events, then stop the task."""
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            logger.warning("freeim: %d events not dispatched at shutdown", self._queue.qsize())
-        if self._task is not None:
-            self._task.cancel()

@@ -1,7 +1,7 @@
 """One error hierarchy for freeim.
 
 Each error carries a stable ``code`` and an HTTP ``status``; the REST API turns
-them into responses in one place (:func:`freeim.views.freeim_exception_handler`).
+them into responses in one place (:func:`freeim.rest.views.freeim_exception_handler`).
 """
 
 from __future__ import annotations

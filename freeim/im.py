@@ -2,7 +2,7 @@
 
 ``send_message`` blocks the calling thread (DRF views, commands, Celery tasks);
 ``asend_message`` awaits (async views, consumers). Both run the same
-coroutine from :mod:`freeim.operations`: the async twin awaits it on the
+coroutine from :mod:`freeim.messaging.operations`: the async twin awaits it on the
 configured backend, the sync one runs it on the backend's blocking form, so
 neither goes through ``async_to_sync`` or a per-call event loop.
 
@@ -19,9 +19,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
-from . import ids, operations
+from . import ids
 from .backends import Backend, get_backend, run_blocking
 from .conf import conf
+from .messaging import operations
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import views
+from .rest import views
 
 app_name = "freeim"
 

@@ -7,7 +7,7 @@ from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
 
 from demo_project.asgi import application
-from freeim import lifecycle
+from freeim.node import lifecycle
 from freeim.protocol import CloseCode
 
 

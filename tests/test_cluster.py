@@ -31,7 +31,7 @@ from freeim import im
 from freeim.backends import get_backend
 from freeim.conf import server_base
 from freeim.exceptions import FanoutTooLarge, StoreUnavailable
-from freeim.router import rendezvous
+from freeim.messaging.router import rendezvous
 from tests.cluster import HEARTBEAT_TTL, Cluster
 from tests.groups import MAKE_GROUP
 from tests.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-import weakref
-
-from freeim.connection import Frame, TokenBucket, count_control_frames
+from freeim.node.connection import Frame, TokenBucket
 
 
 def takes(bucket: TokenBucket, now: float, times: int) -> list[bool]:
@@ -38,44 +35,3 @@ def test_a_sender_a_little_over_the_rate_is_refused_once_its_burst_is_spent():
 def test_a_frame_counts_the_bytes_it_takes_on_the_wire():
     """MAX_BACKLOG_BYTES counted characters: a backlog of non-ASCII text held up to 3-4x its bound."""
     assert len(Frame("é" * 100)) == 4 + 200  # a 4-byte header (126+ bytes), and two bytes a character
-
-
-class Protocol:
-    """What autobahn's protocol offers for pings and pongs: a hook for each."""
-
-    def __init__(self) -> None:
-        self.handled: list[bytes] = []
-
-    def onPing(self, payload: bytes) -> None:  # noqa: N802 (autobahn's name)
-        self.handled.append(payload)
-
-    def onPong(self, payload: bytes) -> None:  # noqa: N802
-        self.handled.append(payload)
-
-
-class Terminal:
-    """A connection that admits frames while it has tokens; it holds its protocol, as a Connection does."""
-
-    def __init__(self, protocol: Protocol, tokens: int) -> None:
-        self.protocol = protocol
-        self.tokens = tokens
-
-    def admit(self) -> bool:
-        self.tokens -= 1
-        return self.tokens >= 0
-
-
-def test_pings_and_pongs_count_against_the_connection_and_are_forgotten_with_it():
-    """The map from protocol to connection held each connection, which holds its protocol: no entry
-    ever went, so a node kept every socket it ever had."""
-    protocol = Protocol()
-    terminal = Terminal(protocol, tokens=2)
-    assert count_control_frames(protocol, terminal)
-    for payload in (b"1", b"2", b"3"):
-        protocol.onPing(payload)
-    protocol.onPong(b"4")
-    assert protocol.handled == [b"1", b"2"]  # past its tokens, a frame is not handled
-    gone = weakref.ref(protocol)
-    del protocol, terminal
-    gc.collect()
-    assert gone() is None

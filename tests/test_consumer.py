@@ -8,7 +8,7 @@ from demo_project.asgi import application
 from freeim import autojoin, im, signals
 from freeim.backends import get_backend
 from freeim.conf import conf
-from freeim.lifecycle import ensure_node
+from freeim.node.lifecycle import ensure_node
 from freeim.testing import FreeIMCommunicator, connected
 
 
@@ -80,7 +80,7 @@ async def test_online_and_offline_signals_fire_once_per_client():
         await second.disconnect()
         await im.asend_broadcast_message("flush")  # the node dispatches events on its loop; let it run
         node = await ensure_node()
-        await node.events._queue.join()
+        await node.events.settled()
     finally:
         signals.client_online.disconnect(on_online)
         signals.client_offline.disconnect(on_offline)
@@ -107,7 +107,7 @@ async def test_slow_consumer_is_closed_with_4002_and_others_still_get_everything
         node = await ensure_node()
         # Three frames for the slow one queue up in one batch before any flush: past 200 bytes.
         padded = [f'{{"n":{i},"pad":"{"x" * 80}"}}' for i in range(3)]
-        node._inbox.put_nowait([{"op": "send", "to": [1, 2], "frame": padded[0]},
+        node.delivery.receive([{"op": "send", "to": [1, 2], "frame": padded[0]},
                                 *({"op": "send", "to": [1], "frame": frame} for frame in padded[1:])])
         assert await slow.receive_close() == 4002
         assert (await healthy.receive_frame())["n"] == 0
@@ -117,7 +117,7 @@ async def test_slow_consumer_is_closed_with_4002_and_others_still_get_everything
 
 
 async def test_stop_node_removes_presence_in_bulk():
-    from freeim.lifecycle import stop_node
+    from freeim.node.lifecycle import stop_node
 
     alice = await FreeIMCommunicator.open(application, 1)
     await im.ajoin_chan(1, "room")
@@ -142,7 +142,7 @@ async def test_a_crashing_consumer_still_takes_its_client_offline(monkeypatch):
 
 
 async def test_a_handshake_that_cannot_get_a_slot_in_time_is_refused(monkeypatch):
-    from freeim import node as node_module
+    from freeim.node import runtime as node_module
 
     node = await ensure_node()
     monkeypatch.setattr(node_module, "HANDSHAKE_WAIT", 0.05)

@@ -142,6 +142,11 @@ async def test_connect_then_ping_gets_pong(alice):
         await expect_no_frame(ws)
 
 
+async def test_the_node_says_it_writes_to_daphnes_transports_directly(daphne, alice):
+    async with terminals(alice):
+        assert "frames written to daphne's Twisted transports directly (daphne 4." in daphne.log_tail(400)
+
+
 async def test_online_follows_the_socket(alice, bob):
     assert not await bob.sees_online(alice)
     async with terminals(alice):

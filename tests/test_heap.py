@@ -5,7 +5,7 @@ import weakref
 
 import pytest
 
-from freeim import heap
+from freeim.node import heap
 
 
 @pytest.fixture(autouse=True)

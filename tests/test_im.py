@@ -5,9 +5,10 @@ import asyncio
 import pytest
 
 from demo_project.asgi import application
-from freeim import autojoin, im, operations
+from freeim import autojoin, im
 from freeim.backends import Backend, get_backend
 from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable, TooManyChans
+from freeim.messaging import operations
 from freeim.testing import FreeIMCommunicator, connected
 
 

@@ -3,8 +3,8 @@
 import asyncio
 import json
 
-from freeim import probe
-from freeim.lifecycle import ensure_node, stop_node
+from freeim.node import probe
+from freeim.node.lifecycle import ensure_node, stop_node
 
 
 def test_summary_gives_percentiles_in_milliseconds():

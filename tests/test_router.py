@@ -1,7 +1,7 @@
 import pytest
 
-from freeim import router
 from freeim.exceptions import NoServerAvailable
+from freeim.messaging import router
 
 NODES = ["n1:6001", "n2:6002", "n3:6003", "n4:6004"]
 

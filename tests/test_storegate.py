@@ -2,7 +2,7 @@
 
 import asyncio
 
-from freeim.storegate import StoreGate
+from freeim.node.storegate import StoreGate
 
 
 async def test_a_rebuild_waits_for_updates_in_flight_and_holds_new_ones_back():

@@ -2,14 +2,14 @@
 
 * :class:`Store`: tokens, presence (who is connected where) and chans.
 * :class:`Nodes`: which node processes are alive, and the cleanup after those that died.
-* :class:`Transport`: payloads from the business side to the nodes (:mod:`freeim.payloads`).
+* :class:`Transport`: payloads from the business side to the nodes (:mod:`freeim.messaging.payloads`).
 * :class:`EventStream`: online/offline events for the ``freeim_events`` workers (the cluster only).
 
 Every method is a coroutine, so the node and async callers await it. Sync callers (DRF views,
 commands, Celery tasks) use :meth:`Backend.blocking`: a backend whose methods finish without ever
 suspending (they block the calling thread instead), which :func:`run_blocking` runs to its end
 without an event loop. An operation is therefore written once, as a coroutine over a
-:class:`Backend`, and serves both kinds of callers (:mod:`freeim.operations`).
+:class:`Backend`, and serves both kinds of callers (:mod:`freeim.messaging.operations`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from ..ids import ClientId
-from ..payloads import Payload
+from ..messaging.payloads import Payload
 
 T = TypeVar("T")
 #: Takes one batch of payloads for the node, on the node's loop.

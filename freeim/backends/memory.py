@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from ..conf import conf
 from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
-from ..payloads import Payload
+from ..messaging.payloads import Payload
 from .contract import Backend, Deliver, TokenRecord
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from freeim import ids
-from freeim.serializers import ClientIdField
+from freeim.rest.serializers import ClientIdField
 
 from .models import Group, GroupMessage, Membership, Role
 

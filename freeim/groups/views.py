@@ -1,4 +1,4 @@
-"""The groups REST API, on :class:`freeim.views.FreeIMView` (same errors, same caller rules)."""
+"""The groups REST API, on :class:`freeim.rest.views.FreeIMView` (same errors, same caller rules)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from freeim import im
-from freeim.serializers import DataSerializer
-from freeim.views import FreeIMView
+from freeim.rest.serializers import DataSerializer
+from freeim.rest.views import FreeIMView
 
 from .models import Group, Membership, member_key
 from .permissions import CanManageMembers, IsGroupMember, IsGroupMemberOrStaff, outranks

@@ -19,7 +19,7 @@ from collections import OrderedDict
 import redis.asyncio
 
 from ...conf import conf
-from ...payloads import Payload
+from ...messaging.payloads import Payload
 from ..contract import Deliver
 from .client import REDIS_ERRORS, Performer, performed
 from .keys import Keys

@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView, exception_handler
 
-from . import autojoin, ids, im
-from .auth import client_id_of
-from .exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
+from .. import autojoin, ids, im
+from ..auth import client_id_of
+from ..exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
 from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
 from .serializers import ConnectSerializer, DataSerializer, MessageSerializer

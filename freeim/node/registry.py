@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from ..ids import ClientId
 from .connection import Connection
-from .ids import ClientId
 
 
 class Registry:
@@ -15,6 +15,12 @@ class Registry:
         self.clients: dict[ClientId, list[Connection]] = {}
         self._chans: dict[str, set[ClientId]] = {}
         self._client_chans: dict[ClientId, set[str]] = {}
+
+    def forget_all(self) -> None:
+        """Drop every connection and chan (the node stopped)."""
+        self.clients.clear()
+        self._chans.clear()
+        self._client_chans.clear()
 
     def add(self, connection: Connection) -> None:
         self.clients.setdefault(connection.client_id, []).append(connection)

@@ -9,8 +9,8 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from . import protocol
-from .exceptions import NestingTooDeep
+from .. import protocol
+from ..exceptions import NestingTooDeep
 
 
 class JSONParser(parsers.JSONParser):

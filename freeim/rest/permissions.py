@@ -7,9 +7,9 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from . import autojoin, im
-from .auth import client_id_of
-from .exceptions import NotAChanMember
+from .. import autojoin, im
+from ..auth import client_id_of
+from ..exceptions import NotAChanMember
 
 
 def caller_chans(request: Any) -> list[str]:

@@ -16,9 +16,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from .backends import Backend
-from .exceptions import StoreUnavailable
-from .ids import ClientId
+from ..backends import Backend
+from ..exceptions import StoreUnavailable
+from ..ids import ClientId
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,7 @@ RETRY_AFTER = 1.0
 class ChanSync:
     """Re-reads the chans of the clients whose chans changed, and puts the local index right."""
 
-    def __init__(self, backend: Backend, registry: Callable[[], Registry],
-                 tell_left: Callable[[ClientId, str], None]) -> None:
+    def __init__(self, backend: Backend, registry: Registry, tell_left: Callable[[ClientId, str], None]) -> None:
         self.backend = backend
         self.registry = registry
         self.tell_left = tell_left
@@ -48,7 +47,7 @@ class ChanSync:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            clients = [client for client in self._stale if client in self.registry().clients]
+            clients = [client for client in self._stale if client in self.registry.clients]
             self._stale.clear()
             if not clients:
                 continue
@@ -60,7 +59,7 @@ class ChanSync:
                 self.stale(clients)
 
     def _correct(self, truth: dict[ClientId, list[str]]) -> None:
-        registry = self.registry()
+        registry = self.registry
         for client, chans in truth.items():
             if client not in registry.clients:
                 continue  # gone meanwhile: its chans went with its last connection here

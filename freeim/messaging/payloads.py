@@ -1,5 +1,5 @@
-"""What the helper sends a node, defined once: :mod:`freeim.operations` builds these, the node
-(:meth:`freeim.node.Node.apply`) applies them. The transport carries them as JSON objects.
+"""What the helper sends a node, defined once: :mod:`freeim.messaging.operations` builds these, the node
+(:meth:`freeim.node.delivery`) applies them. The transport carries them as JSON objects.
 
 =========  =====================================================================
 ``op``     the node
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
-from .ids import ClientId
+from ..ids import ClientId
 
 
 class Receipt(TypedDict):

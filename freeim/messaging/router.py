@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .exceptions import NoServerAvailable
-from .ids import ClientId
+from ..exceptions import NoServerAvailable
+from ..ids import ClientId
 
 
 def _hash(text: str) -> int:

@@ -1,28 +1,25 @@
 """Starting and stopping this process's node with the server.
 
-daphne has no ASGI lifespan, so :func:`install_server_hooks` asks its Twisted
-reactor to start the node (and the accept gate of :mod:`freeim.admission`)
-when it runs and to clean up before it shuts down;
-servers with lifespan (uvicorn, hypercorn) use :func:`freeim.asgi.wrap`'s
-handler. Either way the first WebSocket starts the node if nothing else did.
+daphne has no ASGI lifespan, so :func:`install_server_hooks` has its adapter
+(:func:`freeim.servers.daphne.run_with_reactor`) start the node when Twisted's
+reactor runs and stop it before it shuts down; servers with lifespan (uvicorn,
+hypercorn) use :func:`freeim.asgi.wrap`'s handler. Either way the first
+WebSocket starts the node if nothing else did.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .admission import guard_accepts
-from .autobahn_logging import format_only_when_debugging
-from .backends import get_backend
-from .conf import conf
-from .node import Node
+from ..backends import get_backend
+from ..conf import conf
+from ..servers import daphne
+from .runtime import Node
 
 _node: Node | None = None
 _started: asyncio.Task[None] | None = None
-_background: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
 
 
 async def ensure_node() -> Node:
@@ -56,19 +53,5 @@ async def stop_node() -> None:
 
 def install_server_hooks() -> None:
     """Under daphne, start the node with the reactor and stop it before shutdown."""
-    if "daphne.server" not in sys.modules or "twisted.internet.reactor" not in sys.modules or not conf.IS_NODE:
-        return
-    from twisted.internet import reactor
-    from twisted.internet.defer import Deferred
-
-    format_only_when_debugging()
-
-    def start() -> None:
-        _background.add(asyncio.ensure_future(ensure_node()))
-        _background.add(asyncio.ensure_future(guard_accepts(reactor, conf.HANDSHAKE_TIMEOUT)))
-
-    def stop() -> Deferred[None]:
-        return Deferred.fromFuture(asyncio.ensure_future(stop_node()))
-
-    reactor.callWhenRunning(start)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[attr-defined]
+    if conf.IS_NODE:
+        daphne.run_with_reactor(ensure_node, stop_node, conf.HANDSHAKE_TIMEOUT)

@@ -1,7 +1,8 @@
 """The WebSocket consumer: token check at the handshake, register, ping/pong, close codes.
 
 It takes no channel layer (each one costs a task and ~4 KiB per socket, and
-freeim never delivers through it): the node writes to its connections directly.
+freeim never delivers through it): the node writes to its connections directly
+(the loop without a layer: :mod:`freeim.servers.channels`).
 """
 
 from __future__ import annotations
@@ -10,25 +11,21 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-
-from . import ids, protocol
-from .conf import conf
+from .. import ids, protocol
+from ..conf import conf
+from ..exceptions import InvalidClientId, StoreUnavailable, TooManyConnections
+from ..servers.channels import LeanWebsocketConsumer
 from .connection import Connection, Frame
-from .exceptions import InvalidClientId, StoreUnavailable, TooManyConnections
 from .lifecycle import ensure_node
-from .node import Node
+from .runtime import Node
 
 logger = logging.getLogger(__name__)
 PONG = Frame(protocol.PONG)
 
 
-class FreeIMConsumer(AsyncWebsocketConsumer):
+class FreeIMConsumer(LeanWebsocketConsumer):
     """One terminal's socket. Rejects (HTTP 403) a missing, unknown, expired or reused token."""
 
-    channel_layer = None  # never set up: see __call__
     connection: Connection | None = None
     node: Node | None = None
 
@@ -60,7 +57,7 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             self.node = node
             # The canonical form, as every payload names it ("42" is 42), whoever made the token.
             self.connection = Connection(self, ids.client_id(record["client_id"]), record.get("meta", ""))
-            await node.attach(self.connection)
+            await node.attachments.attach(self.connection)
         except TooManyConnections:  # not attached: nothing to detach
             self.connection = None
             node.refused()
@@ -71,7 +68,7 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
             # or the client cannot be registered
             logger.warning("freeim node %s: handshake refused: %s", node.name, error)
             if self.connection is not None:
-                await node.detach(self.connection)  # whatever part of it was registered
+                await node.attachments.detach(self.connection)  # whatever part of it was registered
                 self.connection = None
             node.refused()
             await self.close()  # HTTP 403, as for a bad token: the terminal backs off and tries again
@@ -79,38 +76,13 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         finally:
             node.handshakes.release()
         await self.accept()
-        node.activate(self.connection)
+        node.delivery.activate(self.connection)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Handle the socket's events one after the other.
-
-        channels' loop (``await_many_dispatch``) also listens to a channel layer, so it
-        starts a task and an ``asyncio.wait`` per event; with no layer, awaiting
-        ``receive`` directly saves an idle socket that task and its waiter.
-
-        If the consumer crashes or is cancelled (daphne cancels a handshake that takes
-        too long), its connection is detached here, since ``disconnect`` will not run.
-        At server shutdown the node's bulk cleanup does that instead.
-        """
-        self.scope = scope
-        self.base_send = send
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        except BaseException:
-            if self.connection is not None and self.node is not None and not self.node.stopping:
-                await self.node.detach(self.connection)
-            raise
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Call the handler directly: channels' dispatch first hops to the sync thread to close
-        old database connections, and this consumer never touches the database."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    async def ended_abruptly(self) -> None:
+        """The consumer crashed or was cancelled: detach its connection (at server shutdown the node's
+        bulk cleanup does that instead)."""
+        if self.connection is not None and self.node is not None and not self.node.stopping:
+            await self.node.attachments.detach(self.connection)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Count each frame against ``MAX_INBOUND_RATE`` before handling it (over it: closed with 4005),
@@ -130,12 +102,6 @@ class FreeIMConsumer(AsyncWebsocketConsumer):
         if kind == "ping" and self.connection is not None and self.node is not None:
             await self.connection.reply(PONG, self.node.backlog_limit)  # in the backlog, as any frame
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """channels' version also closes stale database connections in a worker thread,
-        a thread hop per closed socket; this consumer keeps none open."""
-        await self.disconnect(message.get("code", 1000))
-        raise StopConsumer()
-
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:
-            await self.node.detach(self.connection)
+            await self.node.attachments.detach(self.connection)

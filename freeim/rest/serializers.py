@@ -6,9 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from . import ids
-from .exceptions import FreeIMError
-from .operations import MAX_META_LENGTH
+from .. import ids
+from ..exceptions import FreeIMError
+from ..messaging.operations import MAX_META_LENGTH
 
 MAX_RECEIVERS = 1000
 

@@ -14,11 +14,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from . import ids, payloads, protocol, router
-from .backends import Backend
-from .conf import conf, server_base
-from .exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
-from .ids import ClientId
+from .. import ids, protocol
+from ..backends import Backend
+from ..conf import conf, server_base
+from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
+from ..ids import ClientId
+from . import payloads, router
 from .payloads import Payload
 
 MAX_META_LENGTH = 1024

@@ -1,0 +1,137 @@
+"""A node's connections in the store's presence: attach, detach, release later, rebuild.
+
+The store (:class:`~freeim.backends.contract.Presence`) keeps who is connected where, for every
+process; this keeps the node's share of it true: a connection is added before its handshake
+completes and removed when it closes, one that could not be removed (the store was down) is
+retried with the upkeep, and a node that lost its registration writes all of its own back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+
+from channels.db import database_sync_to_async
+
+from .. import autojoin
+from ..backends import Backend
+from ..conf import conf
+from ..exceptions import StoreUnavailable
+from ..ids import ClientId
+from ..messaging import operations
+from .connection import Connection
+from .delivery import Delivery
+from .heap import HeapKeeper
+from .registry import Registry
+from .storegate import StoreGate
+
+logger = logging.getLogger("freeim.node")
+#: Sends an online or offline event: ``(kind, client id, meta)``.
+Emit = Callable[[str, ClientId, str], None]
+
+
+class Attachments:
+    """Adds this node's connections to the store and takes them off, so presence stays exact."""
+
+    def __init__(self, node: str, boot: str, backend: Backend, registry: Registry, delivery: Delivery,
+                 heap: HeapKeeper, emit: Emit) -> None:
+        self.node = node
+        self.boot = boot
+        self.backend = backend
+        self.registry = registry
+        self.delivery = delivery
+        self.heap = heap
+        self.emit = emit
+        self._numbers = itertools.count()
+        self._gate = StoreGate()
+        self._unreleased: list[tuple[ClientId, str, str]] = []  # (client, connection id, meta)
+
+    async def attach(self, connection: Connection) -> None:
+        """Register a connection here and in the store (before its handshake completes).
+
+        Its client's chans are in the local index before the socket opens: the
+        auto-join chans (:mod:`freeim.autojoin`) when it just came online, else
+        the chans it joined from another node, when this is its first connection here.
+        """
+        client_id = connection.client_id
+        connection.on_resume = self.delivery.wake
+        connection.id = f"{self.boot[:16]}{next(self._numbers):x}"
+        async with self._gate.shared():
+            new_here = client_id not in self.registry.clients
+            self.registry.add(connection)
+            self.heap.attached()
+            try:
+                came_online = await self._register(connection)
+            except BaseException:  # not in the store: nothing to release there
+                self.registry.remove(connection)
+                raise
+            if came_online and autojoin.has_providers():
+                await self._autojoin(client_id)
+            elif new_here and not came_online:
+                self.registry.join(client_id, await self.backend.store.client_chans(client_id))
+
+    async def _autojoin(self, client_id: ClientId) -> None:
+        chans = await database_sync_to_async(autojoin.chans_for)(client_id)
+        if len(chans) > conf.MAX_CHANS_PER_CLIENT:
+            logger.warning("freeim node %s: client %r would auto-join %d chans; it joins the first %d "
+                           "(MAX_CHANS_PER_CLIENT)", self.node, client_id, len(chans), conf.MAX_CHANS_PER_CLIENT)
+            chans = chans[:conf.MAX_CHANS_PER_CLIENT]
+        if chans:
+            self.registry.join(client_id, chans)
+            # Through the helper, so a device of the client that reached another node
+            # meanwhile (and found no chans yet) is told too.
+            await operations.join_chan(self.backend, client_id, *chans)
+
+    async def _register(self, connection: Connection) -> bool:
+        """Add ``connection`` in the store; True if its client came online with it."""
+        if await self.backend.store.add_connection(self.node, connection.client_id, connection.id, connection.meta):
+            self.emit("online", connection.client_id, connection.meta)
+            return True
+        return False
+
+    async def detach(self, connection: Connection) -> None:
+        """Forget a closed connection; the client goes offline with its last one."""
+        connection.closed = True
+        self.delivery.forget(connection)
+        if connection not in self.registry.clients.get(connection.client_id, ()):
+            return
+        chans = tuple(self.registry.chans_of(connection.client_id))  # the store's, most likely
+        self.registry.remove(connection)
+        self.heap.detached()
+        try:
+            async with self._gate.shared():
+                await self._release(connection.client_id, connection.id, connection.meta, chans)
+        except StoreUnavailable as error:
+            # Never leave a client online in the store for a socket that is gone: retry with the upkeep.
+            logger.warning("freeim node %s: %s; will release client %r later", self.node, error, connection.client_id)
+            self._unreleased.append((connection.client_id, connection.id, connection.meta))
+
+    async def _release(self, client_id: ClientId, conn: str, meta: str, chans: tuple[str, ...] = ()) -> None:
+        if await self.backend.store.remove_connection(self.node, client_id, conn, meta, chans):
+            self.emit("offline", client_id, meta)
+
+    async def release_pending(self) -> None:
+        """Take off the store what a store outage left there (connections closed meanwhile)."""
+        while self._unreleased:
+            async with self._gate.shared():
+                if self._unreleased:  # a rebuild may have emptied it meanwhile
+                    await self._release(*self._unreleased[0])
+                    self._unreleased.pop(0)
+
+    async def register_again(self) -> None:
+        """Write this node's live connections and chans back (after a Redis restart, or being reaped).
+
+        Attaches and detaches wait meanwhile (:mod:`.storegate`). The node's own registration
+        comes last: if a step fails, the next heartbeat still finds it missing and starts over.
+        """
+        async with self._gate.exclusive():
+            logger.warning("freeim node %s lost its registration; registering %d clients again",
+                           self.node, len(self.registry.clients))
+            await self.backend.nodes.drop_node(self.node, True)
+            self._unreleased.clear()  # dropping the node released them all
+            for connection in list(self.registry.connections()):
+                await self._register(connection)
+            for client_id, chans in self.registry.chans_by_client():
+                await self.backend.store.join(client_id, chans)
+            await self.backend.nodes.register_node(self.node, self.boot)

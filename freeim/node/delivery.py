@@ -1,0 +1,144 @@
+"""Where a message is written to its sockets: the node applies each payload batch its transport
+delivers (:mod:`freeim.messaging.payloads` says what each asks), queueing frames on the local
+connections, then flushes them (:mod:`.connection`), closes those that fell behind, and sends
+the receipts its deliveries owe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from .. import protocol
+from ..backends import Backend
+from ..ids import ClientId
+from ..messaging import operations
+from ..messaging.payloads import Payload, Receipt
+from ..protocol import CloseCode
+from .chansync import ChanSync
+from .connection import Connection, Frame
+from .registry import Registry
+
+logger = logging.getLogger("freeim.node")
+#: Sockets flushed before the loop gets a turn for others.
+YIELD_EVERY = 100
+
+
+class Delivery:
+    """The node's delivery loop: one batch after the other, in the order the transport handed them over."""
+
+    def __init__(self, node: str, backend: Backend, registry: Registry, backlog_limit: int) -> None:
+        self.node = node
+        self.backend = backend
+        self.registry = registry
+        self.backlog_limit = backlog_limit
+        self.chan_sync = ChanSync(backend, registry, self.tell_left)
+        self._inbox: asyncio.Queue[list[Payload]] = asyncio.Queue()
+        self._dirty: dict[Connection, None] = {}
+        self._to_close: list[tuple[Connection, int]] = []
+        self._receipts: list[tuple[ClientId, str]] = []
+
+    def receive(self, batch: list[Payload]) -> None:
+        """Take a batch for delivery (the transport's callback; any code on the node's loop may call it)."""
+        self._inbox.put_nowait(batch)
+
+    def activate(self, connection: Connection) -> None:
+        """``connection``'s handshake completed: write what was queued for it meanwhile."""
+        connection.accepted = True
+        if connection.has_pending:
+            self.wake(connection)
+
+    def wake(self, connection: Connection) -> None:
+        """Flush ``connection`` soon (it has frames pending, or its socket takes writes again)."""
+        self._dirty[connection] = None
+        self._inbox.put_nowait([])
+
+    def forget(self, connection: Connection) -> None:
+        """``connection`` closed: write nothing more to it."""
+        self._dirty.pop(connection, None)
+
+    def tell_left(self, client_id: ClientId, chan: str) -> None:
+        """Tell ``client_id``'s sockets here that it is no longer in ``chan``."""
+        self._write([client_id], Frame(protocol.left_frame(chan)))
+        self._inbox.put_nowait([])  # flushed by the delivery loop, also when this comes from elsewhere
+
+    async def run(self) -> None:
+        """Until cancelled: apply what arrived, then flush."""
+        while True:
+            batches = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batches.append(self._inbox.get_nowait())
+            for payload in (p for batch in batches for p in batch):
+                try:
+                    self._apply(payload)
+                except Exception:  # one bad payload must not stop delivery
+                    logger.exception("freeim node %s: bad payload %.200r", self.node, payload)
+            try:
+                await self._flush()
+            except Exception:
+                logger.exception("freeim node %s: flush failed", self.node)
+
+    def _apply(self, payload: Payload) -> None:
+        if payload["op"] == "send":
+            self._send(payload["to"], Frame(payload["frame"]), payload.get("receipt"))
+        elif payload["op"] == "chan":
+            self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
+        elif payload["op"] == "broadcast":
+            self._write_all(Frame(payload["frame"]))
+        elif payload["op"] == "join":
+            self.registry.join(payload["client"], payload["chans"])
+            self.chan_sync.stale([payload["client"]])
+        elif payload["op"] == "leave":
+            for chan in self.registry.leave(payload["client"], payload["chans"]):
+                self.tell_left(payload["client"], chan)
+            self.chan_sync.stale([payload["client"]])
+        elif payload["op"] == "clear":
+            members = self.registry.clear(payload["chan"])
+            self._write(members, Frame(protocol.left_frame(payload["chan"])))
+            self.chan_sync.stale(members)
+        elif payload["op"] == "offline":
+            for connection in self.registry.clients.get(payload["client"], ()):
+                self._to_close.append((connection, CloseCode.FORCED_OFFLINE))
+        else:
+            raise ValueError(f"unknown op {payload['op']!r}")
+
+    def _send(self, to: list[ClientId], frame: Frame, receipt: Receipt | None) -> None:
+        self._write(to, frame)
+        if receipt:
+            for client_id in to:
+                status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
+                self._receipts.append((receipt["sender"], protocol.receipt_frame(receipt["id"], client_id, status)))
+
+    def _write(self, client_ids: Iterable[ClientId], frame: Frame) -> None:
+        clients = self.registry.clients
+        for client_id in client_ids:
+            self._enqueue(clients.get(client_id) or (), frame)
+
+    def _write_all(self, frame: Frame) -> None:
+        for connections in self.registry.clients.values():
+            self._enqueue(connections, frame)
+
+    def _enqueue(self, connections: Sequence[Connection], frame: Frame) -> None:
+        for connection in connections:
+            if connection.enqueue(frame, self.backlog_limit):
+                self._dirty[connection] = None
+            else:
+                self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for index, connection in enumerate(dirty):
+            if not connection.write_pending():
+                await connection.send_pending()
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        to_close, self._to_close = self._to_close, []
+        for connection, code in to_close:
+            await connection.close(code)
+        receipts, self._receipts = self._receipts, []
+        by_sender: dict[ClientId, list[str]] = {}
+        for sender, frame in receipts:
+            by_sender.setdefault(sender, []).append(frame)
+        for sender, frames in by_sender.items():
+            await operations.send_frames(self.backend, sender, frames)

@@ -1,0 +1,139 @@
+"""The node: one per server process, on the server's event loop.
+
+It holds this process's connections (:mod:`.registry`), keeps them in the store's presence
+(:mod:`.attachments`), receives payload batches for its name from the backend's transport and
+writes their frames to its sockets (:mod:`.delivery`), and keeps itself registered: heartbeats,
+upkeep, and the reaping of dead peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..backends import Backend
+from ..conf import conf
+from ..exceptions import StoreUnavailable
+from ..ids import ClientId
+from ..servers import daphne
+from . import probe
+from .attachments import Attachments
+from .delivery import Delivery
+from .heap import HeapKeeper
+from .local_events import LocalEvents
+from .registry import Registry
+
+logger = logging.getLogger("freeim.node")
+#: Handshakes registering in the store at once. In a storm of connects the rest wait their
+#: turn instead of all crawling through a starved loop and a full connection pool together...
+HANDSHAKE_CONCURRENCY = 64
+#: ...but not for long: a terminal refused quickly backs off, while one left waiting gives up
+#: and retries on a new socket, leaving the old handshake to be done for nothing.
+HANDSHAKE_WAIT = 3.0
+
+
+class Node:
+    """This process's node: its connections, its inbox and the loops that deliver and keep it registered."""
+
+    def __init__(self, name: str, backend: Backend, backlog_limit: int) -> None:
+        self.name = name
+        self.backend = backend
+        self.backlog_limit = backlog_limit
+        self.loop = asyncio.get_running_loop()
+        self.boot = uuid.uuid4().hex
+        self.registry = Registry()
+        self.heap = HeapKeeper()
+        self.events = LocalEvents() if backend.events is None else None
+        self.delivery = Delivery(name, backend, self.registry, backlog_limit)
+        self.attachments = Attachments(name, self.boot, backend, self.registry, self.delivery, self.heap, self._emit)
+        self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
+        self.stopping = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        """Clean what a previous process of this name left, register, and start receiving."""
+        if self.events is not None:
+            self.events.start()
+        for client_id in await self.backend.nodes.drop_node(self.name, True):
+            self._emit("offline", client_id, "")
+        # Read from before the registration: a sender finds this node from it on.
+        after = await self.backend.transport.inbox_tail(self.name)
+        await self.backend.nodes.register_node(self.name, self.boot)
+        self._spawn(self.backend.transport.receive(self.name, self.delivery.receive, after), "receive")
+        self._spawn(self.delivery.run(), "deliver")
+        self._spawn(self.delivery.chan_sync.run(), "chan-sync")
+        if ttl := self.backend.heartbeat_ttl:
+            self._spawn(self._every(ttl / 5, "heartbeat", self._beat), "beat")
+            self._spawn(self._every(ttl / 5, "upkeep", self._upkeep), "upkeep")
+        if conf.GC_FREEZE:
+            self._spawn(self.heap.run(self.client_count), "heap")
+        if path := probe.probe_path():
+            self._spawn(probe.run_probe(path, self.name, self.client_count), "probe")
+        logger.info("freeim node %s started: %s", self.name, daphne.write_path())
+
+    def _spawn(self, work: Awaitable[Any], what: str) -> None:
+        self._tasks.append(asyncio.ensure_future(work))
+        self._tasks[-1].set_name(f"freeim-{what}")
+
+    async def stop(self) -> None:
+        """Remove this node's presence in bulk (servers cancel consumers without disconnect)."""
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        metas = {c.client_id: c.meta for c in self.registry.connections()}
+        for client_id in await self.backend.nodes.drop_node(self.name, True):
+            self._emit("offline", client_id, metas.get(client_id, ""))
+        self.registry.forget_all()
+        if self.events is not None:
+            await self.events.drain(timeout=5)
+        logger.info("freeim node %s stopped", self.name)
+
+    def client_count(self) -> int:
+        """How many clients have a connection here."""
+        return len(self.registry.clients)
+
+    async def admit_handshake(self) -> bool:
+        """Take a handshake slot (release ``self.handshakes`` after); False if none freed up in time."""
+        try:
+            await asyncio.wait_for(self.handshakes.acquire(), HANDSHAKE_WAIT)
+        except TimeoutError:
+            return False
+        return True
+
+    def refused(self) -> None:
+        """A handshake was refused: what it leaves in reference cycles counts towards a full collection."""
+        self.heap.detached()
+
+    async def _every(self, seconds: float, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` every ``seconds`` until cancelled; a failed run is logged, and the next one tries again.
+
+        The heartbeat has a loop of its own: a long reap or a backlog of releases must never
+        hold up the beat, or the node would lose its registration while alive.
+        """
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await step()
+            except StoreUnavailable as error:
+                logger.warning("freeim node %s: %s; retrying", self.name, error)
+            except Exception:
+                logger.exception("freeim node %s: %s failed", self.name, what)
+
+    async def _beat(self) -> None:
+        if not await self.backend.nodes.heartbeat(self.name, self.boot):
+            await self.attachments.register_again()
+
+    async def _upkeep(self) -> None:
+        """Release what a store outage left, trim this node's inbox, and reap dead peers."""
+        await self.attachments.release_pending()
+        await self.backend.transport.trim_inbox(self.name)
+        dead = await self.backend.nodes.reap(self.name)
+        if dead:
+            logger.warning("freeim node %s cleaned up after dead nodes %s", self.name, dead)
+
+    def _emit(self, kind: str, client_id: ClientId, meta: str) -> None:
+        if self.events is not None:
+            self.events.put(kind, client_id, meta, self.name)
