@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction
@@ -19,7 +19,8 @@ from .node.consumer import FreeIMConsumer
 from .node.lifecycle import ensure_node, install_server_hooks, stop_node
 from .protocol import CloseCode
 
-ASGIApp = Any
+#: An ASGI 3 application: ``await app(scope, receive, send)``.
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 def websocket_urlpatterns(catch_all: bool = True) -> list[URLPattern]:
@@ -29,7 +30,8 @@ def websocket_urlpatterns(catch_all: bool = True) -> list[URLPattern]:
     Without the catch-all, channels' URLRouter raises on an unknown path: a 500 and a traceback.
     """
     routes = [path(conf.PATH.lstrip("/"), FreeIMConsumer.as_asgi())]
-    return [*routes, re_path(r"", unknown_path)] if catch_all else routes
+    # channels' URLRouter routes to ASGI apps where Django's patterns take views.
+    return [*routes, re_path(r"", unknown_path)] if catch_all else routes  # type: ignore[arg-type]
 
 
 async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:

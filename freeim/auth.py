@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.utils.module_loading import import_string
 
@@ -12,7 +12,7 @@ from .ids import ClientId, client_id
 
 def user_client_id(user: Any) -> ClientId:
     """The default resolver: a user's client id is its primary key."""
-    return user.pk
+    return cast(ClientId, user.pk)  # an int or str primary key; client_id_of checks it
 
 
 def client_id_of(user: Any) -> ClientId:

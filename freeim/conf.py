@@ -7,7 +7,7 @@ Every property reads ``settings.FREEIM`` on access; nothing is cached at import.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -77,7 +77,7 @@ class Settings:
     def BACKEND(self) -> str:
         """Dotted path to the :class:`~freeim.backends.contract.Backend` class: the Redis one when
         ``REDIS_URL`` is set, else the embedded (in-process) one."""
-        return self._get("BACKEND") or (REDIS_BACKEND if self.REDIS_URL else MEMORY_BACKEND)
+        return cast(str, self._get("BACKEND")) or (REDIS_BACKEND if self.REDIS_URL else MEMORY_BACKEND)
 
     @property
     def BACKEND_OPTIONS(self) -> dict[str, Any]:
@@ -91,86 +91,86 @@ class Settings:
 
     @property
     def REDIS_URL(self) -> str | None:
-        return self._get("REDIS_URL") or None
+        return cast(str | None, self._get("REDIS_URL")) or None
 
     @property
     def REDIS_PREFIX(self) -> str:
-        return self._get("REDIS_PREFIX")
+        return cast(str, self._get("REDIS_PREFIX"))
 
     @property
     def HEARTBEAT_TTL(self) -> float:
         """Seconds a node stays registered without a heartbeat; nodes beat every fifth of it."""
-        return self._get("HEARTBEAT_TTL")
+        return cast(float, self._get("HEARTBEAT_TTL"))
 
     @property
     def PATH(self) -> str:
-        return self._get("PATH")
+        return cast(str, self._get("PATH"))
 
     @property
     def TOKEN_TTL(self) -> int:
-        return self._get("TOKEN_TTL")
+        return cast(int, self._get("TOKEN_TTL"))
 
     @property
     def ROUTING(self) -> str:
-        return self._get("ROUTING")
+        return cast(str, self._get("ROUTING"))
 
     @property
     def CLIENT_ID_RESOLVER(self) -> str:
-        return self._get("CLIENT_ID_RESOLVER")
+        return cast(str, self._get("CLIENT_ID_RESOLVER"))
 
     @property
     def MAX_MESSAGE_BYTES(self) -> int:
-        return self._get("MAX_MESSAGE_BYTES")
+        return cast(int, self._get("MAX_MESSAGE_BYTES"))
 
     @property
     def MAX_BACKLOG_BYTES(self) -> int:
-        return self._get("MAX_BACKLOG_BYTES")
+        return cast(int, self._get("MAX_BACKLOG_BYTES"))
 
     @property
     def CHAN_MESSAGE_STORE(self) -> str | None:
         """Dotted path to ``store(sender, chan, message)``, called for each chan message sent; None: off."""
-        return self._get("CHAN_MESSAGE_STORE") or None
+        return cast(str | None, self._get("CHAN_MESSAGE_STORE")) or None
 
     @property
     def MAX_CLIENT_ID_LENGTH(self) -> int:
         """Longest client id, in characters: of a string id, and of an int one in decimal, its sign included
         (at most 128)."""
-        return self._get("MAX_CLIENT_ID_LENGTH")
+        return cast(int, self._get("MAX_CLIENT_ID_LENGTH"))
 
     @property
     def MAX_CHANS_PER_CLIENT(self) -> int:
         """How many chans one client may be in at once; a join past it raises ``TooManyChans``."""
-        return self._get("MAX_CHANS_PER_CLIENT")
+        return cast(int, self._get("MAX_CHANS_PER_CLIENT"))
 
     @property
     def MAX_CONNECTIONS_PER_CLIENT(self) -> int:
         """How many sockets one client id may hold at once; more are closed with 4006."""
-        return self._get("MAX_CONNECTIONS_PER_CLIENT")
+        return cast(int, self._get("MAX_CONNECTIONS_PER_CLIENT"))
 
     @property
     def MAX_FANOUT_BYTES(self) -> int:
         """Bytes one send may put in flight: encoded message x receivers (``FanoutTooLarge``, HTTP 413)."""
-        return self._get("MAX_FANOUT_BYTES")
+        return cast(int, self._get("MAX_FANOUT_BYTES"))
 
     @property
     def TRANSPORT_MAX_BYTES(self) -> int:
         """Bytes a node's inbox stream in Redis may hold; the oldest entries are trimmed past it."""
-        return self._get("TRANSPORT_MAX_BYTES")
+        return cast(int, self._get("TRANSPORT_MAX_BYTES"))
 
     @property
     def MAX_INBOUND_RATE(self) -> int:
         """Frames per second a terminal may send (a burst of as many is allowed); faster closes with 4005."""
-        return self._get("MAX_INBOUND_RATE")
+        return cast(int, self._get("MAX_INBOUND_RATE"))
 
     @property
     def HANDSHAKE_TIMEOUT(self) -> float:
         """Seconds an HTTP request or WebSocket handshake may take before the server drops it."""
-        return self._get("HANDSHAKE_TIMEOUT")
+        return cast(float, self._get("HANDSHAKE_TIMEOUT"))
 
     @property
     def GC_FREEZE(self) -> bool:
         """Whether a node freezes what it holds out of the garbage collector's way (:mod:`freeim.node.heap`)."""
-        return self._get("GC_FREEZE")
+        return cast(bool, self._get("GC_FREEZE"))
 
 
 conf = Settings()

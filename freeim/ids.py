@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cache
+from typing import cast
 
 from .conf import conf
 from .exceptions import InvalidChan, InvalidClientId
@@ -47,7 +48,7 @@ def client_id(value: object) -> ClientId:
 @cache
 def _ten_to_the(digits: int) -> int:
     """The smallest int with ``digits + 1`` digits."""
-    return 10**digits
+    return cast(int, 10**digits)  # an int for a non-negative exponent; typeshed cannot know that
 
 
 def _too_long(limit: int) -> InvalidClientId:

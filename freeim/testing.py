@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from channels.testing import WebsocketCommunicator
@@ -23,7 +23,7 @@ from . import im
 __all__ = ["FreeIMCommunicator", "connected"]
 
 
-class FreeIMCommunicator(WebsocketCommunicator):
+class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channels has no type hints
     """A WebSocket test client for the URL :func:`freeim.im.prev_connect_server` returned."""
 
     def __init__(self, application: Any, url: str) -> None:
@@ -41,7 +41,7 @@ class FreeIMCommunicator(WebsocketCommunicator):
 
     async def receive_frame(self, timeout: float = 1) -> dict[str, Any]:
         """The next frame, decoded."""
-        return json.loads(await self.receive_from(timeout))
+        return cast(dict[str, Any], json.loads(await self.receive_from(timeout)))
 
     async def receive_close(self, timeout: float = 1) -> int:
         """Wait for the server to close the socket; return the close code."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,6 +28,31 @@ from freeim.auth import client_id_of
 from freeim.exceptions import FreeIMError
 
 from .models import Group, GroupMessage, Membership, users_of_clients
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class Counted(TypedDict):
+        member_count: int  # annotated by GroupAdmin.get_queryset
+
+    class Listed(Counted):
+        online_count: int | None  # set on the list's rows by GroupAdmin.get_changelist_instance
+
+    class Present(TypedDict):
+        online_now: bool | None  # set on the list's rows by MembershipAdmin.get_changelist_instance
+
+    # The stubs make Django's admin and form classes generic; at runtime they cannot be subscripted.
+    MembershipFormBase = forms.ModelForm[Membership]
+    MembershipInlineBase = admin.TabularInline[Membership, Group]
+    GroupAdminBase = admin.ModelAdmin[Group]
+    MembershipAdminBase = admin.ModelAdmin[Membership]
+    GroupMessageAdminBase = admin.ModelAdmin[GroupMessage]
+else:
+    MembershipFormBase = forms.ModelForm
+    MembershipInlineBase = admin.TabularInline
+    GroupAdminBase = MembershipAdminBase = GroupMessageAdminBase = admin.ModelAdmin
 
 T = TypeVar("T")
 #: Members shown on a group's page; the rest are one click away, in the paginated member list.
@@ -63,11 +88,12 @@ def as_message(text: str) -> dict[str, Any]:
     return {"text": text, "announcement": True}
 
 
-class MembershipForm(forms.ModelForm):
+class MembershipForm(MembershipFormBase):
     """Fills the client id from the user while cleaning, so duplicates are caught across the rows of a page."""
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # a model form's clean returns its cleaned_data
+        data = self.cleaned_data
         if self.has_error("user") or self.has_error("client_id"):
             return data
         probe = Membership(user=data.get("user"), client_id=data.get("client_id") or "")
@@ -85,13 +111,15 @@ class AddMemberForm(MembershipForm):
         """Also check the one-membership constraint, which Django skips in inline formsets (the group is their
         foreign key, left out of constraint checks), so a duplicate is a form error rather than a crash."""
         super().validate_unique()
+        # The ignores: BaseModelForm's private helpers, which django-stubs leaves out.
         try:
-            self.instance.validate_constraints(exclude=self._get_validation_exclusions() - {"group"})
+            exclude = self._get_validation_exclusions() - {"group"}  # type: ignore[attr-defined]
+            self.instance.validate_constraints(exclude=exclude)
         except ValidationError as error:
-            self._update_errors(error)
+            self._update_errors(error)  # type: ignore[attr-defined]
 
 
-class MemberInline(admin.TabularInline):
+class MemberInline(MembershipInlineBase):
     """The group's first members, with who is online; roles editable, members removable."""
 
     model = Membership
@@ -122,7 +150,7 @@ class MemberInline(admin.TabularInline):
         return self.online_now.get(membership.client)
 
 
-class AddMemberInline(admin.TabularInline):
+class AddMemberInline(MembershipInlineBase):
     """Empty rows to add members: pick a user, or type a client id for a client that is not a user."""
 
     model = Membership
@@ -146,7 +174,7 @@ class AddMemberInline(admin.TabularInline):
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(GroupAdminBase):
     list_display = ["slug", "title", "is_active", "member_count", "online_count", "created_at"]
     list_filter = ["is_active", "created_at", "updated_at"]
     search_fields = ["slug", "title", "description"]
@@ -165,15 +193,15 @@ class GroupAdmin(admin.ModelAdmin):
         return changelist
 
     @admin.display(description="members", ordering="member_count")
-    def member_count(self, group: Group) -> int:
+    def member_count(self, group: WithAnnotations[Group, Counted]) -> int:
         return group.member_count
 
     @admin.display(description="online now")
-    def online_count(self, group: Group) -> int | None:
+    def online_count(self, group: WithAnnotations[Group, Listed]) -> int | None:
         return group.online_count
 
     @admin.display(description="members")
-    def members_summary(self, group: Group) -> str:
+    def members_summary(self, group: WithAnnotations[Group, Counted]) -> str:
         if group.pk is None:
             return "-"
         online = presence(None, lambda: im.get_chan_online(group.slug), None) if group.is_active else 0
@@ -206,9 +234,10 @@ class GroupAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             return self.online_post(request)
-        clients = sorted(presence(request, im.get_client_list_by_online, []), key=str)
+        online: list[ids.ClientId] = presence(request, im.get_client_list_by_online, [])
+        clients = sorted(online, key=str)
         page = Paginator(clients, ONLINE_PER_PAGE).get_page(request.GET.get("page"))
-        nodes = presence(request, lambda: im.get_client_nodes(list(page)), {})
+        nodes: dict[ids.ClientId, dict[str, int]] = presence(request, lambda: im.get_client_nodes(list(page)), {})
         users = users_of_clients(page)
         rows = [{"client_id": client, "user": users.get(client), "nodes": sorted(nodes.get(client, {}).items()),
                  "connections": sum(nodes.get(client, {}).values())} for client in page]
@@ -236,7 +265,7 @@ class GroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(MembershipAdminBase):
     list_display = ["client_id", "user", "group", "role", "online", "joined_at"]
     list_filter = ["role", "group__is_active", "joined_at"]
     list_select_related = ["group", "user"]
@@ -249,13 +278,13 @@ class MembershipAdmin(admin.ModelAdmin):
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         members = changelist.result_list
-        online = presence(request, lambda: im.has_online([m.client for m in members]), {})
+        online: dict[ids.ClientId, bool] = presence(request, lambda: im.has_online([m.client for m in members]), {})
         for membership in members:
             membership.online_now = online.get(membership.client)
         return changelist
 
     @admin.display(description="online", boolean=True)
-    def online(self, membership: Membership) -> bool | None:
+    def online(self, membership: WithAnnotations[Membership, Present]) -> bool | None:
         return membership.online_now
 
     @admin.action(description="Force the selected members offline", permissions=["change"])
@@ -269,7 +298,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroupMessage)
-class GroupMessageAdmin(admin.ModelAdmin):
+class GroupMessageAdmin(GroupMessageAdminBase):
     """The kept history (``CHAN_MESSAGE_STORE = "freeim.groups.history.store"``), read-only."""
 
     list_display = ["sent_at", "group", "sender", "data"]

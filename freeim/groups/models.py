@@ -7,8 +7,8 @@ online client must do when a membership or a group changes (join, leave) is in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, Self
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,9 +20,9 @@ from django.utils.module_loading import import_string
 from freeim import ids
 from freeim.auth import client_id_of, user_client_id
 from freeim.conf import conf
-from freeim.exceptions import FreeIMError
+from freeim.exceptions import FreeIMError, InvalidChan, InvalidClientId
 
-chan_name = RegexValidator(ids.CHAN_PATTERN, ids.InvalidChan.default_message, code="invalid_chan")
+chan_name = RegexValidator(ids.CHAN_PATTERN, InvalidChan.default_message, code="invalid_chan")
 
 
 def member_key(client_id: object) -> str:
@@ -53,8 +53,8 @@ class Tracked(models.Model):
         abstract = True
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance.loaded = instance.tracked_values()
         return instance
 
@@ -97,7 +97,7 @@ class Role(models.TextChoices):
 
 
 #: Who outranks whom: an owner may manage anyone, an admin plain members only.
-RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+RANK: dict[str, int] = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
 
 
 class Membership(Tracked):
@@ -143,13 +143,13 @@ class Membership(Tracked):
         if self.user_id is not None:
             mine = member_key(client_id_of(self.user))
             if self.client_id and member_key(self.client_id) != mine:
-                raise ids.InvalidClientId(f"{self.user}'s client id is {mine}, not {self.client_id}.")
+                raise InvalidClientId(f"{self.user}'s client id is {mine}, not {self.client_id}.")
             self.client_id = mine
         elif self.client_id:
             self.client_id = member_key(self.client_id)
             self.user = users_of_clients([self.client_id]).get(self.client)
         else:
-            raise ids.InvalidClientId("Give a user or a client id.")
+            raise InvalidClientId("Give a user or a client id.")
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.link()

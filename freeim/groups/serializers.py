@@ -13,13 +13,13 @@ from freeim.rest.serializers import ClientIdField
 from .models import Group, GroupMessage, Membership, Role
 
 
-class GroupSerializer(serializers.ModelSerializer):
+class GroupSerializer(serializers.ModelSerializer[Group]):
     class Meta:
         model = Group
         fields = ["slug", "title", "description", "is_active", "created_at", "updated_at"]
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(serializers.ModelSerializer[Membership]):
     """A member; ``online`` comes from the ``online`` dict in the context (one presence lookup per answer)."""
 
     client_id = serializers.SerializerMethodField()
@@ -29,14 +29,15 @@ class MemberSerializer(serializers.ModelSerializer):
         model = Membership
         fields = ["client_id", "user", "role", "joined_at", "online"]
 
-    def get_client_id(self, membership: Membership) -> Any:
+    def get_client_id(self, membership: Membership) -> ids.ClientId:
         return membership.client
 
     def get_online(self, membership: Membership) -> bool:
-        return self.context["online"].get(membership.client, False)
+        online: dict[ids.ClientId, bool] = self.context["online"]
+        return online.get(membership.client, False)
 
 
-class AddMemberSerializer(serializers.Serializer):
+class AddMemberSerializer(serializers.Serializer[Any]):
     """``{"user": pk}`` or ``{"client_id": id}`` (for clients that are not users), and a role."""
 
     user = serializers.PrimaryKeyRelatedField(queryset=get_user_model()._default_manager.all(), required=False)
@@ -49,12 +50,12 @@ class AddMemberSerializer(serializers.Serializer):
         return attrs
 
 
-class GroupMessageSerializer(serializers.ModelSerializer):
+class GroupMessageSerializer(serializers.ModelSerializer[GroupMessage]):
     sender = serializers.SerializerMethodField()
 
     class Meta:
         model = GroupMessage
         fields = ["sender", "data", "sent_at"]
 
-    def get_sender(self, message: GroupMessage) -> Any:
+    def get_sender(self, message: GroupMessage) -> ids.ClientId:
         return ids.client_id(message.sender)

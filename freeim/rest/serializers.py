@@ -13,7 +13,7 @@ from ..messaging.operations import MAX_META_LENGTH
 MAX_RECEIVERS = 1000
 
 
-class ClientIdField(serializers.Field):
+class ClientIdField(serializers.Field[ids.ClientId, Any, Any, Any]):
     """An int or string client id, in its canonical form."""
 
     def to_internal_value(self, data: Any) -> ids.ClientId:
@@ -26,15 +26,17 @@ class ClientIdField(serializers.Field):
         return value
 
 
-class ConnectSerializer(serializers.Serializer):
+class ConnectSerializer(serializers.Serializer[Any]):
     meta = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_META_LENGTH)
 
 
-class MessageSerializer(serializers.Serializer):
+class MessageSerializer(serializers.Serializer[Any]):
     to = serializers.ListField(child=ClientIdField(), min_length=1, max_length=MAX_RECEIVERS)
-    data = serializers.JSONField(allow_null=True)  # any JSON: null too
+    # Any JSON, null too. The ignore: DRF's metaclass takes declared fields off the class, so this field does not
+    # shadow the ``Serializer.data`` property, as the stubs think.
+    data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]
     receipt = serializers.BooleanField(required=False, default=False)
 
 
-class DataSerializer(serializers.Serializer):
-    data = serializers.JSONField(allow_null=True)
+class DataSerializer(serializers.Serializer[Any]):
+    data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]  # a field, as in MessageSerializer

@@ -50,10 +50,11 @@ class FreeIMView(APIView):
     def caller(self) -> ids.ClientId:
         return client_id_of(self.request.user)
 
-    def body(self, serializer_class: type[Serializer]) -> dict[str, Any]:
+    def body(self, serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        validated: dict[str, Any] = serializer.validated_data
+        return validated
 
 
 class ConnectView(FreeIMView):
@@ -172,7 +173,7 @@ class ChanMessagesView(FreeIMView):
 class UnknownPathView(FreeIMView):
     """Any path under the API that no endpoint serves, whatever the method: 404 ``not_found``."""
 
-    permission_classes: list[type] = []
+    permission_classes = []
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         raise UnknownPath()

@@ -9,7 +9,6 @@ connection errors become :class:`~freeim.exceptions.StoreUnavailable` here, in o
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -148,9 +147,9 @@ S = TypeVar("S", bound=Part)
 def performed(steps: Callable[Concatenate[S, P], Steps[T]]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """Make a method written as steps into the contract's coroutine method, run by the part's performer."""
 
-    @functools.wraps(steps)
-    async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def method(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.performer.run(steps(self, *args, **kwargs))
 
+    method.__name__, method.__qualname__, method.__doc__ = steps.__name__, steps.__qualname__, steps.__doc__
     return method
 

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from typing import cast
 
 import redis.asyncio
 
@@ -30,6 +31,8 @@ logger = logging.getLogger("freeim.backends.redis")
 INBOX_RETENTION_MS = 60_000
 #: Entries read at once.
 READ_COUNT = 500
+#: What ``XREAD`` answers (with ``decode_responses``): per stream, its entries' ids and fields.
+StreamsReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 #: Batch ids a node remembers, to skip a batch that a retried append wrote twice.
 SEEN_BATCHES = 10_000
 
@@ -73,7 +76,8 @@ class RedisTransport:
         try:
             while True:
                 try:
-                    for _stream, entries in await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000):
+                    found = cast(StreamsReply, await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000))
+                    for _stream, entries in found:
                         for entry_id, fields in entries:
                             last_id = entry_id
                             if _first_time(seen, fields.get("b", entry_id)):

@@ -108,6 +108,7 @@ def run_with_reactor(start: Callable[[], Awaitable[Any]], stop: Callable[[], Awa
     def stopping() -> Deferred[None]:
         return Deferred.fromFuture(asyncio.ensure_future(stop()))
 
-    reactor.callWhenRunning(started)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", stopping)  # type: ignore[attr-defined]
+    reactor.callWhenRunning(started)
+    # Twisted declares it on a zope interface, whose methods have no self: mypy shifts the arguments.
+    reactor.addSystemEventTrigger("before", "shutdown", stopping)  # type: ignore[arg-type]
     return True
