@@ -20,7 +20,7 @@ import redis
 
 from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port
 from freeim.backends.redis.keys import Keys
-from tests.processes import answers, spawn, stop, tail, wait_until
+from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 HOST = "127.0.0.1"
 FREEIM_SETTINGS = "bench.freeim_site.settings"

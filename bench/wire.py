@@ -2,7 +2,7 @@
 
 Pure functions and one small parser, no I/O, so the load generator stays cheap
 per socket (a ``websockets`` connection costs several times more) and the
-parsing is unit-tested (tests/test_bench.py).
+parsing is unit-tested (tests/e2e/test_bench.py).
 """
 
 from __future__ import annotations

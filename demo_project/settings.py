@@ -90,10 +90,10 @@ FREEIM = {
 }
 # FREEIM_GC_FREEZE=0 turns the node's garbage-collector freezing off (to compare in benchmarks).
 FREEIM["GC_FREEZE"] = os.environ.get("FREEIM_GC_FREEZE", "1") != "0"
-# FREEIM_MAX_INBOUND_RATE sets that limit (tests/test_flood.py raises it: backpressure alone bounds a flood).
+# FREEIM_MAX_INBOUND_RATE sets that limit (tests/e2e/test_flood.py raises it: backpressure alone bounds a flood).
 if rate := os.environ.get("FREEIM_MAX_INBOUND_RATE"):
     FREEIM["MAX_INBOUND_RATE"] = int(rate)
-# FREEIM_HANDSHAKE_TIMEOUT sets that limit (tests/test_flood.py shortens it); give daphne the same
+# FREEIM_HANDSHAKE_TIMEOUT sets that limit (tests/e2e/test_flood.py shortens it); give daphne the same
 # (demo_project/cluster.py daphne_command).
 if handshake_timeout := os.environ.get("FREEIM_HANDSHAKE_TIMEOUT"):
     FREEIM["HANDSHAKE_TIMEOUT"] = float(handshake_timeout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from .backends import run_blocking
 from .backends.contract import EventStream
@@ -19,14 +18,9 @@ SIGNALS = {"online": client_online, "offline": client_offline}
 
 
 async def dispatch(kind: str, client_id: ClientId, meta: str, server: str) -> None:
-    """Send the signal of one event; a failing receiver is logged, never raised."""
-    _log_failures(kind, await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server))
-
-
-def _log_failures(kind: str, results: list[tuple[Any, Any]]) -> None:
-    for receiver, result in results:
-        if isinstance(result, Exception):
-            logger.error("freeim %s receiver %r failed", kind, receiver, exc_info=result)
+    """Send the signal of one event; a failing receiver never stops the others (Django's ``send_robust``
+    logs it, once, on the ``django.dispatch`` logger)."""
+    await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server)
 
 
 def consume(events: EventStream, group: str, consumer: str, claim_idle: float, stop: threading.Event) -> None:
@@ -47,10 +41,10 @@ def consume(events: EventStream, group: str, consumer: str, claim_idle: float, s
 
 
 def handle(fields: dict[str, str]) -> None:
-    """Send the signal of one event read from Redis; failing receivers are logged."""
+    """Send the signal of one event read from Redis; failing receivers are logged (as by :func:`dispatch`)."""
     kind, client = fields.get("kind", ""), fields.get("client", "")
     if kind not in SIGNALS or not client:
         logger.error("freeim events: malformed event %r skipped", fields)
         return
-    _log_failures(kind, SIGNALS[kind].send_robust(sender=None, client_id=client_id(client),
-                                                  meta=fields.get("meta", ""), server=fields.get("server", "")))
+    SIGNALS[kind].send_robust(sender=None, client_id=client_id(client), meta=fields.get("meta", ""),
+                              server=fields.get("server", ""))

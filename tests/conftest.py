@@ -28,7 +28,7 @@ def groups_auto_join_needs_the_database(request: pytest.FixtureRequest) -> Itera
 
     Without access, each connect would log the provider failing on pytest-django's blocker. In an
     async test it would run in asgiref's shared worker thread, whose database connection outlives
-    the test and breaks a later test without access (see tests/test_demo.py); the groups tests run
+    the test and breaks a later test without access (see tests/demo/test_chat.py); the groups tests run
     their sockets under ``async_to_sync`` from sync tests instead.
     """
     has_database = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(

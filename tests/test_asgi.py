@@ -6,9 +6,9 @@ from asgiref.compatibility import is_double_callable
 from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
 
-from demo_project.asgi import application
-from freeim.node import lifecycle
+from freeim.backends import get_backend
 from freeim.protocol import CloseCode
+from tests.asgi import application
 
 
 def test_the_wrapped_app_is_an_asgi3_app_to_servers():
@@ -20,10 +20,11 @@ async def test_lifespan_starts_the_node_and_stops_it():
     lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
     await lifespan.send_input({"type": "lifespan.startup"})
     assert await lifespan.receive_output(2) == {"type": "lifespan.startup.complete"}
-    assert lifecycle._node is not None and lifecycle._started.done()
+    nodes = get_backend().nodes
+    assert await nodes.alive_nodes() == ["local"]  # the node registered
     await lifespan.send_input({"type": "lifespan.shutdown"})
     assert await lifespan.receive_output(2) == {"type": "lifespan.shutdown.complete"}
-    assert lifecycle._node is None
+    assert await nodes.alive_nodes() == []  # and left
     await lifespan.wait(1)
 
 

@@ -4,12 +4,12 @@ import asyncio
 
 import pytest
 
-from demo_project.asgi import application
 from freeim import autojoin, im
 from freeim.backends import Backend, get_backend
 from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable, TooManyChans
 from freeim.messaging import operations
 from freeim.testing import FreeIMCommunicator, connected
+from tests.asgi import application
 
 
 async def no_frame(communicator):

@@ -21,7 +21,7 @@ class LabelledBackend(MemoryBackend):
 
 
 def test_the_backend_is_the_dotted_path_built_with_its_options():
-    with override_settings(FREEIM={"BACKEND": "tests.test_backends.LabelledBackend",
+    with override_settings(FREEIM={"BACKEND": "tests.backends.test_backends.LabelledBackend",
                                    "BACKEND_OPTIONS": {"label": "mine"}}):
         backend = get_backend()
         assert isinstance(backend, LabelledBackend) and backend.label == "mine"

@@ -10,6 +10,7 @@ from freeim.backends.memory import MemoryBackend
 from freeim.backends.redis import RedisBackend
 from freeim.exceptions import TooManyChans, TooManyConnections
 from tests.blocking import blocking
+from tests.waiting import eventually
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -151,10 +152,7 @@ async def test_what_is_published_after_the_inbox_tail_is_read_reaches_the_reader
     reader = asyncio.create_task(backend.transport.receive("a", received.append, after))
     try:
         await backend.transport.publish({"a": [{"op": "late"}]})
-        for _ in range(100):
-            if len(received) == 2:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: len(received) == 2)
         assert received == [[{"op": "early"}], [{"op": "late"}]]
     finally:
         reader.cancel()

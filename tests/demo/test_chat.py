@@ -8,10 +8,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
-from demo_project.asgi import application
 from demo_project.chat.receivers import CHAT_META
 from freeim import im
 from freeim.testing import connected
+from tests.asgi import application
 
 
 def logged_in(name):

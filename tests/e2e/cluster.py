@@ -5,7 +5,7 @@ The processes are built exactly as ``demo_project/cluster.py`` builds them (its
 database and the heartbeat TTL differ. The pytest process is the business side:
 :meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with.
 
-Also a pytest plugin (``pytest_plugins = ["tests.cluster"]``): a failing test that
+Also a pytest plugin (``pytest_plugins = ["tests.e2e.cluster"]``): a failing test that
 used the ``cluster`` fixture gets the tails of every process log in its report.
 PYTEST_DONT_REWRITE: it asserts nothing, and the test module imports it before
 pytest registers it as a plugin (which would warn that it cannot rewrite it).
@@ -29,13 +29,13 @@ import redis
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
 from freeim.backends.redis.client import pool_options
 from freeim.backends.redis.keys import Keys
-from tests.processes import answers, spawn, stop, tail, wait_until
+from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
 HEARTBEAT_TTL = 2
 PREFIX = "freeim"
 #: The settings module of the events workers: the demo's plus the recording receivers.
-WORKER_SETTINGS = "tests.cluster_settings"
+WORKER_SETTINGS = "tests.e2e.cluster_settings"
 #: What ``freeim_events`` prints just before it starts reading.
 WORKER_READY = "freeim events: consumer"
 

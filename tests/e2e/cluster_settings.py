@@ -6,4 +6,4 @@ The cluster comes from the environment, as for any demo process (``demo_project/
 from demo_project.settings import *  # noqa: F403
 from demo_project.settings import INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.recorder"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.e2e.recorder"]

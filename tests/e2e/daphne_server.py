@@ -1,6 +1,6 @@
 """A real daphne process serving the demo project (embedded mode) on a throwaway database.
 
-Also a pytest plugin (``pytest_plugins = ["tests.daphne_server"]``): a failing test
+Also a pytest plugin (``pytest_plugins = ["tests.e2e.daphne_server"]``): a failing test
 that used the server gets the tail of daphne's log in its report, since what went
 wrong on the server side is only there. PYTEST_DONT_REWRITE: the test module imports
 this module before pytest registers it as a plugin, and it has no asserts to rewrite.
@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, daphne_command, free_port
 from freeim.conf import DEFAULTS
-from tests.processes import answers, spawn, stop, tail, wait_until
+from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 PASSWORD = "not-a-secret-123"
 #: Short, so the expired-token test waits two seconds rather than the default ten; not

@@ -1,6 +1,6 @@
 """The cluster end to end: real daphne nodes, a real Redis, real sockets, real ``freeim_events`` workers.
 
-One cluster (tests/cluster.py) serves the module; between tests its freeim keys are
+One cluster (tests/e2e/cluster.py) serves the module; between tests its freeim keys are
 flushed and every node is up and registered again. This pytest process is the business
 side: it calls ``freeim.im`` with the cluster's settings. Each test uses client ids of its
 own (a fresh prefix), so a late event or frame of another test cannot be mistaken for its own.
@@ -32,11 +32,11 @@ from freeim.backends import get_backend
 from freeim.conf import server_base
 from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
-from tests.cluster import HEARTBEAT_TTL, Cluster
-from tests.groups import MAKE_GROUP
-from tests.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
+from tests.e2e.cluster import HEARTBEAT_TTL, Cluster
+from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
+from tests.groups.helpers import MAKE_GROUP
 
-pytest_plugins = ["tests.cluster"]  # the processes' log tails in the report of a failing test
+pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
 
 FRAME_TIMEOUT = 5.0
 #: Long enough for a worker to start (Django setup) and handle an event.

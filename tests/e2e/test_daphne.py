@@ -1,6 +1,6 @@
 """End to end through a real daphne: REST calls over HTTP, real WebSocket terminals.
 
-One daphne process serves the whole module (tests/daphne_server.py); every test
+One daphne process serves the whole module (tests/e2e/daphne_server.py); every test
 leaves nobody online, which a fixture checks, so the tests do not depend on each other.
 """
 
@@ -20,10 +20,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from freeim.conf import DEFAULTS
-from tests.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
-from tests.groups import MAKE_GROUP
+from tests.e2e.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
+from tests.groups.helpers import MAKE_GROUP
 
-pytest_plugins = ["tests.daphne_server"]  # daphne's log tail in the report of a failing test
+pytest_plugins = ["tests.e2e.daphne_server"]  # daphne's log tail in the report of a failing test
 
 USERS = {"alice": False, "bob": False, "carol": False, "dave": False, "staff": True}
 FRAME_TIMEOUT = 5.0

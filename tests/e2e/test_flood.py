@@ -26,9 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.daphne_server import PASSWORD, DaphneServer, serve
+from tests.e2e.daphne_server import PASSWORD, DaphneServer, serve
 
-pytest_plugins = ["tests.daphne_server"]
+pytest_plugins = ["tests.e2e.daphne_server"]
 
 USERS = {"flooder": False, "canary": False}
 HANDSHAKE_TIMEOUT = 2

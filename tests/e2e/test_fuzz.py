@@ -25,10 +25,10 @@ import freeim.groups.urls
 import freeim.urls
 from freeim import ids
 from freeim.protocol import CloseCode, parse_inbound
-from tests.daphne_server import DaphneServer, User
-from tests.groups import MAKE_GROUP
+from tests.e2e.daphne_server import DaphneServer, User
+from tests.groups.helpers import MAKE_GROUP
 
-pytest_plugins = ["tests.daphne_server"]  # daphne's log tail in the report of a failing test
+pytest_plugins = ["tests.e2e.daphne_server"]  # daphne's log tail in the report of a failing test
 
 USERS = {"alice": False, "bob": False, "carol": False, "staff": True}
 CHAN, GROUP = "room", "crew"

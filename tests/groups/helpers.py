@@ -1,7 +1,7 @@
 """Helpers of the freeim.groups tests.
 
 Socket tests run their async part under ``async_to_sync`` from a sync test (see
-tests/test_demo.py): the ORM work then runs back on the test's thread, with its
+tests/demo/test_chat.py): the ORM work then runs back on the test's thread, with its
 database connection. They use ``transaction=True``, so changes commit and the
 groups' after-commit effects run, as in production.
 """

@@ -5,11 +5,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from demo_project.asgi import application
 from freeim import im
 from freeim.groups.models import Group, Membership
 from freeim.testing import FreeIMCommunicator, connected
-from tests.groups import chan_frame, make_group, run, silent
+from tests.asgi import application
+from tests.groups.helpers import chan_frame, make_group, run, silent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GROUPS = "/admin/freeim_groups/group/"

@@ -4,12 +4,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from demo_project.asgi import application
 from freeim import im
 from freeim.groups.models import Group, Membership
 from freeim.groups.signals import group_member_added, group_member_removed
 from freeim.testing import connected
-from tests.groups import add, chan_frame, db, left, make_group, run, silent
+from tests.asgi import application
+from tests.groups.helpers import add, chan_frame, db, left, make_group, run, silent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from freeim.exceptions import InvalidClientId
 from freeim.groups import history
 from freeim.groups.models import Group, GroupMessage, Membership, active_group_chans, users_of_clients
-from tests.groups import add, make_group
+from tests.groups.helpers import add, make_group
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def test_members_are_canonical_client_ids_linked_to_their_users(users):
 def test_users_of_clients_follows_the_resolver(users, settings):
     alice = users["alice"]
     assert users_of_clients([alice.pk, "sensor", 999]) == {alice.pk: alice}
-    settings.FREEIM = {"CLIENT_ID_RESOLVER": "tests.test_groups_models.username_client_id"}
+    settings.FREEIM = {"CLIENT_ID_RESOLVER": "tests.groups.test_models.username_client_id"}
     add(make_group("team"), alice)
     assert Membership.objects.get().client_id == "alice"
     assert users_of_clients(["alice", "bob"]) == {"alice": alice}  # only users linked to a membership

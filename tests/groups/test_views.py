@@ -6,11 +6,11 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from demo_project.asgi import application
 from freeim import autojoin, im
 from freeim.groups.models import Group, Membership
 from freeim.testing import connected
-from tests.groups import add, chan_frame, left, make_group, run, silent
+from tests.asgi import application
+from tests.groups.helpers import add, chan_frame, left, make_group, run, silent
 from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from demo_project.asgi import application
 from freeim import autojoin, im, signals
 from freeim.backends import get_backend
 from freeim.conf import conf
 from freeim.node.lifecycle import ensure_node
 from freeim.testing import FreeIMCommunicator, connected
+from tests.asgi import application
 
 
 async def rejected(path):
@@ -87,17 +87,30 @@ async def test_online_and_offline_signals_fire_once_per_client():
     assert events == [("online", 5, "web", "local"), ("offline", 5, "ios", "local")]
 
 
-async def test_a_failing_receiver_does_not_break_connecting():
+async def test_a_failing_receiver_is_logged_once_and_later_receivers_and_events_still_run(caplog):
+    """A receiver that raises must neither break the connect nor stop the node's event dispatch."""
+    seen = []
+
     async def broken(**kwargs):
         raise RuntimeError("receiver bug")
 
+    async def working(client_id, **kwargs):
+        seen.append(client_id)
+
     signals.client_online.connect(broken)
+    signals.client_online.connect(working)
     try:
         async with connected(application, 1) as alice:
             await alice.send_to(text_data='{"type": "ping"}')
             assert await alice.receive_frame() == {"type": "pong"}
+        async with connected(application, 2):
+            await (await ensure_node()).events.settled()
     finally:
         signals.client_online.disconnect(broken)
+        signals.client_online.disconnect(working)
+    assert seen == [1, 2]  # after the broken one, for both: the dispatch task lived on
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 2 and all(r.exc_info and "receiver bug" in str(r.exc_info[1]) for r in failures)
 
 
 async def test_slow_consumer_is_closed_with_4002_and_others_still_get_everything(settings):

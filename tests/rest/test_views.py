@@ -7,11 +7,11 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from demo_project.asgi import application
 from freeim import autojoin, im
 from freeim.protocol import MAX_JSON_DEPTH
 from freeim.testing import FreeIMCommunicator, connected
-from tests.groups import make_group
+from tests.asgi import application
+from tests.groups.helpers import make_group
 from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from demo_project.asgi import application
 from freeim import im
 from freeim.servers import channels
 from freeim.testing import connected
+from tests.asgi import application
 
 
 @pytest.fixture(autouse=True)

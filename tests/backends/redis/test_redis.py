@@ -15,6 +15,7 @@ from freeim.backends.redis.client import Connections
 from freeim.backends.redis.steps import Cmd
 from freeim.exceptions import StoreUnavailable
 from tests.blocking import blocking
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -112,10 +113,7 @@ async def test_inbox_delivers_batches_in_order(backend):
     reader = await read_inbox(backend, received)
     for n in range(3):
         await backend.transport.publish({"a": [{"op": "broadcast", "frame": str(n)}], "b": [{"op": "x"}]})
-    for _ in range(50):
-        if len(received) == 3:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: len(received) == 3)
     reader.cancel()
     assert received == [[{"op": "broadcast", "frame": str(n)}] for n in range(3)]
 
@@ -136,12 +134,8 @@ async def test_redis_restart_fails_calls_loudly_then_recovers(own_redis):
     own_redis.start()
     assert await backend.nodes.heartbeat("a", "boot") is False  # state is gone: the node must register again
     assert await backend.store.add_connection("a", 1, "a1") is True  # scripts load again after the restart
-    await asyncio.sleep(1)  # the reader reconnects
-    await backend.transport.publish({"a": [{"op": "after"}]})
-    for _ in range(60):
-        if received:
-            break
-        await asyncio.sleep(0.1)
+    await backend.transport.publish({"a": [{"op": "after"}]})  # read once the reader has reconnected
+    await eventually(lambda: received, timeout=10)
     reader.cancel()
     assert received == [[{"op": "after"}]]
 
@@ -242,10 +236,7 @@ async def test_a_batch_appended_twice_is_delivered_once(redis_server):
         for n in range(3):
             await backend.transport.publish({"a": [{"op": "broadcast", "frame": str(n)}]})
         await backend.transport.publish({"a": [{"op": "fence"}]})
-        for _ in range(100):
-            if received and received[-1] == [{"op": "fence"}]:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: received and received[-1] == [{"op": "fence"}])
         assert backend.connections.blocking.xlen(backend.keys.node("a", "inbox")) == 8
         assert received == [*([{"op": "broadcast", "frame": str(n)}] for n in range(3)), [{"op": "fence"}]]
     finally:

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class RecorderConfig(AppConfig):
-    name = "tests.recorder"
+    name = "tests.e2e.recorder"
     label = "freeim_test_recorder"
 
     def ready(self) -> None:
