@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,30 +98,30 @@ def _check_chan_message_store(path: Any) -> list[CheckMessage]:
 
 
 def _check_backend(raw: dict[str, Any]) -> list[CheckMessage]:
-    """``BACKEND`` names a :class:`~freeim.backends.contract.Backend` class (imported, never built: no
-    connection is made here) and ``BACKEND_OPTIONS`` is a dict of its keyword arguments."""
+    """``BACKEND`` names a :class:`~freeim.backends.contract.Backend` subclass (imported, never built: no
+    connection is made here) and ``BACKEND_OPTIONS`` are keyword arguments its constructor takes."""
     from .backends.contract import Backend
 
-    errors: list[CheckMessage] = []
     options = raw.get("BACKEND_OPTIONS", {})
     if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
-        errors.append(Error("FREEIM['BACKEND_OPTIONS'] must be a dict of keyword arguments for the BACKEND class.",
-                            id="freeim.E017"))
-    path = raw.get("BACKEND")
-    if path is None:
-        return errors
+        return [Error("FREEIM['BACKEND_OPTIONS'] must be a dict of keyword arguments for the BACKEND class.",
+                      id="freeim.E017")]
+    path = raw.get("BACKEND") or conf.BACKEND
     hint = "A dotted path to a freeim Backend class, e.g. 'freeim.backends.redis.RedisBackend'."
     try:
         found = import_string(path) if isinstance(path, str) else None
     except ImportError as exc:
-        return [*errors, Error(f"FREEIM['BACKEND'] cannot be imported: {exc}.", hint=hint, id="freeim.E016")]
-    if not (isinstance(found, type) and issubclass(found, Backend)):
-        return [*errors, Error(f"FREEIM['BACKEND'] is not a freeim Backend class: {path!r}.", hint=hint,
-                               id="freeim.E016")]
-    if path == REDIS_BACKEND and not raw.get("REDIS_URL") and not (isinstance(options, dict) and options.get("url")):
-        errors.append(Error("FREEIM['BACKEND'] is the Redis backend, but no Redis URL is set.",
-                            hint="Set FREEIM['REDIS_URL'].", id="freeim.E016"))
-    return errors
+        return [Error(f"FREEIM['BACKEND'] cannot be imported: {exc}.", hint=hint, id="freeim.E016")]
+    if not (isinstance(found, type) and issubclass(found, Backend) and found is not Backend):
+        return [Error(f"FREEIM['BACKEND'] is not a freeim Backend class: {path!r}.", hint=hint, id="freeim.E016")]
+    try:
+        inspect.signature(found).bind(**options)
+    except TypeError as exc:
+        return [Error(f"FREEIM['BACKEND_OPTIONS'] do not fit {path}: {exc}.", id="freeim.E017")]
+    if path == REDIS_BACKEND and not raw.get("REDIS_URL") and not options.get("url"):
+        return [Error("FREEIM['BACKEND'] is the Redis backend, but no Redis URL is set.",
+                      hint="Set FREEIM['REDIS_URL'].", id="freeim.E016")]
+    return []
 
 
 def _check_servers(raw: dict[str, Any]) -> list[CheckMessage]:

@@ -48,6 +48,10 @@ def test_default_settings_pass():
     ({"BACKEND": "freeim.backends.redis.RedisBackend"}, ["freeim.E016"]),  # and no Redis URL
     ({"BACKEND": "freeim.backends.redis.RedisBackend", "REDIS_URL": "redis://x"}, []),
     ({"BACKEND_OPTIONS": ["url"]}, ["freeim.E017"]),
+    ({"BACKEND_OPTIONS": {"bogus": 1}}, ["freeim.E017"]),  # the memory backend takes no options
+    ({"REDIS_URL": "redis://x", "BACKEND_OPTIONS": {"nope": 1}}, ["freeim.E017"]),
+    ({"REDIS_URL": "redis://x", "BACKEND_OPTIONS": {"prefix": "p"}}, []),
+    ({"BACKEND": "freeim.backends.contract.Backend"}, ["freeim.E016"]),  # the contract, not a backend
     ({"MAX_FANOUT_BYTES": 1000}, ["freeim.W002"]),
     ({"MAX_FANOUT_BYTES": 1000, "MAX_MESSAGE_BYTES": 1000}, []),
 ])

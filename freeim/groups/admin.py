@@ -2,23 +2,21 @@
 
 Presence is read once per page, never per row: the group list's online counts come from
 one ``get_chan_list()``, a page of members' from one ``has_online([...])``, the "online
-now" page's nodes from one ``get_client_nodes([...])``. If the store cannot be reached the
+now" page's nodes from one ``get_client_nodes([...])`` (:mod:`.admin_pages`). If the store cannot be reached the
 pages still render, with presence left blank and a warning.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+import functools
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -27,7 +25,8 @@ from freeim import ids, im
 from freeim.auth import client_id_of
 from freeim.exceptions import FreeIMError
 
-from .models import Group, GroupMessage, Membership, users_of_clients
+from .admin_pages import MessageForm, as_message, online_now, presence, reporting
+from .models import Group, GroupMessage, Membership
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -54,38 +53,8 @@ else:
     MembershipInlineBase = admin.TabularInline
     GroupAdminBase = MembershipAdminBase = GroupMessageAdminBase = admin.ModelAdmin
 
-T = TypeVar("T")
 #: Members shown on a group's page; the rest are one click away, in the paginated member list.
 MEMBERS_ON_GROUP_PAGE = 100
-ONLINE_PER_PAGE = 100
-
-
-def presence(request: HttpRequest | None, lookup: Callable[[], T], default: T) -> T:
-    """``lookup()``, or ``default`` (with a warning on the page, given the request) if the store cannot answer."""
-    try:
-        return lookup()
-    except FreeIMError as error:
-        if request is not None:
-            messages.warning(request, f"Presence is unavailable: {error.message}")
-        return default
-
-
-@contextlib.contextmanager
-def reporting(request: HttpRequest) -> Iterator[None]:
-    """Run an action; if freeim refuses it (bad input, store unavailable), say so on the page."""
-    try:
-        yield
-    except FreeIMError as error:
-        messages.error(request, f"Not done: {error.message}")
-
-
-class MessageForm(forms.Form):
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), max_length=2000)
-
-
-def as_message(text: str) -> dict[str, Any]:
-    """What an announcement or a broadcast from the admin carries (``text``, as the demo's chat sends)."""
-    return {"text": text, "announcement": True}
 
 
 class MembershipForm(MembershipFormBase):
@@ -225,43 +194,9 @@ class GroupAdmin(GroupAdminBase):
         return None
 
     def get_urls(self) -> list[Any]:
-        online = path("online/", self.admin_site.admin_view(self.online_view), name="freeim_groups_online")
+        online = path("online/", self.admin_site.admin_view(functools.partial(online_now, self)),
+                      name="freeim_groups_online")
         return [online, *super().get_urls()]
-
-    def online_view(self, request: HttpRequest) -> HttpResponse:
-        """Every online client with its nodes and connections; broadcast, and force clients offline."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        if request.method == "POST":
-            return self.online_post(request)
-        online: list[ids.ClientId] = presence(request, im.get_client_list_by_online, [])
-        clients = sorted(online, key=str)
-        page = Paginator(clients, ONLINE_PER_PAGE).get_page(request.GET.get("page"))
-        nodes: dict[ids.ClientId, dict[str, int]] = presence(request, lambda: im.get_client_nodes(list(page)), {})
-        users = users_of_clients(page)
-        rows = [{"client_id": client, "user": users.get(client), "nodes": sorted(nodes.get(client, {}).items()),
-                 "connections": sum(nodes.get(client, {}).values())} for client in page]
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Online now",
-                   "page": page, "rows": rows, "form": MessageForm(),
-                   "can_act": self.has_change_permission(request)}
-        return TemplateResponse(request, "admin/freeim_groups/online.html", context)
-
-    def online_post(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        do, form = request.POST.get("do"), MessageForm(request.POST)
-        with reporting(request):
-            if do == "broadcast" and not form.is_valid():
-                self.message_user(request, "A broadcast needs a text.", messages.ERROR)
-            elif do == "broadcast":
-                im.send_broadcast_message(as_message(form.cleaned_data["text"]))
-                self.message_user(request, "Broadcast sent to every connection.", messages.SUCCESS)
-            elif do == "force_offline":
-                clients = ids.client_ids(request.POST.getlist("client"))
-                for client in clients:
-                    im.force_offline(client)
-                self.message_user(request, f"{len(clients)} clients forced offline.", messages.SUCCESS)
-        return HttpResponseRedirect(request.get_full_path())
 
 
 @admin.register(Membership)

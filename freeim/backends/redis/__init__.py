@@ -4,7 +4,7 @@
 module             owns
 =================  =========================================================
 :mod:`.keys`       the key layout, written once
-:mod:`.lua`        the scripts that change presence and chans atomically
+:mod:`.lua`        the scripts (presence and chans, node liveness, streams), each one atomic
 :mod:`.steps`      Redis work as generators of steps, run blocking or awaited
 :mod:`.client`     connection pools, retries, errors -> ``StoreUnavailable``
 :mod:`.store`      tokens, presence, chans

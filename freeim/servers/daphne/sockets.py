@@ -52,7 +52,7 @@ def protocol_behind(send: Callable[..., Any]) -> Any | None:
 class DaphneSocket:
     """A daphne WebSocket's transport, written to directly; Twisted's push producer for it."""
 
-    __slots__ = ("protocol", "transport", "owner", "reads", "__weakref__")
+    __slots__ = ("protocol", "transport", "owner", "reads")
 
     def __init__(self, protocol: Any, owner: Owner) -> None:
         self.protocol = protocol

@@ -1,0 +1,48 @@
+"""Lua helpers every script starts with."""
+
+PRELUDE = r"""
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- `tag` followed by the items of `list` (unpack has a small limit; a chan may have many members).
+local function tagged(tag, list)
+  local answer = {tag}
+  for _, item in ipairs(list) do table.insert(answer, item) end
+  return answer
+end
+
+-- The declared names ARGV[first..], each mapped to the index of its first key: they follow
+-- the script's `fixed` keys, `width` keys a name.
+local function declared(first, fixed, width)
+  local index = {}
+  for i = first, #ARGV do index[ARGV[i]] = fixed + 1 + (i - first) * width end
+  return index
+end
+
+-- Every one of `names` declared? Else the answer that makes the caller declare them.
+local function undeclared(names, index)
+  for _, name in ipairs(names) do
+    if index[name] == nil then return tagged('retry', names) end
+  end
+  return nil
+end
+
+local function node_delta(nodes_key, node, delta)
+  if redis.call('HINCRBY', nodes_key, node, delta) <= 0 then redis.call('HDEL', nodes_key, node) end
+end
+
+-- Nodes holding a connection of a client (its `conns` hash: conn -> node), each once.
+local function nodes_of(conns_key)
+  local seen, nodes = {}, {}
+  for _, node in ipairs(redis.call('HVALS', conns_key)) do
+    if not seen[node] then seen[node] = true; table.insert(nodes, node) end
+  end
+  return nodes
+end
+
+local function chan_count(chans_key, ch, delta)
+  if tonumber(redis.call('ZINCRBY', chans_key, delta, ch)) <= 0 then redis.call('ZREM', chans_key, ch) end
+end
+"""

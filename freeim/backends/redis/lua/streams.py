@@ -1,0 +1,53 @@
+"""Scripts of the streams: the events stream's consumer group, and each node's inbox (append, trim)."""
+
+from .prelude import PRELUDE
+
+# KEYS: events
+# ARGV: group -> 1; creates the events stream and the group (from the start) if missing
+ENSURE_GROUP = PRELUDE + r"""
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+return 1
+"""
+
+INBOX = PRELUDE + r"""
+-- Trim the inbox (KEYS[1]; its byte count KEYS[2], `held` now; its index KEYS[3], "<id> <bytes>"
+-- oldest first): the oldest entries while it holds more than `limit` bytes, then at most `step` more
+-- older than `oldest` ms. Each entry goes once, so the byte trimming costs one step per append on
+-- average; the age trimming is capped, and left to the node's upkeep beat.
+local function trim(held, limit, oldest, step)
+  while true do
+    local first = redis.call('LINDEX', KEYS[3], 0)
+    if not first then break end
+    local entry, ms, size = string.match(first, '^((%d+)-%d+) (%d+)$')
+    if held <= limit then
+      if tonumber(ms) >= oldest or step <= 0 then break end
+      step = step - 1
+    end
+    redis.call('XDEL', KEYS[1], entry)
+    redis.call('LPOP', KEYS[3])
+    held = redis.call('DECRBY', KEYS[2], tonumber(size))
+  end
+  return held
+end
+"""
+
+# KEYS: node inbox, node inbox size, node inbox index
+# ARGV: batch id, batch (JSON), max bytes
+# Appends one batch, and trims (see INBOX) only when it holds too many bytes: three commands on the
+# hot path. One node's keys: one slot. Run twice, it appends twice: the node skips a batch id it
+# has seen (RedisBackend.receive).
+APPEND = INBOX + r"""
+local size = #ARGV[2]
+local id = redis.call('XADD', KEYS[1], '*', 'b', ARGV[1], 'p', ARGV[2])
+redis.call('RPUSH', KEYS[3], id .. ' ' .. size)
+local held, limit = redis.call('INCRBY', KEYS[2], size), tonumber(ARGV[3])
+if held > limit then held = trim(held, limit, 0, 0) end
+return held
+"""
+
+# KEYS: node inbox, node inbox size, node inbox index
+# ARGV: max bytes, oldest time to keep (ms): what a node runs on its own idle inbox, so that what
+# nobody sends to it any more does not stay in Redis.
+TRIM_INBOX = INBOX + r"""
+return trim(tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[1]), tonumber(ARGV[2]), 1000)
+"""
