@@ -1,3 +1,5 @@
+"""The freeim app: registers its system checks (:mod:`freeim.checks`)."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

@@ -1,6 +1,6 @@
 """What a backend provides, as typed contracts: the store, node liveness, the transport, the events stream.
 
-* :class:`Store`: tokens, presence (who is connected where) and chans.
+* :class:`Store`: :class:`Tokens`, :class:`Presence` (who is connected where) and :class:`Chans`.
 * :class:`Nodes`: which node processes are alive, and the cleanup after those that died.
 * :class:`Transport`: payloads from the business side to the nodes (:mod:`freeim.messaging.payloads`).
 * :class:`EventStream`: online/offline events for the ``freeim_events`` workers (the cluster only).

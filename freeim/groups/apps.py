@@ -1,3 +1,6 @@
+"""The freeim.groups app: connects the model signal handlers of :mod:`.live` and registers the groups as
+auto-joined, managed chans (:mod:`freeim.autojoin`)."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

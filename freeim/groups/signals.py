@@ -1,10 +1,11 @@
-"""Signals of freeim.groups. Receivers take ``**kwargs``; ``sender`` is :class:`~freeim.groups.models.Membership`.
+"""Signals of freeim.groups. Receivers take ``**kwargs``; ``sender`` is
+:class:`~freeim.groups.models.Membership`.
 
-Both are sent after the transaction that made the change commits (never for a
-rolled-back change), for changes made anywhere through the ORM: the admin, the
-REST API, your code. ``bulk_create`` and ``QuerySet.update`` send no model
-signals, so neither these. By the time ``group_member_added`` is sent an online
-member is already in the group's chan, so a receiver may greet it there.
+``group_member_added`` and ``group_member_removed`` are sent after the transaction that made the
+change commits (never for a rolled-back change), for changes made anywhere through the ORM: the
+admin, the REST API, your code. ``bulk_create`` and ``QuerySet.update`` send no model signals, so
+neither these. By the time ``group_member_added`` is sent an online member is already in the group's
+chan, so a receiver may greet it there.
 """
 
 from django.dispatch import Signal

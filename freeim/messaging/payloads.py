@@ -1,5 +1,5 @@
 """What the helper sends a node, defined once: :mod:`freeim.messaging.operations` builds these, the node
-(:meth:`freeim.node.delivery`) applies them. The transport carries them as JSON objects.
+(:mod:`freeim.node.delivery`) applies them. The transport carries them as JSON objects.
 
 =========  =====================================================================
 ``op``     the node

@@ -1,2 +1,2 @@
-"""The REST API over :mod:`freeim.im` (mounted with ``include("freeim.urls")``): views, serializers,
-permissions and the JSON-only parser. Who is speaking always comes from ``request.user``."""
+"""The REST API (mounted with ``include("freeim.urls")``): :mod:`.views`, :mod:`.serializers`,
+:mod:`.permissions` and the JSON-only :mod:`.parsers`."""

@@ -1,10 +1,10 @@
 """The cluster's transport: one inbox stream per node (:class:`~freeim.backends.contract.Transport`).
 
-Each node reads its own inbox (``XREAD BLOCK`` from the last id it saw), and a sender appends one
-entry per node per call, all nodes in one pipeline; the append trims the oldest entries past
-``TRANSPORT_MAX_BYTES``, and each node trims what is older than a minute from its own inbox on
-its upkeep beat. A stream keeps what arrives while the node's reader reconnects or its loop
-stalls, where PUBLISH would drop it.
+Each node reads its own inbox (``XREAD BLOCK`` from the last id it saw, on a connection of its own),
+and a sender appends one entry per node per call, all nodes in one pipeline (through
+:mod:`.client`); the append trims the oldest entries past ``TRANSPORT_MAX_BYTES``, and each node
+trims what is older than a minute from its own inbox on its upkeep beat. A stream keeps what arrives
+while the node's reader reconnects or its loop stalls, where PUBLISH would drop it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """Stop taking new connections while the node's loop is overloaded (daphne only).
 
-In a reconnect storm Twisted accepts every connection the kernel queued, as
-fast as it can (it even raises its accept batch by 20 each time it fills one),
-and starts each handshake. With thousands in progress at once every loop
-iteration took seconds: each handshake needs several iterations, so all of them
-outlived their one-time tokens (then 10 s; ``TOKEN_TTL`` is 30 s now) and their terminals' patience, and were
-retried and done again for nothing; a 20,000-client storm never settled. So the
-gate measures how late a short sleep wakes up, stops accepting (the listening
-ports stop reading) while that lag is high, and resumes once it is low again.
-Meanwhile new connections wait in the kernel's listen queue, which costs the
-node nothing, and past it their SYNs are retried by the terminals' TCP stack.
+In a reconnect storm Twisted accepts every connection the kernel queued, as fast as it can (it even
+raises its accept batch by 20 each time it fills one), and starts each handshake. With thousands in
+progress at once every loop iteration took seconds: each handshake needs several iterations, so all
+of them outlived their one-time tokens (their default life was 10 s then; ``TOKEN_TTL`` is 30 s
+since) and their terminals' patience, and were retried and done again for nothing; a 20,000-client
+storm never settled. So the gate measures how late a short sleep wakes up, stops accepting (the
+listening ports stop reading) while that lag is high, and resumes once it is low again. Meanwhile
+new connections wait in the kernel's listen queue, which costs the node nothing, and past it their
+SYNs are retried by the terminals' TCP stack.
 """
 
 from __future__ import annotations
