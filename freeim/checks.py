@@ -14,7 +14,8 @@ from django.utils.module_loading import import_string
 from .conf import DEFAULTS, REDIS_BACKEND, conf
 
 _POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES", "MAX_CHANS_PER_CLIENT",
-                  "MAX_CONNECTIONS_PER_CLIENT", "MAX_FANOUT_BYTES", "TRANSPORT_MAX_BYTES", "MAX_INBOUND_RATE")
+                  "MAX_CONNECTIONS_PER_CLIENT", "MAX_FANOUT_BYTES", "TRANSPORT_MAX_BYTES", "MAX_INBOUND_RATE",
+                  "INBOX_MAX_MESSAGES", "INBOX_MAX_BYTES", "INBOX_MAX_AGE")
 
 
 def check_settings(**kwargs: Any) -> list[CheckMessage]:

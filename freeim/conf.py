@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "TRANSPORT_MAX_BYTES": 64 * 1024 * 1024,
     "MAX_INBOUND_RATE": 20,
     "HANDSHAKE_TIMEOUT": 10,
+    "INBOX_MAX_MESSAGES": 100,
+    "INBOX_MAX_BYTES": 1024 * 1024,
+    "INBOX_MAX_AGE": 86400,
 }
 EMBEDDED_SERVER = "local"
 MEMORY_BACKEND = "freeim.backends.memory.MemoryBackend"
@@ -166,6 +169,21 @@ class Settings:
     def HANDSHAKE_TIMEOUT(self) -> float:
         """Seconds an HTTP request or WebSocket handshake may take before the server drops it."""
         return cast(float, self._get("HANDSHAKE_TIMEOUT"))
+
+    @property
+    def INBOX_MAX_MESSAGES(self) -> int:
+        """Messages a client's inbox keeps for it to catch up on; the oldest go first."""
+        return cast(int, self._get("INBOX_MAX_MESSAGES"))
+
+    @property
+    def INBOX_MAX_BYTES(self) -> int:
+        """Bytes of messages a client's inbox keeps; the oldest go first."""
+        return cast(int, self._get("INBOX_MAX_BYTES"))
+
+    @property
+    def INBOX_MAX_AGE(self) -> int:
+        """Seconds a message stays in its receiver's inbox."""
+        return cast(int, self._get("INBOX_MAX_AGE"))
 
     @property
     def GC_FREEZE(self) -> bool:

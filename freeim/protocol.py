@@ -2,12 +2,17 @@
 
 Server to terminal, JSON text frames::
 
-    {"type": "message", "id": <message id>, "from": <id>, "data": <json>}
+    {"type": "message", "id": <message id>, "pos": <position>, "from": <id>, "data": <json>}
     {"type": "chan", "chan": <name>, "from": <id>, "data": <json>}
     {"type": "broadcast", "data": <json>}
     {"type": "receipt", "id": <message id>, "to": <id>, "status": "delivered" | "offline"}
     {"type": "left", "chan": <name>}
+    {"type": "gap", "since": <position>}
     {"type": "pong"}
+
+A message's position (``"<epoch>.<offset>"``) is its place in its receiver's inbox: a terminal
+that reconnects with the last position it holds gets what came after, in order, once; a ``gap``
+frame first when the inbox no longer holds all of that (trimmed, or Redis lost it: a new epoch).
 
 Terminal to server: ``{"type": "ping"}`` only. Other JSON objects are ignored
 (so newer terminals can talk to older nodes); anything that is not a JSON object
@@ -113,7 +118,34 @@ def _not_json(constant: str) -> Any:
 
 
 def message_frame(message_id: str, sender: ClientId, data: Any) -> str:
+    """A private message without its position, which each receiver's inbox gives (:func:`with_position`)."""
     return encode({"type": "message", "id": message_id, "from": sender, "data": data})
+
+
+#: What a terminal asks to resume from when it holds no position yet: everything its inbox keeps.
+FROM_THE_START = "*"
+_POSITION = re.compile(r"^([0-9a-f]{1,16})\.([0-9]{1,18})$")
+
+
+def position(epoch: str, offset: int) -> str:
+    """The position of the ``offset``-th message of an inbox whose life is ``epoch``."""
+    return f"{epoch}.{offset}"
+
+
+def parse_position(text: object) -> tuple[str, int] | None:
+    """``(epoch, offset)`` of a position, or None if ``text`` is not one."""
+    match = _POSITION.match(text) if isinstance(text, str) else None
+    return (match[1], int(match[2])) if match else None
+
+
+def with_position(frame: str, at: str) -> str:
+    """``frame`` (an encoded JSON object) with its ``pos``; a position needs no escaping."""
+    return f'{frame[:-1]},"pos":"{at}"}}'
+
+
+def gap_frame(since: str) -> str:
+    """The inbox no longer holds all that came after ``since``: the terminal re-syncs from its own history."""
+    return encode({"type": "gap", "since": since})
 
 
 def chan_frame(chan: str, sender: ClientId, data: Any) -> str:

@@ -10,6 +10,7 @@ from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServ
 from freeim.messaging import operations
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
+from tests.frames import unpositioned
 
 
 async def no_frame(communicator):
@@ -21,7 +22,8 @@ async def test_private_message_multi_device_and_receipts():
             connected(application, 2) as bob2:
         sent = await im.asend_message(1, [2, 3], {"text": "hi"}, receipt=True)
         for bob in (bob1, bob2):
-            assert await bob.receive_frame() == {"type": "message", "id": sent, "from": 1, "data": {"text": "hi"}}
+            got = unpositioned(await bob.receive_frame())
+            assert got == {"type": "message", "id": sent, "from": 1, "data": {"text": "hi"}}
         receipts = [await alice.receive_frame(), await alice.receive_frame()]
         assert sorted(receipts, key=lambda r: r["to"]) == [  # they name the message, never carry it
             {"type": "receipt", "id": sent, "to": 2, "status": "delivered"},
@@ -45,7 +47,8 @@ async def test_a_batch_of_messages_arrives_in_order_with_its_receipts():
         first, second, third = await im.asend_messages(
             [(1, [2], "first"), (3, [2, 1], "second"), (1, [2, 9], "third")], receipt=True)
         assert [(await bob.receive_frame())["data"] for _ in range(3)] == ["first", "second", "third"]
-        assert await alice.receive_frame() == {"type": "message", "id": second, "from": 3, "data": "second"}
+        got = unpositioned(await alice.receive_frame())
+        assert got == {"type": "message", "id": second, "from": 3, "data": "second"}
         receipts = [await alice.receive_frame() for _ in range(3)]
         assert sorted((r["id"], r["to"], r["status"]) for r in receipts) == sorted([
             (first, 2, "delivered"), (third, 2, "delivered"), (third, 9, "offline")])
@@ -63,7 +66,7 @@ async def test_a_batch_with_one_bad_message_sends_none():
 async def test_string_and_numeric_string_ids_are_one_client():
     async with connected(application, "7") as seven, connected(application, "bob"):
         sent = await im.asend_message("bob", [7], "x")
-        assert await seven.receive_frame() == {"type": "message", "id": sent, "from": "bob", "data": "x"}
+        assert unpositioned(await seven.receive_frame()) == {"type": "message", "id": sent, "from": "bob", "data": "x"}
         assert await im.ahas_online(["7", 7, "bob", "carol"]) == {7: True, "bob": True, "carol": False}
         assert await im.ahas_online("7") is True
         assert sorted(map(str, await im.aget_client_list_by_online())) == ["7", "bob"]
@@ -120,7 +123,8 @@ async def test_force_offline_closes_every_connection_with_4000():
 async def test_sync_twins_work_from_a_worker_thread():
     async with connected(application, 1) as alice:
         sent = await asyncio.to_thread(im.send_message, 2, [1], "from a thread")
-        assert await alice.receive_frame() == {"type": "message", "id": sent, "from": 2, "data": "from a thread"}
+        got = unpositioned(await alice.receive_frame())
+        assert got == {"type": "message", "id": sent, "from": 2, "data": "from a thread"}
         await asyncio.to_thread(im.join_chan, 1, "room")
         assert await asyncio.to_thread(im.get_chan_list) == [("room", 1)]
 

@@ -99,3 +99,13 @@ def test_decode_refuses_broken_strings_in_linear_time(text):
 def test_ws_text_frame_header_lengths(size, header):
     frame = protocol.ws_text_frame(b"x" * size)
     assert frame.startswith(header) and len(frame) == len(header) + size
+
+
+def test_positions_name_a_place_in_an_inbox_and_nothing_else_parses_as_one():
+    at = protocol.position("9e718890", 17)
+    assert at == "9e718890.17" and protocol.parse_position(at) == ("9e718890", 17)
+    for bad in ("", "*", "9e718890", "9e718890.", ".17", "XYZ.1", "9e718890.-1", "9e718890.1.2", 17, None):
+        assert protocol.parse_position(bad) is None
+    framed = protocol.with_position(protocol.message_frame("m1", 1, {"t": "x"}), at)
+    assert json.loads(framed) == {"type": "message", "id": "m1", "from": 1, "data": {"t": "x"}, "pos": at}
+    assert json.loads(protocol.gap_frame(at)) == {"type": "gap", "since": at}

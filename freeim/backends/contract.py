@@ -1,6 +1,7 @@
 """What a backend provides, as typed contracts: the store, node liveness, the transport, the events stream.
 
-* :class:`Store`: :class:`Tokens`, :class:`Presence` (who is connected where) and :class:`Chans`.
+* :class:`Store`: :class:`Tokens`, :class:`Presence` (who is connected where), :class:`Chans` and
+  :class:`Inboxes` (what each client missed).
 * :class:`Nodes`: which node processes are alive, and the cleanup after those that died.
 * :class:`Transport`: payloads from the business side to the nodes (:mod:`freeim.messaging.payloads`).
 * :class:`EventStream`: online/offline events for the ``freeim_events`` workers (the cluster only).
@@ -15,7 +16,7 @@ without an event loop. An operation is therefore written once, as a coroutine ov
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypedDict, TypeVar, cast
+from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict, TypeVar, cast
 
 from ..ids import ClientId
 from ..messaging.payloads import Payload
@@ -31,6 +32,8 @@ class TokenRecord(TypedDict):
     client_id: ClientId
     meta: str
     server: str
+    #: The position the terminal resumes its inbox from (absent: it gets live messages only).
+    since: NotRequired[str]
 
 
 class Tokens(Protocol):
@@ -93,8 +96,38 @@ class Chans(Protocol):
         """The nodes hosting at least one member of ``chan``."""
 
 
-class Store(Tokens, Presence, Chans, Protocol):
-    """Tokens, presence and chans: the state every process of a deployment shares."""
+class InboxRead(NamedTuple):
+    """What a client's inbox holds after a position."""
+
+    #: True when it no longer holds all that came after the position (trimmed, or its epoch changed).
+    gap: bool
+    #: ``(position, frame without its position)`` of each message after it, oldest first.
+    messages: list[tuple[str, str]]
+
+
+class Inboxes(Protocol):
+    """Each client's bounded inbox of private messages, so a terminal that reconnects gets what it missed.
+
+    An inbox numbers its messages 1, 2, 3... within an *epoch*, a random name given when the inbox
+    is made; a position is ``"<epoch>.<offset>"`` (:func:`freeim.protocol.position`). It keeps at most
+    ``INBOX_MAX_MESSAGES`` messages and ``INBOX_MAX_BYTES`` bytes, none older than ``INBOX_MAX_AGE``.
+    """
+
+    async def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+                             ) -> tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]:
+        """Append each ``(client, message id, frame)`` to that client's inbox. Return, for each, its position
+        and where its client is connected now (node -> connections); and where each of ``locate`` is.
+
+        Storing one message (by id) in one inbox twice stores it once.
+        """
+
+    async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
+        """What ``client_id``'s inbox holds after the position ``since`` (:data:`~freeim.protocol.FROM_THE_START`:
+        all it holds)."""
+
+
+class Store(Tokens, Presence, Chans, Inboxes, Protocol):
+    """Tokens, presence, chans and inboxes: the state every process of a deployment shares."""
 
 
 class Nodes(Protocol):

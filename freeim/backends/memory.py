@@ -8,15 +8,18 @@ every operation holds one lock; payloads reach the node loop through
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 
 from ..conf import conf
 from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from ..messaging.payloads import Payload
-from .contract import Backend, Deliver, TokenRecord
+from ..protocol import position
+from .contract import Backend, Deliver, InboxRead, TokenRecord
+from .inboxes import META_LIFE, read_after
 
 
 class MemoryState:
@@ -32,6 +35,7 @@ class MemoryState:
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
         self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
+        self._client_inboxes: dict[ClientId, _Inbox] = {}
 
     async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
         with self._lock:
@@ -136,6 +140,29 @@ class MemoryState:
             if not mine:
                 self._client_chans.pop(client_id, None)
 
+    async def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+                             ) -> tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]:
+        with self._lock:
+            now = time.monotonic()
+            stored = []
+            for client_id, message_id, frame in messages:
+                inbox = self._client_inboxes.get(client_id)
+                if inbox is None or inbox.forgotten(now):
+                    inbox = self._client_inboxes[client_id] = _Inbox(secrets.token_hex(4))
+                stored.append((position(inbox.epoch, inbox.append(message_id, frame, now)),
+                               dict(Counter(self._connections.get(client_id, {}).values()))))
+            located = {c: dict(Counter(self._connections[c].values())) for c in locate if self._connections.get(c)}
+            return stored, located
+
+    async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
+        with self._lock:
+            inbox = self._client_inboxes.get(client_id)
+            if inbox is None or inbox.forgotten(time.monotonic()):
+                return read_after(None, 0, [], since)
+            inbox.trim(time.monotonic())
+            return read_after(inbox.epoch, inbox.top, [(offset, frame) for offset, _id, frame, _at in inbox.kept],
+                              since)
+
     async def chan_members(self, chan: str) -> list[ClientId]:
         with self._lock:
             return list(self._chans.get(chan, ()))
@@ -210,6 +237,40 @@ class MemoryState:
         finally:
             if self._inboxes.get(node, (None, None))[1] is deliver:
                 del self._inboxes[node]
+
+
+class _Inbox:
+    """One client's inbox: its epoch, the offset of its newest message, and the messages it keeps."""
+
+    def __init__(self, epoch: str) -> None:
+        self.epoch = epoch
+        self.top = 0
+        self.kept: deque[tuple[int, str, str, float]] = deque()  # (offset, message id, frame, stored at)
+        self.bytes = 0
+        self.last = 0.0
+
+    def forgotten(self, now: float) -> bool:
+        """Whether this inbox has been idle long enough for its epoch to go (as Redis expires it)."""
+        return now - self.last > max(META_LIFE, conf.INBOX_MAX_AGE)
+
+    def append(self, message_id: str, frame: str, now: float) -> int:
+        """Keep ``frame``; its offset (that of the same message, if it is kept already)."""
+        for offset, kept_id, _frame, _at in self.kept:
+            if kept_id == message_id:
+                return offset
+        self.top += 1
+        self.kept.append((self.top, message_id, frame, now))
+        self.bytes += len(frame.encode())
+        self.last = now
+        self.trim(now)
+        return self.top
+
+    def trim(self, now: float) -> None:
+        """Drop the oldest messages past the count, bytes and age limits."""
+        oldest = now - conf.INBOX_MAX_AGE
+        while self.kept and (len(self.kept) > conf.INBOX_MAX_MESSAGES or self.bytes > conf.INBOX_MAX_BYTES
+                             or self.kept[0][3] < oldest):
+            self.bytes -= len(self.kept.popleft()[2].encode())
 
 
 class MemoryBackend(Backend):

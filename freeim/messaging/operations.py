@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .. import ids, protocol
 from ..backends import Backend
+from ..backends.contract import TokenRecord
 from ..conf import conf, server_base
 from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
 from ..ids import ClientId
@@ -25,12 +26,18 @@ from .payloads import Payload
 MAX_META_LENGTH = 1024
 
 
-async def connect_ticket(backend: Backend, client_id: object, meta: str = "",
-                         base: str | None = None) -> tuple[str, str]:
-    """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``."""
+async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
+                         since: str | None = None) -> tuple[str, str]:
+    """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``.
+
+    ``since``: the last position the terminal holds (``"*"``: none yet); the socket then first gets
+    what the client's inbox kept after it, in order, then live messages. None: live messages only.
+    """
     client = ids.client_id(client_id)
     if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
         raise InvalidMessage(f"meta must be a string of at most {MAX_META_LENGTH} characters.")
+    if since is not None and since != protocol.FROM_THE_START and protocol.parse_position(since) is None:
+        raise InvalidMessage('since must be a position ("<epoch>.<offset>", as frames carry it) or "*".')
     servers = conf.SERVERS
     if servers:
         alive = set(await backend.nodes.alive_nodes())
@@ -41,13 +48,17 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "",
     else:
         raise NoServerAvailable("FREEIM['SERVERS'] is empty: configure it, or pass the base URL to connect to.")
     token = secrets.token_urlsafe(24)
-    await backend.store.issue_token(token, {"client_id": client, "meta": meta, "server": node}, conf.TOKEN_TTL)
+    record: TokenRecord = {"client_id": client, "meta": meta, "server": node}
+    if since is not None:
+        record["since"] = since
+    await backend.store.issue_token(token, record, conf.TOKEN_TTL)
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
 
 
-async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None) -> str:
+async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
+                              since: str | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
-    url, _node = await connect_ticket(backend, client_id, meta, base)
+    url, _node = await connect_ticket(backend, client_id, meta, base, since)
     return url
 
 
@@ -77,9 +88,10 @@ async def send_message(backend: Backend, sender: object, receivers: object, mess
 
 async def send_messages(backend: Backend, messages: Iterable[tuple[object, object, Any]],
                         receipt: bool = False) -> list[str]:
-    """``send_message`` for many ``(sender, receivers, message)`` at once: one presence lookup
-    and one write per node for the whole batch; return their ids. All are checked before any is
-    sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight."""
+    """``send_message`` for many ``(sender, receivers, message)`` at once: one round trip stores them in
+    their receivers' inboxes (and finds where those are connected), one hands each node its batch;
+    return their ids. All are checked before any is sent, and together they may put at most
+    ``MAX_FANOUT_BYTES`` (size x receivers) in flight."""
     prepared = []
     fanout = 0
     for sender, receivers, message in messages:
@@ -90,32 +102,38 @@ async def send_messages(backend: Backend, messages: Iterable[tuple[object, objec
     if fanout > conf.MAX_FANOUT_BYTES:
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
-    everyone = [client for source, targets, _, _ in prepared for client in (*targets, source)]
-    located = await backend.store.locate(list(dict.fromkeys(everyone)))
+    entries = [(target, message_id, frame) for _, targets, message_id, frame in prepared for target in targets]
+    stored, senders = await backend.store.store_messages(entries, list(dict.fromkeys(p[0] for p in prepared)))
     batches: dict[str, list[Payload]] = defaultdict(list)
+    taken = 0
     for source, targets, message_id, frame in prepared:
-        _route_message(batches, located, source, targets, message_id, frame, receipt)
+        placed = dict(zip(targets, stored[taken:taken + len(targets)], strict=True))
+        taken += len(targets)
+        _route_message(batches, senders, source, placed, message_id, frame, receipt)
     await _publish(backend, batches)
     return [message_id for _, _, message_id, _ in prepared]
 
 
-def _route_message(batches: dict[str, list[Payload]], located: dict[ClientId, dict[str, int]],
-                   source: ClientId, targets: list[ClientId], message_id: str, frame: str, receipt: bool) -> None:
-    """Add one message's payloads to the per-node ``batches``."""
-    if source in targets and sum(located.get(source, {}).values()) <= 1:
-        targets = [t for t in targets if t != source]
-    by_node: dict[str, list[ClientId]] = defaultdict(list)
-    for target in targets:
-        for node in located.get(target, ()):
-            by_node[node].append(target)
+def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, dict[str, int]], source: ClientId,
+                   placed: dict[ClientId, tuple[str, dict[str, int]]], message_id: str, frame: str,
+                   receipt: bool) -> None:
+    """Add one message's payloads to the per-node ``batches``; ``placed``: each receiver's position of it,
+    and where the receiver is connected."""
+    if source in placed and sum(senders.get(source, {}).values()) <= 1:
+        del placed[source]  # kept in its inbox for its devices to come, but sent to none now
+    by_node: dict[str, tuple[list[ClientId], list[str]]] = defaultdict(lambda: ([], []))
+    for target, (at, nodes) in placed.items():
+        for node in nodes:
+            by_node[node][0].append(target)
+            by_node[node][1].append(at)
     wants: payloads.Receipt | None = {"sender": source, "id": message_id} if receipt else None
-    for node, to in by_node.items():
-        batches[node].append(payloads.send(to, frame, wants))
+    for node, (to, positions) in by_node.items():
+        batches[node].append(payloads.send(to, frame, wants, positions))
     if receipt:
         receipts: list[Payload] = [
-            payloads.send([source], protocol.receipt_frame(message_id, t, protocol.RECEIPT_OFFLINE))
-            for t in targets if t not in located]
-        for node in located.get(source, {}) if receipts else ():
+            payloads.send([source], protocol.receipt_frame(message_id, target, protocol.RECEIPT_OFFLINE))
+            for target, (_at, nodes) in placed.items() if not nodes]
+        for node in senders.get(source, {}) if receipts else ():
             batches[node].extend(receipts)
 
 

@@ -4,8 +4,9 @@
 =========  =====================================================================
 ``op``     the node
 =========  =====================================================================
-send       writes ``frame`` to every connection of each client in ``to``; with
-           ``receipt``, reports delivered/offline per client to the sender
+send       writes ``frame`` (with each client's ``pos``) to every connection of each
+           client in ``to``; with ``receipt``, reports delivered/offline per client to
+           the sender
 chan       writes ``frame`` to the local members of ``chan``
 broadcast  writes ``frame`` to every connection
 join/leave updates the local chan index for ``client`` and ``chans``; a leave tells
@@ -34,6 +35,9 @@ class Send(TypedDict):
     to: list[ClientId]
     frame: str
     receipt: NotRequired[Receipt]  # left out when none is wanted: receipts to many clients are many
+    #: Each receiver's position of the message in its inbox (a private message), in the order of ``to``;
+    #: left out for frames no inbox keeps (receipts).
+    pos: NotRequired[list[str]]
 
 
 class Chan(TypedDict):
@@ -66,10 +70,12 @@ class Offline(TypedDict):
 Payload = Send | Chan | Broadcast | ChanChange | Clear | Offline
 
 
-def send(to: list[ClientId], frame: str, receipt: Receipt | None = None) -> Send:
+def send(to: list[ClientId], frame: str, receipt: Receipt | None = None, positions: list[str] | None = None) -> Send:
     payload: Send = {"op": "send", "to": to, "frame": frame}
     if receipt is not None:
         payload["receipt"] = receipt
+    if positions is not None:
+        payload["pos"] = positions
     return payload
 
 

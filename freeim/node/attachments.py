@@ -57,6 +57,8 @@ class Attachments:
         client_id = connection.client_id
         connection.on_resume = self.delivery.wake
         connection.id = f"{self.boot[:16]}{next(self._numbers):x}"
+        if connection.since is not None:
+            connection.hold()  # what arrives while its inbox is read comes after what it missed
         async with self._gate.shared():
             new_here = client_id not in self.registry.clients
             self.registry.add(connection)
@@ -70,6 +72,9 @@ class Attachments:
                 await self._autojoin(client_id)
             elif new_here and not came_online:
                 self.registry.join(client_id, await self.backend.store.client_chans(client_id))
+            if connection.since is not None:
+                self.delivery.catch_up(connection, await self.backend.store.read_inbox(client_id, connection.since),
+                                       connection.since)
 
     async def _autojoin(self, client_id: ClientId) -> None:
         chans = await database_sync_to_async(autojoin.chans_for)(client_id)

@@ -79,13 +79,16 @@ class Frame:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "id", "closed", "accepted", "slow", "paused", "on_resume", "_pending",
-                 "_pending_bytes", "_socket", "_inbound", "_handled", "__weakref__")
+    __slots__ = ("consumer", "client_id", "meta", "since", "id", "closed", "accepted", "slow", "paused", "on_resume",
+                 "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_seen", "_held", "__weakref__")
 
-    def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str) -> None:
+    def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str,
+                 since: str | None = None) -> None:
         self.consumer = consumer
         self.client_id = client_id
         self.meta = meta
+        #: The inbox position the terminal resumes from (None: it gets live messages only).
+        self.since = since
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.closed = False
         self.accepted = False
@@ -96,6 +99,10 @@ class Connection:
         self._pending_bytes = 0
         self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
         self._handled = 0
+        #: The newest inbox position written to this socket, ``(epoch, offset)``: what comes again is skipped.
+        self._seen: tuple[str, int] | None = None
+        #: While the inbox is read for it (:meth:`hold`), what is sent to it meanwhile, and at which position.
+        self._held: list[tuple[Frame, tuple[str, int] | None]] | None = None
         #: The socket written to directly (daphne), or None: then frames go through the ASGI ``send``.
         self._socket = daphne.socket_for(consumer.base_send, self)
 
@@ -139,6 +146,33 @@ class Connection:
             if paused and socket is not None and not self.paused:
                 socket.resume_reading()
 
+    def hold(self) -> None:
+        """Keep what is sent from now on aside, until :meth:`catch_up` (the inbox is being read)."""
+        self._held = []
+
+    def catch_up(self, missed: list[Frame], last: tuple[str, int] | None, limit: int) -> bool:
+        """Queue what the terminal missed (up to the inbox position ``last``), then what was held meanwhile,
+        but what of it the catch-up already had; False if that is past ``limit`` (as :meth:`enqueue`)."""
+        held, self._held = self._held or [], None
+        if last is not None:
+            self._seen = last
+        fits = all([self.enqueue(frame, limit) for frame in missed])
+        for frame, at in held:
+            fits = (self.enqueue_at(frame, at, limit) if at is not None else self.enqueue(frame, limit)) and fits
+        return fits
+
+    def enqueue_at(self, frame: Frame, at: tuple[str, int], limit: int) -> bool:
+        """:meth:`enqueue` a message at the inbox position ``at``; skipped if this socket had it (a catch-up
+        and the live stream overlap at their boundary)."""
+        if self._held is not None:
+            self._held.append((frame, at))
+            return True
+        seen = self._seen
+        if seen is not None and seen[0] == at[0] and at[1] <= seen[1]:
+            return True
+        self._seen = at
+        return self.enqueue(frame, limit)
+
     def enqueue(self, frame: Frame, limit: int) -> bool:
         """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.
 
@@ -146,6 +180,9 @@ class Connection:
         a close code to reconnect with, not a stream with holes in it.
         """
         if self.closed or self.slow:
+            return True
+        if self._held is not None:
+            self._held.append((frame, None))
             return True
         self._pending.append(frame)
         self._pending_bytes += len(frame)

@@ -56,7 +56,8 @@ class FreeIMConsumer(LeanWebsocketConsumer):
             # frames for it wait in its backlog until it is accepted.
             self.node = node
             # The canonical form, as every payload names it ("42" is 42), whoever made the token.
-            self.connection = Connection(self, ids.client_id(record["client_id"]), record.get("meta", ""))
+            self.connection = Connection(self, ids.client_id(record["client_id"]), record.get("meta", ""),
+                                         record.get("since"))
             await node.attachments.attach(self.connection)
         except TooManyConnections:  # not attached: nothing to detach
             self.connection = None

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from .. import protocol
 from ..backends import Backend
+from ..backends.contract import InboxRead
 from ..ids import ClientId
 from ..messaging import operations
 from ..messaging.payloads import Payload, Receipt
@@ -81,7 +82,7 @@ class Delivery:
 
     def _apply(self, payload: Payload) -> None:
         if payload["op"] == "send":
-            self._send(payload["to"], Frame(payload["frame"]), payload.get("receipt"))
+            self._send(payload["to"], payload["frame"], payload.get("receipt"), payload.get("pos"))
         elif payload["op"] == "chan":
             self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
         elif payload["op"] == "broadcast":
@@ -103,8 +104,12 @@ class Delivery:
         else:
             raise ValueError(f"unknown op {payload['op']!r}")
 
-    def _send(self, to: list[ClientId], frame: Frame, receipt: Receipt | None) -> None:
-        self._write(to, frame)
+    def _send(self, to: list[ClientId], frame: str, receipt: Receipt | None, positions: list[str] | None) -> None:
+        if positions is None:
+            self._write(to, Frame(frame))
+        else:
+            for client_id, at in zip(to, positions, strict=True):
+                self._write_at(client_id, frame, at)
         if receipt:
             for client_id in to:
                 status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
@@ -114,6 +119,29 @@ class Delivery:
         clients = self.registry.clients
         for client_id in client_ids:
             self._enqueue(clients.get(client_id) or (), frame)
+
+    def _write_at(self, client_id: ClientId, frame: str, at: str) -> None:
+        """Write a message at its position in ``client_id``'s inbox, once per socket (:meth:`Connection.enqueue_at`)."""
+        connections = self.registry.clients.get(client_id)
+        place = protocol.parse_position(at)
+        if not connections or place is None:
+            return
+        positioned = Frame(protocol.with_position(frame, at))
+        for connection in connections:
+            if connection.enqueue_at(positioned, place, self.backlog_limit):
+                self._dirty[connection] = None
+            else:
+                self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+
+    def catch_up(self, connection: Connection, missed: InboxRead, since: str) -> None:
+        """Queue for ``connection`` what its inbox kept after ``since`` (a ``gap`` frame first, if it no longer
+        kept all of it), then what was sent to it while the inbox was read."""
+        frames = [Frame(protocol.gap_frame(since))] if missed.gap else []
+        frames += [Frame(protocol.with_position(frame, at)) for at, frame in missed.messages]
+        last = protocol.parse_position(missed.messages[-1][0]) if missed.messages else None
+        if not connection.catch_up(frames, last, self.backlog_limit):
+            self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+        self.wake(connection)
 
     def _write_all(self, frame: Frame) -> None:
         for connections in self.registry.clients.values():

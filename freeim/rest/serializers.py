@@ -28,6 +28,8 @@ class ClientIdField(serializers.Field[ids.ClientId, Any, Any, Any]):
 
 class ConnectSerializer(serializers.Serializer[Any]):
     meta = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_META_LENGTH)
+    #: The last position the terminal holds ("*": none yet); absent: live messages only.
+    since = serializers.CharField(required=False, default=None, max_length=40)
 
 
 class MessageSerializer(serializers.Serializer[Any]):

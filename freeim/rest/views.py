@@ -59,10 +59,10 @@ class FreeIMView(APIView):
 
 class ConnectView(FreeIMView):
     def post(self, request: Request) -> Response:
-        meta = self.body(ConnectSerializer)["meta"]
+        body = self.body(ConnectSerializer)
         base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
         caller = self.caller()
-        url, server = im.connect_ticket(caller, meta, base=base)
+        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"])
         return Response({"url": url, "client_id": caller, "server": server})
 
 

@@ -34,6 +34,7 @@ from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
 from tests.e2e.cluster import HEARTBEAT_TTL, Cluster
 from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
+from tests.frames import unpositioned
 from tests.groups.helpers import MAKE_GROUP
 
 pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
@@ -134,7 +135,7 @@ async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, 
 
     async def before_fence(ws: ClientConnection) -> list[dict[str, Any]]:
         received = []
-        while (frame := await next_frame(ws)) != {"type": "message", "id": fence_id, "from": "fence", "data": fence}:
+        while (frame := await next_frame(ws)).get("id") != fence_id:
             received.append(frame)
         return received
 
@@ -182,9 +183,10 @@ async def test_private_message_crosses_nodes_and_reaches_every_device(ids, termi
     to_bob = await im.asend_message(alice, [bob], {"text": "hi bob"})
     to_alice = await im.asend_message(bob, [alice], {"text": "hi alice"})
     expected_by_bob = {"type": "message", "id": to_bob, "from": alice, "data": {"text": "hi bob"}}
-    assert await next_frame(phone) == expected_by_bob
-    assert await next_frame(laptop) == expected_by_bob
-    assert await next_frame(alice_ws) == {"type": "message", "id": to_alice, "from": bob, "data": {"text": "hi alice"}}
+    assert unpositioned(await next_frame(phone)) == expected_by_bob
+    assert unpositioned(await next_frame(laptop)) == expected_by_bob
+    got = unpositioned(await next_frame(alice_ws))
+    assert got == {"type": "message", "id": to_alice, "from": bob, "data": {"text": "hi alice"}}
 
 
 async def test_a_batch_of_messages_reaches_clients_on_every_node_in_order(ids, terminals):
@@ -200,7 +202,8 @@ async def test_receipts_report_delivered_and_offline_across_nodes(ids, terminals
     [sender], [present], [absent] = ids.on(0), ids.on(1), ids.on(2)
     sender_ws, present_ws = await terminals.open(sender), await terminals.open(present)
     sent = await im.asend_message(sender, [present, absent], {"n": 1}, receipt=True)
-    assert await next_frame(present_ws) == {"type": "message", "id": sent, "from": sender, "data": {"n": 1}}
+    got = unpositioned(await next_frame(present_ws))
+    assert got == {"type": "message", "id": sent, "from": sender, "data": {"n": 1}}
     receipts = [await next_frame(sender_ws), await next_frame(sender_ws)]  # from two places: any order
     assert sorted(receipts, key=lambda frame: frame["status"]) == [
         {"type": "receipt", "id": sent, "to": present, "status": "delivered"},
@@ -359,7 +362,8 @@ async def test_force_offline_closes_every_socket_of_the_client_with_4000(ids, te
 
     await eventually(target_offline, FRAME_TIMEOUT)
     sent = await im.asend_message(target, [bystander], "still here?")
-    assert await next_frame(bystander_ws) == {"type": "message", "id": sent, "from": target, "data": "still here?"}
+    got = unpositioned(await next_frame(bystander_ws))
+    assert got == {"type": "message", "id": sent, "from": target, "data": "still here?"}
 
 
 # --- node failures ----------------------------------------------------------------------------------------------
@@ -404,7 +408,8 @@ async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, 
         cluster.store.delete(cluster.keys.shared("reaper"))
     again = await terminals.open(stale[0])
     sent = await im.asend_message(survivor, [stale[0]], "welcome back")
-    assert await next_frame(again) == {"type": "message", "id": sent, "from": survivor, "data": "welcome back"}
+    got = unpositioned(await next_frame(again))
+    assert got == {"type": "message", "id": sent, "from": survivor, "data": "welcome back"}
 
 
 async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminals):
@@ -450,7 +455,8 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
         for _ in range(3):
             await terminals.open_on(cluster.servers[index], ids.any(1)[0])
     sent = await im.asend_message(alice, [bob], "after the restart")
-    assert await next_frame(bob_ws) == {"type": "message", "id": sent, "from": alice, "data": "after the restart"}
+    got = unpositioned(await next_frame(bob_ws))
+    assert got == {"type": "message", "id": sent, "from": alice, "data": "after the restart"}
     await im.asend_chan_message(bob, "room", "all back")
     chan_frame = {"type": "chan", "chan": "room", "from": bob, "data": "all back"}
     assert await frames_until_fence({alice: alice_ws, bob: bob_ws}) == {alice: [chan_frame], bob: [chan_frame]}

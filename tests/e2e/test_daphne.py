@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from freeim.conf import DEFAULTS
 from tests.e2e.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
+from tests.frames import unpositioned
 from tests.groups.helpers import MAKE_GROUP
 
 pytest_plugins = ["tests.e2e.daphne_server"]  # daphne's log tail in the report of a failing test
@@ -197,21 +198,22 @@ async def test_private_message_reaches_the_receiver_only(alice, bob, carol):
     data = {"text": "héllo", "n": [1, 2.5, None, True]}
     async with terminals(alice, bob, carol) as (a, b, c):
         sent = await send(alice, [bob], data)
-        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": data}
+        assert unpositioned(await expect_frame(b)) == {"type": "message", "id": sent, "from": alice.id, "data": data}
         await expect_no_frame(a, c)
 
 
 async def test_every_device_of_the_receiver_gets_it(alice, bob):
     async with terminals(bob, bob) as (phone, laptop):
         sent = await send(alice, [bob], "to both")
-        assert await expect_frames(phone, laptop) == [{"type": "message", "id": sent, "from": alice.id,
-                                                       "data": "to both"}] * 2
+        assert [unpositioned(f) for f in await expect_frames(phone, laptop)] == [
+            {"type": "message", "id": sent, "from": alice.id, "data": "to both"}] * 2
 
 
 async def test_a_message_to_oneself_skips_the_only_device(alice, bob):
     async with terminals(alice, bob) as (a, b):
         sent = await send(alice, [alice, bob], "hi all")
-        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": "hi all"}
+        got = unpositioned(await expect_frame(b))
+        assert got == {"type": "message", "id": sent, "from": alice.id, "data": "hi all"}
         await expect_no_frame(a)
 
 
@@ -219,13 +221,14 @@ async def test_a_message_to_oneself_reaches_every_device_when_there_are_several(
     async with terminals(alice, alice, bob) as (a1, a2, b):
         sent = await send(alice, [alice, bob], "synced")
         frame = {"type": "message", "id": sent, "from": alice.id, "data": "synced"}
-        assert await expect_frames(a1, a2, b) == [frame] * 3
+        assert [unpositioned(f) for f in await expect_frames(a1, a2, b)] == [frame] * 3
 
 
 async def test_receipts_reach_the_sender(alice, bob, dave):
     async with terminals(alice, alice, bob) as (a1, a2, b):
         sent = await send(alice, [bob, dave], {"id": 7}, receipt=True)
-        assert await expect_frame(b) == {"type": "message", "id": sent, "from": alice.id, "data": {"id": 7}}
+        got = unpositioned(await expect_frame(b))
+        assert got == {"type": "message", "id": sent, "from": alice.id, "data": {"id": 7}}
         expected = [{"type": "receipt", "id": sent, "to": bob.id, "status": "delivered"},
                     {"type": "receipt", "id": sent, "to": dave.id, "status": "offline"}]
         for ws in (a1, a2):
@@ -327,7 +330,8 @@ async def test_bad_frames_close_those_sockets_only(alice, bob):
         await other.send(json.dumps({"type": "ping"}))
         assert await expect_frame(other) == {"type": "pong"}
         sent = await send(alice, [bob], "still here")  # and the node loop still delivers
-        assert await expect_frame(other) == {"type": "message", "id": sent, "from": alice.id, "data": "still here"}
+        got = unpositioned(await expect_frame(other))
+        assert got == {"type": "message", "id": sent, "from": alice.id, "data": "still here"}
 
 
 async def close_code_after_reading(ws: ClientConnection) -> int | None:

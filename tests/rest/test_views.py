@@ -11,6 +11,7 @@ from freeim import autojoin, im
 from freeim.protocol import MAX_JSON_DEPTH
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
+from tests.frames import unpositioned
 from tests.groups.helpers import make_group
 from tests.presence import online
 
@@ -66,6 +67,15 @@ def test_connect_uses_the_request_host_and_the_callers_id(users):
     assert body["url"].startswith("ws://chat.local:8123/ws?token=")
     secure = client_for(users["alice"]).post("/im/connect/", format="json", secure=True, HTTP_HOST="chat.local")
     assert secure.json()["url"].startswith("wss://chat.local/ws?token=")
+
+
+@pytest.mark.parametrize(("since", "status"), [("*", 200), ("9e718890.17", 200), ("17", 400), ("x.1", 400),
+                                               ("9e718890.17" * 5, 400), (17, 400)])
+def test_connect_takes_the_position_to_resume_from_and_refuses_anything_else(users, since, status):
+    response = client_for(users["alice"]).post("/im/connect/", {"since": since}, format="json")
+    assert response.status_code == status, response.json()
+    if status == 400:
+        assert "since" in response.content.decode()  # the field, or the message, says what is wrong
 
 
 def test_connect_with_configured_servers(users, settings):
@@ -148,8 +158,8 @@ async def test_message_is_sent_from_the_caller_never_the_body(users):
             client_for(alice).post, "/im/messages/", {"to": [bob.pk], "data": {"t": "hi"}, "from": 999},
             format="json")
         assert response.status_code == 202
-        assert await bob_socket.receive_frame() == {"type": "message", "id": response.json()["id"], "from": alice.pk,
-                                                    "data": {"t": "hi"}}
+        got = unpositioned(await bob_socket.receive_frame())
+        assert got == {"type": "message", "id": response.json()["id"], "from": alice.pk, "data": {"t": "hi"}}
 
 
 def test_online_endpoints(users):

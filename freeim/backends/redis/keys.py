@@ -7,25 +7,27 @@ kept), so they contain no ``:``, ``{``, ``}`` or ``%``: a client id, chan name o
 whatever it holds, can never spell another key's name (``freeim.E011`` keeps braces out of
 the prefix). Every script receives the keys it touches in ``KEYS``.
 
-=========================  =======  ===================================================
-key                        type     holds
-=========================  =======  ===================================================
-``p:tok:<token>``          string   a connect token's JSON record (``SET EX``; ``GETDEL``)
-``p:{g}:nodes``            zset     node -> last heartbeat (Redis server time, ms)
-``p:{g}:online``           set      the online client ids
-``p:{g}:chans``            zset     chan -> member count
-``p:{g}:events``           stream   online/offline events for ``freeim_events``
-``p:{g}:reaper``           string   the node reaping dead peers now (``NX PX``)
-``p:{n:<node>}:alive``     string   the node process's boot id (``PX`` heartbeat TTL)
-``p:{n:<node>}:conns``     hash     connection id -> client id, the node's sockets
-``p:{n:<node>}:inbox``     stream   payload batches for the node (bounded in age and bytes)
-``p:{n:<node>}:inbox-sz``  string   bytes held by the inbox's entries
-``p:{n:<node>}:inbox-ix``  list     ``"<entry id> <bytes>"`` per inbox entry, oldest first
-``p:{c:<client>}:conns``   hash     connection id -> node, the client's sockets
-``p:{c:<client>}:chans``   set      the client's chans
-``p:{h:<chan>}:members``   set      the chan's members
-``p:{h:<chan>}:nodes``     hash     node -> members of the chan connected there
-=========================  =======  ===================================================
+=============================  =======  ===============================================================
+key                            type     holds
+=============================  =======  ===============================================================
+``p:tok:<token>``              string   a connect token's JSON record (``SET EX``; ``GETDEL``)
+``p:{g}:nodes``                zset     node -> last heartbeat (Redis server time, ms)
+``p:{g}:online``               set      the online client ids
+``p:{g}:chans``                zset     chan -> member count
+``p:{g}:events``               stream   online/offline events for ``freeim_events``
+``p:{g}:reaper``               string   the node reaping dead peers now (``NX PX``)
+``p:{n:<node>}:alive``         string   the node process's boot id (``PX`` heartbeat TTL)
+``p:{n:<node>}:conns``         hash     connection id -> client id, the node's sockets
+``p:{n:<node>}:inbox``         stream   payload batches for the node (bounded in age and bytes)
+``p:{n:<node>}:inbox-sz``      string   bytes held by the inbox's entries
+``p:{n:<node>}:inbox-ix``      list     ``"<entry id> <bytes>"`` per inbox entry, oldest first
+``p:{c:<client>}:conns``       hash     connection id -> node, the client's sockets
+``p:{c:<client>}:chans``       set      the client's chans
+``p:{c:<client>}:inbox``       stream   the client's private messages (offset, size, message id, frame)
+``p:{c:<client>}:inbox-meta``  hash     the inbox's epoch ``e``, newest offset ``t``, bytes held ``b``
+``p:{h:<chan>}:members``       set      the chan's members
+``p:{h:<chan>}:nodes``         hash     node -> members of the chan connected there
+=============================  =======  ===============================================================
 
 Presence is kept per connection id, never as a counter, so a script that Redis ran but whose
 reply was lost, and that redis-py's retry then sends again, changes nothing the second time.

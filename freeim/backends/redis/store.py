@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -17,10 +19,12 @@ from ... import ids
 from ...conf import conf
 from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
 from ...ids import ClientId
-from ..contract import TokenRecord
+from ...protocol import position
+from ..contract import InboxRead, TokenRecord
+from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import Keys
-from .steps import Lua, Pipe, Steps, one
+from .steps import Cmd, Lua, Pipe, Steps, one
 
 K = TypeVar("K")
 #: Online/offline events the stream keeps for ``freeim_events`` (roughly: ``MAXLEN ~``).
@@ -127,6 +131,38 @@ class RedisStore:
     @performed
     def online_clients(self) -> Steps[list[ClientId]]:
         return [ids.client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
+
+    # Inboxes
+    @performed
+    def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+                       ) -> Steps[tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]]:
+        keys = self.keys
+        now_ms = int(time.time() * 1000)
+        limits = (conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES, now_ms - conf.INBOX_MAX_AGE * 1000,
+                  conf.INBOX_MAX_AGE * 1000, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000)
+        steps: list[Lua | Cmd] = [
+            Lua("store_message", (keys.client(client, "inbox"), keys.client(client, "inbox-meta"),
+                                  keys.client(client, "conns")), (message_id, frame, secrets.token_hex(4), *limits))
+            for client, message_id, frame in messages]
+        steps += [one("hvals", keys.client(client, "conns")) for client in locate]
+        if not steps:
+            return [], {}
+        replies = yield Pipe(tuple(steps))
+        stored = [(position(epoch, offset), dict(Counter(nodes)))
+                  for epoch, offset, *nodes in replies[:len(messages)]]
+        located = {client: dict(Counter(nodes)) for client, nodes in zip(locate, replies[len(messages):], strict=True)
+                   if nodes}
+        return stored, located
+
+    @performed
+    def read_inbox(self, client_id: ClientId, since: str) -> Steps[InboxRead]:
+        keys = self.keys
+        meta, entries = yield Pipe((one("hgetall", keys.client(client_id, "inbox-meta")),
+                                    one("xrange", keys.client(client_id, "inbox"))))
+        oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
+        kept = [(int(fields["o"]), fields["p"]) for entry_id, fields in entries
+                if int(entry_id.split("-")[0]) >= oldest]
+        return read_after(meta.get("e"), int(meta.get("t", 0)), kept, since)
 
     # Chans
     def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:

@@ -10,6 +10,7 @@ the members of a chan), the caller declares the ones it expects; if Redis holds 
 script writes nothing and answers ``{'retry', names...}`` so the caller declares those.
 """
 
+from .inboxes import STORE_MESSAGE
 from .nodes import FORGET_NODE, HEARTBEAT, NODES_BY_AGE, REAPER_LOCK
 from .presence import ATTACH, CLEAR_CHAN, DETACH, JOIN, LEAVE
 from .streams import APPEND, ENSURE_GROUP, TRIM_INBOX
@@ -27,4 +28,5 @@ SCRIPTS = {
     "ensure_group": ENSURE_GROUP,
     "append": APPEND,
     "trim_inbox": TRIM_INBOX,
+    "store_message": STORE_MESSAGE,
 }

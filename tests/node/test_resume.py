@@ -1,0 +1,71 @@
+"""A terminal that comes back with the last position it holds gets what it missed, once, in order, then live."""
+
+from freeim import im
+from freeim.node.connection import Connection, Frame
+from freeim.testing import connected
+from tests.asgi import application
+
+
+async def test_messages_to_an_offline_client_wait_in_its_inbox_and_come_in_order_on_connect():
+    sent = [await im.asend_message("bob", ["alice"], n) for n in range(3)]
+    async with connected(application, "alice", since="*") as alice:
+        frames = [await alice.receive_frame() for _ in range(3)]
+        assert [(f["id"], f["data"]) for f in frames] == list(zip(sent, range(3), strict=True))
+        live = await im.asend_message("bob", ["alice"], "live")
+        assert (await alice.receive_frame())["id"] == live
+        assert await alice.receive_nothing()
+    async with connected(application, "alice", since=frames[1]["pos"]) as again:  # a reload that had two
+        assert [(await again.receive_frame())["data"] for _ in range(2)] == [2, "live"]
+        assert await again.receive_nothing()
+
+
+async def test_without_a_position_a_terminal_gets_live_messages_only():
+    await im.asend_message("bob", ["alice"], "before")
+    async with connected(application, "alice") as alice:
+        await im.asend_message("bob", ["alice"], "after")
+        assert (await alice.receive_frame())["data"] == "after"
+        assert await alice.receive_nothing()
+
+
+async def test_a_terminal_asking_from_what_the_inbox_no_longer_keeps_gets_a_gap_first(settings):
+    settings.FREEIM = {"INBOX_MAX_MESSAGES": 2}
+    async with connected(application, "alice", since="*") as alice:
+        await im.asend_message("bob", ["alice"], 0)
+        first = await alice.receive_frame()
+    for n in range(1, 4):
+        await im.asend_message("bob", ["alice"], n)  # the inbox keeps 2 and 3
+    async with connected(application, "alice", since=first["pos"]) as alice:
+        assert await alice.receive_frame() == {"type": "gap", "since": first["pos"]}
+        assert [(await alice.receive_frame())["data"] for _ in range(2)] == [2, 3]
+
+
+class Consumer:
+    """What a connection needs of its consumer: no daphne socket behind it, so frames go through ``send``."""
+
+    base_send = None
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, text_data):
+        self.sent.append(text_data)
+
+
+async def test_what_arrives_while_the_inbox_is_read_follows_it_once():
+    """The catch-up read and the live stream overlap: a message may come both ways; it is queued once, after
+    what the terminal missed, in order."""
+    consumer = Consumer()
+    connection = Connection(consumer, "alice", "", since="*")
+    frames = {n: Frame(f'{{"n":{n}}}') for n in range(1, 5)}
+    connection.hold()
+    connection.enqueue_at(frames[2], ("e", 2), 10_000)  # live, while the inbox is read (it holds 1 and 2)
+    connection.enqueue(Frame('{"type":"broadcast"}'), 10_000)
+    connection.enqueue_at(frames[3], ("e", 3), 10_000)
+    assert not connection.has_pending
+    assert connection.catch_up([frames[1], frames[2]], ("e", 2), 10_000)
+    connection.enqueue_at(frames[3], ("e", 3), 10_000)  # a late copy of 3
+    connection.enqueue_at(frames[4], ("e", 4), 10_000)
+    connection.accepted = True
+    assert connection.write_pending() is False  # no daphne socket: through send_pending
+    await connection.send_pending()
+    assert consumer.sent == ['{"n":1}', '{"n":2}', '{"type":"broadcast"}', '{"n":3}', '{"n":4}']
