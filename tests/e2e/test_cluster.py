@@ -72,8 +72,8 @@ class Terminals:
     def __init__(self, stack: AsyncExitStack) -> None:
         self.stack = stack
 
-    async def open(self, client_id: str, meta: str = "") -> ClientConnection:
-        url = await im.aprev_connect_server(client_id, meta)
+    async def open(self, client_id: str, meta: str = "", since: str | None = None) -> ClientConnection:
+        url = await im.aprev_connect_server(client_id, meta, since=since)
         return await self._connect(url)
 
     async def open_on(self, server: str, client_id: str) -> ClientConnection:
@@ -393,6 +393,59 @@ async def test_killed_node_is_routed_around_and_reaped(cluster, ids, terminals):
     assert await online([survivor]) == {survivor: True}
 
 
+class Resuming:
+    """A terminal as freeim.js is: it keeps the position of the last message it got and resumes from it on
+    every (re)connect, on whichever node the connect endpoint sends it to."""
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.received: list[dict[str, Any]] = []
+
+    async def read_until(self, last: Any) -> bool:
+        """Connect once and read until the message ``last``; False if the socket was lost or refused first."""
+        since = self.received[-1]["pos"] if self.received else "*"
+        try:
+            url = await im.aprev_connect_server(self.client_id, since=since)
+            async with connect(url, proxy=None, close_timeout=1, open_timeout=2) as ws:
+                async for text in ws:
+                    frame = json.loads(text)
+                    assert frame["type"] == "message", frame  # never a gap here: nothing was trimmed or lost
+                    self.received.append(frame)
+                    if frame["data"] == last:
+                        return True
+        except (OSError, TimeoutError, InvalidStatus, ConnectionClosed):
+            pass  # a node that died under it, or one still routed to while dead
+        return False
+
+    async def read_through(self, last: Any) -> None:
+        """Read until ``last``, reconnecting (with a short pause) as often as it takes."""
+        while not await self.read_until(last):
+            await asyncio.sleep(0.1)
+
+
+async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_message_once_in_order(cluster, ids):
+    [client] = ids.on(2)
+    [sender] = ids.on(0)
+    total = 600
+    terminal = Resuming(client)
+
+    async def send_at_200_a_second() -> None:
+        for n in range(total):
+            await im.asend_message(sender, [client], n)
+            await asyncio.sleep(1 / 200)
+
+    reading = asyncio.create_task(terminal.read_through(total - 1))
+    sending = asyncio.create_task(send_at_200_a_second())
+    await eventually(lambda: asyncio.sleep(0, len(terminal.received) >= 150), 10)
+    cluster.kill(2)
+    killed = time.monotonic()
+    await asyncio.wait_for(reading, 30)
+    resumed_in = time.monotonic() - killed
+    await sending
+    assert [frame["data"] for frame in terminal.received] == list(range(total))  # each once, in order
+    report("kill -9 mid-stream -> the resumed terminal has every message", resumed_in)
+
+
 async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, terminals):
     stale = ids.on(1, 2)
     [survivor] = ids.on(0)
@@ -429,8 +482,10 @@ async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminal
 
 
 async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, terminals):
-    [alice], [bob] = ids.on(0), ids.on(1)
+    [alice], [bob], [carol] = ids.on(0), ids.on(1), ids.on(2)
     alice_ws, bob_ws = await terminals.open(alice), await terminals.open(bob)
+    await im.asend_message(alice, [carol], "kept until Redis lost it")
+    [(carol_was_at, _)] = (await get_backend().store.read_inbox(carol, "*")).messages
     for client in (alice, bob):
         await im.ajoin_chan(client, "room")
     await asyncio.to_thread(cluster.redis.stop)
@@ -460,6 +515,8 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
     await im.asend_chan_message(bob, "room", "all back")
     chan_frame = {"type": "chan", "chan": "room", "from": bob, "data": "all back"}
     assert await frames_until_fence({alice: alice_ws, bob: bob_ws}) == {alice: [chan_frame], bob: [chan_frame]}
+    carol_ws = await terminals.open(carol, since=carol_was_at)
+    assert await next_frame(carol_ws) == {"type": "gap", "since": carol_was_at}  # never a silent hole
 
 
 # --- events workers ---------------------------------------------------------------------------------------------

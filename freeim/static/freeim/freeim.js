@@ -11,14 +11,18 @@
  *     csrfCookie: "csrftoken",  // Django's CSRF cookie, sent back as X-CSRFToken (null: don't)
  *     pingInterval: 25000,      // ms between pings; no frame for a whole interval = connection lost
  *     backoff: {min: 500, max: 15000}, // reconnect after d/2..d ms, d doubling from min up to max
+ *     resume: true,             // catch up on missed messages at every connect (see "Missed messages")
+ *     storage: sessionStorage,  // where the last position is kept (per tab); null: in memory only
  *   });
  *
- *   im.on("message",   f => ...)  // {type: "message", id, from, data}
+ *   im.on("message",   f => ...)  // {type: "message", id, pos, from, data}: each once, in order
  *   im.on("chan",      f => ...)  // {type: "chan", chan, from, data}
  *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
  *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline"}: id is
  *                                 // the one sendMessage's answer gave; it may arrive before that answer
  *   im.on("left",      f => ...)  // {type: "left", chan}: the server took us out of chan (not rejoined)
+ *   im.on("gap",       f => ...)  // {type: "gap", since}: messages after `since` are lost to this tab
+ *                                 // (the inbox no longer kept them): re-sync from your own history
  *   im.on("open",  e => ...)      // {clientId, server}: connected (chans already rejoined)
  *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
  *                                 // reconnectIn is ms until the next one, or null if there is none
@@ -48,6 +52,13 @@
  * retries with backoff.
  * Leaving the page closes the socket; coming back to it from the back/forward cache
  * connects again.
+ *
+ * Missed messages: every private message carries its position in the client's inbox
+ * (`pos`). The client keeps the last one it saw (in `storage`, so a reload of the tab
+ * keeps it too) and sends it as `since` with every connect request: the server then
+ * sends what came after it first, then live messages. The first connect of a tab asks
+ * for all the inbox keeps ("*"). A message seen already is not passed on again.
+ * im.position is the last position seen (null before any).
  */
 (function (root, factory) {
   "use strict";
@@ -60,6 +71,7 @@
   const FORCED_OFFLINE = 4000;
   const UNKNOWN_PATH = 4004;  // the URL is wrong: trying it again cannot help
   const PING = JSON.stringify({type: "ping"});
+  const POSITION_KEY = "freeim.position";
 
   function readCookie(name) {
     const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
@@ -89,6 +101,8 @@
       this._attempt = 0;      // failures since the last stable connection
       this._alive = false;    // a frame arrived since the last ping
       this._generation = 0;   // bumped by close(): late answers of an older attempt are dropped
+      this._storage = "storage" in options ? options.storage : defaultStorage();
+      this.position = this._storedPosition();
       if (typeof addEventListener === "function") this._followPageLifecycle();
     }
 
@@ -147,7 +161,9 @@
       this.state = "connecting";
       let ticket;
       try {
-        ticket = await this.request("POST", this.options.connectUrl, {meta: this.options.meta});
+        const body = {meta: this.options.meta};
+        if (this.options.resume !== false) body.since = this.position || "*";
+        ticket = await this.request("POST", this.options.connectUrl, body);
       } catch (error) {
         if (generation !== this._generation) return;
         this._emit("error", error);
@@ -197,7 +213,28 @@
         return;
       }
       if (frame && frame.type === "left") this.joined.delete(frame.chan);  // the server decided: do not rejoin
+      if (frame && frame.type === "message" && typeof frame.pos === "string" && !this._advance(frame.pos)) return;
       if (frame && typeof frame.type === "string") this._emit(frame.type, frame);
+    }
+
+    // Takes a message's inbox position; false if this tab had that message already.
+    _advance(pos) {
+      const [epoch, offset] = pos.split(".");
+      const seen = this.position && this.position.split(".");
+      if (seen && seen[0] === epoch && Number(offset) <= Number(seen[1])) return false;
+      this.position = pos;
+      try {
+        if (this._storage) this._storage.setItem(POSITION_KEY, pos);
+      } catch (error) { /* full or forbidden storage: the position stays in memory */ }
+      return true;
+    }
+
+    _storedPosition() {
+      try {
+        return (this._storage && this._storage.getItem(POSITION_KEY)) || null;
+      } catch (error) {
+        return null;
+      }
     }
 
     // Browsers notice a dead TCP connection late or never: any frame (pongs included)
@@ -304,6 +341,14 @@
 
     _chanCall(chan, action, body = {}) {
       return this.request("POST", "chans/" + encodeURIComponent(chan) + "/" + action, body);
+    }
+  }
+
+  function defaultStorage() {
+    try {
+      return typeof sessionStorage !== "undefined" ? sessionStorage : null;
+    } catch (error) {
+      return null;  // sessionStorage throws where storage is disabled
     }
   }
 
