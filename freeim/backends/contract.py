@@ -96,13 +96,33 @@ class Chans(Protocol):
         """The nodes hosting at least one member of ``chan``."""
 
 
+class Letter(NamedTuple):
+    """A message for one client's inbox."""
+
+    client: ClientId
+    id: str
+    #: The message's frame, without its position (the inbox gives it).
+    frame: str
+    #: Who gets a ``delivered`` receipt when a terminal catches up on it (None: nobody).
+    receipt_to: ClientId | None = None
+
+
+class Kept(NamedTuple):
+    """A message an inbox keeps."""
+
+    position: str
+    frame: str
+    id: str
+    receipt_to: ClientId | None = None
+
+
 class InboxRead(NamedTuple):
     """What a client's inbox holds after a position."""
 
     #: True when it no longer holds all that came after the position (trimmed, or its epoch changed).
     gap: bool
-    #: ``(position, frame without its position)`` of each message after it, oldest first.
-    messages: list[tuple[str, str]]
+    #: Each message after it, oldest first.
+    messages: list[Kept]
 
 
 class Inboxes(Protocol):
@@ -113,10 +133,10 @@ class Inboxes(Protocol):
     ``INBOX_MAX_MESSAGES`` messages and ``INBOX_MAX_BYTES`` bytes, none older than ``INBOX_MAX_AGE``.
     """
 
-    async def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+    async def store_messages(self, letters: list[Letter], locate: list[ClientId]
                              ) -> tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]:
-        """Append each ``(client, message id, frame)`` to that client's inbox. Return, for each, its position
-        and where its client is connected now (node -> connections); and where each of ``locate`` is.
+        """Append each letter to its client's inbox. Return, for each, its position and where its client is
+        connected now (node -> connections); and where each of ``locate`` is.
 
         Storing one message (by id) in one inbox twice stores it once.
         """

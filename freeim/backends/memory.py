@@ -18,8 +18,8 @@ from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from ..messaging.payloads import Payload
 from ..protocol import position
-from .contract import Backend, Deliver, InboxRead, TokenRecord
-from .inboxes import META_LIFE, read_after
+from .contract import Backend, Deliver, InboxRead, Letter, TokenRecord
+from .inboxes import META_LIFE, Entry, read_after
 
 
 class MemoryState:
@@ -140,17 +140,17 @@ class MemoryState:
             if not mine:
                 self._client_chans.pop(client_id, None)
 
-    async def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+    async def store_messages(self, letters: list[Letter], locate: list[ClientId]
                              ) -> tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]:
         with self._lock:
             now = time.monotonic()
             stored = []
-            for client_id, message_id, frame in messages:
-                inbox = self._client_inboxes.get(client_id)
+            for letter in letters:
+                inbox = self._client_inboxes.get(letter.client)
                 if inbox is None or inbox.forgotten(now):
-                    inbox = self._client_inboxes[client_id] = _Inbox(secrets.token_hex(4))
-                stored.append((position(inbox.epoch, inbox.append(message_id, frame, now)),
-                               dict(Counter(self._connections.get(client_id, {}).values()))))
+                    inbox = self._client_inboxes[letter.client] = _Inbox(secrets.token_hex(4))
+                stored.append((position(inbox.epoch, inbox.append(letter, now)),
+                               dict(Counter(self._connections.get(letter.client, {}).values()))))
             located = {c: dict(Counter(self._connections[c].values())) for c in locate if self._connections.get(c)}
             return stored, located
 
@@ -160,8 +160,7 @@ class MemoryState:
             if inbox is None or inbox.forgotten(time.monotonic()):
                 return read_after(None, 0, [], since)
             inbox.trim(time.monotonic())
-            return read_after(inbox.epoch, inbox.top, [(offset, frame) for offset, _id, frame, _at in inbox.kept],
-                              since)
+            return read_after(inbox.epoch, inbox.top, [entry for entry, _at, _size in inbox.kept], since)
 
     async def chan_members(self, chan: str) -> list[ClientId]:
         with self._lock:
@@ -245,7 +244,7 @@ class _Inbox:
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
         self.top = 0
-        self.kept: deque[tuple[int, str, str, float]] = deque()  # (offset, message id, frame, stored at)
+        self.kept: deque[tuple[Entry, float, int]] = deque()  # (entry, stored at, bytes)
         self.bytes = 0
         self.last = 0.0
 
@@ -253,14 +252,15 @@ class _Inbox:
         """Whether this inbox has been idle long enough for its epoch to go (as Redis expires it)."""
         return now - self.last > max(META_LIFE, conf.INBOX_MAX_AGE)
 
-    def append(self, message_id: str, frame: str, now: float) -> int:
-        """Keep ``frame``; its offset (that of the same message, if it is kept already)."""
-        for offset, kept_id, _frame, _at in self.kept:
-            if kept_id == message_id:
+    def append(self, letter: Letter, now: float) -> int:
+        """Keep ``letter``; its offset (that of the same message, if it is kept already)."""
+        for (offset, kept_id, _frame, _receipt), _at, _size in self.kept:
+            if kept_id == letter.id:
                 return offset
         self.top += 1
-        self.kept.append((self.top, message_id, frame, now))
-        self.bytes += len(frame.encode())
+        size = len(letter.frame.encode())
+        self.kept.append(((self.top, letter.id, letter.frame, letter.receipt_to), now, size))
+        self.bytes += size
         self.last = now
         self.trim(now)
         return self.top
@@ -269,8 +269,8 @@ class _Inbox:
         """Drop the oldest messages past the count, bytes and age limits."""
         oldest = now - conf.INBOX_MAX_AGE
         while self.kept and (len(self.kept) > conf.INBOX_MAX_MESSAGES or self.bytes > conf.INBOX_MAX_BYTES
-                             or self.kept[0][3] < oldest):
-            self.bytes -= len(self.kept.popleft()[2].encode())
+                             or self.kept[0][1] < oldest):
+            self.bytes -= self.kept.popleft()[2]
 
 
 class MemoryBackend(Backend):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .. import ids, protocol
 from ..backends import Backend
-from ..backends.contract import TokenRecord
+from ..backends.contract import Letter, TokenRecord
 from ..conf import conf, server_base
 from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
 from ..ids import ClientId
@@ -102,8 +102,9 @@ async def send_messages(backend: Backend, messages: Iterable[tuple[object, objec
     if fanout > conf.MAX_FANOUT_BYTES:
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
-    entries = [(target, message_id, frame) for _, targets, message_id, frame in prepared for target in targets]
-    stored, senders = await backend.store.store_messages(entries, list(dict.fromkeys(p[0] for p in prepared)))
+    letters = [Letter(target, message_id, frame, source if receipt else None)
+               for source, targets, message_id, frame in prepared for target in targets]
+    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(p[0] for p in prepared)))
     batches: dict[str, list[Payload]] = defaultdict(list)
     taken = 0
     for source, targets, message_id, frame in prepared:

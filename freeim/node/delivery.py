@@ -137,10 +137,15 @@ class Delivery:
         """Queue for ``connection`` what its inbox kept after ``since`` (a ``gap`` frame first, if it no longer
         kept all of it), then what was sent to it while the inbox was read."""
         frames = [Frame(protocol.gap_frame(since))] if missed.gap else []
-        frames += [Frame(protocol.with_position(frame, at)) for at, frame in missed.messages]
-        last = protocol.parse_position(missed.messages[-1][0]) if missed.messages else None
+        frames += [Frame(protocol.with_position(kept.frame, kept.position)) for kept in missed.messages]
+        last = protocol.parse_position(missed.messages[-1].position) if missed.messages else None
         if not connection.catch_up(frames, last, self.backlog_limit):
             self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+            return
+        # Its sender asked for a receipt, and got "offline" when it was sent: it is delivered now.
+        self._receipts += [(kept.receipt_to, protocol.receipt_frame(kept.id, connection.client_id,
+                                                                    protocol.RECEIPT_DELIVERED))
+                           for kept in missed.messages if kept.receipt_to is not None]
         self.wake(connection)
 
     def _write_all(self, frame: Frame) -> None:

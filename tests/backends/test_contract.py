@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from freeim.backends.contract import Letter
 from freeim.backends.memory import MemoryBackend
 from freeim.backends.redis import RedisBackend
 from freeim.exceptions import TooManyChans, TooManyConnections
@@ -158,38 +159,53 @@ async def test_what_is_published_after_the_inbox_tail_is_read_reaches_the_reader
         reader.cancel()
 
 
+def read(sync, client, since):
+    """An inbox read as ``(gap, [(position, frame)...])``."""
+    answer = sync.store.read_inbox(client, since)
+    return answer.gap, [(kept.position, kept.frame) for kept in answer.messages]
+
+
+def store(sync, *letters):
+    """Store letters; their positions."""
+    return [at for at, _nodes in sync.store.store_messages(list(letters), [])[0]]
+
+
 def test_an_inbox_numbers_its_messages_and_reads_after_a_position(sync):
     sync.store.add_connection("a", 1, "a1")
-    stored, located = sync.store.store_messages([(1, "m1", '{"n":1}'), (2, "m2", '{"n":2}'), (1, "m3", '{"n":3}')],
-                                                [1, 3])
+    letters = [Letter(1, "m1", '{"n":1}'), Letter(2, "m2", '{"n":2}'), Letter(1, "m3", '{"n":3}')]
+    stored, located = sync.store.store_messages(letters, [1, 3])
     (first, at_1), (_, at_2), (third, _) = stored
     assert at_1 == {"a": 1} and at_2 == {} and located == {1: {"a": 1}}  # 2 is offline: its message waits
     epoch = first.split(".")[0]
     assert (first, third) == (f"{epoch}.1", f"{epoch}.2")
-    assert sync.store.read_inbox(1, "*") == (False, [(first, '{"n":1}'), (third, '{"n":3}')])
-    assert sync.store.read_inbox(1, first) == (False, [(third, '{"n":3}')])
-    assert sync.store.read_inbox(1, third) == (False, [])
-    assert sync.store.read_inbox(2, "*").messages[0][1] == '{"n":2}'
+    assert read(sync, 1, "*") == (False, [(first, '{"n":1}'), (third, '{"n":3}')])
+    assert read(sync, 1, first) == (False, [(third, '{"n":3}')])
+    assert read(sync, 1, third) == (False, [])
+    assert read(sync, 2, "*")[1][0][1] == '{"n":2}'
 
 
 def test_a_message_stored_twice_is_kept_once(sync):
-    [(once, _)], _ = sync.store.store_messages([(1, "m1", "{}")], [])
-    [(again, _)], _ = sync.store.store_messages([(1, "m1", "{}")], [])  # a retried call
-    assert once == again and len(sync.store.read_inbox(1, "*").messages) == 1
+    [once] = store(sync, Letter(1, "m1", "{}"))
+    [again] = store(sync, Letter(1, "m1", "{}"))  # a retried call
+    assert once == again and len(read(sync, 1, "*")[1]) == 1
+
+
+def test_an_inbox_remembers_who_wants_a_receipt(sync):
+    store(sync, Letter(1, "m1", "{}", "bob"), Letter(1, "m2", "{}"))
+    assert [(kept.id, kept.receipt_to) for kept in sync.store.read_inbox(1, "*").messages] == [("m1", "bob"),
+                                                                                            ("m2", None)]
 
 
 def test_reading_from_before_what_the_inbox_still_keeps_is_a_gap(sync, settings):
     settings.FREEIM = {"INBOX_MAX_MESSAGES": 3}
-    positions = [pos for (pos, _), in (sync.store.store_messages([(1, f"m{n}", f'{{"n":{n}}}')], [])[0]
-                                       for n in range(5))]
-    read = sync.store.read_inbox(1, positions[0])  # 2 was trimmed: the inbox keeps 3, 4, 5
-    assert read.gap and [frame for _, frame in read.messages] == ['{"n":2}', '{"n":3}', '{"n":4}']
-    assert sync.store.read_inbox(1, positions[1]) == (False, [(p, f'{{"n":{n}}}') for n, p in
-                                                              enumerate(positions[2:], start=2)])
+    positions = [store(sync, Letter(1, f"m{n}", f'{{"n":{n}}}'))[0] for n in range(5)]
+    gap, kept = read(sync, 1, positions[0])  # 1 was trimmed: the inbox keeps 2, 3, 4
+    assert gap and [frame for _, frame in kept] == ['{"n":2}', '{"n":3}', '{"n":4}']
+    assert read(sync, 1, positions[1]) == (False, [(at, f'{{"n":{n}}}') for n, at in enumerate(positions) if n > 1])
 
 
 def test_a_position_of_another_epoch_or_of_an_inbox_gone_is_a_gap(sync):
-    [(kept, _)], _ = sync.store.store_messages([(1, "m1", "{}")], [])
-    assert sync.store.read_inbox(1, "0123abcd.7") == (True, [(kept, "{}")])  # the inbox was made again
-    assert sync.store.read_inbox(2, "0123abcd.7") == (True, [])  # nothing kept for 2 any more
-    assert sync.store.read_inbox(2, "*") == (False, [])
+    [kept] = store(sync, Letter(1, "m1", "{}"))
+    assert read(sync, 1, "0123abcd.7") == (True, [(kept, "{}")])  # the inbox was made again
+    assert read(sync, 2, "0123abcd.7") == (True, [])  # nothing kept for 2 any more
+    assert read(sync, 2, "*") == (False, [])

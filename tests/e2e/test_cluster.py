@@ -485,7 +485,8 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
     [alice], [bob], [carol] = ids.on(0), ids.on(1), ids.on(2)
     alice_ws, bob_ws = await terminals.open(alice), await terminals.open(bob)
     await im.asend_message(alice, [carol], "kept until Redis lost it")
-    [(carol_was_at, _)] = (await get_backend().store.read_inbox(carol, "*")).messages
+    [kept] = (await get_backend().store.read_inbox(carol, "*")).messages
+    carol_was_at = kept.position
     for client in (alice, bob):
         await im.ajoin_chan(client, "room")
     await asyncio.to_thread(cluster.redis.stop)

@@ -69,3 +69,12 @@ async def test_what_arrives_while_the_inbox_is_read_follows_it_once():
     assert connection.write_pending() is False  # no daphne socket: through send_pending
     await connection.send_pending()
     assert consumer.sent == ['{"n":1}', '{"n":2}', '{"type":"broadcast"}', '{"n":3}', '{"n":4}']
+
+
+async def test_a_sender_hears_delivered_when_its_offline_receiver_catches_up():
+    async with connected(application, "bob") as bob:
+        sent = await im.asend_message("bob", ["alice"], "are you there?", receipt=True)
+        assert await bob.receive_frame() == {"type": "receipt", "id": sent, "to": "alice", "status": "offline"}
+        async with connected(application, "alice", since="*") as alice:
+            assert (await alice.receive_frame())["id"] == sent
+            assert await bob.receive_frame() == {"type": "receipt", "id": sent, "to": "alice", "status": "delivered"}

@@ -20,7 +20,7 @@ from ...conf import conf
 from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
 from ...ids import ClientId
 from ...protocol import position
-from ..contract import InboxRead, TokenRecord
+from ..contract import InboxRead, Letter, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import Keys
@@ -134,23 +134,25 @@ class RedisStore:
 
     # Inboxes
     @performed
-    def store_messages(self, messages: list[tuple[ClientId, str, str]], locate: list[ClientId]
+    def store_messages(self, letters: list[Letter], locate: list[ClientId]
                        ) -> Steps[tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]]:
         keys = self.keys
         now_ms = int(time.time() * 1000)
         limits = (conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES, now_ms - conf.INBOX_MAX_AGE * 1000,
                   conf.INBOX_MAX_AGE * 1000, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000)
         steps: list[Lua | Cmd] = [
-            Lua("store_message", (keys.client(client, "inbox"), keys.client(client, "inbox-meta"),
-                                  keys.client(client, "conns")), (message_id, frame, secrets.token_hex(4), *limits))
-            for client, message_id, frame in messages]
+            Lua("store_message", (keys.client(letter.client, "inbox"), keys.client(letter.client, "inbox-meta"),
+                                  keys.client(letter.client, "conns")),
+                (letter.id, letter.frame, secrets.token_hex(4), *limits,
+                 "" if letter.receipt_to is None else letter.receipt_to))
+            for letter in letters]
         steps += [one("hvals", keys.client(client, "conns")) for client in locate]
         if not steps:
             return [], {}
         replies = yield Pipe(tuple(steps))
         stored = [(position(epoch, offset), dict(Counter(nodes)))
-                  for epoch, offset, *nodes in replies[:len(messages)]]
-        located = {client: dict(Counter(nodes)) for client, nodes in zip(locate, replies[len(messages):], strict=True)
+                  for epoch, offset, *nodes in replies[:len(letters)]]
+        located = {client: dict(Counter(nodes)) for client, nodes in zip(locate, replies[len(letters):], strict=True)
                    if nodes}
         return stored, located
 
@@ -160,8 +162,8 @@ class RedisStore:
         meta, entries = yield Pipe((one("hgetall", keys.client(client_id, "inbox-meta")),
                                     one("xrange", keys.client(client_id, "inbox"))))
         oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
-        kept = [(int(fields["o"]), fields["p"]) for entry_id, fields in entries
-                if int(entry_id.split("-")[0]) >= oldest]
+        kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
+                for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
         return read_after(meta.get("e"), int(meta.get("t", 0)), kept, since)
 
     # Chans

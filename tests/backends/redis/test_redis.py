@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from demo_project.cluster import RedisServer
+from freeim.backends.contract import Letter
 from freeim.backends.redis import RedisBackend
 from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
@@ -202,7 +203,8 @@ def every_script(backend):
     sync.store.leave(2, ["room"])
     sync.store.join(2, ["room"])
     sync.transport.publish({"a": [{"op": "broadcast", "frame": "x"}]})
-    sync.store.store_messages([(1, "m1", '{"n":1}'), (2, "m1", '{"n":1}'), (1, "m2", '{"n":2}')], [1])
+    sync.store.store_messages([Letter(1, "m1", '{"n":1}', 2), Letter(2, "m1", '{"n":1}'), Letter(1, "m2", '{"n":2}')],
+                              [1])
     sync.store.remove_connection("a", 1, "a1")
     sync.store.clear_chan("lobby")
     sync.nodes.drop_node("b")
@@ -213,7 +215,7 @@ def every_script(backend):
     sync.nodes.register_node("a", "boot-a")
     assert sync.nodes.reap("a") == ["c"]  # the reaper's lock, and the reaping, run twice too
     sync.events.read("g", "w", 60_000, 10)
-    inbox = [(at.split(".")[1], frame) for at, frame in sync.store.read_inbox(1, "*").messages]
+    inbox = [(kept.position.split(".")[1], kept.frame) for kept in sync.store.read_inbox(1, "*").messages]
     return [sync.store.locate([1, 2, 3]), sync.store.chan_list(), sync.store.online_clients(), inbox]
 
 

@@ -94,7 +94,8 @@
     return talk && talk.unread ? el("span", {className: "badge", textContent: talk.unread}) : null;
   }
 
-  const TICKS = {sending: "…", delivered: "✓", offline: "✗ offline"};
+  // "offline": the message waits in the receiver's inbox; "delivered" follows when the receiver comes back.
+  const TICKS = {sending: "…", delivered: "✓", offline: "… waiting"};
 
   function renderLog() {
     const talk = conversations.get(current);
@@ -169,6 +170,7 @@
   const earlyReceipts = new Map();  // message id -> status
 
   function tick(key, entry, status) {
+    if (entry.status === "delivered" && status === "offline") return;  // receipts from two places: keep the best
     entry.status = status;
     if (current === key) renderLog();
   }
@@ -178,8 +180,10 @@
     const talk = conversations.get(key);
     const entry = talk && talk.entries.find((e) => e.id === frame.id);
     if (entry) tick(key, entry, frame.status);
-    else earlyReceipts.set(frame.id, frame.status);
+    else if (earlyReceipts.get(frame.id) !== "delivered") earlyReceipts.set(frame.id, frame.status);
   });
+
+  im.on("gap", () => notice("some messages sent while you were away are no longer kept"));
 
   im.on("left", (frame) => {
     notice("you left " + frame.chan);

@@ -4,7 +4,7 @@ from .prelude import PRELUDE
 
 # KEYS: client inbox, client inbox-meta, client conns
 # ARGV: message id, frame, epoch if the inbox is new, max messages, max bytes, oldest time kept (ms),
-#       inbox life (ms), meta life (ms)
+#       inbox life (ms), meta life (ms), who gets a receipt when it is caught up on ('' for nobody)
 # -> {epoch, offset, nodes of the client's connections...}
 # Run twice (a retried call), the message is found among the newest and stored once.
 STORE_MESSAGE = PRELUDE + r"""
@@ -23,7 +23,7 @@ if not offset then
   if redis.call('EXISTS', inbox) == 0 then redis.call('HSET', meta, 'b', 0) end  -- it expired: it holds nothing
   offset = redis.call('HINCRBY', meta, 't', 1)
   local size = string.len(ARGV[2])
-  redis.call('XADD', inbox, '*', 'o', offset, 's', size, 'i', ARGV[1], 'p', ARGV[2])
+  redis.call('XADD', inbox, '*', 'o', offset, 's', size, 'i', ARGV[1], 'p', ARGV[2], 'r', ARGV[9])
   local held, kept = redis.call('HINCRBY', meta, 'b', size), redis.call('XLEN', inbox)
   local max_kept, max_held, oldest = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   while kept > 0 do
