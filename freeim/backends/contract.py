@@ -159,8 +159,9 @@ class Nodes(Protocol):
     async def heartbeat(self, node: str, boot: str) -> bool:
         """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
 
-    async def alive_nodes(self) -> list[str]:
-        """Names of the nodes that are alive, sorted."""
+    async def alive_nodes(self, within: float | None = None) -> list[str]:
+        """Names of the nodes that are alive, sorted: that beat within the heartbeat TTL, or within ``within``
+        seconds (a shorter time finds the nodes whose heartbeat is not late)."""
 
     async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         """Remove every connection and the registration of ``node``; return clients now offline.

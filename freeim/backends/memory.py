@@ -58,7 +58,7 @@ class MemoryState:
     async def reap(self, me: str) -> list[str]:
         return []  # one process: no peer to die
 
-    async def alive_nodes(self) -> list[str]:
+    async def alive_nodes(self, within: float | None = None) -> list[str]:
         with self._lock:
             return sorted(self._nodes)
 

@@ -24,14 +24,21 @@ from . import payloads, router
 from .payloads import Payload
 
 MAX_META_LENGTH = 1024
+#: A node whose last heartbeat is older than this share of ``HEARTBEAT_TTL`` gets no new terminals: it beats
+#: every fifth of the TTL, so it missed two beats and is likely dead, though not yet reaped.
+LATE_AFTER = 0.5
 
 
 async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
-                         since: str | None = None) -> tuple[str, str]:
+                         since: str | None = None, avoid: str | None = None) -> tuple[str, str]:
     """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``.
 
     ``since``: the last position the terminal holds (``"*"``: none yet); the socket then first gets
     what the client's inbox kept after it, in order, then live messages. None: live messages only.
+
+    The node is the client's by ``ROUTING`` among the nodes whose heartbeat is not late (a node
+    that died is left out within half a heartbeat TTL, long before it is reaped), and never
+    ``avoid`` (the node the terminal just lost, or could not reach) while there is another.
     """
     client = ids.client_id(client_id)
     if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
@@ -40,8 +47,9 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
         raise InvalidMessage('since must be a position ("<epoch>.<offset>", as frames carry it) or "*".')
     servers = conf.SERVERS
     if servers:
-        alive = set(await backend.nodes.alive_nodes())
-        node = router.pick(client, [s for s in servers if s in alive] or servers, conf.ROUTING)
+        fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER))
+        candidates = [s for s in servers if s in fresh] or servers
+        node = router.pick(client, [s for s in candidates if s != avoid] or candidates, conf.ROUTING)
         base = server_base(node)
     elif base:
         node = conf.SERVER
@@ -56,9 +64,9 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
 
 
 async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
-                              since: str | None = None) -> str:
+                              since: str | None = None, avoid: str | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
-    url, _node = await connect_ticket(backend, client_id, meta, base, since)
+    url, _node = await connect_ticket(backend, client_id, meta, base, since, avoid)
     return url
 
 

@@ -62,7 +62,7 @@ class ConnectView(FreeIMView):
         body = self.body(ConnectSerializer)
         base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
         caller = self.caller()
-        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"])
+        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"], avoid=body["avoid"])
         return Response({"url": url, "client_id": caller, "server": server})
 
 

@@ -30,8 +30,8 @@ class RedisNodes:
         return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
                    (node, boot, self.ttl_ms, mode))
 
-    def _nodes_by_age(self, which: str) -> Lua:
-        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (self.ttl_ms, which))
+    def _nodes_by_age(self, which: str, within_ms: int | None = None) -> Lua:
+        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (within_ms or self.ttl_ms, which))
 
     def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
         return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
@@ -45,8 +45,8 @@ class RedisNodes:
         return bool((yield self._beat(node, boot, "beat")))
 
     @performed
-    def alive_nodes(self) -> Steps[list[str]]:
-        return sorted((yield self._nodes_by_age("alive")))
+    def alive_nodes(self, within: float | None = None) -> Steps[list[str]]:
+        return sorted((yield self._nodes_by_age("alive", None if within is None else int(within * 1000))))
 
     @performed
     def reap(self, me: str) -> Steps[list[str]]:

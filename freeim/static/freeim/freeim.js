@@ -30,7 +30,8 @@
  *   im.on("error", err => ...)    // a connect request failed, or a frame was not JSON
  *   // on() returns a function that removes the listener; off(type, fn) does too.
  *
- *   im.connect();  // POST connectUrl for a one-time URL, open the socket; reconnects by itself
+ *   im.connect();  // POST connectUrl for a one-time URL, open the socket; reconnects by itself, to
+ *                  // another node than the one it lost when the socket did not close cleanly
  *   im.close();    // close for good (until connect() again)
  *   im.state       // "idle" | "connecting" | "open" | "waiting" (to reconnect) | "closed"
  *   im.clientId    // our client id, known after the first connect request
@@ -101,6 +102,8 @@
       this._attempt = 0;      // failures since the last stable connection
       this._alive = false;    // a frame arrived since the last ping
       this._generation = 0;   // bumped by close(): late answers of an older attempt are dropped
+      this._server = null;    // the node of the last ticket
+      this._avoid = null;     // the node lost last: the next connect asks for another
       this._storage = "storage" in options ? options.storage : defaultStorage();
       this.position = this._storedPosition();
       if (typeof addEventListener === "function") this._followPageLifecycle();
@@ -163,6 +166,7 @@
       try {
         const body = {meta: this.options.meta};
         if (this.options.resume !== false) body.since = this.position || "*";
+        if (this._avoid) body.avoid = this._avoid;  // the node we just lost: another one, if there is one
         ticket = await this.request("POST", this.options.connectUrl, body);
       } catch (error) {
         if (generation !== this._generation) return;
@@ -184,8 +188,10 @@
     _open(generation, ticket) {
       const socket = new WebSocket(secureLike(ticket.url));
       let openedAt = null;
+      this._server = ticket.server;
       socket.onopen = async () => {
         openedAt = Date.now();
+        this._avoid = null;
         this._startPinging(generation);
         await this._rejoin();
         if (generation !== this._generation || this._socket !== socket) return;
@@ -254,6 +260,8 @@
     _lost(generation, code, reason) {
       if (generation !== this._generation) return;
       this._drop();
+      // Lost without a clean close (the node died, or refused us): reconnect anywhere but there.
+      this._avoid = code === 1000 ? null : this._server;
       if (code === FORCED_OFFLINE || code === UNKNOWN_PATH) {
         this.state = "closed";
         if (code === FORCED_OFFLINE) this._emit("forced_offline", {code, reason});

@@ -85,6 +85,13 @@ def test_reaper_leaves_a_node_that_came_back(sync):
     assert sync.store.locate([1]) == {1: {"a": 1}}
 
 
+def test_alive_nodes_within_a_shorter_time_leaves_out_those_whose_heartbeat_is_late(sync):
+    sync.nodes.register_node("a", "boot-a")
+    time.sleep(0.3)
+    sync.nodes.register_node("b", "boot-b")
+    assert sync.nodes.alive_nodes() == ["a", "b"] and sync.nodes.alive_nodes(within=0.2) == ["b"]
+
+
 def test_only_one_reaper_at_a_time(backend, sync):
     sync.nodes.register_node("a", "boot")
     time.sleep(1.1)

@@ -1,0 +1,24 @@
+"""freeim.messaging.operations: what a connect ticket names, and where a message is routed."""
+
+import pytest
+
+from freeim import im
+from freeim.exceptions import InvalidMessage
+
+
+def test_a_ticket_never_names_the_node_the_terminal_asks_to_avoid_while_there_is_another(settings):
+    settings.FREEIM = {"SERVERS": ["a:1", "b:2", "c:3"]}
+    for client in range(30):
+        _url, usual = im.connect_ticket(client)
+        url, node = im.connect_ticket(client, avoid=usual)
+        assert node != usual and url.startswith(f"ws://{node}/ws?token=")
+    settings.FREEIM = {"SERVERS": ["a:1"]}
+    assert im.connect_ticket(1, avoid="a:1")[1] == "a:1"  # the only one: better than none
+
+
+def test_a_ticket_takes_a_position_or_the_start_and_nothing_else(settings):
+    settings.FREEIM = {"SERVERS": ["a:1"]}
+    im.connect_ticket(1, since="*")
+    im.connect_ticket(1, since="9e718890.17")
+    with pytest.raises(InvalidMessage):
+        im.connect_ticket(1, since="17")
