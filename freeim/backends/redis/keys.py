@@ -18,6 +18,7 @@ key                            type     holds
 ``p:{g}:reaper``               string   the node reaping dead peers now (``NX PX``)
 ``p:{n:<node>}:alive``         string   the node process's boot id (``PX`` heartbeat TTL)
 ``p:{n:<node>}:conns``         hash     connection id -> client id, the node's sockets
+``p:{n:<node>}:metas``         hash     connection id -> its meta (when not empty), for the reaper's offline events
 ``p:{n:<node>}:inbox``         stream   payload batches for the node (bounded in age and bytes)
 ``p:{n:<node>}:inbox-sz``      string   bytes held by the inbox's entries
 ``p:{n:<node>}:inbox-ix``      list     ``"<entry id> <bytes>"`` per inbox entry, oldest first

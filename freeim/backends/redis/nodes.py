@@ -78,7 +78,10 @@ class RedisNodes:
             by_client: dict[str, list[str]] = defaultdict(list)
             for conn, client in entries.items():
                 by_client[client].append(conn)
-            results = yield from detach_many(self.keys, node, by_client, "", "own" if force else "reap")
+            conns = list(entries)
+            known = yield one("hmget", self.keys.node(node, "metas"), conns)
+            metas = {entries[conn]: meta for conn, meta in zip(conns, known, strict=True) if meta}
+            results = yield from detach_many(self.keys, node, by_client, metas, "own" if force else "reap")
             if "alive" in results.values():
                 return None
             gone += [ids.client_id(c) for c, result in results.items() if result == "offline"]

@@ -62,19 +62,21 @@ def chan_keys(keys: Keys, chans: list[str]) -> tuple[str, ...]:
     return tuple(key for chan in chans for key in (keys.chan(chan, "members"), keys.chan(chan, "nodes")))
 
 
-def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], meta: str, mode: str,
+def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], metas: dict[str, str], mode: str,
                 chans: dict[str, list[str]] | None = None) -> Steps[dict[str, str]]:
     """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer
     (``offline``, ``more``, or ``alive`` when ``mode`` is ``reap`` and the node is alive again).
 
-    ``chans`` guesses each client's chans, to declare at once; without a guess, none are.
+    ``metas``: each client's meta for its offline event; ``chans`` guesses each client's chans, to
+    declare at once; without a guess, none are.
     """
 
     def detach(client: str, conns: list[str], declared: list[str]) -> Lua:
         fixed = (keys.node(node, "conns"), keys.node(node, "alive"), keys.client(client, "conns"),
-                 keys.client(client, "chans"), keys.shared("online"), keys.shared("events"), keys.shared("chans"))
+                 keys.client(client, "chans"), keys.shared("online"), keys.shared("events"), keys.shared("chans"),
+                 keys.node(node, "metas"))
         return Lua("detach", (*fixed, *chan_keys(keys, declared)),
-                   (node, client, meta, EVENTS_MAXLEN, mode, len(conns), *conns, *declared))
+                   (node, client, metas.get(client, ""), EVENTS_MAXLEN, mode, len(conns), *conns, *declared))
 
     scripts = {client: functools.partial(detach, client, conns) for client, conns in conns_by_client.items()}
     answers = yield from declaring(scripts, chans)
@@ -103,7 +105,7 @@ class RedisStore:
     def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> Steps[bool]:
         keys = self.keys
         fixed = (keys.node(node, "conns"), keys.client(client_id, "conns"), keys.client(client_id, "chans"),
-                 keys.shared("online"), keys.shared("events"))
+                 keys.shared("online"), keys.shared("events"), keys.node(node, "metas"))
         args = (node, client_id, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
 
         def attach(chans: list[str]) -> Lua:
@@ -118,7 +120,8 @@ class RedisStore:
     def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
                           chans: tuple[str, ...] = ()) -> Steps[bool]:
         client = str(client_id)
-        results = yield from detach_many(self.keys, node, {client: [conn]}, meta, "own", {client: list(chans)})
+        results = yield from detach_many(self.keys, node, {client: [conn]}, {client: meta}, "own",
+                                         {client: list(chans)})
         return results[client] == "offline"
 
     @performed

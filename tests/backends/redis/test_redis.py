@@ -74,6 +74,10 @@ def test_reaper_takes_dead_nodes_once_and_emits_offline_events(backend, sync):
     assert sync.store.locate([1, 2]) == {2: {"b": 1}}
     assert sync.store.chan_list() == []
     assert events_of(backend) == [("online", "1", "a"), ("online", "2", "a"), ("offline", "1", "a")]
+    # The reaper's offline event carries the connection's meta, as the node's own would: a receiver that
+    # announces only some terminals (the demo's, by meta) hears of a dead node's clients too.
+    entries = backend.connections.blocking.xrange(backend.keys.shared("events"))
+    assert [fields["meta"] for _, fields in entries if fields["kind"] == "offline"] == ["web"]
 
 
 def test_reaper_leaves_a_node_that_came_back(sync):

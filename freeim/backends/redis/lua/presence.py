@@ -2,7 +2,7 @@
 
 from .prelude import PRELUDE
 
-# KEYS: node conns, client conns, client chans, online, events, then per declared chan: its nodes
+# KEYS: node conns, client conns, client chans, online, events, node metas, then per declared chan: its nodes
 # ARGV: node, client, conn, meta, events maxlen, max connections, declared chans...
 # -> {'online'} | {'more'} | {'full'} | {'retry', chans...}
 ATTACH = PRELUDE + r"""
@@ -16,11 +16,12 @@ local here = false
 for _, n in ipairs(nodes) do if n == node then here = true end end
 local chans = {}
 if not here then chans = redis.call('SMEMBERS', KEYS[3]) end
-local index = declared(7, 5, 1)
+local index = declared(7, 6, 1)
 local retry = undeclared(chans, index)
 if retry then return retry end
 redis.call('HSET', KEYS[1], conn, c)
 redis.call('HSET', KEYS[2], conn, node)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], conn, ARGV[4]) end  -- for the reaper's offline event
 for _, ch in ipairs(chans) do node_delta(KEYS[index[ch]], node, 1) end
 if #nodes > 0 then return {'more'} end
 redis.call('SADD', KEYS[4], c)
@@ -29,7 +30,7 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'online', 'clie
 return {'online'}
 """
 
-# KEYS: node conns, node alive, client conns, client chans, online, events, chans,
+# KEYS: node conns, node alive, client conns, client chans, online, events, chans, node metas,
 #       then per declared chan: its members, its nodes
 # ARGV: node, client, meta, events maxlen, 'own' | 'reap' (stop if the node is alive), n, n conns...,
 #       declared chans...
@@ -52,14 +53,16 @@ for i = 1, #all, 2 do
 end
 if gone == 0 then  -- not the client's connections here (any more): only the node's index may need it
   redis.call('HDEL', KEYS[1], unpack(conns))
+  redis.call('HDEL', KEYS[8], unpack(conns))
   return {'gone'}
 end
 local chans = {}
 if left_here == 0 then chans = redis.call('SMEMBERS', KEYS[4]) end
-local index = declared(7 + n, 7, 2)
+local index = declared(7 + n, 8, 2)
 local retry = undeclared(chans, index)
 if retry then return retry end
 redis.call('HDEL', KEYS[1], unpack(conns))
+redis.call('HDEL', KEYS[8], unpack(conns))
 redis.call('HDEL', KEYS[3], unpack(conns))
 for _, ch in ipairs(chans) do node_delta(KEYS[index[ch] + 1], node, -1) end
 if left_anywhere > 0 then return {'stay'} end
