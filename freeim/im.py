@@ -51,6 +51,7 @@ prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_serve
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 send_message, asend_message = _twins(operations.send_message)
 send_messages, asend_messages = _twins(operations.send_messages)
+mark_read, amark_read = _twins(operations.mark_read)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
 
 
@@ -118,9 +119,9 @@ send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadca
 __all__ = [
     "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aget_chan_client_list", "aget_chan_list",
     "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online", "aget_client_nodes",
-    "ahas_online", "ajoin_chan", "aleave_chan", "aprev_connect_server", "asend_broadcast_message",
+    "ahas_online", "ajoin_chan", "aleave_chan", "amark_read", "aprev_connect_server", "asend_broadcast_message",
     "asend_chan_message", "asend_message", "asend_messages", "clear_chan_client", "connect_ticket", "force_offline",
     "get_chan_client_list", "get_chan_list", "get_chan_list_by_client_id", "get_chan_online",
-    "get_client_list_by_online", "get_client_nodes", "has_online", "join_chan", "leave_chan", "prev_connect_server",
-    "send_broadcast_message", "send_chan_message", "send_message", "send_messages",
+    "get_client_list_by_online", "get_client_nodes", "has_online", "join_chan", "leave_chan", "mark_read",
+    "prev_connect_server", "send_broadcast_message", "send_chan_message", "send_message", "send_messages",
 ]

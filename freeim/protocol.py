@@ -5,7 +5,7 @@ Server to terminal, JSON text frames::
     {"type": "message", "id": <message id>, "pos": <position>, "from": <id>, "data": <json>}
     {"type": "chan", "chan": <name>, "from": <id>, "data": <json>}
     {"type": "broadcast", "data": <json>}
-    {"type": "receipt", "id": <message id>, "to": <id>, "status": "delivered" | "offline"}
+    {"type": "receipt", "id": <message id>, "to": <id>, "status": "delivered" | "offline" | "read"}
     {"type": "left", "chan": <name>}
     {"type": "gap", "since": <position>}
     {"type": "pong"}
@@ -55,6 +55,7 @@ class CloseCode(enum.IntEnum):
 
 RECEIPT_DELIVERED = "delivered"
 RECEIPT_OFFLINE = "offline"
+RECEIPT_READ = "read"
 #: The largest text frame a terminal may send, in UTF-8 bytes.
 MAX_INBOUND_BYTES = 4096
 #: The deepest JSON a terminal or a REST body may send; the outermost array or object is level 1.

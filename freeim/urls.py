@@ -9,6 +9,7 @@ app_name = "freeim"
 urlpatterns = [
     path("connect/", views.ConnectView.as_view(), name="connect"),
     path("messages/", views.MessagesView.as_view(), name="messages"),
+    path("messages/read/", views.ReadView.as_view(), name="messages-read"),
     path("online/", views.OnlineListView.as_view(), name="online-list"),
     path("online/<str:client_id>/", views.OnlineView.as_view(), name="online"),
     path("online/<str:client_id>/offline/", views.ForceOfflineView.as_view(), name="force-offline"),

@@ -141,6 +141,10 @@ class Inboxes(Protocol):
         Storing one message (by id) in one inbox twice stores it once.
         """
 
+    async def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> list[tuple[str, ClientId]]:
+        """Of the messages ``message_ids`` that ``client_id``'s inbox keeps, those whose sender wants a
+        receipt: ``(message id, sender)`` each."""
+
     async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
         """What ``client_id``'s inbox holds after the position ``since`` (:data:`~freeim.protocol.FROM_THE_START`:
         all it holds)."""

@@ -154,6 +154,14 @@ class MemoryState:
             located = {c: dict(Counter(self._connections[c].values())) for c in locate if self._connections.get(c)}
             return stored, located
 
+    async def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> list[tuple[str, ClientId]]:
+        wanted = set(message_ids)
+        with self._lock:
+            inbox = self._client_inboxes.get(client_id)
+            kept = [entry for entry, _at, _size in inbox.kept] if inbox is not None else []
+        return [(message_id, sender) for _offset, message_id, _frame, sender in kept
+                if message_id in wanted and sender is not None]
+
     async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
         with self._lock:
             inbox = self._client_inboxes.get(client_id)

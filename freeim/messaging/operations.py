@@ -27,6 +27,8 @@ MAX_META_LENGTH = 1024
 #: A node whose last heartbeat is older than this share of ``HEARTBEAT_TTL`` gets no new terminals: it beats
 #: every fifth of the TTL, so it missed two beats and is likely dead, though not yet reaped.
 LATE_AFTER = 0.5
+#: Message ids one mark_read call takes.
+MAX_READ_AT_ONCE = 1000
 
 
 async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
@@ -144,6 +146,21 @@ def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, di
             for target, (_at, nodes) in placed.items() if not nodes]
         for node in senders.get(source, {}) if receipts else ():
             batches[node].extend(receipts)
+
+
+async def mark_read(backend: Backend, reader: object, message_ids: object) -> int:
+    """``reader`` read these messages of its inbox: the senders that asked for receipts get ``read`` ones;
+    return how many were sent. Messages the inbox no longer keeps, or sent without ``receipt``, get none."""
+    client = ids.client_id(reader)
+    if not isinstance(message_ids, list | tuple) or not all(isinstance(i, str) for i in message_ids) \
+            or len(message_ids) > MAX_READ_AT_ONCE:
+        raise InvalidMessage(f"message ids must be a list of at most {MAX_READ_AT_ONCE} strings.")
+    by_sender: dict[ClientId, list[str]] = defaultdict(list)
+    for message_id, sender in await backend.store.receipts_wanted(client, list(dict.fromkeys(message_ids))):
+        by_sender[sender].append(protocol.receipt_frame(message_id, client, protocol.RECEIPT_READ))
+    for sender, frames in by_sender.items():
+        await send_frames(backend, sender, frames)
+    return sum(len(frames) for frames in by_sender.values())
 
 
 async def send_frames(backend: Backend, client_id: ClientId, frames: list[str]) -> None:

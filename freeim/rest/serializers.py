@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from .. import ids
 from ..exceptions import FreeIMError
-from ..messaging.operations import MAX_META_LENGTH
+from ..messaging.operations import MAX_META_LENGTH, MAX_READ_AT_ONCE
 
 MAX_RECEIVERS = 1000
 
@@ -40,6 +40,10 @@ class MessageSerializer(serializers.Serializer[Any]):
     # shadow the ``Serializer.data`` property, as the stubs think.
     data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]
     receipt = serializers.BooleanField(required=False, default=False)
+
+
+class ReadSerializer(serializers.Serializer[Any]):
+    ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_READ_AT_ONCE)
 
 
 class DataSerializer(serializers.Serializer[Any]):

@@ -21,7 +21,7 @@ from ..auth import client_id_of
 from ..exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
 from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
-from .serializers import ConnectSerializer, DataSerializer, MessageSerializer
+from .serializers import ConnectSerializer, DataSerializer, MessageSerializer, ReadSerializer
 
 
 def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -72,6 +72,14 @@ class MessagesView(FreeIMView):
         message_id = im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"])
         return Response({"id": message_id, "to": body["to"], "receipt": body["receipt"]},
                         status=status.HTTP_202_ACCEPTED)
+
+
+class ReadView(FreeIMView):
+    """The caller read these messages of its inbox: their senders get ``read`` receipts (those that asked)."""
+
+    def post(self, request: Request) -> Response:
+        ids = self.body(ReadSerializer)["ids"]
+        return Response({"receipts": im.mark_read(self.caller(), ids)})
 
 
 class OnlineListView(FreeIMView):

@@ -44,6 +44,7 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 ENDPOINTS = [
     ("POST", "im/", "connect/", "alice"),
     ("POST", "im/", "messages/", "alice"),
+    ("POST", "im/", "messages/read/", "alice"),
     ("GET", "im/", "online/", "staff"),
     ("GET", "im/", "online/<str:client_id>/", "alice"),
     ("POST", "im/", "online/<str:client_id>/offline/", "staff"),

@@ -78,3 +78,13 @@ async def test_a_sender_hears_delivered_when_its_offline_receiver_catches_up():
         async with connected(application, "alice", since="*") as alice:
             assert (await alice.receive_frame())["id"] == sent
             assert await bob.receive_frame() == {"type": "receipt", "id": sent, "to": "alice", "status": "delivered"}
+
+
+async def test_a_receiver_marking_messages_read_sends_read_receipts_to_the_senders_that_asked():
+    async with connected(application, "bob") as bob, connected(application, "carol") as carol:
+        asked = await im.asend_message("bob", ["alice"], "did you read this?", receipt=True)
+        assert (await bob.receive_frame())["status"] == "offline"
+        silent = await im.asend_message("carol", ["alice"], "no receipt wanted")
+        assert await im.amark_read("alice", [asked, silent, "unknown-id"]) == 1
+        assert await bob.receive_frame() == {"type": "receipt", "id": asked, "to": "alice", "status": "read"}
+        assert await carol.receive_nothing()

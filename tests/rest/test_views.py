@@ -78,6 +78,15 @@ def test_connect_takes_the_position_to_resume_from_and_refuses_anything_else(use
         assert "since" in response.content.decode()  # the field, or the message, says what is wrong
 
 
+@pytest.mark.parametrize(("body", "status"), [({"ids": ["m1"]}, 200), ({"ids": []}, 400), ({"ids": "m1"}, 400),
+                                              ({"ids": [{"a": 1}]}, 400), ({"ids": ["x" * 65]}, 400), ({}, 400)])
+def test_read_takes_a_list_of_message_ids(users, body, status):
+    response = client_for(users["alice"]).post("/im/messages/read/", body, format="json")
+    assert response.status_code == status
+    if status == 200:
+        assert response.json() == {"receipts": 0}  # nothing in alice's inbox asked for one
+
+
 def test_connect_with_configured_servers(users, settings):
     settings.FREEIM = {"SERVERS": ["wss://im.example.com"]}
     body = client_for(users["alice"]).post("/im/connect/", format="json").json()

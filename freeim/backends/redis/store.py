@@ -160,6 +160,13 @@ class RedisStore:
         return stored, located
 
     @performed
+    def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> Steps[list[tuple[str, ClientId]]]:
+        wanted = set(message_ids)
+        entries = yield one("xrange", self.keys.client(client_id, "inbox"))
+        return [(fields["i"], ids.client_id(fields["r"])) for _entry_id, fields in entries
+                if fields["i"] in wanted and fields["r"]]
+
+    @performed
     def read_inbox(self, client_id: ClientId, since: str) -> Steps[InboxRead]:
         keys = self.keys
         meta, entries = yield Pipe((one("hgetall", keys.client(client_id, "inbox-meta")),

@@ -18,7 +18,7 @@
  *   im.on("message",   f => ...)  // {type: "message", id, pos, from, data}: each once, in order
  *   im.on("chan",      f => ...)  // {type: "chan", chan, from, data}
  *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
- *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline"}: id is
+ *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline" | "read"}: id is
  *                                 // the one sendMessage's answer gave; it may arrive before that answer
  *   im.on("left",      f => ...)  // {type: "left", chan}: the server took us out of chan (not rejoined)
  *   im.on("gap",       f => ...)  // {type: "gap", since}: messages after `since` are lost to this tab
@@ -41,6 +41,8 @@
  * .status and .body (the answer's JSON) on an HTTP error:
  *
  *   im.sendMessage(to, data, {receipt: true})  // to: one id or an array of ids
+ *   im.markRead(ids)                           // the user read these messages (ids of message frames):
+ *                                              // their senders get "read" receipts
  *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set) is rejoined on reconnect
  *   im.sendChanMessage(chan, data)
  *   im.chans()                                 // [{chan, online}]
@@ -322,6 +324,10 @@
 
     sendMessage(to, data, {receipt = false} = {}) {
       return this.request("POST", "messages/", {to: Array.isArray(to) ? to : [to], data, receipt});
+    }
+
+    markRead(ids) {
+      return this.request("POST", "messages/read/", {ids: Array.isArray(ids) ? ids : [ids]});
     }
 
     async joinChan(chan) {

@@ -37,8 +37,10 @@
     const entry = Object.assign({time: time()}, fields);
     talk.entries.push(entry);
     talk.entries.splice(0, talk.entries.length - KEEP);
-    if (key === current) renderLog();
-    else {
+    if (key === current) {
+      renderLog();
+      markRead(talk);
+    } else {
       talk.unread++;
       renderLists();
     }
@@ -94,8 +96,19 @@
     return talk && talk.unread ? el("span", {className: "badge", textContent: talk.unread}) : null;
   }
 
-  // "offline": the message waits in the receiver's inbox; "delivered" follows when the receiver comes back.
-  const TICKS = {sending: "…", delivered: "✓", offline: "… waiting"};
+  // "offline": the message waits in the receiver's inbox; "delivered" follows when the receiver comes back,
+  // "read" when the receiver opened the conversation. A status never goes back.
+  const TICKS = {sending: "…", offline: "… waiting", delivered: "✓", read: "✓✓"};
+  const RANK = {sending: 0, offline: 1, delivered: 2, read: 3};
+
+  // Tell the senders of the private messages shown that they were read (once each).
+  function markRead(talk) {
+    if (talk.chan !== null || document.hidden) return;
+    const ids = talk.entries.filter((e) => e.id && !e.mine && !e.read).map((e) => e.id);
+    if (!ids.length) return;
+    talk.entries.forEach((e) => { if (ids.includes(e.id)) e.read = true; });
+    im.markRead(ids).catch((error) => console.warn("freeim demo: markRead failed", error));
+  }
 
   function renderLog() {
     const talk = conversations.get(current);
@@ -111,6 +124,7 @@
     current = key;
     const talk = conversation(key);
     talk.unread = 0;
+    markRead(talk);
     const group = groups.get(talk.chan);
     const title = talk.chan !== null ? "#" + talk.chan : "Private with " + nameOf(talk.peer);
     $("title").textContent = group ? group.title : title;
@@ -163,14 +177,14 @@
 
   im.on("message", (frame) => {
     if (!people.has(frame.from)) refreshUsers();
-    addEntry("user:" + frame.from, {from: frame.from, text: textOf(frame.data)});
+    addEntry("user:" + frame.from, {id: frame.id, from: frame.from, text: textOf(frame.data)});
   });
 
   // A receipt names the message by the id our POST answered with; it may come before that answer.
   const earlyReceipts = new Map();  // message id -> status
 
   function tick(key, entry, status) {
-    if (entry.status === "delivered" && status === "offline") return;  // receipts from two places: keep the best
+    if (RANK[status] <= RANK[entry.status]) return;  // receipts come from several places: keep the best
     entry.status = status;
     if (current === key) renderLog();
   }
@@ -180,7 +194,11 @@
     const talk = conversations.get(key);
     const entry = talk && talk.entries.find((e) => e.id === frame.id);
     if (entry) tick(key, entry, frame.status);
-    else if (earlyReceipts.get(frame.id) !== "delivered") earlyReceipts.set(frame.id, frame.status);
+    else if (!(RANK[earlyReceipts.get(frame.id)] >= RANK[frame.status])) earlyReceipts.set(frame.id, frame.status);
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && current) markRead(conversation(current));
   });
 
   im.on("gap", () => notice("some messages sent while you were away are no longer kept"));
