@@ -13,13 +13,13 @@ neither goes through ``async_to_sync`` or a per-call event loop.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
-from . import ids
+from . import ids, signals
 from .backends import Backend, get_backend, run_blocking
 from .conf import conf
 from .messaging import operations
@@ -49,8 +49,39 @@ def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
 
 prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_server)
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
-send_message, asend_message = _twins(operations.send_message)
-send_messages, asend_messages = _twins(operations.send_messages)
+_send_messages, _asend_messages = _twins(operations.send_messages)
+
+
+def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> list[str]:
+    """Send each ``(sender, receivers, message)`` (see :func:`send_message`) with one presence lookup and one
+    write per node for them all; return their ids. ``message_stored`` follows for absent receivers."""
+    sent = _send_messages(messages, receipt)
+    for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
+        signals.message_stored.send_robust(sender=None, **waiting._asdict())
+    return sent.ids
+
+
+async def asend_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> list[str]:
+    """The async twin of :func:`send_messages`."""
+    sent = await _asend_messages(messages, receipt)
+    for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
+        await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
+    return sent.ids
+
+
+def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
+    """Send ``message`` from ``sender`` to every connection of each of ``receivers``, and into each one's
+    inbox; return its id. A receiver that is the sender gets it only on its other devices. With
+    ``receipt`` the sender gets one receipt per receiver (``delivered``, ``offline``, later ``read``).
+    A receiver with no socket gets it when it comes back; ``message_stored`` is sent for it now."""
+    [message_id] = send_messages([(sender, receivers, message)], receipt)
+    return message_id
+
+
+async def asend_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
+    """The async twin of :func:`send_message`."""
+    [message_id] = await asend_messages([(sender, receivers, message)], receipt)
+    return message_id
 mark_read, amark_read = _twins(operations.mark_read)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
 

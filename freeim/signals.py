@@ -1,7 +1,7 @@
 """Signals freeim sends. Receivers take ``**kwargs``; ``sender`` is always None.
 
-In the embedded mode they are sent in the node's process, in order, once per
-client going online (its first connection) and offline (its last one).
+In the embedded mode the presence signals are sent in the node's process, in order,
+once per client going online (its first connection) and offline (its last one).
 Async receivers are awaited; sync receivers run in Django's sync thread, so
 keep them short or hand the work to a task queue.
 """
@@ -13,3 +13,8 @@ client_online = Signal()
 
 #: A client's last connection closed (or its node went away). kwargs: ``client_id``, ``meta``, ``server``.
 client_offline = Signal()
+
+#: A private message was stored for a receiver that had no socket: it waits in its inbox (push a
+#: notification, persist it). Sent by the process that sent the message, right after, once per such
+#: receiver. kwargs: ``client_id`` (the receiver), ``from_id``, ``message_id``, ``message``, ``position``.
+message_stored = Signal()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .. import ids, protocol
 from ..backends import Backend
@@ -85,44 +85,57 @@ async def _publish(backend: Backend, batches: dict[str, list[Payload]]) -> None:
         await backend.transport.publish(dict(batches))
 
 
-async def send_message(backend: Backend, sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
-    """Send ``message`` from ``sender`` to every connection of each of ``receivers``; return its id.
+class Waiting(NamedTuple):
+    """A message stored for a receiver that had no socket when it was sent (``message_stored``'s kwargs)."""
 
-    A receiver that is the sender gets it only on its other devices (when it has
-    more than one connection). With ``receipt`` the sender gets one receipt per
-    receiver, naming the message by its id: ``delivered`` from the receiver's node, or ``offline``.
-    """
-    [message_id] = await send_messages(backend, [(sender, receivers, message)], receipt)
-    return message_id
+    client_id: ClientId
+    from_id: ClientId
+    message_id: str
+    message: Any
+    position: str
+
+
+class Sent(NamedTuple):
+    """What :func:`send_messages` did: the messages' ids, and which of them wait for absent receivers."""
+
+    ids: list[str]
+    waiting: list[Waiting]
 
 
 async def send_messages(backend: Backend, messages: Iterable[tuple[object, object, Any]],
-                        receipt: bool = False) -> list[str]:
-    """``send_message`` for many ``(sender, receivers, message)`` at once: one round trip stores them in
-    their receivers' inboxes (and finds where those are connected), one hands each node its batch;
-    return their ids. All are checked before any is sent, and together they may put at most
-    ``MAX_FANOUT_BYTES`` (size x receivers) in flight."""
+                        receipt: bool = False) -> Sent:
+    """Send each ``(sender, receivers, message)``: one round trip stores them in their receivers' inboxes
+    (and finds where those are connected), one hands each node its batch. All are checked before any
+    is sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight.
+
+    A receiver that is the sender gets it only on its other devices (when it has more than one
+    connection). With ``receipt`` the sender gets one receipt per receiver, naming the message by its
+    id: ``delivered`` from the receiver's node, or ``offline`` (it waits in the receiver's inbox).
+    """
     prepared = []
     fanout = 0
     for sender, receivers, message in messages:
         source, targets, message_id = ids.client_id(sender), ids.client_ids(receivers), secrets.token_hex(8)
         frame = protocol.message_frame(message_id, source, message)
         fanout += _checked(frame) * len(targets)
-        prepared.append((source, targets, message_id, frame))
+        prepared.append((source, targets, message_id, frame, message))
     if fanout > conf.MAX_FANOUT_BYTES:
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
     letters = [Letter(target, message_id, frame, source if receipt else None)
-               for source, targets, message_id, frame in prepared for target in targets]
+               for source, targets, message_id, frame, _ in prepared for target in targets]
     stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(p[0] for p in prepared)))
     batches: dict[str, list[Payload]] = defaultdict(list)
+    waiting = []
     taken = 0
-    for source, targets, message_id, frame in prepared:
+    for source, targets, message_id, frame, message in prepared:
         placed = dict(zip(targets, stored[taken:taken + len(targets)], strict=True))
         taken += len(targets)
+        waiting += [Waiting(target, source, message_id, message, at) for target, (at, nodes) in placed.items()
+                    if not nodes]
         _route_message(batches, senders, source, placed, message_id, frame, receipt)
     await _publish(backend, batches)
-    return [message_id for _, _, message_id, _ in prepared]
+    return Sent([message_id for _, _, message_id, _, _ in prepared], waiting)
 
 
 def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, dict[str, int]], source: ClientId,

@@ -1,6 +1,6 @@
 """A terminal that comes back with the last position it holds gets what it missed, once, in order, then live."""
 
-from freeim import im
+from freeim import im, signals
 from freeim.node.connection import Connection, Frame
 from freeim.testing import connected
 from tests.asgi import application
@@ -88,3 +88,35 @@ async def test_a_receiver_marking_messages_read_sends_read_receipts_to_the_sende
         assert await im.amark_read("alice", [asked, silent, "unknown-id"]) == 1
         assert await bob.receive_frame() == {"type": "receipt", "id": asked, "to": "alice", "status": "read"}
         assert await carol.receive_nothing()
+
+
+async def test_a_message_for_an_absent_receiver_sends_message_stored_once_per_such_receiver():
+    stored = []
+
+    async def on_stored(**kwargs):
+        stored.append(kwargs)
+
+    signals.message_stored.connect(on_stored)
+    try:
+        async with connected(application, "bob"):
+            sent = await im.asend_message("carol", ["alice", "bob"], {"text": "hi"})
+    finally:
+        signals.message_stored.disconnect(on_stored)
+    [only] = stored  # bob was connected: nothing waits for him
+    assert {key: only[key] for key in ("client_id", "from_id", "message_id", "message")} == {
+        "client_id": "alice", "from_id": "carol", "message_id": sent, "message": {"text": "hi"}}
+    assert only["position"].endswith(".1") and only["sender"] is None
+
+
+def test_the_sync_helper_sends_message_stored_too():
+    stored = []
+
+    def on_stored(client_id, **kwargs):
+        stored.append(client_id)
+
+    signals.message_stored.connect(on_stored)
+    try:
+        im.send_messages([("carol", ["alice"], 1), ("carol", ["dave", "alice"], 2)])
+    finally:
+        signals.message_stored.disconnect(on_stored)
+    assert stored == ["alice", "dave", "alice"]
