@@ -3,11 +3,11 @@
 Server to terminal, JSON text frames::
 
     {"type": "message", "id": <message id>, "pos": <position>, "from": <id>, "data": <json>}
-    {"type": "chan", "chan": <name>, "from": <id>, "data": <json>}
+    {"type": "chan", "chan": <name>, "pos": <position>, "from": <id>, "data": <json>}
     {"type": "broadcast", "data": <json>}
     {"type": "receipt", "id": <message id>, "to": <id>, "status": "delivered" | "offline" | "read"}
     {"type": "left", "chan": <name>}
-    {"type": "gap", "since": <position>}
+    {"type": "gap", "since": <position>}  (and "chan": <name>, for a chan's stream)
     {"type": "pong"}
 
 A message's position (``"<epoch>.<offset>"``) is its place in its receiver's inbox: a terminal
@@ -144,9 +144,10 @@ def with_position(frame: str, at: str) -> str:
     return f'{frame[:-1]},"pos":"{at}"}}'
 
 
-def gap_frame(since: str) -> str:
-    """The inbox no longer holds all that came after ``since``: the terminal re-syncs from its own history."""
-    return encode({"type": "gap", "since": since})
+def gap_frame(since: str, chan: str | None = None) -> str:
+    """The inbox (or ``chan``'s stream) no longer holds all that came after ``since``: the terminal re-syncs
+    from its own history."""
+    return encode({"type": "gap", "since": since} if chan is None else {"type": "gap", "chan": chan, "since": since})
 
 
 def chan_frame(chan: str, sender: ClientId, data: Any) -> str:

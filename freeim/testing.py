@@ -31,11 +31,12 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
         super().__init__(application, f"{parts.path}?{parts.query}")
 
     @classmethod
-    async def open(cls, application: Any, client_id: Any, meta: str = "", since: str | None = None
-                   ) -> FreeIMCommunicator:
-        """Issue a token for ``client_id`` and connect (resuming its inbox after ``since``, if given); raise
-        ``AssertionError`` if rejected."""
-        url = await im.aprev_connect_server(client_id, meta, base="ws://testserver", since=since)
+    async def open(cls, application: Any, client_id: Any, meta: str = "", since: str | None = None,
+                   chans_since: dict[str, str] | None = None) -> FreeIMCommunicator:
+        """Issue a token for ``client_id`` and connect (resuming its inbox and chans after ``since`` and
+        ``chans_since``, if given); raise ``AssertionError`` if rejected."""
+        url = await im.aprev_connect_server(client_id, meta, base="ws://testserver", since=since,
+                                            chans_since=chans_since)
         communicator = cls(application, url)
         accepted, _ = await communicator.connect()
         assert accepted, f"freeim rejected the connection of {client_id!r}"
@@ -53,10 +54,10 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
 
 
 @contextlib.asynccontextmanager
-async def connected(application: Any, client_id: Any, meta: str = "",
-                    since: str | None = None) -> AsyncIterator[FreeIMCommunicator]:
+async def connected(application: Any, client_id: Any, meta: str = "", since: str | None = None,
+                    chans_since: dict[str, str] | None = None) -> AsyncIterator[FreeIMCommunicator]:
     """A connected :class:`FreeIMCommunicator`, disconnected on exit."""
-    communicator = await FreeIMCommunicator.open(application, client_id, meta, since)
+    communicator = await FreeIMCommunicator.open(application, client_id, meta, since, chans_since)
     try:
         yield communicator
     finally:

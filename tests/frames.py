@@ -10,3 +10,8 @@ def unpositioned(frame):
     frame = dict(frame)
     assert POSITION.match(frame.pop("pos", "")), f"no position in {frame!r}"
     return frame
+
+
+def without_position(frame):
+    """A frame without its position, if it has one (which must be one)."""
+    return unpositioned(frame) if "pos" in frame else frame

@@ -83,7 +83,8 @@ async def test_chans_deliver_to_members_only_and_are_left_on_last_disconnect():
         assert await im.aget_chan_list_by_client_id(1) == ["lobby", "room"]
         await im.asend_chan_message(3, "room", "hello room")
         for member in (alice, bob):
-            assert await member.receive_frame() == {"type": "chan", "chan": "room", "from": 3, "data": "hello room"}
+            got = unpositioned(await member.receive_frame())
+            assert got == {"type": "chan", "chan": "room", "from": 3, "data": "hello room"}
         await no_frame(carol)
         await im.aleave_chan(2, "room")
         assert await bob.receive_frame() == {"type": "left", "chan": "room"}  # told, on each of its sockets

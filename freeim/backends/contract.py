@@ -34,6 +34,8 @@ class TokenRecord(TypedDict):
     server: str
     #: The position the terminal resumes its inbox from (absent: it gets live messages only).
     since: NotRequired[str]
+    #: The position it resumes each of these chans from.
+    chans_since: NotRequired[dict[str, str]]
 
 
 class Tokens(Protocol):
@@ -148,6 +150,13 @@ class Inboxes(Protocol):
     async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
         """What ``client_id``'s inbox holds after the position ``since`` (:data:`~freeim.protocol.FROM_THE_START`:
         all it holds)."""
+
+    async def store_chan_message(self, chan: str, message_id: str, frame: str) -> tuple[str, list[str]]:
+        """Append a message to ``chan``'s stream (an inbox every member shares, with the same limits); return
+        its position and the nodes that host a member of the chan."""
+
+    async def read_chan(self, chan: str, since: str) -> InboxRead:
+        """What ``chan``'s stream holds after the position ``since``, as :meth:`read_inbox`."""
 
 
 class Store(Tokens, Presence, Chans, Inboxes, Protocol):

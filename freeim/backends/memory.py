@@ -36,6 +36,7 @@ class MemoryState:
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
         self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
         self._client_inboxes: dict[ClientId, _Inbox] = {}
+        self._chan_streams: dict[str, _Inbox] = {}
 
     async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
         with self._lock:
@@ -164,11 +165,28 @@ class MemoryState:
 
     async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
         with self._lock:
-            inbox = self._client_inboxes.get(client_id)
-            if inbox is None or inbox.forgotten(time.monotonic()):
-                return read_after(None, 0, [], since)
-            inbox.trim(time.monotonic())
-            return read_after(inbox.epoch, inbox.top, [entry for entry, _at, _size in inbox.kept], since)
+            return self._read(self._client_inboxes.get(client_id), since)
+
+    async def store_chan_message(self, chan: str, message_id: str, frame: str) -> tuple[str, list[str]]:
+        with self._lock:
+            now = time.monotonic()
+            stream = self._chan_streams.get(chan)
+            if stream is None or stream.forgotten(now):
+                stream = self._chan_streams[chan] = _Inbox(secrets.token_hex(4))
+            at = position(stream.epoch, stream.append(Letter(chan, message_id, frame), now))
+        return at, await self.chan_nodes(chan)
+
+    async def read_chan(self, chan: str, since: str) -> InboxRead:
+        with self._lock:
+            return self._read(self._chan_streams.get(chan), since)
+
+    @staticmethod
+    def _read(inbox: _Inbox | None, since: str) -> InboxRead:
+        now = time.monotonic()
+        if inbox is None or inbox.forgotten(now):
+            return read_after(None, 0, [], since)
+        inbox.trim(now)
+        return read_after(inbox.epoch, inbox.top, [entry for entry, _at, _size in inbox.kept], since)
 
     async def chan_members(self, chan: str) -> list[ClientId]:
         with self._lock:

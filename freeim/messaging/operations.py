@@ -32,11 +32,13 @@ MAX_READ_AT_ONCE = 1000
 
 
 async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
-                         since: str | None = None, avoid: str | None = None) -> tuple[str, str]:
+                         since: str | None = None, avoid: str | None = None,
+                         chans_since: dict[str, str] | None = None) -> tuple[str, str]:
     """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``.
 
     ``since``: the last position the terminal holds (``"*"``: none yet); the socket then first gets
     what the client's inbox kept after it, in order, then live messages. None: live messages only.
+    ``chans_since``: the same per chan, for the chans the client is in when it connects.
 
     The node is the client's by ``ROUTING`` among the nodes whose heartbeat is not late (a node
     that died is left out within half a heartbeat TTL, long before it is reaped), and never
@@ -45,8 +47,11 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     client = ids.client_id(client_id)
     if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
         raise InvalidMessage(f"meta must be a string of at most {MAX_META_LENGTH} characters.")
-    if since is not None and since != protocol.FROM_THE_START and protocol.parse_position(since) is None:
+    if since is not None and not _resumable(since):
         raise InvalidMessage('since must be a position ("<epoch>.<offset>", as frames carry it) or "*".')
+    if chans_since is not None and (not isinstance(chans_since, dict) or len(chans_since) > conf.MAX_CHANS_PER_CLIENT
+                                    or not all(isinstance(c, str) and _resumable(at) for c, at in chans_since.items())):
+        raise InvalidMessage("chans_since must map at most MAX_CHANS_PER_CLIENT chans to positions or \"*\".")
     servers = conf.SERVERS
     if servers:
         fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER))
@@ -61,15 +66,22 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     record: TokenRecord = {"client_id": client, "meta": meta, "server": node}
     if since is not None:
         record["since"] = since
+    if chans_since:
+        record["chans_since"] = {ids.chan(c): at for c, at in chans_since.items()}
     await backend.store.issue_token(token, record, conf.TOKEN_TTL)
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
 
 
 async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
-                              since: str | None = None, avoid: str | None = None) -> str:
+                              since: str | None = None, avoid: str | None = None,
+                              chans_since: dict[str, str] | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
-    url, _node = await connect_ticket(backend, client_id, meta, base, since, avoid)
+    url, _node = await connect_ticket(backend, client_id, meta, base, since, avoid, chans_since)
     return url
+
+
+def _resumable(at: object) -> bool:
+    return at == protocol.FROM_THE_START or protocol.parse_position(at) is not None
 
 
 def _checked(frame: str) -> int:
@@ -267,12 +279,13 @@ async def get_chan_online(backend: Backend, chan: object) -> int:
 
 
 async def send_chan_message(backend: Backend, sender: object, chan: object, message: Any) -> None:
-    """Send ``message`` to every member of ``chan``, only through the nodes that host one."""
+    """Send ``message`` to every member of ``chan``, only through the nodes that host one, and into the chan's
+    stream, which a member that comes back catches up on."""
     name = ids.chan(chan)
     frame = protocol.chan_frame(name, ids.client_id(sender), message)
     _checked(frame)
-    nodes = await backend.store.chan_nodes(name)
-    await _publish(backend, {node: [payloads.chan(name, frame)] for node in nodes})
+    at, nodes = await backend.store.store_chan_message(name, secrets.token_hex(8), frame)
+    await _publish(backend, {node: [payloads.chan(name, frame, at)] for node in nodes})
 
 
 async def send_broadcast_message(backend: Backend, message: Any) -> None:

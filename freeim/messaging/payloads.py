@@ -7,7 +7,8 @@
 send       writes ``frame`` (with each client's ``pos``) to every connection of each
            client in ``to``; with ``receipt``, reports delivered/offline per client to
            the sender
-chan       writes ``frame`` to the local members of ``chan``
+chan       writes ``frame`` (with its ``pos`` in the chan's stream) to the local
+           members of ``chan``
 broadcast  writes ``frame`` to every connection
 join/leave updates the local chan index for ``client`` and ``chans``; a leave tells
            the client's sockets which chans it left (``left`` frames)
@@ -44,6 +45,8 @@ class Chan(TypedDict):
     op: Literal["chan"]
     chan: str
     frame: str
+    #: The message's position in the chan's stream.
+    pos: NotRequired[str]
 
 
 class Broadcast(TypedDict):
@@ -79,8 +82,11 @@ def send(to: list[ClientId], frame: str, receipt: Receipt | None = None, positio
     return payload
 
 
-def chan(name: str, frame: str) -> Chan:
-    return {"op": "chan", "chan": name, "frame": frame}
+def chan(name: str, frame: str, at: str | None = None) -> Chan:
+    payload: Chan = {"op": "chan", "chan": name, "frame": frame}
+    if at is not None:
+        payload["pos"] = at
+    return payload
 
 
 def broadcast(frame: str) -> Broadcast:

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 
 from .. import autojoin
 from ..backends import Backend
+from ..backends.contract import InboxRead
 from ..conf import conf
 from ..exceptions import StoreUnavailable
 from ..ids import ClientId
@@ -57,8 +58,8 @@ class Attachments:
         client_id = connection.client_id
         connection.on_resume = self.delivery.wake
         connection.id = f"{self.boot[:16]}{next(self._numbers):x}"
-        if connection.since is not None:
-            connection.hold()  # what arrives while its inbox is read comes after what it missed
+        if connection.since is not None or connection.chans_since:
+            connection.hold()  # what arrives while its inbox and chans are read comes after what it missed
         async with self._gate.shared():
             new_here = client_id not in self.registry.clients
             self.registry.add(connection)
@@ -72,9 +73,8 @@ class Attachments:
                 await self._autojoin(client_id)
             elif new_here and not came_online:
                 self.registry.join(client_id, await self.backend.store.client_chans(client_id))
-            if connection.since is not None:
-                self.delivery.catch_up(connection, await self.backend.store.read_inbox(client_id, connection.since),
-                                       connection.since)
+            if connection.since is not None or connection.chans_since:
+                self.delivery.catch_up(connection, await self._missed(connection))
 
     async def _autojoin(self, client_id: ClientId) -> None:
         chans = await database_sync_to_async(autojoin.chans_for)(client_id)
@@ -87,6 +87,18 @@ class Attachments:
             # Through the helper, so a device of the client that reached another node
             # meanwhile (and found no chans yet) is told too.
             await operations.join_chan(self.backend, client_id, *chans)
+
+    async def _missed(self, connection: Connection) -> dict[str, tuple[InboxRead, str]]:
+        """What the streams the terminal resumes kept after its positions: its inbox (``""``), and each chan it
+        gave a position for that its client is in."""
+        store, missed = self.backend.store, {}
+        if connection.since is not None:
+            missed[""] = (await store.read_inbox(connection.client_id, connection.since), connection.since)
+        mine = self.registry.chans_of(connection.client_id)
+        for chan, since in (connection.chans_since or {}).items():
+            if chan in mine:
+                missed[chan] = (await store.read_chan(chan, since), since)
+        return missed
 
     async def _register(self, connection: Connection) -> bool:
         """Add ``connection`` in the store; True if its client came online with it."""

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
 
+#: A place in a stream: ``(epoch, offset)``.
+Place = tuple[str, int]
 #: Frames a terminal gets handled in a row before others get the loop (see :meth:`Connection.pace`).
 INBOUND_BATCH = 50
 #: Closes started from synchronous callbacks; the loop keeps only weak references to tasks.
@@ -79,16 +81,19 @@ class Frame:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "since", "id", "closed", "accepted", "slow", "paused", "on_resume",
-                 "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_seen", "_held", "__weakref__")
+    __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "id", "closed", "accepted", "slow", "paused",
+                 "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_seen", "_chans_seen",
+                 "_held", "__weakref__")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str,
-                 since: str | None = None) -> None:
+                 since: str | None = None, chans_since: dict[str, str] | None = None) -> None:
         self.consumer = consumer
         self.client_id = client_id
         self.meta = meta
         #: The inbox position the terminal resumes from (None: it gets live messages only).
         self.since = since
+        #: The position it resumes each of these chans from.
+        self.chans_since = chans_since
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.closed = False
         self.accepted = False
@@ -100,9 +105,12 @@ class Connection:
         self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
         self._handled = 0
         #: The newest inbox position written to this socket, ``(epoch, offset)``: what comes again is skipped.
-        self._seen: tuple[str, int] | None = None
-        #: While the inbox is read for it (:meth:`hold`), what is sent to it meanwhile, and at which position.
-        self._held: list[tuple[Frame, tuple[str, int] | None]] | None = None
+        self._seen: Place | None = None
+        #: The newest position written of each chan it caught up on (only then can a chan message come twice).
+        self._chans_seen: dict[str, Place] | None = None
+        #: While its inbox and chans are read (:meth:`hold`), what is sent to it meanwhile: each frame, its
+        #: stream and its position there (None: a frame no stream keeps).
+        self._held: list[tuple[Frame, str, Place | None]] | None = None
         #: The socket written to directly (daphne), or None: then frames go through the ASGI ``send``.
         self._socket = daphne.socket_for(consumer.base_send, self)
 
@@ -147,31 +155,44 @@ class Connection:
                 socket.resume_reading()
 
     def hold(self) -> None:
-        """Keep what is sent from now on aside, until :meth:`catch_up` (the inbox is being read)."""
+        """Keep what is sent from now on aside, until :meth:`catch_up` (its inbox and chans are being read)."""
         self._held = []
 
-    def catch_up(self, missed: list[Frame], last: tuple[str, int] | None, limit: int) -> bool:
-        """Queue what the terminal missed (up to the inbox position ``last``), then what was held meanwhile,
-        but what of it the catch-up already had; False if that is past ``limit`` (as :meth:`enqueue`)."""
+    def catch_up(self, missed: list[Frame], last: dict[str, Place], limit: int) -> bool:
+        """Queue what the terminal missed, up to the position ``last`` of each stream it read (``""``: its
+        inbox, else a chan), then what was held meanwhile but what of it the catch-up already had; False if
+        that is past ``limit`` (as :meth:`enqueue`)."""
         held, self._held = self._held or [], None
-        if last is not None:
-            self._seen = last
+        for stream, at in last.items():
+            self._mark(stream, at)
         fits = all([self.enqueue(frame, limit) for frame in missed])
-        for frame, at in held:
-            fits = (self.enqueue_at(frame, at, limit) if at is not None else self.enqueue(frame, limit)) and fits
+        for frame, stream, place in held:
+            fits = (self.enqueue_at(frame, place, limit, stream) if place is not None else self.enqueue(frame, limit)) \
+                and fits
         return fits
 
-    def enqueue_at(self, frame: Frame, at: tuple[str, int], limit: int) -> bool:
-        """:meth:`enqueue` a message at the inbox position ``at``; skipped if this socket had it (a catch-up
-        and the live stream overlap at their boundary)."""
+    def enqueue_at(self, frame: Frame, at: Place, limit: int, stream: str = "") -> bool:
+        """:meth:`enqueue` a message at the position ``at`` of its stream (``""``: the client's inbox, else the
+        chan); skipped if this socket had it (a catch-up and the live stream overlap at their boundary)."""
         if self._held is not None:
-            self._held.append((frame, at))
+            self._held.append((frame, stream, at))
             return True
-        seen = self._seen
+        seen = self._seen if not stream else self._seen_in(stream)
         if seen is not None and seen[0] == at[0] and at[1] <= seen[1]:
             return True
-        self._seen = at
+        self._mark(stream, at)
         return self.enqueue(frame, limit)
+
+    def _seen_in(self, chan: str) -> Place | None:
+        return self._chans_seen.get(chan) if self._chans_seen is not None else None
+
+    def _mark(self, stream: str, at: Place) -> None:
+        if not stream:
+            self._seen = at
+        elif self._chans_seen is not None or self.chans_since:  # only a socket that caught up can get copies
+            if self._chans_seen is None:
+                self._chans_seen = {}
+            self._chans_seen[stream] = at
 
     def enqueue(self, frame: Frame, limit: int) -> bool:
         """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.
@@ -182,7 +203,7 @@ class Connection:
         if self.closed or self.slow:
             return True
         if self._held is not None:
-            self._held.append((frame, None))
+            self._held.append((frame, "", None))
             return True
         self._pending.append(frame)
         self._pending_bytes += len(frame)

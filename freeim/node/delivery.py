@@ -18,7 +18,7 @@ from ..messaging import operations
 from ..messaging.payloads import Payload, Receipt
 from ..protocol import CloseCode
 from .chansync import ChanSync
-from .connection import Connection, Frame
+from .connection import Connection, Frame, Place
 from .registry import Registry
 
 logger = logging.getLogger("freeim.node")
@@ -84,7 +84,7 @@ class Delivery:
         if payload["op"] == "send":
             self._send(payload["to"], payload["frame"], payload.get("receipt"), payload.get("pos"))
         elif payload["op"] == "chan":
-            self._write(self.registry.chan_members(payload["chan"]), Frame(payload["frame"]))
+            self._write_chan(payload["chan"], payload["frame"], payload.get("pos"))
         elif payload["op"] == "broadcast":
             self._write_all(Frame(payload["frame"]))
         elif payload["op"] == "join":
@@ -120,6 +120,21 @@ class Delivery:
         for client_id in client_ids:
             self._enqueue(clients.get(client_id) or (), frame)
 
+    def _write_chan(self, chan: str, frame: str, at: str | None) -> None:
+        members = self.registry.chan_members(chan)
+        place = protocol.parse_position(at)
+        if at is None or place is None:
+            self._write(members, Frame(frame))
+            return
+        positioned = Frame(protocol.with_position(frame, at))
+        clients = self.registry.clients
+        for client_id in members:
+            for connection in clients.get(client_id) or ():
+                if connection.enqueue_at(positioned, place, self.backlog_limit, chan):
+                    self._dirty[connection] = None
+                else:
+                    self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+
     def _write_at(self, client_id: ClientId, frame: str, at: str) -> None:
         """Write a message at its position in ``client_id``'s inbox, once per socket (:meth:`Connection.enqueue_at`)."""
         connections = self.registry.clients.get(client_id)
@@ -133,19 +148,26 @@ class Delivery:
             else:
                 self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
 
-    def catch_up(self, connection: Connection, missed: InboxRead, since: str) -> None:
-        """Queue for ``connection`` what its inbox kept after ``since`` (a ``gap`` frame first, if it no longer
-        kept all of it), then what was sent to it while the inbox was read."""
-        frames = [Frame(protocol.gap_frame(since))] if missed.gap else []
-        frames += [Frame(protocol.with_position(kept.frame, kept.position)) for kept in missed.messages]
-        last = protocol.parse_position(missed.messages[-1].position) if missed.messages else None
+    def catch_up(self, connection: Connection, missed: dict[str, tuple[InboxRead, str]]) -> None:
+        """Queue for ``connection`` what each stream it resumes kept after the position it gave (``""``: its
+        inbox, else a chan; a ``gap`` frame first where the stream no longer kept all of it), then what was
+        sent to it while they were read."""
+        frames: list[Frame] = []
+        last: dict[str, Place] = {}
+        for stream, (read, since) in missed.items():
+            if read.gap:
+                frames.append(Frame(protocol.gap_frame(since, stream or None)))
+            frames += [Frame(protocol.with_position(kept.frame, kept.position)) for kept in read.messages]
+            if read.messages and (place := protocol.parse_position(read.messages[-1].position)) is not None:
+                last[stream] = place
         if not connection.catch_up(frames, last, self.backlog_limit):
             self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
             return
         # Its sender asked for a receipt, and got "offline" when it was sent: it is delivered now.
         self._receipts += [(kept.receipt_to, protocol.receipt_frame(kept.id, connection.client_id,
                                                                     protocol.RECEIPT_DELIVERED))
-                           for kept in missed.messages if kept.receipt_to is not None]
+                           for read, _since in missed.values() for kept in read.messages
+                           if kept.receipt_to is not None]
         self.wake(connection)
 
     def _write_all(self, frame: Frame) -> None:

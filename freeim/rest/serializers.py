@@ -30,6 +30,8 @@ class ConnectSerializer(serializers.Serializer[Any]):
     meta = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_META_LENGTH)
     #: The last position the terminal holds ("*": none yet); absent: live messages only.
     since = serializers.CharField(required=False, default=None, max_length=40)
+    #: The position it resumes each of these chans from.
+    chans_since = serializers.DictField(child=serializers.CharField(max_length=40), required=False, default=None)
     #: The node the terminal just lost or could not reach (its answer's ``server``): another if there is one.
     avoid = serializers.CharField(required=False, default=None, max_length=300)
 

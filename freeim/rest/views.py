@@ -62,7 +62,8 @@ class ConnectView(FreeIMView):
         body = self.body(ConnectSerializer)
         base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
         caller = self.caller()
-        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"], avoid=body["avoid"])
+        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"], avoid=body["avoid"],
+                                        chans_since=body["chans_since"])
         return Response({"url": url, "client_id": caller, "server": server})
 
 

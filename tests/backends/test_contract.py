@@ -209,3 +209,15 @@ def test_a_position_of_another_epoch_or_of_an_inbox_gone_is_a_gap(sync):
     assert read(sync, 1, "0123abcd.7") == (True, [(kept, "{}")])  # the inbox was made again
     assert read(sync, 2, "0123abcd.7") == (True, [])  # nothing kept for 2 any more
     assert read(sync, 2, "*") == (False, [])
+
+
+def test_a_chan_stream_numbers_its_messages_and_names_the_nodes_of_its_members(sync):
+    sync.store.add_connection("a", 1, "a1")
+    sync.store.join(1, ["room"])
+    first, nodes = sync.store.store_chan_message("room", "m1", '{"n":1}')
+    second, _ = sync.store.store_chan_message("room", "m2", '{"n":2}')
+    assert nodes == ["a"] and first.endswith(".1") and second.endswith(".2")
+    assert [(kept.position, kept.frame) for kept in sync.store.read_chan("room", first).messages] == [
+        (second, '{"n":2}')]
+    assert sync.store.read_chan("room", "0123abcd.1").gap
+    assert sync.store.store_chan_message("empty", "m3", "{}")[1] == []

@@ -34,7 +34,7 @@ from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
 from tests.e2e.cluster import HEARTBEAT_TTL, Cluster
 from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
-from tests.frames import unpositioned
+from tests.frames import unpositioned, without_position
 from tests.groups.helpers import MAKE_GROUP
 
 pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
@@ -136,7 +136,7 @@ async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, 
     async def before_fence(ws: ClientConnection) -> list[dict[str, Any]]:
         received = []
         while (frame := await next_frame(ws)).get("id") != fence_id:
-            received.append(frame)
+            received.append(without_position(frame))
         return received
 
     results = await asyncio.gather(*(before_fence(ws) for ws in sockets.values()))
@@ -232,8 +232,8 @@ async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster
     laptop = await terminals.open_on(cluster.servers[1], alice)
     await im.asend_chan_message("boss", "team", "to both devices")
     expected = {"type": "chan", "chan": "team", "from": "boss", "data": "to both devices"}
-    assert await next_frame(phone) == expected
-    assert await next_frame(laptop) == expected
+    assert unpositioned(await next_frame(phone)) == expected
+    assert unpositioned(await next_frame(laptop)) == expected
 
 
 async def make_group(cluster: Cluster, slug: str, member_ids: list[str]) -> None:
@@ -400,24 +400,31 @@ class Resuming:
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
         self.received: list[dict[str, Any]] = []
+        self.in_chans: dict[str, list[dict[str, Any]]] = {}
         self.avoid: str | None = None
         self.connected_at: list[float] = []  # when each connection got its first frame
 
+    def done(self, last: Any) -> bool:
+        return all(frames and frames[-1]["data"] == last for frames in (self.received, *self.in_chans.values()))
+
     async def read_until(self, last: Any) -> bool:
-        """Connect once and read until the message ``last``; False if the socket was lost or refused first."""
+        """Connect once and read until the message ``last``, private and in each chan; False if the socket was
+        lost or refused first."""
         since = self.received[-1]["pos"] if self.received else "*"
+        chans_since = {chan: frames[-1]["pos"] if frames else "*" for chan, frames in self.in_chans.items()}
         node, opened = None, time.monotonic()
         try:
-            url, node = await im.aconnect_ticket(self.client_id, since=since, avoid=self.avoid)
+            url, node = await im.aconnect_ticket(self.client_id, since=since, avoid=self.avoid,
+                                                 chans_since=chans_since)
             async with connect(url, proxy=None, close_timeout=1, open_timeout=2) as ws:
                 self.avoid = None
                 async for text in ws:
                     if not self.connected_at or self.connected_at[-1] < opened:
                         self.connected_at.append(time.monotonic())
                     frame = json.loads(text)
-                    assert frame["type"] == "message", frame  # never a gap here: nothing was trimmed or lost
-                    self.received.append(frame)
-                    if frame["data"] == last:
+                    assert frame["type"] in ("message", "chan"), frame  # never a gap: nothing trimmed or lost
+                    (self.in_chans[frame["chan"]] if frame["type"] == "chan" else self.received).append(frame)
+                    if self.done(last):
                         return True
         except (OSError, TimeoutError, InvalidStatus, ConnectionClosed):
             self.avoid = node  # a node that died under it, or one still routed to while dead
@@ -429,15 +436,21 @@ class Resuming:
             await asyncio.sleep(0.1)
 
 
-async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_message_once_in_order(cluster, ids):
+async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_message_once_in_order(
+        cluster, ids, terminals):
+    """Private and chan messages at 200/s each; its node killed mid-stream; every one of them, once, in order."""
     [client] = ids.on(2)
     [sender] = ids.on(0)
+    await terminals.open_on(cluster.servers[0], client)  # a second device: the client stays in its chan
+    await im.ajoin_chan(client, "room")
     total = 600
     terminal = Resuming(client)
+    terminal.in_chans["room"] = []
 
     async def send_at_200_a_second() -> None:
         for n in range(total):
             await im.asend_message(sender, [client], n)
+            await im.asend_chan_message(sender, "room", n)
             await asyncio.sleep(1 / 200)
 
     reading = asyncio.create_task(terminal.read_through(total - 1))
@@ -448,6 +461,7 @@ async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_messa
     await asyncio.wait_for(reading, 30)
     await sending
     assert [frame["data"] for frame in terminal.received] == list(range(total))  # each once, in order
+    assert [frame["data"] for frame in terminal.in_chans["room"]] == list(range(total))
     [resumed_at] = [at for at in terminal.connected_at if at > killed][:1]
     report("kill -9 mid-stream -> the terminal gets messages again, on another node", resumed_at - killed)
 

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 
 from freeim.groups.models import Group, Membership
 from freeim.testing import FreeIMCommunicator
+from tests.frames import unpositioned
 
 QUIET = 0.2
 
@@ -24,6 +25,7 @@ QUIET = 0.2
 MAKE_GROUP = """
 import os
 from freeim.groups.models import Group, Membership
+from tests.frames import unpositioned
 group = Group.objects.create(slug=os.environ["GROUP"], title=os.environ["GROUP"])
 for client in os.environ["MEMBERS"].split(","):
     Membership.objects.create(group=group, client_id=client)
@@ -57,7 +59,7 @@ def add(group: Group, member: User | str | int, role: str = "member") -> Members
 async def chan_frame(terminal: FreeIMCommunicator) -> dict[str, Any]:
     frame = await terminal.receive_frame()
     assert frame["type"] == "chan", frame
-    return frame
+    return unpositioned(frame)
 
 
 async def left(terminal: FreeIMCommunicator, chan: str) -> None:

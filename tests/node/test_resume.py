@@ -1,6 +1,6 @@
 """A terminal that comes back with the last position it holds gets what it missed, once, in order, then live."""
 
-from freeim import im, signals
+from freeim import autojoin, im, signals
 from freeim.node.connection import Connection, Frame
 from freeim.testing import connected
 from tests.asgi import application
@@ -62,7 +62,7 @@ async def test_what_arrives_while_the_inbox_is_read_follows_it_once():
     connection.enqueue(Frame('{"type":"broadcast"}'), 10_000)
     connection.enqueue_at(frames[3], ("e", 3), 10_000)
     assert not connection.has_pending
-    assert connection.catch_up([frames[1], frames[2]], ("e", 2), 10_000)
+    assert connection.catch_up([frames[1], frames[2]], {"": ("e", 2)}, 10_000)
     connection.enqueue_at(frames[3], ("e", 3), 10_000)  # a late copy of 3
     connection.enqueue_at(frames[4], ("e", 4), 10_000)
     connection.accepted = True
@@ -120,3 +120,23 @@ def test_the_sync_helper_sends_message_stored_too():
     finally:
         signals.message_stored.disconnect(on_stored)
     assert stored == ["alice", "dave", "alice"]
+
+
+async def test_a_member_that_comes_back_gets_the_chan_messages_it_missed_in_its_auto_joined_chans():
+    def team(client_id):
+        return ["team"]
+
+    autojoin.register(team)
+    try:
+        async with connected(application, "alice", chans_since={"team": "*"}) as alice:
+            await im.asend_chan_message("boss", "team", 0)
+            seen = await alice.receive_frame()
+        for n in range(1, 3):
+            await im.asend_chan_message("boss", "team", n)  # alice is away
+        async with connected(application, "alice", chans_since={"team": seen["pos"], "other": "*"}) as alice:
+            assert [(await alice.receive_frame())["data"] for _ in range(2)] == [1, 2]
+            await im.asend_chan_message("boss", "team", 3)
+            assert (await alice.receive_frame())["data"] == 3
+            assert await alice.receive_nothing()  # nothing of "other": she is not in it
+    finally:
+        autojoin.unregister(team)

@@ -28,6 +28,8 @@ key                            type     holds
 ``p:{c:<client>}:inbox-meta``  hash     the inbox's epoch ``e``, newest offset ``t``, bytes held ``b``
 ``p:{h:<chan>}:members``       set      the chan's members
 ``p:{h:<chan>}:nodes``         hash     node -> members of the chan connected there
+``p:{h:<chan>}:stream``        stream   the chan's messages, an inbox its members share (as a client's ``inbox``)
+``p:{h:<chan>}:stream-meta``   hash     the stream's epoch ``e``, newest offset ``t``, bytes held ``b``
 =============================  =======  ===============================================================
 
 Presence is kept per connection id, never as a counter, so a script that Redis ran but whose

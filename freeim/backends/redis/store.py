@@ -83,6 +83,25 @@ def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], me
     return {client: answer[0] for client, answer in answers.items()}
 
 
+def _store_message(keys: tuple[str, str, str], letter: Letter, readers: str) -> Lua:
+    """The script that stores ``letter`` in the inbox of ``keys`` (its stream, its meta, where its readers
+    are: a client's ``conns`` or a chan's ``nodes``), within the inbox limits."""
+    now_ms = int(time.time() * 1000)
+    return Lua("store_message", keys, (
+        letter.id, letter.frame, secrets.token_hex(4), conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES,
+        now_ms - conf.INBOX_MAX_AGE * 1000, conf.INBOX_MAX_AGE * 1000, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000,
+        "" if letter.receipt_to is None else letter.receipt_to, readers))
+
+
+def _read(stream: str, meta_key: str, since: str) -> Steps[InboxRead]:
+    """What the inbox of ``stream`` and ``meta_key`` holds after ``since``: one round trip."""
+    meta, entries = yield Pipe((one("hgetall", meta_key), one("xrange", stream)))
+    oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
+    kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
+            for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
+    return read_after(meta.get("e"), int(meta.get("t", 0)), kept, since)
+
+
 class RedisStore:
     """Tokens, presence and chans of many nodes and business processes sharing one Redis."""
 
@@ -140,14 +159,9 @@ class RedisStore:
     def store_messages(self, letters: list[Letter], locate: list[ClientId]
                        ) -> Steps[tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]]:
         keys = self.keys
-        now_ms = int(time.time() * 1000)
-        limits = (conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES, now_ms - conf.INBOX_MAX_AGE * 1000,
-                  conf.INBOX_MAX_AGE * 1000, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000)
         steps: list[Lua | Cmd] = [
-            Lua("store_message", (keys.client(letter.client, "inbox"), keys.client(letter.client, "inbox-meta"),
-                                  keys.client(letter.client, "conns")),
-                (letter.id, letter.frame, secrets.token_hex(4), *limits,
-                 "" if letter.receipt_to is None else letter.receipt_to))
+            _store_message((keys.client(letter.client, "inbox"), keys.client(letter.client, "inbox-meta"),
+                            keys.client(letter.client, "conns")), letter, "conns")
             for letter in letters]
         steps += [one("hvals", keys.client(client, "conns")) for client in locate]
         if not steps:
@@ -160,6 +174,18 @@ class RedisStore:
         return stored, located
 
     @performed
+    def store_chan_message(self, chan: str, message_id: str, frame: str) -> Steps[tuple[str, list[str]]]:
+        keys = self.keys
+        epoch, offset, *nodes = yield _store_message(
+            (keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), keys.chan(chan, "nodes")),
+            Letter(chan, message_id, frame), "nodes")
+        return position(epoch, offset), sorted(nodes)
+
+    @performed
+    def read_chan(self, chan: str, since: str) -> Steps[InboxRead]:
+        return (yield from _read(self.keys.chan(chan, "stream"), self.keys.chan(chan, "stream-meta"), since))
+
+    @performed
     def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> Steps[list[tuple[str, ClientId]]]:
         wanted = set(message_ids)
         entries = yield one("xrange", self.keys.client(client_id, "inbox"))
@@ -169,12 +195,7 @@ class RedisStore:
     @performed
     def read_inbox(self, client_id: ClientId, since: str) -> Steps[InboxRead]:
         keys = self.keys
-        meta, entries = yield Pipe((one("hgetall", keys.client(client_id, "inbox-meta")),
-                                    one("xrange", keys.client(client_id, "inbox"))))
-        oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
-        kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
-                for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
-        return read_after(meta.get("e"), int(meta.get("t", 0)), kept, since)
+        return (yield from _read(keys.client(client_id, "inbox"), keys.client(client_id, "inbox-meta"), since))
 
     # Chans
     def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:

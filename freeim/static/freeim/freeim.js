@@ -61,7 +61,10 @@
  * keeps it too) and sends it as `since` with every connect request: the server then
  * sends what came after it first, then live messages. The first connect of a tab asks
  * for all the inbox keeps ("*"). A message seen already is not passed on again.
- * im.position is the last position seen (null before any).
+ * im.position is the last position seen (null before any). Chan messages carry their
+ * position in their chan's stream, kept per chan (im.chanPositions) and sent as
+ * `chans_since`: the chans the client is in when it connects (auto-joined ones, groups)
+ * catch up the same way.
  */
 (function (root, factory) {
   "use strict";
@@ -75,6 +78,14 @@
   const UNKNOWN_PATH = 4004;  // the URL is wrong: trying it again cannot help
   const PING = JSON.stringify({type: "ping"});
   const POSITION_KEY = "freeim.position";
+  const CHANS_KEY = "freeim.chanPositions";
+
+  // Whether the position `pos` ("<epoch>.<offset>") comes after `seen` (none seen, or another epoch: yes).
+  function newer(pos, seen) {
+    const [epoch, offset] = pos.split(".");
+    const last = seen ? seen.split(".") : null;
+    return !(last && last[0] === epoch && Number(offset) <= Number(last[1]));
+  }
 
   function readCookie(name) {
     const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
@@ -107,7 +118,8 @@
       this._server = null;    // the node of the last ticket
       this._avoid = null;     // the node lost last: the next connect asks for another
       this._storage = "storage" in options ? options.storage : defaultStorage();
-      this.position = this._storedPosition();
+      this.position = this._stored(POSITION_KEY);
+      this.chanPositions = JSON.parse(this._stored(CHANS_KEY) || "{}");  // chan -> the last position seen
       if (typeof addEventListener === "function") this._followPageLifecycle();
     }
 
@@ -167,7 +179,10 @@
       let ticket;
       try {
         const body = {meta: this.options.meta};
-        if (this.options.resume !== false) body.since = this.position || "*";
+        if (this.options.resume !== false) {
+          body.since = this.position || "*";
+          if (Object.keys(this.chanPositions).length) body.chans_since = this.chanPositions;
+        }
         if (this._avoid) body.avoid = this._avoid;  // the node we just lost: another one, if there is one
         ticket = await this.request("POST", this.options.connectUrl, body);
       } catch (error) {
@@ -222,24 +237,35 @@
       }
       if (frame && frame.type === "left") this.joined.delete(frame.chan);  // the server decided: do not rejoin
       if (frame && frame.type === "message" && typeof frame.pos === "string" && !this._advance(frame.pos)) return;
+      if (frame && frame.type === "chan" && typeof frame.pos === "string" && !this._advanceChan(frame)) return;
       if (frame && typeof frame.type === "string") this._emit(frame.type, frame);
     }
 
     // Takes a message's inbox position; false if this tab had that message already.
     _advance(pos) {
-      const [epoch, offset] = pos.split(".");
-      const seen = this.position && this.position.split(".");
-      if (seen && seen[0] === epoch && Number(offset) <= Number(seen[1])) return false;
+      if (!newer(pos, this.position)) return false;
       this.position = pos;
-      try {
-        if (this._storage) this._storage.setItem(POSITION_KEY, pos);
-      } catch (error) { /* full or forbidden storage: the position stays in memory */ }
+      this._store(POSITION_KEY, pos);
       return true;
     }
 
-    _storedPosition() {
+    // The same for a chan message, in its chan's stream.
+    _advanceChan(frame) {
+      if (!newer(frame.pos, this.chanPositions[frame.chan])) return false;
+      this.chanPositions[frame.chan] = frame.pos;
+      this._store(CHANS_KEY, JSON.stringify(this.chanPositions));
+      return true;
+    }
+
+    _store(key, value) {
       try {
-        return (this._storage && this._storage.getItem(POSITION_KEY)) || null;
+        if (this._storage) this._storage.setItem(key, value);
+      } catch (error) { /* full or forbidden storage: the position stays in memory */ }
+    }
+
+    _stored(key) {
+      try {
+        return (this._storage && this._storage.getItem(key)) || null;
       } catch (error) {
         return null;
       }

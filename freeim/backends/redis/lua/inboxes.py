@@ -1,11 +1,12 @@
-"""The script of clients' inboxes: store one message in one inbox, bounded in count, bytes and age."""
+"""The script of inboxes (a client's, or a chan's stream): store one message, bounded in count, bytes and age."""
 
 from .prelude import PRELUDE
 
-# KEYS: client inbox, client inbox-meta, client conns
+# KEYS: inbox, inbox meta, where its reader is: a client's conns (conn -> node) or a chan's nodes (node -> n)
 # ARGV: message id, frame, epoch if the inbox is new, max messages, max bytes, oldest time kept (ms),
-#       inbox life (ms), meta life (ms), who gets a receipt when it is caught up on ('' for nobody)
-# -> {epoch, offset, nodes of the client's connections...}
+#       inbox life (ms), meta life (ms), who gets a receipt when it is caught up on ('' for nobody),
+#       'conns' | 'nodes' (which of the two KEYS[3] is)
+# -> {epoch, offset, the nodes of the client's connections (each once per connection) or of the chan's members...}
 # Run twice (a retried call), the message is found among the newest and stored once.
 STORE_MESSAGE = PRELUDE + r"""
 local inbox, meta = KEYS[1], KEYS[2]
@@ -37,6 +38,8 @@ if not offset then
   redis.call('PEXPIRE', meta, ARGV[8])
 end
 local answer = {epoch, offset}
-for _, node in ipairs(redis.call('HVALS', KEYS[3])) do table.insert(answer, node) end
+for _, node in ipairs(redis.call(ARGV[10] == 'nodes' and 'HKEYS' or 'HVALS', KEYS[3])) do
+  table.insert(answer, node)
+end
 return answer
 """
