@@ -104,9 +104,10 @@ class Connection:
         self._pending_bytes = 0
         self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
         self._handled = 0
-        #: The newest inbox position written to this socket, ``(epoch, offset)``: what comes again is skipped.
+        #: Where its inbox's catch-up ended, ``(epoch, offset)``: a message up to there that also comes live is
+        #: skipped.
         self._seen: Place | None = None
-        #: The newest position written of each chan it caught up on (only then can a chan message come twice).
+        #: Where the catch-up of each chan it resumed ended.
         self._chans_seen: dict[str, Place] | None = None
         #: While its inbox and chans are read (:meth:`hold`), what is sent to it meanwhile: each frame, its
         #: stream and its position there (None: a frame no stream keeps).
@@ -173,14 +174,15 @@ class Connection:
 
     def enqueue_at(self, frame: Frame, at: Place, limit: int, stream: str = "") -> bool:
         """:meth:`enqueue` a message at the position ``at`` of its stream (``""``: the client's inbox, else the
-        chan); skipped if this socket had it (a catch-up and the live stream overlap at their boundary)."""
+        chan); skipped if the catch-up had it: the stream held it when it was read, up to the position the
+        catch-up ended at. Live messages are not deduplicated among themselves: concurrent sends reach the
+        node in any order, so a lower position may come after a higher one, and must not be dropped."""
         if self._held is not None:
             self._held.append((frame, stream, at))
             return True
-        seen = self._seen if not stream else self._seen_in(stream)
-        if seen is not None and seen[0] == at[0] and at[1] <= seen[1]:
+        caught_up_to = self._seen if not stream else self._seen_in(stream)
+        if caught_up_to is not None and caught_up_to[0] == at[0] and at[1] <= caught_up_to[1]:
             return True
-        self._mark(stream, at)
         return self.enqueue(frame, limit)
 
     def _seen_in(self, chan: str) -> Place | None:
@@ -189,7 +191,7 @@ class Connection:
     def _mark(self, stream: str, at: Place) -> None:
         if not stream:
             self._seen = at
-        elif self._chans_seen is not None or self.chans_since:  # only a socket that caught up can get copies
+        else:
             if self._chans_seen is None:
                 self._chans_seen = {}
             self._chans_seen[stream] = at

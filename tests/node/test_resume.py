@@ -1,6 +1,8 @@
 """A terminal that comes back with the last position it holds gets what it missed, once, in order, then live."""
 
 from freeim import autojoin, im, signals
+from freeim.backends import Backend, get_backend
+from freeim.messaging import operations
 from freeim.node.connection import Connection, Frame
 from freeim.testing import connected
 from tests.asgi import application
@@ -63,7 +65,7 @@ async def test_what_arrives_while_the_inbox_is_read_follows_it_once():
     connection.enqueue_at(frames[3], ("e", 3), 10_000)
     assert not connection.has_pending
     assert connection.catch_up([frames[1], frames[2]], {"": ("e", 2)}, 10_000)
-    connection.enqueue_at(frames[3], ("e", 3), 10_000)  # a late copy of 3
+    connection.enqueue_at(frames[2], ("e", 2), 10_000)  # 2 again, live, late: the catch-up had it
     connection.enqueue_at(frames[4], ("e", 4), 10_000)
     connection.accepted = True
     assert connection.write_pending() is False  # no daphne socket: through send_pending
@@ -140,3 +142,26 @@ async def test_a_member_that_comes_back_gets_the_chan_messages_it_missed_in_its_
             assert await alice.receive_nothing()  # nothing of "other": she is not in it
     finally:
         autojoin.unregister(team)
+
+
+class HeldTransport:
+    """A transport that keeps what it is asked to publish."""
+
+    def __init__(self):
+        self.batches = {}
+
+    async def publish(self, batches):
+        self.batches.update(batches)
+
+
+async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
+    """Two senders at once: the first stored (lower position) may reach the node after the second. It was
+    dropped as seen: a node took the newest position written to a socket for everything it had had."""
+    backend = get_backend()
+    async with connected(application, "alice") as alice:
+        held = HeldTransport()
+        first = await operations.send_messages(Backend(backend.store, backend.nodes, held), [("bob", ["alice"], 1)])
+        second = await im.asend_message("carol", ["alice"], 2)  # stored after the first, delivered before it
+        assert (await alice.receive_frame())["id"] == second
+        await backend.transport.publish(held.batches)
+        assert (await alice.receive_frame())["id"] == first.ids[0]

@@ -79,13 +79,7 @@
   const PING = JSON.stringify({type: "ping"});
   const POSITION_KEY = "freeim.position";
   const CHANS_KEY = "freeim.chanPositions";
-
-  // Whether the position `pos` ("<epoch>.<offset>") comes after `seen` (none seen, or another epoch: yes).
-  function newer(pos, seen) {
-    const [epoch, offset] = pos.split(".");
-    const last = seen ? seen.split(".") : null;
-    return !(last && last[0] === epoch && Number(offset) <= Number(last[1]));
-  }
+  const MAX_AHEAD = 1000;
 
   function readCookie(name) {
     const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
@@ -119,7 +113,8 @@
       this._avoid = null;     // the node lost last: the next connect asks for another
       this._storage = "storage" in options ? options.storage : defaultStorage();
       this.position = this._stored(POSITION_KEY);
-      this.chanPositions = JSON.parse(this._stored(CHANS_KEY) || "{}");  // chan -> the last position seen
+      this.chanPositions = JSON.parse(this._stored(CHANS_KEY) || "{}");  // chan -> its position, as `position`
+      this._above = {};       // stream ("" for the inbox, else a chan) -> offsets seen past its position
       if (typeof addEventListener === "function") this._followPageLifecycle();
     }
 
@@ -243,18 +238,50 @@
 
     // Takes a message's inbox position; false if this tab had that message already.
     _advance(pos) {
-      if (!newer(pos, this.position)) return false;
-      this.position = pos;
-      this._store(POSITION_KEY, pos);
+      const taken = this._take("", pos, this.position);
+      if (taken === false) return false;
+      if (taken !== this.position) {
+        this.position = taken;
+        this._store(POSITION_KEY, taken);
+      }
       return true;
     }
 
     // The same for a chan message, in its chan's stream.
     _advanceChan(frame) {
-      if (!newer(frame.pos, this.chanPositions[frame.chan])) return false;
-      this.chanPositions[frame.chan] = frame.pos;
-      this._store(CHANS_KEY, JSON.stringify(this.chanPositions));
+      const taken = this._take(frame.chan, frame.pos, this.chanPositions[frame.chan]);
+      if (taken === false) return false;
+      if (taken !== this.chanPositions[frame.chan]) {
+        this.chanPositions[frame.chan] = taken;
+        this._store(CHANS_KEY, JSON.stringify(this.chanPositions));
+      }
       return true;
+    }
+
+    // A stream's position is the offset up to which every message was seen: a reconnect resumes from
+    // there. Concurrent sends can deliver a later message first; it is remembered past the position
+    // until the ones before it arrive (or come with the next catch-up). Returns the new position, or
+    // false for a message seen already.
+    _take(stream, pos, current) {
+      const [epoch, text] = pos.split(".");
+      const offset = Number(text);
+      let [seenEpoch, mark] = current ? current.split(".") : [null, "0"];
+      mark = Number(mark);
+      if (seenEpoch !== epoch) {  // a new inbox (or none seen yet): everything in it is new
+        const first = current == null && !(stream in this._above);
+        this._above[stream] = new Set();
+        if (first || seenEpoch !== null) mark = offset - 1;  // resume from here, not from before its start
+        seenEpoch = epoch;
+      }
+      const above = this._above[stream] || (this._above[stream] = new Set());
+      if (offset <= mark || above.has(offset)) return false;
+      above.add(offset);
+      while (above.has(mark + 1)) above.delete(++mark);
+      if (above.size > MAX_AHEAD) {  // a hole that never fills: move on rather than remember without end
+        mark = Math.max(...above);
+        above.clear();
+      }
+      return epoch + "." + mark;
     }
 
     _store(key, value) {
