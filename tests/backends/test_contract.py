@@ -221,3 +221,12 @@ def test_a_chan_stream_numbers_its_messages_and_names_the_nodes_of_its_members(s
         (second, '{"n":2}')]
     assert sync.store.read_chan("room", "0123abcd.1").gap
     assert sync.store.store_chan_message("empty", "m3", "{}")[1] == []
+
+
+def test_messages_older_than_the_age_limit_go_with_the_next_append(sync, settings):
+    settings.FREEIM = {"INBOX_MAX_AGE": 1}
+    [old] = store(sync, Letter(1, "m1", '{"n":1}'))
+    time.sleep(1.1)  # the limit is in seconds: let one pass
+    [new] = store(sync, Letter(1, "m2", '{"n":2}'))
+    assert read(sync, 1, "*") == (False, [(new, '{"n":2}')])
+    assert read(sync, 1, old) == (False, [(new, '{"n":2}')])  # nothing lost after old: no gap

@@ -95,11 +95,11 @@ def _store_message(keys: tuple[str, str, str], letter: Letter, readers: str) -> 
 
 def _read(stream: str, meta_key: str, since: str) -> Steps[InboxRead]:
     """What the inbox of ``stream`` and ``meta_key`` holds after ``since``: one round trip."""
-    meta, entries = yield Pipe((one("hgetall", meta_key), one("xrange", stream)))
+    (epoch, top), entries = yield Pipe((one("hmget", meta_key, ["e", "t"]), one("xrange", stream)))
     oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
     kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
             for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
-    return read_after(meta.get("e"), int(meta.get("t", 0)), kept, since)
+    return read_after(epoch, int(top or 0), kept, since)
 
 
 class RedisStore:

@@ -192,7 +192,7 @@ def state_of(backend):
         if key.endswith(("inbox-sz", "inbox-ix")):
             continue  # they count the duplicates too
         if key.endswith("inbox-meta"):
-            value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f != "e"}  # noqa: E731 (random epochs)
+            value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f not in ("e", "f")}  # noqa: E731 (epochs, times)
         if key == backend.keys.shared("nodes"):
             value = lambda k: redis.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times)
         dump[key.removeprefix(backend.keys.prefix)] = value(key)

@@ -7,33 +7,40 @@ from .prelude import PRELUDE
 #       inbox life (ms), meta life (ms), who gets a receipt when it is caught up on ('' for nobody),
 #       'conns' | 'nodes' (which of the two KEYS[3] is)
 # -> {epoch, offset, the nodes of the client's connections (each once per connection) or of the chan's members...}
-# Run twice (a retried call), the message is found among the newest and stored once.
+# The meta hash holds the epoch 'e', the newest offset 't', the bytes held 'b', the time (ms) of the oldest
+# entry kept 'f', and 'i:<message id>' -> offset for each message kept: run twice (a retried call), a
+# message is found there and stored once; and the common append reads no entry back.
 STORE_MESSAGE = PRELUDE + r"""
-local inbox, meta = KEYS[1], KEYS[2]
+local inbox, meta, id_field = KEYS[1], KEYS[2], 'i:' .. ARGV[1]
 local epoch = redis.call('HGET', meta, 'e')
-local offset = nil
-if epoch then
-  for _, entry in ipairs(redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 32)) do
-    if entry[2][6] == ARGV[1] then offset = tonumber(entry[2][2]) end
-  end
-else
+if not epoch then
   epoch = ARGV[3]
-  redis.call('HSET', meta, 'e', epoch, 't', 0, 'b', 0)
+  redis.call('HSET', meta, 'e', epoch, 't', 0, 'b', 0, 'f', 0)
 end
+local offset = tonumber(redis.call('HGET', meta, id_field))
 if not offset then
-  if redis.call('EXISTS', inbox) == 0 then redis.call('HSET', meta, 'b', 0) end  -- it expired: it holds nothing
+  if redis.call('EXISTS', inbox) == 0 then  -- it expired (idle past its age): it holds nothing
+    for _, field in ipairs(redis.call('HKEYS', meta)) do
+      if string.sub(field, 1, 2) == 'i:' then redis.call('HDEL', meta, field) end
+    end
+    redis.call('HSET', meta, 'b', 0, 'f', 0)
+  end
   offset = redis.call('HINCRBY', meta, 't', 1)
   local size = string.len(ARGV[2])
-  redis.call('XADD', inbox, '*', 'o', offset, 's', size, 'i', ARGV[1], 'p', ARGV[2], 'r', ARGV[9])
+  local added = redis.call('XADD', inbox, '*', 'o', offset, 's', size, 'i', ARGV[1], 'p', ARGV[2], 'r', ARGV[9])
+  local first = tonumber(redis.call('HGET', meta, 'f'))
+  if first == 0 then first = tonumber(string.match(added, '^(%d+)')) end
   local held, kept = redis.call('HINCRBY', meta, 'b', size), redis.call('XLEN', inbox)
   local max_kept, max_held, oldest = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  while kept > 0 do
-    local first = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
-    local ms = tonumber(string.match(first[1], '^(%d+)'))
-    if kept <= max_kept and held <= max_held and ms >= oldest then break end
-    redis.call('XDEL', inbox, first[1])
-    held, kept = redis.call('HINCRBY', meta, 'b', -tonumber(first[2][4])), kept - 1
+  while kept > 0 and (kept > max_kept or held > max_held or first < oldest) do
+    local entry = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', inbox, entry[1])
+    redis.call('HDEL', meta, 'i:' .. entry[2][6])
+    held, kept = redis.call('HINCRBY', meta, 'b', -tonumber(entry[2][4])), kept - 1
+    local next = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
+    first = next and tonumber(string.match(next[1], '^(%d+)')) or 0
   end
+  redis.call('HSET', meta, id_field, offset, 'f', first)
   redis.call('PEXPIRE', inbox, ARGV[7])
   redis.call('PEXPIRE', meta, ARGV[8])
 end
