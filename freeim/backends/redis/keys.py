@@ -25,11 +25,13 @@ key                            type     holds
 ``p:{c:<client>}:conns``       hash     connection id -> node, the client's sockets
 ``p:{c:<client>}:chans``       set      the client's chans
 ``p:{c:<client>}:inbox``       stream   the client's private messages (offset, size, message id, frame)
-``p:{c:<client>}:inbox-meta``  hash     the inbox's epoch ``e``, newest offset ``t``, bytes held ``b``
+``p:{c:<client>}:inbox-meta``  hash     epoch ``e``, newest offset ``t``, bytes held ``b``, oldest entry's ms ``f``
+``p:{c:<client>}:inbox-ids``   hash     message id -> offset of each message kept (a retried store stores once)
 ``p:{h:<chan>}:members``       set      the chan's members
 ``p:{h:<chan>}:nodes``         hash     node -> members of the chan connected there
 ``p:{h:<chan>}:stream``        stream   the chan's messages, an inbox its members share (as a client's ``inbox``)
-``p:{h:<chan>}:stream-meta``   hash     the stream's epoch ``e``, newest offset ``t``, bytes held ``b``
+``p:{h:<chan>}:stream-meta``   hash     as a client's ``inbox-meta``
+``p:{h:<chan>}:stream-ids``    hash     as a client's ``inbox-ids``
 =============================  =======  ===============================================================
 
 Presence is kept per connection id, never as a counter, so a script that Redis ran but whose

@@ -83,14 +83,19 @@ def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], me
     return {client: answer[0] for client, answer in answers.items()}
 
 
-def _store_message(keys: tuple[str, str, str], letter: Letter, readers: str) -> Lua:
+def _limits() -> tuple[str, int, int, int, int, int]:
+    """What every append of one call shares: an epoch for an inbox made now, and the inbox limits."""
+    age_ms = conf.INBOX_MAX_AGE * 1000
+    return (secrets.token_hex(4), conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES, int(time.time() * 1000) - age_ms,
+            age_ms, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000)
+
+
+def _store_message(keys: tuple[str, str, str, str], letter: Letter, readers: str,
+                   limits: tuple[str, int, int, int, int, int]) -> Lua:
     """The script that stores ``letter`` in the inbox of ``keys`` (its stream, its meta, where its readers
-    are: a client's ``conns`` or a chan's ``nodes``), within the inbox limits."""
-    now_ms = int(time.time() * 1000)
-    return Lua("store_message", keys, (
-        letter.id, letter.frame, secrets.token_hex(4), conf.INBOX_MAX_MESSAGES, conf.INBOX_MAX_BYTES,
-        now_ms - conf.INBOX_MAX_AGE * 1000, conf.INBOX_MAX_AGE * 1000, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000,
-        "" if letter.receipt_to is None else letter.receipt_to, readers))
+    are: a client's ``conns`` or a chan's ``nodes``, its ids), within ``limits`` (:func:`_limits`)."""
+    return Lua("store_message", keys, (letter.id, letter.frame, *limits,
+                                       "" if letter.receipt_to is None else letter.receipt_to, readers))
 
 
 def _read(stream: str, meta_key: str, since: str) -> Steps[InboxRead]:
@@ -159,9 +164,11 @@ class RedisStore:
     def store_messages(self, letters: list[Letter], locate: list[ClientId]
                        ) -> Steps[tuple[list[tuple[str, dict[str, int]]], dict[ClientId, dict[str, int]]]]:
         keys = self.keys
+        limits = _limits()
         steps: list[Lua | Cmd] = [
             _store_message((keys.client(letter.client, "inbox"), keys.client(letter.client, "inbox-meta"),
-                            keys.client(letter.client, "conns")), letter, "conns")
+                            keys.client(letter.client, "conns"), keys.client(letter.client, "inbox-ids")),
+                           letter, "conns", limits)
             for letter in letters]
         steps += [one("hvals", keys.client(client, "conns")) for client in locate]
         if not steps:
@@ -177,8 +184,8 @@ class RedisStore:
     def store_chan_message(self, chan: str, message_id: str, frame: str) -> Steps[tuple[str, list[str]]]:
         keys = self.keys
         epoch, offset, *nodes = yield _store_message(
-            (keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), keys.chan(chan, "nodes")),
-            Letter(chan, message_id, frame), "nodes")
+            (keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), keys.chan(chan, "nodes"),
+             keys.chan(chan, "stream-ids")), Letter(chan, message_id, frame), "nodes", _limits())
         return position(epoch, offset), sorted(nodes)
 
     @performed

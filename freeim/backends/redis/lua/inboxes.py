@@ -2,27 +2,26 @@
 
 from .prelude import PRELUDE
 
-# KEYS: inbox, inbox meta, where its reader is: a client's conns (conn -> node) or a chan's nodes (node -> n)
+# KEYS: inbox, inbox meta, where its reader is: a client's conns (conn -> node) or a chan's nodes (node -> n),
+#       inbox ids
 # ARGV: message id, frame, epoch if the inbox is new, max messages, max bytes, oldest time kept (ms),
 #       inbox life (ms), meta life (ms), who gets a receipt when it is caught up on ('' for nobody),
 #       'conns' | 'nodes' (which of the two KEYS[3] is)
 # -> {epoch, offset, the nodes of the client's connections (each once per connection) or of the chan's members...}
-# The meta hash holds the epoch 'e', the newest offset 't', the bytes held 'b', the time (ms) of the oldest
-# entry kept 'f', and 'i:<message id>' -> offset for each message kept: run twice (a retried call), a
-# message is found there and stored once; and the common append reads no entry back.
+# The meta hash holds the epoch 'e', the newest offset 't', the bytes held 'b' and the time (ms) of the oldest
+# entry kept 'f'; the ids hash maps each message kept to its offset, and lives as long as the inbox: run twice
+# (a retried call), a message is found there and stored once, and the common append reads no entry back.
 STORE_MESSAGE = PRELUDE + r"""
-local inbox, meta, id_field = KEYS[1], KEYS[2], 'i:' .. ARGV[1]
+local inbox, meta, ids = KEYS[1], KEYS[2], KEYS[4]
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
   epoch = ARGV[3]
   redis.call('HSET', meta, 'e', epoch, 't', 0, 'b', 0, 'f', 0)
 end
-local offset = tonumber(redis.call('HGET', meta, id_field))
+local offset = tonumber(redis.call('HGET', ids, ARGV[1]))
 if not offset then
   if redis.call('EXISTS', inbox) == 0 then  -- it expired (idle past its age): it holds nothing
-    for _, field in ipairs(redis.call('HKEYS', meta)) do
-      if string.sub(field, 1, 2) == 'i:' then redis.call('HDEL', meta, field) end
-    end
+    redis.call('DEL', ids)
     redis.call('HSET', meta, 'b', 0, 'f', 0)
   end
   offset = redis.call('HINCRBY', meta, 't', 1)
@@ -35,13 +34,15 @@ if not offset then
   while kept > 0 and (kept > max_kept or held > max_held or first < oldest) do
     local entry = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
     redis.call('XDEL', inbox, entry[1])
-    redis.call('HDEL', meta, 'i:' .. entry[2][6])
+    redis.call('HDEL', ids, entry[2][6])
     held, kept = redis.call('HINCRBY', meta, 'b', -tonumber(entry[2][4])), kept - 1
     local next = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
     first = next and tonumber(string.match(next[1], '^(%d+)')) or 0
   end
-  redis.call('HSET', meta, id_field, offset, 'f', first)
+  redis.call('HSET', ids, ARGV[1], offset)
+  redis.call('HSET', meta, 'f', first)
   redis.call('PEXPIRE', inbox, ARGV[7])
+  redis.call('PEXPIRE', ids, ARGV[7])
   redis.call('PEXPIRE', meta, ARGV[8])
 end
 local answer = {epoch, offset}
