@@ -11,6 +11,7 @@ from freeim.messaging import operations
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
 from tests.frames import unpositioned
+from tests.transports import HeldTransport
 
 
 async def no_frame(communicator):
@@ -214,15 +215,6 @@ async def test_auto_join_past_max_chans_per_client_joins_the_first_ones(settings
     finally:
         autojoin.unregister(many)
 
-
-class HeldTransport:
-    """A transport that keeps what it is asked to publish."""
-
-    def __init__(self):
-        self.batches = {}
-
-    async def publish(self, batches):
-        self.batches.update(batches)
 
 
 async def test_a_join_and_a_leave_whose_notices_cross_leave_the_node_as_the_store_says():

@@ -6,6 +6,7 @@ from freeim.messaging import operations
 from freeim.node.connection import Connection, Frame
 from freeim.testing import connected
 from tests.asgi import application
+from tests.transports import HeldTransport
 
 
 async def test_messages_to_an_offline_client_wait_in_its_inbox_and_come_in_order_on_connect():
@@ -143,15 +144,6 @@ async def test_a_member_that_comes_back_gets_the_chan_messages_it_missed_in_its_
     finally:
         autojoin.unregister(team)
 
-
-class HeldTransport:
-    """A transport that keeps what it is asked to publish."""
-
-    def __init__(self):
-        self.batches = {}
-
-    async def publish(self, batches):
-        self.batches.update(batches)
 
 
 async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
