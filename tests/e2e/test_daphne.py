@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from freeim.conf import DEFAULTS
-from tests.e2e.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, serve
+from tests.e2e.daphne_server import JSON, NO_PROXY, PASSWORD, TOKEN_TTL, DaphneServer, User, fetch, fetch_answer, serve
 from tests.frames import unpositioned
 from tests.groups.helpers import MAKE_GROUP
 
@@ -171,6 +171,14 @@ async def test_scripts_authenticate_with_basic_auth(alice, daphne):
 async def test_bad_and_missing_tokens_are_rejected(daphne):
     await expect_rejected(f"ws://127.0.0.1:{daphne.port}/ws?token=not-a-token")
     await expect_rejected(f"ws://127.0.0.1:{daphne.port}/ws")
+
+
+async def test_the_demo_under_plain_daphne_serves_its_static_files(daphne):
+    """daphne serves no static files: the cluster demo's page stayed at "connecting..." (its scripts 404)."""
+    opener = urllib.request.build_opener(NO_PROXY)
+    for path in ("/static/freeim/freeim.js", "/static/chat/chat.js"):
+        answer = await asyncio.to_thread(fetch_answer, opener, "GET", f"http://127.0.0.1:{daphne.port}{path}")
+        assert answer.status == 200 and "javascript" in answer.content_type, (path, answer.status)
 
 
 async def test_an_unknown_path_is_closed_with_4004(daphne):
