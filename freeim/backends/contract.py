@@ -155,8 +155,9 @@ class Inboxes(Protocol):
         """Append a message to ``chan``'s stream (an inbox every member shares, with the same limits); return
         its position and the nodes that host a member of the chan."""
 
-    async def read_chan(self, chan: str, since: str) -> InboxRead:
-        """What ``chan``'s stream holds after the position ``since``, as :meth:`read_inbox`."""
+    async def read_chans(self, since: dict[str, str]) -> dict[str, InboxRead]:
+        """What each chan's stream holds after its position in ``since`` (chan -> position), as
+        :meth:`read_inbox`; one batched read."""
 
 
 class Store(Tokens, Presence, Chans, Inboxes, Protocol):

@@ -11,7 +11,8 @@ import asyncio
 import secrets
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
+from typing import Generic, TypeVar
 
 from ..conf import conf
 from ..exceptions import TooManyChans, TooManyConnections
@@ -35,8 +36,8 @@ class MemoryState:
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
         self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
-        self._client_inboxes: dict[ClientId, _Inbox] = {}
-        self._chan_streams: dict[str, _Inbox] = {}
+        self._client_inboxes: _Inboxes[ClientId] = _Inboxes()
+        self._chan_streams: _Inboxes[str] = _Inboxes()
 
     async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
         with self._lock:
@@ -147,46 +148,38 @@ class MemoryState:
             now = time.monotonic()
             stored = []
             for letter in letters:
-                inbox = self._client_inboxes.get(letter.client)
-                if inbox is None or inbox.forgotten(now):
-                    inbox = self._client_inboxes[letter.client] = _Inbox(secrets.token_hex(4))
+                inbox = self._client_inboxes.for_writing(letter.client, now)
                 stored.append((position(inbox.epoch, inbox.append(letter, now)),
                                dict(Counter(self._connections.get(letter.client, {}).values()))))
             located = {c: dict(Counter(self._connections[c].values())) for c in locate if self._connections.get(c)}
             return stored, located
 
     async def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> list[tuple[str, ClientId]]:
-        wanted = set(message_ids)
         with self._lock:
-            inbox = self._client_inboxes.get(client_id)
-            kept = [entry for entry, _at, _size in inbox.kept] if inbox is not None else []
-        return [(message_id, sender) for _offset, message_id, _frame, sender in kept
-                if message_id in wanted and sender is not None]
+            inbox = self._client_inboxes.get(client_id, time.monotonic())
+            kept = [(message_id, inbox.ids.get(message_id)) for message_id in message_ids] if inbox else []
+        return [(message_id, found[1]) for message_id, found in kept if found is not None and found[1] is not None]
 
     async def read_inbox(self, client_id: ClientId, since: str) -> InboxRead:
         with self._lock:
-            return self._read(self._client_inboxes.get(client_id), since)
+            return self._read(self._client_inboxes, client_id, since)
 
     async def store_chan_message(self, chan: str, message_id: str, frame: str) -> tuple[str, list[str]]:
         with self._lock:
             now = time.monotonic()
-            stream = self._chan_streams.get(chan)
-            if stream is None or stream.forgotten(now):
-                stream = self._chan_streams[chan] = _Inbox(secrets.token_hex(4))
+            stream = self._chan_streams.for_writing(chan, now)
             at = position(stream.epoch, stream.append(Letter(chan, message_id, frame), now))
         return at, await self.chan_nodes(chan)
 
-    async def read_chan(self, chan: str, since: str) -> InboxRead:
+    async def read_chans(self, since: dict[str, str]) -> dict[str, InboxRead]:
         with self._lock:
-            return self._read(self._chan_streams.get(chan), since)
+            return {chan: self._read(self._chan_streams, chan, at) for chan, at in since.items()}
 
     @staticmethod
-    def _read(inbox: _Inbox | None, since: str) -> InboxRead:
+    def _read(inboxes: _Inboxes[K], owner: K, since: str) -> InboxRead:
         now = time.monotonic()
-        if inbox is None or inbox.forgotten(now):
-            return read_after(None, 0, [], since)
-        inbox.trim(now)
-        return read_after(inbox.epoch, inbox.top, [entry for entry, _at, _size in inbox.kept], since)
+        inbox = inboxes.get(owner, now)
+        return read_after(None, 0, [], since) if inbox is None else inbox.read(since, now)
 
     async def chan_members(self, chan: str) -> list[ClientId]:
         with self._lock:
@@ -265,38 +258,73 @@ class MemoryState:
 
 
 class _Inbox:
-    """One client's inbox: its epoch, the offset of its newest message, and the messages it keeps."""
+    """One inbox: its epoch, the offset of its newest message, and the messages it keeps."""
 
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
         self.top = 0
         self.kept: deque[tuple[Entry, float, int]] = deque()  # (entry, stored at, bytes)
+        #: Each kept message's offset and who wants a receipt for it, by message id.
+        self.ids: dict[str, tuple[int, ClientId | None]] = {}
         self.bytes = 0
         self.last = 0.0
 
-    def forgotten(self, now: float) -> bool:
-        """Whether this inbox has been idle long enough for its epoch to go (as Redis expires it)."""
-        return now - self.last > max(META_LIFE, conf.INBOX_MAX_AGE)
-
     def append(self, letter: Letter, now: float) -> int:
         """Keep ``letter``; its offset (that of the same message, if it is kept already)."""
-        for (offset, kept_id, _frame, _receipt), _at, _size in self.kept:
-            if kept_id == letter.id:
-                return offset
+        if letter.id in self.ids:
+            return self.ids[letter.id][0]
         self.top += 1
         size = len(letter.frame.encode())
         self.kept.append(((self.top, letter.id, letter.frame, letter.receipt_to), now, size))
+        self.ids[letter.id] = (self.top, letter.receipt_to)
         self.bytes += size
         self.last = now
         self.trim(now)
         return self.top
 
-    def trim(self, now: float) -> None:
-        """Drop the oldest messages past the count, bytes and age limits."""
-        oldest = now - conf.INBOX_MAX_AGE
+    def trim(self, now: float, oldest: float | None = None) -> None:
+        """Drop the oldest messages past the count, bytes and age limits (or older than ``oldest``)."""
+        oldest = now - conf.INBOX_MAX_AGE if oldest is None else oldest
         while self.kept and (len(self.kept) > conf.INBOX_MAX_MESSAGES or self.bytes > conf.INBOX_MAX_BYTES
                              or self.kept[0][1] < oldest):
-            self.bytes -= self.kept.popleft()[2]
+            entry, _at, size = self.kept.popleft()
+            del self.ids[entry[1]]
+            self.bytes -= size
+
+    def read(self, since: str, now: float) -> InboxRead:
+        self.trim(now)
+        return read_after(self.epoch, self.top, [entry for entry, _at, _size in self.kept], since)
+
+
+K = TypeVar("K")
+
+
+class _Inboxes(Generic[K]):
+    """Inboxes by owner, as Redis keeps them: one idle past ``INBOX_MAX_AGE`` gives its messages up (Redis
+    expires the stream), one idle past :data:`META_LIFE` goes entirely (the meta hash). Least recently
+    written first, so each call looks only at those whose time came."""
+
+    def __init__(self) -> None:
+        self._live: OrderedDict[K, _Inbox] = OrderedDict()
+        self._quiet: OrderedDict[K, _Inbox] = OrderedDict()  # messages given up, epoch and top kept
+
+    def get(self, owner: K, now: float) -> _Inbox | None:
+        self._expire(now)
+        return self._live.get(owner) or self._quiet.get(owner)
+
+    def for_writing(self, owner: K, now: float) -> _Inbox:
+        self._expire(now)
+        inbox = self._live.pop(owner, None) or self._quiet.pop(owner, None) or _Inbox(secrets.token_hex(4))
+        self._live[owner] = inbox  # the most recently written, last
+        return inbox
+
+    def _expire(self, now: float) -> None:
+        while self._live and now - next(iter(self._live.values())).last > conf.INBOX_MAX_AGE:
+            owner, inbox = self._live.popitem(last=False)
+            inbox.trim(now, oldest=now)
+            self._quiet[owner] = inbox
+        while self._quiet and now - next(iter(self._quiet.values())).last > max(META_LIFE, conf.INBOX_MAX_AGE):
+            self._quiet.popitem(last=False)
 
 
 class MemoryBackend(Backend):

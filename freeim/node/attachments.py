@@ -8,6 +8,7 @@ retried with the upkeep, and a node that lost its registration writes all of its
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Callable
@@ -90,15 +91,18 @@ class Attachments:
 
     async def _missed(self, connection: Connection) -> dict[str, tuple[InboxRead, str]]:
         """What the streams the terminal resumes kept after its positions: its inbox (``""``), and each chan it
-        gave a position for that its client is in."""
-        store, missed = self.backend.store, {}
-        if connection.since is not None:
-            missed[""] = (await store.read_inbox(connection.client_id, connection.since), connection.since)
-        mine = self.registry.chans_of(connection.client_id)
-        for chan, since in (connection.chans_since or {}).items():
-            if chan in mine:
-                missed[chan] = (await store.read_chan(chan, since), since)
-        return missed
+        gave a position for that its client is in; the inbox and the chans read side by side."""
+        store, since, mine = self.backend.store, connection.since, self.registry.chans_of(connection.client_id)
+        chans = {chan: at for chan, at in (connection.chans_since or {}).items() if chan in mine}
+
+        async def in_inbox() -> dict[str, tuple[InboxRead, str]]:
+            return {"": (await store.read_inbox(connection.client_id, since), since)} if since is not None else {}
+
+        async def in_chans() -> dict[str, tuple[InboxRead, str]]:
+            return {chan: (read, chans[chan]) for chan, read in (await store.read_chans(chans)).items()}
+
+        inbox, chan_streams = await asyncio.gather(in_inbox(), in_chans())
+        return {**inbox, **chan_streams}
 
     async def _register(self, connection: Connection) -> bool:
         """Add ``connection`` in the store; True if its client came online with it."""

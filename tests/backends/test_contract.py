@@ -217,9 +217,9 @@ def test_a_chan_stream_numbers_its_messages_and_names_the_nodes_of_its_members(s
     first, nodes = sync.store.store_chan_message("room", "m1", '{"n":1}')
     second, _ = sync.store.store_chan_message("room", "m2", '{"n":2}')
     assert nodes == ["a"] and first.endswith(".1") and second.endswith(".2")
-    assert [(kept.position, kept.frame) for kept in sync.store.read_chan("room", first).messages] == [
+    assert [(kept.position, kept.frame) for kept in sync.store.read_chans({"room": first})["room"].messages] == [
         (second, '{"n":2}')]
-    assert sync.store.read_chan("room", "0123abcd.1").gap
+    assert sync.store.read_chans({"room": "0123abcd.1"})["room"].gap
     assert sync.store.store_chan_message("empty", "m3", "{}")[1] == []
 
 
@@ -230,3 +230,14 @@ def test_messages_older_than_the_age_limit_go_with_the_next_append(sync, setting
     [new] = store(sync, Letter(1, "m2", '{"n":2}'))
     assert read(sync, 1, "*") == (False, [(new, '{"n":2}')])
     assert read(sync, 1, old) == (False, [(new, '{"n":2}')])  # nothing lost after old: no gap
+
+
+def test_an_idle_inbox_gives_its_messages_up_after_the_age_limit_and_keeps_its_place(sync, settings):
+    """An inbox nobody writes to any more gives its messages up (Redis expires the stream, the memory backend
+    drops them as it goes), but a terminal that comes back later learns nothing was lost after its position."""
+    settings.FREEIM = {"INBOX_MAX_AGE": 1}
+    [last] = store(sync, Letter(1, "m1", "{}"))
+    time.sleep(1.2)
+    store(sync, Letter(2, "m2", "{}"))  # another inbox is written meanwhile
+    assert read(sync, 1, "*") == (False, [])
+    assert read(sync, 1, last) == (False, [])

@@ -26,7 +26,7 @@ key                            type     holds
 ``p:{c:<client>}:chans``       set      the client's chans
 ``p:{c:<client>}:inbox``       stream   the client's private messages (offset, size, message id, frame)
 ``p:{c:<client>}:inbox-meta``  hash     epoch ``e``, newest offset ``t``, bytes held ``b``, oldest entry's ms ``f``
-``p:{c:<client>}:inbox-ids``   hash     message id -> offset of each message kept (a retried store stores once)
+``p:{c:<client>}:inbox-ids``   hash     message id -> "<offset> <receipt to>" of each message kept
 ``p:{h:<chan>}:members``       set      the chan's members
 ``p:{h:<chan>}:nodes``         hash     node -> members of the chan connected there
 ``p:{h:<chan>}:stream``        stream   the chan's messages, an inbox its members share (as a client's ``inbox``)

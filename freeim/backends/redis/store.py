@@ -98,13 +98,19 @@ def _store_message(keys: tuple[str, str, str, str], letter: Letter, readers: str
                                        "" if letter.receipt_to is None else letter.receipt_to, readers))
 
 
-def _read(stream: str, meta_key: str, since: str) -> Steps[InboxRead]:
-    """What the inbox of ``stream`` and ``meta_key`` holds after ``since``: one round trip."""
-    (epoch, top), entries = yield Pipe((one("hmget", meta_key, ["e", "t"]), one("xrange", stream)))
+def _reads(inboxes: list[tuple[str, str, str]]) -> Steps[list[InboxRead]]:
+    """What each inbox (its stream, its meta, the position asked) holds after the position: one round trip."""
+    if not inboxes:
+        return []
+    replies = yield Pipe(tuple(step for stream, meta, _since in inboxes
+                               for step in (one("hmget", meta, ["e", "t"]), one("xrange", stream))))
     oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
-    kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
-            for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
-    return read_after(epoch, int(top or 0), kept, since)
+    reads = []
+    for (_stream, _meta, since), (epoch, top), entries in zip(inboxes, replies[::2], replies[1::2], strict=True):
+        kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
+                for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
+        reads.append(read_after(epoch, int(top or 0), kept, since))
+    return reads
 
 
 class RedisStore:
@@ -189,20 +195,27 @@ class RedisStore:
         return position(epoch, offset), sorted(nodes)
 
     @performed
-    def read_chan(self, chan: str, since: str) -> Steps[InboxRead]:
-        return (yield from _read(self.keys.chan(chan, "stream"), self.keys.chan(chan, "stream-meta"), since))
+    def read_chans(self, since: dict[str, str]) -> Steps[dict[str, InboxRead]]:
+        keys = self.keys
+        reads = yield from _reads([(keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), at)
+                                   for chan, at in since.items()])
+        return dict(zip(since, reads, strict=True))
 
     @performed
     def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> Steps[list[tuple[str, ClientId]]]:
-        wanted = set(message_ids)
-        entries = yield one("xrange", self.keys.client(client_id, "inbox"))
-        return [(fields["i"], ids.client_id(fields["r"])) for _entry_id, fields in entries
-                if fields["i"] in wanted and fields["r"]]
+        if not message_ids:
+            return []
+        kept = yield one("hmget", self.keys.client(client_id, "inbox-ids"), message_ids)
+        # Each value is "<offset> <who wants a receipt>", the second part empty when nobody does.
+        wants = {message_id: value.partition(" ")[2] for message_id, value in zip(message_ids, kept, strict=True)
+                 if value}
+        return [(message_id, ids.client_id(sender)) for message_id, sender in wants.items() if sender]
 
     @performed
     def read_inbox(self, client_id: ClientId, since: str) -> Steps[InboxRead]:
         keys = self.keys
-        return (yield from _read(keys.client(client_id, "inbox"), keys.client(client_id, "inbox-meta"), since))
+        [read] = yield from _reads([(keys.client(client_id, "inbox"), keys.client(client_id, "inbox-meta"), since)])
+        return read
 
     # Chans
     def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:

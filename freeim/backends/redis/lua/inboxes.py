@@ -9,8 +9,9 @@ from .prelude import PRELUDE
 #       'conns' | 'nodes' (which of the two KEYS[3] is)
 # -> {epoch, offset, the nodes of the client's connections (each once per connection) or of the chan's members...}
 # The meta hash holds the epoch 'e', the newest offset 't', the bytes held 'b' and the time (ms) of the oldest
-# entry kept 'f'; the ids hash maps each message kept to its offset, and lives as long as the inbox: run twice
-# (a retried call), a message is found there and stored once, and the common append reads no entry back.
+# entry kept 'f'; the ids hash maps each message kept to "<offset> <who wants a receipt>" and lives as long
+# as the inbox: run twice (a retried call), a message is found there and stored once; the common append
+# reads no entry back, and a read receipt finds its sender without reading the inbox.
 STORE_MESSAGE = PRELUDE + r"""
 local inbox, meta, ids = KEYS[1], KEYS[2], KEYS[4]
 local epoch = redis.call('HGET', meta, 'e')
@@ -18,7 +19,8 @@ if not epoch then
   epoch = ARGV[3]
   redis.call('HSET', meta, 'e', epoch, 't', 0, 'b', 0, 'f', 0)
 end
-local offset = tonumber(redis.call('HGET', ids, ARGV[1]))
+local known = redis.call('HGET', ids, ARGV[1])
+local offset = known and tonumber(string.match(known, '^(%d+)'))
 if not offset then
   if redis.call('EXISTS', inbox) == 0 then  -- it expired (idle past its age): it holds nothing
     redis.call('DEL', ids)
@@ -39,7 +41,7 @@ if not offset then
     local next = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
     first = next and tonumber(string.match(next[1], '^(%d+)')) or 0
   end
-  redis.call('HSET', ids, ARGV[1], offset)
+  redis.call('HSET', ids, ARGV[1], offset .. ' ' .. ARGV[9])
   redis.call('HSET', meta, 'f', first)
   redis.call('PEXPIRE', inbox, ARGV[7])
   redis.call('PEXPIRE', ids, ARGV[7])
