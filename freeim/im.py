@@ -82,10 +82,10 @@ async def asend_message(sender: object, receivers: object, message: Any, receipt
     """The async twin of :func:`send_message`."""
     [message_id] = await asend_messages([(sender, receivers, message)], receipt)
     return message_id
+
+
 mark_read, amark_read = _twins(operations.mark_read)
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
-
-
 _is_online, _ais_online = _twins(operations.is_online)
 _which_online, _awhich_online = _twins(operations.which_online)
 
@@ -110,6 +110,7 @@ async def ahas_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
     if isinstance(client_id, (int, str)):
         return await _ais_online(client_id)
     return await _awhich_online(client_id)
+
 
 get_client_nodes, aget_client_nodes = _twins(operations.get_client_nodes)
 force_offline, aforce_offline = _twins(operations.force_offline)

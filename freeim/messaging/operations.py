@@ -180,22 +180,26 @@ async def mark_read(backend: Backend, reader: object, message_ids: object) -> in
     if not isinstance(message_ids, list | tuple) or not all(isinstance(i, str) for i in message_ids) \
             or len(message_ids) > MAX_READ_AT_ONCE:
         raise InvalidMessage(f"message ids must be a list of at most {MAX_READ_AT_ONCE} strings.")
-    by_sender: dict[ClientId, list[str]] = defaultdict(list)
-    for message_id, sender in await backend.store.receipts_wanted(client, list(dict.fromkeys(message_ids))):
-        by_sender[sender].append(protocol.receipt_frame(message_id, client, protocol.RECEIPT_READ))
-    for sender, frames in by_sender.items():
-        await send_frames(backend, sender, frames)
-    return sum(len(frames) for frames in by_sender.values())
+    wanted = await backend.store.receipts_wanted(client, list(dict.fromkeys(message_ids)))
+    await send_frames(backend, [(sender, protocol.receipt_frame(message_id, client, protocol.RECEIPT_READ))
+                                for message_id, sender in wanted])
+    return len(wanted)
 
 
-async def send_frames(backend: Backend, client_id: ClientId, frames: list[str]) -> None:
-    """Deliver ready-made frames to every connection of one client (receipts use this)."""
-    located = await backend.store.locate([client_id])
-    batch: list[Payload] = [payloads.send([client_id], f) for f in frames]
-    await _publish(backend, {node: batch for node in located.get(client_id, ())})
+async def send_frames(backend: Backend, frames: list[tuple[ClientId, str]]) -> None:
+    """Deliver ready-made frames, each to every connection of its client (receipts use this): one lookup and
+    one write per node for them all."""
+    if not frames:
+        return
+    located = await backend.store.locate(list(dict.fromkeys(client for client, _ in frames)))
+    batches: dict[str, list[Payload]] = defaultdict(list)
+    for client, frame in frames:
+        for node in located.get(client, ()):
+            batches[node].append(payloads.send([client], frame))
+    await _publish(backend, batches)
 
 
-async def get_client_list_by_online(backend: Backend, ) -> list[ClientId]:
+async def get_client_list_by_online(backend: Backend) -> list[ClientId]:
     """Every online client id."""
     return await backend.store.online_clients()
 
@@ -263,7 +267,7 @@ async def clear_chan_client(backend: Backend, chan: object) -> list[ClientId]:
     return members
 
 
-async def get_chan_list(backend: Backend, ) -> list[tuple[str, int]]:
+async def get_chan_list(backend: Backend) -> list[tuple[str, int]]:
     """Every chan with its online member count."""
     return await backend.store.chan_list()
 

@@ -192,8 +192,4 @@ class Delivery:
         for connection, code in to_close:
             await connection.close(code)
         receipts, self._receipts = self._receipts, []
-        by_sender: dict[ClientId, list[str]] = {}
-        for sender, frame in receipts:
-            by_sender.setdefault(sender, []).append(frame)
-        for sender, frames in by_sender.items():
-            await operations.send_frames(self.backend, sender, frames)
+        await operations.send_frames(self.backend, receipts)

@@ -3,7 +3,9 @@
 import pytest
 
 from freeim import im
+from freeim.backends import Backend, get_backend
 from freeim.exceptions import InvalidMessage
+from freeim.messaging import operations
 
 
 def test_a_ticket_never_names_the_node_the_terminal_asks_to_avoid_while_there_is_another(settings):
@@ -22,3 +24,25 @@ def test_a_ticket_takes_a_position_or_the_start_and_nothing_else(settings):
     im.connect_ticket(1, since="9e718890.17")
     with pytest.raises(InvalidMessage):
         im.connect_ticket(1, since="17")
+
+
+class CountingStore:
+    """The memory store, counting presence lookups."""
+
+    def __init__(self, store):
+        self.store, self.lookups = store, 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    async def locate(self, client_ids):
+        self.lookups += 1
+        return await self.store.locate(client_ids)
+
+
+async def test_read_receipts_to_many_senders_take_one_presence_lookup():
+    real = get_backend()
+    sent = [await im.asend_message(sender, ["alice"], "hi", receipt=True) for sender in ("bob", "carol", "dave")]
+    counting = CountingStore(real.store)
+    assert await operations.mark_read(Backend(counting, real.nodes, real.transport), "alice", sent) == 3
+    assert counting.lookups == 1  # it was one per sender
