@@ -82,7 +82,7 @@ class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
     __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "id", "closed", "accepted", "slow", "paused",
-                 "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_seen", "_chans_seen",
+                 "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_caught_up",
                  "_held", "__weakref__")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str,
@@ -104,11 +104,9 @@ class Connection:
         self._pending_bytes = 0
         self._inbound = TokenBucket(conf.MAX_INBOUND_RATE, time.monotonic())
         self._handled = 0
-        #: Where its inbox's catch-up ended, ``(epoch, offset)``: a message up to there that also comes live is
-        #: skipped.
-        self._seen: Place | None = None
-        #: Where the catch-up of each chan it resumed ended.
-        self._chans_seen: dict[str, Place] | None = None
+        #: Where its catch-up of each stream ended (``""``: its inbox, else a chan): a message up to there that
+        #: also comes live is skipped. None for a socket that did not catch up, as most do not.
+        self._caught_up: dict[str, Place] | None = None
         #: While its inbox and chans are read (:meth:`hold`), what is sent to it meanwhile: each frame, its
         #: stream and its position there (None: a frame no stream keeps).
         self._held: list[tuple[Frame, str, Place | None]] | None = None
@@ -164,8 +162,7 @@ class Connection:
         inbox, else a chan), then what was held meanwhile but what of it the catch-up already had; False if
         that is past ``limit`` (as :meth:`enqueue`)."""
         held, self._held = self._held or [], None
-        for stream, at in last.items():
-            self._mark(stream, at)
+        self._caught_up = last or None
         fits = all([self.enqueue(frame, limit) for frame in missed])
         for frame, stream, place in held:
             fits = (self.enqueue_at(frame, place, limit, stream) if place is not None else self.enqueue(frame, limit)) \
@@ -180,21 +177,10 @@ class Connection:
         if self._held is not None:
             self._held.append((frame, stream, at))
             return True
-        caught_up_to = self._seen if not stream else self._seen_in(stream)
+        caught_up_to = self._caught_up.get(stream) if self._caught_up is not None else None
         if caught_up_to is not None and caught_up_to[0] == at[0] and at[1] <= caught_up_to[1]:
             return True
         return self.enqueue(frame, limit)
-
-    def _seen_in(self, chan: str) -> Place | None:
-        return self._chans_seen.get(chan) if self._chans_seen is not None else None
-
-    def _mark(self, stream: str, at: Place) -> None:
-        if not stream:
-            self._seen = at
-        else:
-            if self._chans_seen is None:
-                self._chans_seen = {}
-            self._chans_seen[stream] = at
 
     def enqueue(self, frame: Frame, limit: int) -> bool:
         """Queue ``frame``; past ``limit`` drop the backlog, stop queueing and return False.

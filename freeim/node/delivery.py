@@ -129,24 +129,14 @@ class Delivery:
         positioned = Frame(protocol.with_position(frame, at))
         clients = self.registry.clients
         for client_id in members:
-            for connection in clients.get(client_id) or ():
-                if connection.enqueue_at(positioned, place, self.backlog_limit, chan):
-                    self._dirty[connection] = None
-                else:
-                    self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+            self._enqueue(clients.get(client_id) or (), positioned, (place, chan))
 
     def _write_at(self, client_id: ClientId, frame: str, at: str) -> None:
-        """Write a message at its position in ``client_id``'s inbox, once per socket (:meth:`Connection.enqueue_at`)."""
+        """Write a message at its position in ``client_id``'s inbox (:meth:`Connection.enqueue_at`)."""
         connections = self.registry.clients.get(client_id)
         place = protocol.parse_position(at)
-        if not connections or place is None:
-            return
-        positioned = Frame(protocol.with_position(frame, at))
-        for connection in connections:
-            if connection.enqueue_at(positioned, place, self.backlog_limit):
-                self._dirty[connection] = None
-            else:
-                self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
+        if connections and place is not None:
+            self._enqueue(connections, Frame(protocol.with_position(frame, at)), (place, ""))
 
     def catch_up(self, connection: Connection, missed: dict[str, tuple[InboxRead, str]]) -> None:
         """Queue for ``connection`` what each stream it resumes kept after the position it gave (``""``: its
@@ -174,9 +164,12 @@ class Delivery:
         for connections in self.registry.clients.values():
             self._enqueue(connections, frame)
 
-    def _enqueue(self, connections: Sequence[Connection], frame: Frame) -> None:
+    def _enqueue(self, connections: Sequence[Connection], frame: Frame, at: tuple[Place, str] | None = None) -> None:
+        """Queue ``frame`` on each connection (at its position ``at`` in a stream, ``""`` being the inbox); a
+        connection past its backlog is closed as slow."""
+        limit = self.backlog_limit
         for connection in connections:
-            if connection.enqueue(frame, self.backlog_limit):
+            if connection.enqueue(frame, limit) if at is None else connection.enqueue_at(frame, at[0], limit, at[1]):
                 self._dirty[connection] = None
             else:
                 self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
