@@ -107,7 +107,7 @@ def _check_backend(raw: dict[str, Any]) -> list[CheckMessage]:
     if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
         return [Error("FREEIM['BACKEND_OPTIONS'] must be a dict of keyword arguments for the BACKEND class.",
                       id="freeim.E017")]
-    path = raw.get("BACKEND") or conf.BACKEND
+    path = conf.BACKEND
     hint = "A dotted path to a freeim Backend class, e.g. 'freeim.backends.redis.RedisBackend'."
     try:
         found = import_string(path) if isinstance(path, str) else None

@@ -26,6 +26,16 @@ logger = logging.getLogger("freeim.node")
 YIELD_EVERY = 100
 
 
+def _newest_within(frames: list[Frame], budget: int) -> tuple[int, int]:
+    """How many of the newest ``frames`` (the last ones) fit in ``budget`` bytes, and the bytes they take."""
+    used = 0
+    for taken, frame in enumerate(reversed(frames)):
+        if used + len(frame) > budget:
+            return taken, used
+        used += len(frame)
+    return len(frames), used
+
+
 class Delivery:
     """The node's delivery loop: one batch after the other, in the order the transport handed them over."""
 
@@ -140,14 +150,22 @@ class Delivery:
 
     def catch_up(self, connection: Connection, missed: dict[str, tuple[InboxRead, str]]) -> None:
         """Queue for ``connection`` what each stream it resumes kept after the position it gave (``""``: its
-        inbox, else a chan; a ``gap`` frame first where the stream no longer kept all of it), then what was
-        sent to it while they were read."""
+        inbox, else a chan), then what was sent to it while they were read.
+
+        A ``gap`` frame comes first where the stream no longer kept all of it, and where it kept more than
+        half the socket's backlog can take (then only the newest that fit are sent): a catch-up past the
+        backlog would close the socket as slow, and the terminal would come back for the same, for ever.
+        """
         frames: list[Frame] = []
         last: dict[str, Place] = {}
+        budget = self.backlog_limit // 2  # the rest of the backlog for what comes live meanwhile
         for stream, (read, since) in missed.items():
-            if read.gap:
+            kept = [Frame(protocol.with_position(message.frame, message.position)) for message in read.messages]
+            taken, used = _newest_within(kept, budget)
+            budget -= used
+            if read.gap or taken < len(kept):  # what does not fit is as good as trimmed: the terminal re-syncs
                 frames.append(Frame(protocol.gap_frame(since, stream or None)))
-            frames += [Frame(protocol.with_position(kept.frame, kept.position)) for kept in read.messages]
+            frames += kept[len(kept) - taken:]
             if read.messages and (place := protocol.parse_position(read.messages[-1].position)) is not None:
                 last[stream] = place
         if not connection.catch_up(frames, last, self.backlog_limit):

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .. import ids
+from ..conf import conf
 from ..exceptions import FreeIMError
 from ..messaging.operations import MAX_META_LENGTH, MAX_READ_AT_ONCE
 
@@ -26,12 +27,25 @@ class ClientIdField(serializers.Field[ids.ClientId, Any, Any, Any]):
         return value
 
 
+class ChanPositionsField(serializers.DictField):
+    """Chan -> position, at most ``MAX_CHANS_PER_CLIENT`` of them: counted before each is checked, so a body
+    of 100,000 entries costs one look, not 100,000 validations."""
+
+    child = serializers.CharField(max_length=40)
+    default_error_messages = {"too_many": "At most {limit} chans."}
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, dict) and len(data) > conf.MAX_CHANS_PER_CLIENT:
+            self.fail("too_many", limit=conf.MAX_CHANS_PER_CLIENT)
+        return super().to_internal_value(data)
+
+
 class ConnectSerializer(serializers.Serializer[Any]):
     meta = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_META_LENGTH)
     #: The last position the terminal holds ("*": none yet); absent: live messages only.
     since = serializers.CharField(required=False, default=None, max_length=40)
     #: The position it resumes each of these chans from.
-    chans_since = serializers.DictField(child=serializers.CharField(max_length=40), required=False, default=None)
+    chans_since = ChanPositionsField(required=False, default=None)
     #: The node the terminal just lost or could not reach (its answer's ``server``): another if there is one.
     avoid = serializers.CharField(required=False, default=None, max_length=300)
 

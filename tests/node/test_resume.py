@@ -157,3 +157,18 @@ async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
         assert (await alice.receive_frame())["id"] == second
         await backend.transport.publish(held.batches)
         assert (await alice.receive_frame())["id"] == first.ids[0]
+
+
+async def test_a_catch_up_larger_than_the_backlog_sends_the_newest_that_fit_after_a_gap(settings):
+    """A full inbox came back as more than a socket's backlog: the socket was closed as slow (4002), the
+    terminal reconnected from the same position, and was closed again, for ever."""
+    settings.FREEIM = {"MAX_BACKLOG_BYTES": 4000}
+    for n in range(20):
+        await im.asend_message("bob", ["alice"], {"n": n, "pad": "x" * 400})
+    async with connected(application, "alice", since="*") as alice:
+        assert await alice.receive_frame() == {"type": "gap", "since": "*"}
+        got = []
+        while (frame := await alice.receive_frame()) and frame["data"]["n"] != 19:
+            got.append(frame["data"]["n"])
+        assert got == list(range(19 - len(got), 19)) and got  # the newest that fit, in order, up to the last
+        assert await alice.receive_nothing()

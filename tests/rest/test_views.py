@@ -87,6 +87,13 @@ def test_read_takes_a_list_of_message_ids(users, body, status):
         assert response.json() == {"receipts": 0}  # nothing in alice's inbox asked for one
 
 
+@pytest.mark.parametrize(("chans_since", "status"), [({"room": "*"}, 200), ({f"c{n}": "*" for n in range(101)}, 400),
+                                                     ({"room": "17"}, 400), ({"bad name": "*"}, 400), (["room"], 400)])
+def test_connect_takes_chan_positions_up_to_max_chans_per_client(users, chans_since, status):
+    response = client_for(users["alice"]).post("/im/connect/", {"chans_since": chans_since}, format="json")
+    assert response.status_code == status, response.json()
+
+
 def test_connect_with_configured_servers(users, settings):
     settings.FREEIM = {"SERVERS": ["wss://im.example.com"]}
     body = client_for(users["alice"]).post("/im/connect/", format="json").json()
