@@ -7,11 +7,12 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, REDIS_BACKEND, conf
+from .conf import DATABASE_HISTORY, DEFAULTS, REDIS_BACKEND, conf
 
 _POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES", "MAX_CHANS_PER_CLIENT",
                   "MAX_CONNECTIONS_PER_CLIENT", "MAX_FANOUT_BYTES", "TRANSPORT_MAX_BYTES", "MAX_INBOUND_RATE",
@@ -24,7 +25,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if not isinstance(raw, dict):
         return [Error("FREEIM must be a dict.", hint="FREEIM = {'SERVERS': [...], ...}", id="freeim.E001")]
     errors: list[CheckMessage] = []
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    unknown = sorted(set(raw) - set(DEFAULTS) - {"CHAN_MESSAGE_STORE"})  # E018 says what replaced it
     if unknown:
         errors.append(Warning(f"FREEIM has unknown keys: {', '.join(unknown)}.",
                               hint=f"Known keys: {', '.join(DEFAULTS)}.", id="freeim.W001"))
@@ -55,7 +56,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     except ImportError as exc:
         errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
                             hint="A dotted path to a callable taking a user.", id="freeim.E008"))
-    errors += _check_chan_message_store(raw.get("CHAN_MESSAGE_STORE"))
+    errors += _check_history(raw)
     errors += _check_backend(raw)
     errors += _check_fanout(raw)
     length = raw.get("MAX_CLIENT_ID_LENGTH", DEFAULTS["MAX_CLIENT_ID_LENGTH"])
@@ -84,17 +85,25 @@ def _check_fanout(raw: dict[str, Any]) -> list[CheckMessage]:
     return []
 
 
-def _check_chan_message_store(path: Any) -> list[CheckMessage]:
+def _check_history(raw: dict[str, Any]) -> list[CheckMessage]:
+    if "CHAN_MESSAGE_STORE" in raw:
+        return [Error("FREEIM['CHAN_MESSAGE_STORE'] is gone: freeim.history keeps chan and private messages.",
+                      hint="Add 'freeim.history' to INSTALLED_APPS (and remove CHAN_MESSAGE_STORE), or set "
+                           "FREEIM['HISTORY'] to your own history class.", id="freeim.E018")]
+    path = raw.get("HISTORY")
     if path is None:
         return []
-    hint = "A dotted path to a callable taking (sender, chan, message), e.g. 'freeim.groups.history.store'."
+    hint = "A dotted path to a class with keep_messages, keep_chan_message and mark_read (freeim.history.History)."
     try:
-        store = import_string(path) if isinstance(path, str) else None
+        history = import_string(path) if isinstance(path, str) else None
     except ImportError as exc:
-        return [Error(f"FREEIM['CHAN_MESSAGE_STORE'] cannot be imported: {exc}.", hint=hint, id="freeim.E012")]
-    if not callable(store):
-        return [Error(f"FREEIM['CHAN_MESSAGE_STORE'] is not a dotted path to a callable: {path!r}.", hint=hint,
-                      id="freeim.E012")]
+        return [Error(f"FREEIM['HISTORY'] cannot be imported: {exc}.", hint=hint, id="freeim.E012")]
+    if not inspect.isclass(history) or not all(callable(getattr(history, method, None)) for method in
+                                               ("keep_messages", "keep_chan_message", "mark_read")):
+        return [Error(f"FREEIM['HISTORY'] is not a history class: {path!r}.", hint=hint, id="freeim.E012")]
+    if path == DATABASE_HISTORY and not apps.is_installed("freeim.history"):
+        return [Error("FREEIM['HISTORY'] is the database history, but freeim.history is not installed.",
+                      hint="Add 'freeim.history' to INSTALLED_APPS and migrate.", id="freeim.E012")]
     return []
 
 

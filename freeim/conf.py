@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MESSAGE_BYTES": 65536,
     "MAX_BACKLOG_BYTES": 1048576,
     "GC_FREEZE": True,
-    "CHAN_MESSAGE_STORE": None,
+    "HISTORY": None,
     "MAX_CLIENT_ID_LENGTH": 128,
     "MAX_CHANS_PER_CLIENT": 100,
     "MAX_CONNECTIONS_PER_CLIENT": 20,
@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
 EMBEDDED_SERVER = "local"
 MEMORY_BACKEND = "freeim.backends.memory.MemoryBackend"
 REDIS_BACKEND = "freeim.backends.redis.RedisBackend"
+DATABASE_HISTORY = "freeim.history.store.ModelHistory"
 
 
 class Settings:
@@ -130,9 +131,9 @@ class Settings:
         return cast(int, self._get("MAX_BACKLOG_BYTES"))
 
     @property
-    def CHAN_MESSAGE_STORE(self) -> str | None:
-        """Dotted path to ``store(sender, chan, message)``, called for each chan message sent; None: off."""
-        return cast(str | None, self._get("CHAN_MESSAGE_STORE")) or None
+    def HISTORY(self) -> str | None:
+        """Dotted path to the :class:`freeim.history.History` class that keeps messages; None: none kept."""
+        return cast(str | None, self._get("HISTORY")) or None
 
     @property
     def MAX_CLIENT_ID_LENGTH(self) -> int:

@@ -7,13 +7,17 @@ Redis round trip unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Iterable
 from functools import cache
 from typing import cast
 
+from django.conf import settings
+
 from .conf import conf
-from .exceptions import InvalidChan, InvalidClientId
+from .exceptions import InvalidChan, InvalidClientId, InvalidMessage
 
 ClientId = int | str
 
@@ -22,6 +26,8 @@ ClientId = int | str
 MAX_CLIENT_ID_LENGTH = 128
 CHAN_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 _DECIMAL = re.compile(r"^-?[1-9][0-9]*$|^0$")
+#: Longest idempotency key a sender may give a message.
+MAX_KEY_LENGTH = 64
 
 
 def client_id(value: object) -> ClientId:
@@ -70,3 +76,22 @@ def chan(value: object) -> str:
     if not isinstance(value, str) or not CHAN_PATTERN.match(value):
         raise InvalidChan()
     return value
+
+
+def message_id(sender: ClientId, key: object = None) -> str:
+    """A new message's id: random, or, for a sender's idempotency ``key``, always the same one.
+
+    A retried send with the same key then carries the same id, which every inbox, chan stream and
+    history keeps once: a terminal that lost the answer to its send may send again. The id is a
+    keyed hash (the project's ``SECRET_KEY``), so no one can predict another sender's ids.
+    """
+    if key is None:
+        return secrets.token_hex(8)
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise InvalidMessage(f"A message key must be a string of 1-{MAX_KEY_LENGTH} characters.")
+    return hashlib.blake2b(f"{sender}\0{key}".encode(), key=_secret(), digest_size=8).hexdigest()
+
+
+@cache
+def _secret() -> bytes:
+    return hashlib.blake2b(settings.SECRET_KEY.encode(), digest_size=32).digest()

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from asgiref.sync import sync_to_async
-from django.utils.module_loading import import_string
 
 from . import ids, signals
 from .backends import Backend, get_backend, run_blocking
-from .conf import conf
+from .history import SentChanMessage
+from .history import configured as configured_history
 from .messaging import operations
 
 T = TypeVar("T")
@@ -52,39 +52,68 @@ connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 _send_messages, _asend_messages = _twins(operations.send_messages)
 
 
-def send_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> list[str]:
-    """Send each ``(sender, receivers, message)`` (see :func:`send_message`) with one presence lookup and one
-    write per node for them all; return their ids. ``message_stored`` follows for absent receivers."""
+def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
+    """Send each ``(sender, receivers, message)`` (see :func:`send_message`; a fourth item is its ``key``) with
+    one presence lookup and one write per node for them all; return their ids. ``message_stored`` follows
+    for absent receivers, then the history keeps them."""
     sent = _send_messages(messages, receipt)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
-    return sent.ids
+    if history := configured_history():
+        history.keep_messages(sent.messages)
+    return [message.message_id for message in sent.messages]
 
 
-async def asend_messages(messages: Iterable[tuple[object, object, Any]], receipt: bool = False) -> list[str]:
-    """The async twin of :func:`send_messages`."""
+async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
+    """The async twin of :func:`send_messages`; the history runs through ``sync_to_async`` (it may use the ORM),
+    as Django's async ORM methods do."""
     sent = await _asend_messages(messages, receipt)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
-    return sent.ids
+    if history := configured_history():
+        await sync_to_async(history.keep_messages)(sent.messages)
+    return [message.message_id for message in sent.messages]
 
 
-def send_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
+def send_message(sender: object, receivers: object, message: Any, receipt: bool = False,
+                 key: str | None = None) -> str:
     """Send ``message`` from ``sender`` to every connection of each of ``receivers``, and into each one's
     inbox; return its id. A receiver that is the sender gets it only on its other devices. With
     ``receipt`` the sender gets one receipt per receiver (``delivered``, ``offline``, later ``read``).
-    A receiver with no socket gets it when it comes back; ``message_stored`` is sent for it now."""
-    [message_id] = send_messages([(sender, receivers, message)], receipt)
+    A receiver with no socket gets it when it comes back; ``message_stored`` is sent for it now.
+    ``key``: the sender's idempotency key; sent again with it, the message is the same one (same id),
+    received and kept once."""
+    [message_id] = send_messages([(sender, receivers, message, key)], receipt)
     return message_id
 
 
-async def asend_message(sender: object, receivers: object, message: Any, receipt: bool = False) -> str:
+async def asend_message(sender: object, receivers: object, message: Any, receipt: bool = False,
+                        key: str | None = None) -> str:
     """The async twin of :func:`send_message`."""
-    [message_id] = await asend_messages([(sender, receivers, message)], receipt)
+    [message_id] = await asend_messages([(sender, receivers, message, key)], receipt)
     return message_id
 
 
-mark_read, amark_read = _twins(operations.mark_read)
+_mark_read, _amark_read = _twins(operations.mark_read)
+
+
+def mark_read(reader: object, message_ids: object) -> int:
+    """``reader`` read these messages (ids of message frames): the senders that asked for receipts get ``read``
+    ones (return how many), and the history marks them read."""
+    receipts = _mark_read(reader, message_ids)
+    if history := configured_history():
+        history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids)))
+    return receipts
+
+
+async def amark_read(reader: object, message_ids: object) -> int:
+    """The async twin of :func:`mark_read`."""
+    receipts = await _amark_read(reader, message_ids)
+    if history := configured_history():
+        await sync_to_async(history.mark_read)(ids.client_id(reader), list(cast(list[str], message_ids)))
+    return receipts
+
+
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
 _is_online, _ais_online = _twins(operations.is_online)
 _which_online, _awhich_online = _twins(operations.which_online)
@@ -126,24 +155,22 @@ get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
 _send_chan_message, _asend_chan_message = _twins(operations.send_chan_message)
 
 
-def _chan_message_store() -> Callable[[ids.ClientId, str, Any], object] | None:
-    path = conf.CHAN_MESSAGE_STORE
-    return import_string(path) if path else None
+def send_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
+    """Send ``message`` to every member of ``chan``, then hand it to the history; return its id (``key`` as
+    for :func:`send_message`)."""
+    message_id = _send_chan_message(sender, chan, message, key)
+    if history := configured_history():
+        history.keep_chan_message(SentChanMessage(message_id, ids.client_id(sender), ids.chan(chan), message))
+    return message_id
 
 
-def send_chan_message(sender: object, chan: object, message: Any) -> None:
-    """Send ``message`` to every member of ``chan``, then hand it to ``CHAN_MESSAGE_STORE`` if one is set."""
-    _send_chan_message(sender, chan, message)
-    if store := _chan_message_store():
-        store(ids.client_id(sender), ids.chan(chan), message)
-
-
-async def asend_chan_message(sender: object, chan: object, message: Any) -> None:
-    """The async twin of :func:`send_chan_message`; the store runs through ``sync_to_async`` (it may use the
-    ORM), as Django's async ORM methods do."""
-    await _asend_chan_message(sender, chan, message)
-    if store := _chan_message_store():
-        await sync_to_async(store)(ids.client_id(sender), ids.chan(chan), message)
+async def asend_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
+    """The async twin of :func:`send_chan_message`."""
+    message_id = await _asend_chan_message(sender, chan, message, key)
+    if history := configured_history():
+        await sync_to_async(history.keep_chan_message)(
+            SentChanMessage(message_id, ids.client_id(sender), ids.chan(chan), message))
+    return message_id
 
 
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)

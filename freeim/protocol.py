@@ -150,8 +150,9 @@ def gap_frame(since: str, chan: str | None = None) -> str:
     return encode({"type": "gap", "since": since} if chan is None else {"type": "gap", "chan": chan, "since": since})
 
 
-def chan_frame(chan: str, sender: ClientId, data: Any) -> str:
-    return encode({"type": "chan", "chan": chan, "from": sender, "data": data})
+def chan_frame(message_id: str, chan: str, sender: ClientId, data: Any) -> str:
+    """A chan message without its position, which the chan's stream gives."""
+    return encode({"type": "chan", "id": message_id, "chan": chan, "from": sender, "data": data})
 
 
 def broadcast_frame(data: Any) -> str:

@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "freeim",
     "freeim.groups",
+    "freeim.history",  # its tables; FREEIM["HISTORY"] turns it on where a test needs it
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -29,9 +29,11 @@ def test_default_settings_pass():
     ({"ROUTING": "random"}, ["freeim.E007"]),
     ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
-    ({"CHAN_MESSAGE_STORE": "no.such.thing"}, ["freeim.E012"]),
-    ({"CHAN_MESSAGE_STORE": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),
-    ({"CHAN_MESSAGE_STORE": 42}, ["freeim.E012"]),
+    ({"HISTORY": "no.such.thing"}, ["freeim.E012"]),
+    ({"HISTORY": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),
+    ({"HISTORY": "freeim.conf.Settings"}, ["freeim.E012"]),
+    ({"HISTORY": 42}, ["freeim.E012"]),
+    ({"CHAN_MESSAGE_STORE": "freeim.groups.history.store"}, ["freeim.E018"]),
     ({"GC_FREEZE": "yes"}, ["freeim.E013"]),
     ({"REDIS_PREFIX": "a{b}"}, ["freeim.E011"]),
     ({"MAX_CHANS_PER_CLIENT": 0}, ["freeim.E005"]),
@@ -75,3 +77,8 @@ def test_server_defaults(monkeypatch):
     monkeypatch.setenv("FREEIM_SERVER", "b:2")
     with override_settings(FREEIM={"SERVERS": ["a:1", "b:2"]}):
         assert conf.SERVER == "b:2"
+
+
+def test_the_database_history_needs_its_app(settings):
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "freeim.history"]
+    assert ids_for({"HISTORY": "freeim.history.store.ModelHistory"}) == ["freeim.E012"]

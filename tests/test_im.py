@@ -1,6 +1,7 @@
 """The helper API over real consumers (channels' test communicator), embedded backend."""
 
 import asyncio
+from unittest.mock import ANY
 
 import pytest
 
@@ -85,7 +86,7 @@ async def test_chans_deliver_to_members_only_and_are_left_on_last_disconnect():
         await im.asend_chan_message(3, "room", "hello room")
         for member in (alice, bob):
             got = unpositioned(await member.receive_frame())
-            assert got == {"type": "chan", "chan": "room", "from": 3, "data": "hello room"}
+            assert got == {"type": "chan", "id": ANY, "chan": "room", "from": 3, "data": "hello room"}
         await no_frame(carol)
         await im.aleave_chan(2, "room")
         assert await bob.receive_frame() == {"type": "left", "chan": "room"}  # told, on each of its sockets
@@ -163,24 +164,39 @@ async def test_get_client_nodes_counts_connections_per_node_of_online_clients():
         assert im.get_client_nodes("1") == {1: {"local": 2}}
 
 
-stored = []
+class RecordingHistory:
+    """A history that remembers what it was handed (``FREEIM["HISTORY"]`` names a class)."""
+
+    kept: list = []
+
+    def keep_messages(self, messages):
+        self.kept.extend(("private", m.message_id, m.sender, m.receivers, m.message) for m in messages)
+
+    def keep_chan_message(self, message):
+        self.kept.append(("chan", message.message_id, message.sender, message.chan, message.message))
+
+    def mark_read(self, reader, message_ids):
+        self.kept.append(("read", reader, message_ids))
 
 
-def store_chan_message(sender, chan, message):
-    stored.append((sender, chan, message))
-
-
-async def test_chan_message_store_gets_each_sent_chan_message_from_both_twins(settings):
-    settings.FREEIM = {"CHAN_MESSAGE_STORE": "tests.test_im.store_chan_message"}
-    stored.clear()
+async def test_the_history_gets_each_message_and_read_from_both_twins(settings):
+    settings.FREEIM = {"HISTORY": "tests.test_im.RecordingHistory"}
+    RecordingHistory.kept.clear()
     async with connected(application, 1) as alice:
         await im.ajoin_chan(1, "room")
-        await im.asend_chan_message("2", "room", {"n": 1})
-        await asyncio.to_thread(im.send_chan_message, "bot", "room", {"n": 2})
-        assert [(await alice.receive_frame())["data"] for _ in range(2)] == [{"n": 1}, {"n": 2}]
-        with pytest.raises(InvalidMessage):  # refused: neither sent nor stored
+        first = await im.asend_chan_message("2", "room", {"n": 1})
+        second = await asyncio.to_thread(im.send_chan_message, "bot", "room", {"n": 2})
+        assert [(await alice.receive_frame())["id"] for _ in range(2)] == [first, second]
+        with pytest.raises(InvalidMessage):  # refused: neither sent nor kept
             await im.asend_chan_message(1, "room", "x" * 70_000)
-    assert stored == [(2, "room", {"n": 1}), ("bot", "room", {"n": 2})]
+        to_alice = await im.asend_message("2", ["1", 3], "hi")
+        to_bob = await asyncio.to_thread(im.send_message, 1, 2, "yo")
+        await im.amark_read(1, [to_alice])
+        await asyncio.to_thread(im.mark_read, "2", [to_bob, "unknown"])
+    assert RecordingHistory.kept == [
+        ("chan", first, 2, "room", {"n": 1}), ("chan", second, "bot", "room", {"n": 2}),
+        ("private", to_alice, 2, [1, 3], "hi"), ("private", to_bob, 1, [2], "yo"),
+        ("read", 1, [to_alice]), ("read", 2, [to_bob, "unknown"])]
 
 
 async def test_a_socket_past_max_connections_per_client_is_closed_with_4006(settings):
@@ -233,3 +249,18 @@ async def test_a_join_and_a_leave_whose_notices_cross_leave_the_node_as_the_stor
         await im.asend_chan_message("bob", "room", "members only")
         await no_frame(eve)
         assert await im.aget_chan_client_list("room") == ["bob"]
+
+
+async def test_a_send_retried_with_its_key_is_the_same_message_at_the_same_position():
+    async with connected(application, 2) as bob:
+        first = await im.asend_message(1, 2, "once", key="k1")
+        again = await asyncio.to_thread(im.send_message, 1, [2], "once", key="k1")
+        other = await im.asend_message(3, 2, "once", key="k1")  # another sender's key
+        frames = [await bob.receive_frame() for _ in range(3)]
+    assert first == again != other
+    assert [(f["id"], f["pos"]) for f in frames[:2]] == [(first, frames[0]["pos"])] * 2  # one message: pos dedups
+    assert frames[2]["pos"] != frames[0]["pos"]
+    with pytest.raises(InvalidMessage):
+        await im.asend_message(1, 2, "x", key="")
+    with pytest.raises(InvalidMessage):
+        await im.asend_message(1, 2, "x", key="k" * 65)

@@ -12,8 +12,8 @@ def test_frames_are_compact_json_with_unicode_kept():
     frame = protocol.message_frame("m1", 1, {"t": "héllo"})
     assert json.loads(frame) == {"type": "message", "id": "m1", "from": 1, "data": {"t": "héllo"}}
     assert "héllo" in protocol.broadcast_frame("héllo")
-    assert json.loads(protocol.chan_frame("room", "bob", [1])) == {"type": "chan", "chan": "room", "from": "bob",
-                                                                   "data": [1]}
+    assert json.loads(protocol.chan_frame("c1", "room", "bob", [1])) == {"type": "chan", "id": "c1", "chan": "room",
+                                                                         "from": "bob", "data": [1]}
     assert json.loads(protocol.receipt_frame("m1", 2, "offline")) == {"type": "receipt", "id": "m1", "to": 2,
                                                                       "status": "offline"}
     assert json.loads(protocol.left_frame("room")) == {"type": "left", "chan": "room"}

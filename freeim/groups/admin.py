@@ -26,7 +26,7 @@ from freeim.auth import client_id_of
 from freeim.exceptions import FreeIMError
 
 from .admin_pages import MessageForm, as_message, online_now, presence, reporting
-from .models import Group, GroupMessage, Membership
+from .models import Group, Membership
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -47,11 +47,10 @@ if TYPE_CHECKING:
     MembershipInlineBase = admin.TabularInline[Membership, Group]
     GroupAdminBase = admin.ModelAdmin[Group]
     MembershipAdminBase = admin.ModelAdmin[Membership]
-    GroupMessageAdminBase = admin.ModelAdmin[GroupMessage]
 else:
     MembershipFormBase = forms.ModelForm
     MembershipInlineBase = admin.TabularInline
-    GroupAdminBase = MembershipAdminBase = GroupMessageAdminBase = admin.ModelAdmin
+    GroupAdminBase = MembershipAdminBase = admin.ModelAdmin
 
 #: Members shown on a group's page; the rest are one click away, in the paginated member list.
 MEMBERS_ON_GROUP_PAGE = 100
@@ -230,19 +229,3 @@ class MembershipAdmin(MembershipAdminBase):
             for client in online:
                 im.force_offline(client)
             self.message_user(request, f"{len(online)} online members forced offline.", messages.SUCCESS)
-
-
-@admin.register(GroupMessage)
-class GroupMessageAdmin(GroupMessageAdminBase):
-    """The kept history (``CHAN_MESSAGE_STORE = "freeim.groups.history.store"``), read-only."""
-
-    list_display = ["sent_at", "group", "sender", "data"]
-    list_filter = ["sent_at"]
-    list_select_related = ["group"]
-    search_fields = ["group__slug", "sender"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

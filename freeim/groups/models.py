@@ -177,21 +177,3 @@ def group_chans_among(chans: list[str]) -> set[str]:
         batch = chans[start:start + SLUGS_PER_QUERY]
         found.update(Group.objects.filter(slug__in=batch).values_list("slug", flat=True))
     return found
-
-
-
-class GroupMessage(models.Model):
-    """A chan message sent to a group, kept by :func:`freeim.groups.history.store` when it is the
-    ``CHAN_MESSAGE_STORE``."""
-
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages")
-    sender = models.CharField(max_length=ids.MAX_CLIENT_ID_LENGTH)
-    data = models.JSONField()
-    sent_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-sent_at", "-pk"]
-        indexes = [models.Index(fields=["group", "-sent_at"], name="freeim_groups_history_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.sender} to {self.group_id} at {self.sent_at:%Y-%m-%d %H:%M:%S}"

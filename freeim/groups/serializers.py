@@ -10,7 +10,7 @@ from rest_framework import serializers
 from freeim import ids
 from freeim.rest.serializers import ClientIdField
 
-from .models import Group, GroupMessage, Membership, Role
+from .models import Group, Membership, Role
 
 
 class GroupSerializer(serializers.ModelSerializer[Group]):
@@ -48,14 +48,3 @@ class AddMemberSerializer(serializers.Serializer[Any]):
         if ("user" in attrs) == ("client_id" in attrs):
             raise serializers.ValidationError("Give either a user or a client id.")
         return attrs
-
-
-class GroupMessageSerializer(serializers.ModelSerializer[GroupMessage]):
-    sender = serializers.SerializerMethodField()
-
-    class Meta:
-        model = GroupMessage
-        fields = ["sender", "data", "sent_at"]
-
-    def get_sender(self, message: GroupMessage) -> ids.ClientId:
-        return ids.client_id(message.sender)

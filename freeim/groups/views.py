@@ -11,14 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from freeim import im
-from freeim.rest.serializers import DataSerializer
+from freeim.rest.serializers import ChanMessageSerializer
 from freeim.rest.views import FreeIMView
 
 from .models import Group, Membership, member_key
 from .permissions import CanManageMembers, IsGroupMember, IsGroupMemberOrStaff, outranks
-from .serializers import AddMemberSerializer, GroupMessageSerializer, GroupSerializer, MemberSerializer
-
-HISTORY_LENGTH = 50
+from .serializers import AddMemberSerializer, GroupSerializer, MemberSerializer
 
 
 class GroupView(FreeIMView):
@@ -94,12 +92,8 @@ class MemberView(MemberManagementView):
 class GroupMessagesView(GroupView):
     permission_classes = [IsAuthenticated, IsGroupMember]
 
-    def get(self, request: Request, slug: str) -> Response:
-        """The group's latest messages, oldest first (kept when ``CHAN_MESSAGE_STORE`` is the groups' one)."""
-        latest = self.get_group().messages.all()[:HISTORY_LENGTH]
-        return Response(GroupMessageSerializer(list(latest)[::-1], many=True).data)
-
     def post(self, request: Request, slug: str) -> Response:
         group = self.get_group()
-        im.send_chan_message(self.caller(), group.slug, self.body(DataSerializer)["data"])
-        return Response({"group": group.slug}, status=status.HTTP_202_ACCEPTED)
+        body = self.body(ChanMessageSerializer)
+        message_id = im.send_chan_message(self.caller(), group.slug, body["data"], key=body["key"])
+        return Response({"group": group.slug, "id": message_id}, status=status.HTTP_202_ACCEPTED)

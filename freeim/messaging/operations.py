@@ -108,46 +108,61 @@ class Waiting(NamedTuple):
 
 
 class Sent(NamedTuple):
-    """What :func:`send_messages` did: the messages' ids, and which of them wait for absent receivers."""
+    """What :func:`send_messages` did: each message as sent, and which of them wait for absent receivers."""
 
-    ids: list[str]
+    messages: list[SentMessage]
     waiting: list[Waiting]
 
 
-async def send_messages(backend: Backend, messages: Iterable[tuple[object, object, Any]],
-                        receipt: bool = False) -> Sent:
-    """Send each ``(sender, receivers, message)``: one round trip stores them in their receivers' inboxes
-    (and finds where those are connected), one hands each node its batch. All are checked before any
-    is sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight.
+class SentMessage(NamedTuple):
+    """One private message as sent (what a history keeps)."""
+
+    message_id: str
+    sender: ClientId
+    receivers: list[ClientId]
+    message: Any
+
+
+#: What :func:`send_messages` takes: ``(sender, receivers, message)``, or with the sender's idempotency key last.
+Outgoing = tuple[object, object, Any] | tuple[object, object, Any, str | None]
+
+
+async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt: bool = False) -> Sent:
+    """Send each ``(sender, receivers, message[, key])``: one round trip stores them in their receivers'
+    inboxes (and finds where those are connected), one hands each node its batch. All are checked before
+    any is sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight.
 
     A receiver that is the sender gets it only on its other devices (when it has more than one
     connection). With ``receipt`` the sender gets one receipt per receiver, naming the message by its
     id: ``delivered`` from the receiver's node, or ``offline`` (it waits in the receiver's inbox).
+    A message sent again with the same ``key`` by the same sender is the same message: same id, kept
+    and shown once (:func:`freeim.ids.message_id`).
     """
     prepared = []
     fanout = 0
-    for sender, receivers, message in messages:
-        source, targets, message_id = ids.client_id(sender), ids.client_ids(receivers), secrets.token_hex(8)
+    for sender, receivers, message, *key in messages:
+        source, targets = ids.client_id(sender), ids.client_ids(receivers)
+        message_id = ids.message_id(source, key[0] if key else None)
         frame = protocol.message_frame(message_id, source, message)
         fanout += _checked(frame) * len(targets)
-        prepared.append((source, targets, message_id, frame, message))
+        prepared.append((SentMessage(message_id, source, targets, message), frame))
     if fanout > conf.MAX_FANOUT_BYTES:
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
-    letters = [Letter(target, message_id, frame, source if receipt else None)
-               for source, targets, message_id, frame, _ in prepared for target in targets]
-    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(p[0] for p in prepared)))
+    letters = [Letter(target, sent.message_id, frame, sent.sender if receipt else None)
+               for sent, frame in prepared for target in sent.receivers]
+    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, _ in prepared)))
     batches: dict[str, list[Payload]] = defaultdict(list)
     waiting = []
     taken = 0
-    for source, targets, message_id, frame, message in prepared:
-        placed = dict(zip(targets, stored[taken:taken + len(targets)], strict=True))
-        taken += len(targets)
-        waiting += [Waiting(target, source, message_id, message, at) for target, (at, nodes) in placed.items()
-                    if not nodes]
-        _route_message(batches, senders, source, placed, message_id, frame, receipt)
+    for sent, frame in prepared:
+        placed = dict(zip(sent.receivers, stored[taken:taken + len(sent.receivers)], strict=True))
+        taken += len(sent.receivers)
+        waiting += [Waiting(target, sent.sender, sent.message_id, sent.message, at)
+                    for target, (at, nodes) in placed.items() if not nodes]
+        _route_message(batches, senders, sent.sender, placed, sent.message_id, frame, receipt)
     await _publish(backend, batches)
-    return Sent([message_id for _, _, message_id, _, _ in prepared], waiting)
+    return Sent([sent for sent, _ in prepared], waiting)
 
 
 def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, dict[str, int]], source: ClientId,
@@ -282,14 +297,17 @@ async def get_chan_online(backend: Backend, chan: object) -> int:
     return await backend.store.chan_online(ids.chan(chan))
 
 
-async def send_chan_message(backend: Backend, sender: object, chan: object, message: Any) -> None:
+async def send_chan_message(backend: Backend, sender: object, chan: object, message: Any,
+                            key: str | None = None) -> str:
     """Send ``message`` to every member of ``chan``, only through the nodes that host one, and into the chan's
-    stream, which a member that comes back catches up on."""
-    name = ids.chan(chan)
-    frame = protocol.chan_frame(name, ids.client_id(sender), message)
+    stream, which a member that comes back catches up on; return its id (``key`` as for :func:`send_messages`)."""
+    name, source = ids.chan(chan), ids.client_id(sender)
+    message_id = ids.message_id(source, key)
+    frame = protocol.chan_frame(message_id, name, source, message)
     _checked(frame)
-    at, nodes = await backend.store.store_chan_message(name, secrets.token_hex(8), frame)
+    at, nodes = await backend.store.store_chan_message(name, message_id, frame)
     await _publish(backend, {node: [payloads.chan(name, frame, at)] for node in nodes})
+    return message_id
 
 
 async def send_broadcast_message(backend: Backend, message: Any) -> None:

@@ -50,12 +50,18 @@ class ConnectSerializer(serializers.Serializer[Any]):
     avoid = serializers.CharField(required=False, default=None, max_length=300)
 
 
+def key_field() -> serializers.CharField:
+    """The sender's idempotency key: a POST retried with it sends nothing new and answers with the same id."""
+    return serializers.CharField(required=False, default=None, min_length=1, max_length=ids.MAX_KEY_LENGTH)
+
+
 class MessageSerializer(serializers.Serializer[Any]):
     to = serializers.ListField(child=ClientIdField(), min_length=1, max_length=MAX_RECEIVERS)
     # Any JSON, null too. The ignore: DRF's metaclass takes declared fields off the class, so this field does not
     # shadow the ``Serializer.data`` property, as the stubs think.
     data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]
     receipt = serializers.BooleanField(required=False, default=False)
+    key = key_field()
 
 
 class ReadSerializer(serializers.Serializer[Any]):
@@ -64,3 +70,7 @@ class ReadSerializer(serializers.Serializer[Any]):
 
 class DataSerializer(serializers.Serializer[Any]):
     data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]  # a field, as in MessageSerializer
+
+
+class ChanMessageSerializer(DataSerializer):
+    key = key_field()

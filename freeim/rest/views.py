@@ -21,7 +21,7 @@ from ..auth import client_id_of
 from ..exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
 from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
-from .serializers import ConnectSerializer, DataSerializer, MessageSerializer, ReadSerializer
+from .serializers import ChanMessageSerializer, ConnectSerializer, DataSerializer, MessageSerializer, ReadSerializer
 
 
 def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -70,7 +70,7 @@ class ConnectView(FreeIMView):
 class MessagesView(FreeIMView):
     def post(self, request: Request) -> Response:
         body = self.body(MessageSerializer)
-        message_id = im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"])
+        message_id = im.send_message(self.caller(), body["to"], body["data"], receipt=body["receipt"], key=body["key"])
         return Response({"id": message_id, "to": body["to"], "receipt": body["receipt"]},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -175,8 +175,9 @@ class ChanMessagesView(FreeIMView):
     permission_classes = [IsAuthenticated, IsChanMember]
 
     def post(self, request: Request, chan: str) -> Response:
-        im.send_chan_message(self.caller(), chan, self.body(DataSerializer)["data"])
-        return Response({"chan": chan}, status=status.HTTP_202_ACCEPTED)
+        body = self.body(ChanMessageSerializer)
+        message_id = im.send_chan_message(self.caller(), chan, body["data"], key=body["key"])
+        return Response({"chan": chan, "id": message_id}, status=status.HTTP_202_ACCEPTED)
 
 
 class UnknownPathView(FreeIMView):

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import urlsplit
 
 import pytest
@@ -220,7 +221,7 @@ async def test_chan_message_reaches_each_member_once_on_every_node(ids, terminal
         await im.ajoin_chan(member, "room")
     assert await members("room") == set(member_ids)
     await im.asend_chan_message(member_ids[0], "room", {"text": "to the room"})
-    chan_frame = {"type": "chan", "chan": "room", "from": member_ids[0], "data": {"text": "to the room"}}
+    chan_frame = {"type": "chan", "id": ANY, "chan": "room", "from": member_ids[0], "data": {"text": "to the room"}}
     received = await frames_until_fence(sockets)
     assert received == {**{m: [chan_frame] for m in member_ids}, **{o: [] for o in outsider_ids}}
 
@@ -231,7 +232,7 @@ async def test_a_device_on_another_node_gets_the_chans_its_client_joined(cluster
     await im.ajoin_chan(alice, "team")
     laptop = await terminals.open_on(cluster.servers[1], alice)
     await im.asend_chan_message("boss", "team", "to both devices")
-    expected = {"type": "chan", "chan": "team", "from": "boss", "data": "to both devices"}
+    expected = {"type": "chan", "id": ANY, "chan": "team", "from": "boss", "data": "to both devices"}
     assert unpositioned(await next_frame(phone)) == expected
     assert unpositioned(await next_frame(laptop)) == expected
 
@@ -250,7 +251,7 @@ async def test_group_members_on_every_node_get_its_messages_without_joining(clus
     await make_group(cluster, ids.prefix, member_ids)
     sockets = {c: await terminals.open(c) for c in [*member_ids, outsider]}  # each node asks the database
     await im.asend_chan_message("boss", ids.prefix, {"text": "to the group"})
-    chan_frame = {"type": "chan", "chan": ids.prefix, "from": "boss", "data": {"text": "to the group"}}
+    chan_frame = {"type": "chan", "id": ANY, "chan": ids.prefix, "from": "boss", "data": {"text": "to the group"}}
     assert await frames_until_fence(sockets) == {**{m: [chan_frame] for m in member_ids}, outsider: []}
 
 
@@ -262,7 +263,7 @@ async def test_a_squatter_on_another_node_is_evicted_when_the_group_is_created(c
     assert await members(ids.prefix) == set()
     sockets[member] = await terminals.open(member)
     await im.asend_chan_message("boss", ids.prefix, "members only")
-    chan_frame = {"type": "chan", "chan": ids.prefix, "from": "boss", "data": "members only"}
+    chan_frame = {"type": "chan", "id": ANY, "chan": ids.prefix, "from": "boss", "data": "members only"}
     left = {"type": "left", "chan": ids.prefix}  # the squatter is told, across nodes
     assert await frames_until_fence(sockets) == {member: [chan_frame], squatter: [left]}
 
@@ -276,7 +277,7 @@ async def test_chan_message_goes_only_to_nodes_hosting_a_member(cluster, ids, te
     before = [cluster.inbox_length(node) for node in range(3)]
     await im.asend_chan_message(member_ids[0], "pair", "psst")
     assert [cluster.inbox_length(node) - before[node] for node in range(3)] == [1, 1, 0]
-    chan_frame = {"type": "chan", "chan": "pair", "from": member_ids[0], "data": "psst"}
+    chan_frame = {"type": "chan", "id": ANY, "chan": "pair", "from": member_ids[0], "data": "psst"}
     assert await frames_until_fence(sockets) == {member_ids[0]: [chan_frame], member_ids[1]: [chan_frame],
                                                  outsider: []}
 
@@ -534,7 +535,7 @@ async def test_redis_restart_keeps_sockets_and_rebuilds_presence(cluster, ids, t
     got = unpositioned(await next_frame(bob_ws))
     assert got == {"type": "message", "id": sent, "from": alice, "data": "after the restart"}
     await im.asend_chan_message(bob, "room", "all back")
-    chan_frame = {"type": "chan", "chan": "room", "from": bob, "data": "all back"}
+    chan_frame = {"type": "chan", "id": ANY, "chan": "room", "from": bob, "data": "all back"}
     assert await frames_until_fence({alice: alice_ws, bob: bob_ws}) == {alice: [chan_frame], bob: [chan_frame]}
     carol_ws = await terminals.open(carol, since=carol_was_at)
     assert await next_frame(carol_ws) == {"type": "gap", "since": carol_was_at}  # never a silent hole
@@ -635,7 +636,7 @@ async def test_a_chan_named_like_another_chans_key_breaks_nothing(cluster, ids, 
     for client in (alice, bob):
         await im.ajoin_chan(client, "room")
     await im.asend_chan_message(alice, "room", "still works")
-    chan_frame = {"type": "chan", "chan": "room", "from": alice, "data": "still works"}
+    chan_frame = {"type": "chan", "id": ANY, "chan": "room", "from": alice, "data": "still works"}
     assert await frames_until_fence(sockets) == {alice: [chan_frame], bob: [chan_frame]}
     assert dict(await im.aget_chan_list()) == {"room": 2, "room:nodes": 1, "room:members": 1, "room:at": 1}
     await sockets[alice].close()

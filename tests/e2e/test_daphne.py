@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -253,7 +254,7 @@ async def test_a_chan_message_reaches_the_members_only(alice, bob, carol):
         assert sorted(await carol.chan_members("room-1")) == sorted([alice.id, bob.id])
         status, body = await alice.call("POST", "/im/chans/room-1/messages/", {"data": {"text": "hi room"}})
         assert status == 202, body
-        frame = {"type": "chan", "chan": "room-1", "from": alice.id, "data": {"text": "hi room"}}
+        frame = {"type": "chan", "id": ANY, "chan": "room-1", "from": alice.id, "data": {"text": "hi room"}}
         assert [unpositioned(f) for f in await expect_frames(a, b)] == [frame, frame]
         await expect_no_frame(c)
         status, _ = await carol.call("POST", "/im/chans/room-1/messages/", {"data": "let me in"})
@@ -285,7 +286,7 @@ async def test_group_members_get_its_messages_without_joining(daphne, alice, bob
     async with terminals(alice, bob, carol) as (a, b, c):
         status, body = await alice.call("POST", "/im/groups/crew/messages/", {"data": {"text": "hi crew"}})
         assert status == 202, body
-        frame = {"type": "chan", "chan": "crew", "from": alice.id, "data": {"text": "hi crew"}}
+        frame = {"type": "chan", "id": ANY, "chan": "crew", "from": alice.id, "data": {"text": "hi crew"}}
         assert [unpositioned(f) for f in await expect_frames(a, b)] == [frame, frame]
         await expect_no_frame(c)
         status, _ = await carol.call("POST", "/im/groups/crew/messages/", {"data": "let me in"})

@@ -1,5 +1,7 @@
 """Groups on real sockets (embedded mode): auto-join on connect, and changes reaching online members at once."""
 
+from unittest.mock import ANY
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -48,7 +50,7 @@ def test_members_get_group_messages_from_their_first_frame_without_joining(users
                 connected(application, carol.pk) as c, connected(application, "sensor-1") as s:
             assert await im.aget_chan_list_by_client_id(alice.pk) == ["team"]
             await im.asend_chan_message("boss", "team", {"text": "hello team"})
-            expected = {"type": "chan", "chan": "team", "from": "boss", "data": {"text": "hello team"}}
+            expected = {"type": "chan", "id": ANY, "chan": "team", "from": "boss", "data": {"text": "hello team"}}
             assert [await chan_frame(t) for t in (a, b, s)] == [expected] * 3
             await silent(c)
         assert await im.aget_chan_list() == []  # left with the last disconnect, as any chan

@@ -1,4 +1,4 @@
-"""freeim.groups models: canonical client ids, user links, constraints, cascades, the provider, history."""
+"""freeim.groups models: canonical client ids, user links, constraints, cascades, the provider."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -6,8 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from freeim.exceptions import InvalidClientId
-from freeim.groups import history
-from freeim.groups.models import Group, GroupMessage, Membership, active_group_chans, users_of_clients
+from freeim.groups.models import Group, Membership, active_group_chans, users_of_clients
 from tests.groups.helpers import add, make_group
 
 pytestmark = pytest.mark.django_db
@@ -84,11 +83,3 @@ def test_the_auto_join_provider_gives_active_groups_in_one_query(users, django_a
     with django_assert_num_queries(1):
         assert sorted(active_group_chans(alice.pk)) == ["a-team", "b-team"]
     assert active_group_chans("nobody") == []
-
-
-def test_history_keeps_messages_of_group_chans_only(users):
-    group = make_group("team")
-    history.store(users["alice"].pk, "team", {"text": "kept"})
-    history.store("bot", "not-a-group", {"text": "dropped"})
-    assert list(GroupMessage.objects.values_list("group", "sender", "data")) == [
-        (group.pk, str(users["alice"].pk), {"text": "kept"})]

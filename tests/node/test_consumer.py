@@ -1,6 +1,7 @@
 """The consumer and the node loop through channels' test communicator."""
 
 import time
+from unittest.mock import ANY
 
 import pytest
 
@@ -188,7 +189,8 @@ async def test_auto_join_chans_are_joined_before_the_socket_opens(provider):
     async with connected(application, 1) as alice:
         assert sorted(await im.aget_chan_list_by_client_id(1)) == ["news", "team"]
         await im.asend_chan_message(2, "team", "first")
-        assert unpositioned(await alice.receive_frame()) == {"type": "chan", "chan": "team", "from": 2, "data": "first"}
+        assert unpositioned(await alice.receive_frame()) == {"type": "chan", "id": ANY, "chan": "team", "from": 2,
+                                                             "data": "first"}
         async with connected(application, 3):
             assert await im.aget_chan_list_by_client_id(3) == []
     assert await im.aget_chan_list() == []  # left with the last disconnect

@@ -156,7 +156,7 @@ async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
         second = await im.asend_message("carol", ["alice"], 2)  # stored after the first, delivered before it
         assert (await alice.receive_frame())["id"] == second
         await backend.transport.publish(held.batches)
-        assert (await alice.receive_frame())["id"] == first.ids[0]
+        assert (await alice.receive_frame())["id"] == first.messages[0].message_id
 
 
 async def test_a_catch_up_larger_than_the_backlog_sends_the_newest_that_fit_after_a_gap(settings):

@@ -223,8 +223,8 @@ async def test_chan_messages_only_from_members(users):
         sent = await asyncio.to_thread(client_for(alice).post, "/im/chans/room/messages/", {"data": "hello"},
                                        format="json")
         assert sent.status_code == 202
-        assert unpositioned(await alice_socket.receive_frame()) == {"type": "chan", "chan": "room", "from": alice.pk,
-                                                      "data": "hello"}
+        assert unpositioned(await alice_socket.receive_frame()) == {"type": "chan", "id": sent.json()["id"],
+                                                                    "chan": "room", "from": alice.pk, "data": "hello"}
 
 
 async def test_broadcast_by_staff_reaches_sockets(users):

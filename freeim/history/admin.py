@@ -1,0 +1,38 @@
+"""The kept messages in the admin, read-only: what was said is not edited after the fact."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import ChanMessage, PrivateMessage
+
+if TYPE_CHECKING:
+    PrivateMessageAdminBase = admin.ModelAdmin[PrivateMessage]
+    ChanMessageAdminBase = admin.ModelAdmin[ChanMessage]
+else:  # the stubs make ModelAdmin generic; at runtime it cannot be subscripted
+    PrivateMessageAdminBase = ChanMessageAdminBase = admin.ModelAdmin
+
+
+class ReadOnly:
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PrivateMessage)
+class PrivateMessageAdmin(ReadOnly, PrivateMessageAdminBase):
+    list_display = ["sent_at", "owner", "outgoing", "peer", "data", "read_at"]
+    list_filter = ["sent_at", "outgoing"]
+    search_fields = ["=owner", "=peer", "=message_id"]
+
+
+@admin.register(ChanMessage)
+class ChanMessageAdmin(ReadOnly, ChanMessageAdminBase):
+    list_display = ["sent_at", "chan", "sender", "data"]
+    list_filter = ["sent_at"]
+    search_fields = ["=chan", "=sender", "=message_id"]

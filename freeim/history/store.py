@@ -1,0 +1,40 @@
+"""The database history (the default :class:`~freeim.history.History` when the app is installed)."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils import timezone
+
+from freeim.ids import ClientId
+
+from . import SentChanMessage, SentMessage
+from .models import ChanMessage, PrivateMessage
+
+
+class ModelHistory:
+    """Keeps messages in :class:`~.models.PrivateMessage` and :class:`~.models.ChanMessage` rows: one
+    ``INSERT`` per call, a message kept already (a retried send) left as it is."""
+
+    def keep_messages(self, messages: list[SentMessage]) -> None:
+        now = timezone.now()
+        rows = []
+        for sent in messages:
+            sender = str(sent.sender)
+            for receiver in map(str, sent.receivers):
+                rows.append(PrivateMessage(owner=receiver, peer=sender, outgoing=False, message_id=sent.message_id,
+                                           data=sent.message, sent_at=now))
+                if receiver != sender:  # a note to oneself is one copy
+                    rows.append(PrivateMessage(owner=sender, peer=receiver, outgoing=True,
+                                               message_id=sent.message_id, data=sent.message, sent_at=now))
+        PrivateMessage.objects.bulk_create(rows, ignore_conflicts=True)
+
+    def keep_chan_message(self, message: SentChanMessage) -> None:
+        ChanMessage.objects.bulk_create([ChanMessage(chan=message.chan, sender=str(message.sender),
+                                                     message_id=message.message_id, data=message.message,
+                                                     sent_at=timezone.now())], ignore_conflicts=True)
+
+    def mark_read(self, reader: ClientId, message_ids: list[str]) -> None:
+        """Both copies of each message ``reader`` received: its own, and the sender's copy addressed to it."""
+        me = str(reader)
+        PrivateMessage.objects.filter(Q(owner=me, outgoing=False) | Q(peer=me, outgoing=True),
+                                      message_id__in=message_ids, read_at=None).update(read_at=timezone.now())

@@ -1,0 +1,52 @@
+"""The database history: what one send, one chan message and one read leave in its tables."""
+
+import pytest
+
+from freeim.history import SentChanMessage, SentMessage
+from freeim.history.models import ChanMessage, PrivateMessage
+from freeim.history.store import ModelHistory
+
+pytestmark = pytest.mark.django_db
+
+
+def copies():
+    return sorted(PrivateMessage.objects.values_list("owner", "peer", "outgoing", "message_id", "data"))
+
+
+def test_a_private_message_is_kept_once_per_participant(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        ModelHistory().keep_messages([SentMessage("m1", 1, [2, "bot"], {"text": "hi"}),
+                                      SentMessage("m2", 2, [2], None)])
+    assert copies() == [
+        ("1", "2", True, "m1", {"text": "hi"}), ("1", "bot", True, "m1", {"text": "hi"}),
+        ("2", "1", False, "m1", {"text": "hi"}), ("2", "2", False, "m2", None),  # a note to oneself: one copy
+        ("bot", "1", False, "m1", {"text": "hi"})]
+
+
+def test_a_message_kept_again_stays_as_it_was():
+    history = ModelHistory()
+    history.keep_messages([SentMessage("m1", 1, [2], "first")])
+    history.keep_messages([SentMessage("m1", 1, [2], "first"), SentMessage("m2", 1, [2], "second")])
+    history.keep_chan_message(SentChanMessage("c1", 1, "room", "x"))
+    history.keep_chan_message(SentChanMessage("c1", 1, "room", "x"))
+    assert [row[3] for row in copies()] == ["m1", "m2", "m1", "m2"]
+    assert list(ChanMessage.objects.values_list("chan", "sender", "message_id", "data")) == [("room", "1", "c1", "x")]
+
+
+def test_a_read_marks_both_copies_of_what_the_reader_received_and_nothing_else():
+    history = ModelHistory()
+    history.keep_messages([SentMessage("m1", 1, [2, 3], "hi"), SentMessage("m2", 2, [1], "yo")])
+    history.mark_read(2, ["m1", "m2", "unknown"])  # m2 is 2's own message: 2 cannot read it for 1
+    read = sorted(PrivateMessage.objects.exclude(read_at=None).values_list("owner", "peer", "message_id"))
+    assert read == [("1", "2", "m1"), ("2", "1", "m1")]  # not 3's copy, nor 1's copy to 3
+
+
+def test_the_admin_shows_kept_messages_read_only(admin_client):
+    ModelHistory().keep_messages([SentMessage("m1", 1, [2], {"text": "hi"})])
+    ModelHistory().keep_chan_message(SentChanMessage("c1", 1, "room", "x"))
+    for model in ("privatemessage", "chanmessage"):
+        assert admin_client.get(f"/admin/freeim_history/{model}/").status_code == 200
+        assert admin_client.get(f"/admin/freeim_history/{model}/add/").status_code == 403
+    row = PrivateMessage.objects.first()
+    page = admin_client.get(f"/admin/freeim_history/privatemessage/{row.pk}/change/")
+    assert page.status_code == 200 and b"Save" not in page.content
