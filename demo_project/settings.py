@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "freeim",
     "freeim.groups",
+    "freeim.history",
     "demo_project.chat",
 ]
 
@@ -88,6 +89,8 @@ FREEIM = {
     }.items()
     if value
 }
+# Keep every message, so a reload shows the conversations (freeim.history).
+FREEIM["HISTORY"] = "freeim.history.store.ModelHistory"
 # FREEIM_GC_FREEZE=0 turns the node's garbage-collector freezing off (to compare in benchmarks).
 FREEIM["GC_FREEZE"] = os.environ.get("FREEIM_GC_FREEZE", "1") != "0"
 # FREEIM_MAX_INBOUND_RATE sets that limit (tests/e2e/test_flood.py raises it: backpressure alone bounds a flood).

@@ -9,6 +9,7 @@ own (a fresh prefix), so a late event or frame of another test cannot be mistake
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -437,14 +438,19 @@ class Resuming:
             await asyncio.sleep(0.1)
 
 
-async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_message_once_in_order(
-        cluster, ids, terminals):
-    """Private and chan messages at 200/s each; its node killed mid-stream; every one of them, once, in order."""
+#: How the terminal is away mid-stream: its node killed, its page reloaded, or its client offline for 30 s.
+AWAY = ("node killed", "page reloaded", "offline for 30 s")
+
+
+@pytest.mark.parametrize("away", AWAY)
+async def test_a_terminal_away_mid_stream_resumes_with_every_message_once_in_order(cluster, ids, terminals, away):
+    """1,000 private and 1,000 chan messages at 200/s each; the terminal goes away after about 150 (as ``away``
+    says) and resumes as freeim.js does: every one of them, once, in order, and never a gap."""
     [client] = ids.on(2)
     [sender] = ids.on(0)
     await terminals.open_on(cluster.servers[0], client)  # a second device: the client stays in its chan
     await im.ajoin_chan(client, "room")
-    total = 600
+    total = 1000
     terminal = Resuming(client)
     terminal.in_chans["room"] = []
 
@@ -457,14 +463,22 @@ async def test_a_client_whose_node_is_killed_resumes_on_another_with_every_messa
     reading = asyncio.create_task(terminal.read_through(total - 1))
     sending = asyncio.create_task(send_at_200_a_second())
     await eventually(lambda: asyncio.sleep(0, len(terminal.received) >= 150), 10)
-    cluster.kill(2)
-    killed = time.monotonic()
-    await asyncio.wait_for(reading, 30)
+    if away == "node killed":
+        cluster.kill(2)
+    else:  # the socket closed by the terminal: a reload keeps its positions (freeim.js: sessionStorage)
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        if away == "offline for 30 s":
+            await asyncio.sleep(30)
+        reading = asyncio.create_task(terminal.read_through(total - 1))
+    gone = time.monotonic()
+    await asyncio.wait_for(reading, 40)
     await sending
     assert [frame["data"] for frame in terminal.received] == list(range(total))  # each once, in order
     assert [frame["data"] for frame in terminal.in_chans["room"]] == list(range(total))
-    [resumed_at] = [at for at in terminal.connected_at if at > killed][:1]
-    report("kill -9 mid-stream -> the terminal gets messages again, on another node", resumed_at - killed)
+    [resumed_at] = [at for at in terminal.connected_at if at > gone][:1]
+    report(f"{away} mid-stream -> the terminal gets messages again", resumed_at - gone)
 
 
 async def test_node_restarted_under_its_name_cleans_its_old_state(cluster, ids, terminals):

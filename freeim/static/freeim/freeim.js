@@ -16,13 +16,17 @@
  *   });
  *
  *   im.on("message",   f => ...)  // {type: "message", id, pos, from, data}: each once, in order
- *   im.on("chan",      f => ...)  // {type: "chan", chan, from, data}
+ *   im.on("chan",      f => ...)  // {type: "chan", id, chan, pos, from, data}: each once, in order
  *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
  *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline" | "read"}: id is
  *                                 // the one sendMessage's answer gave; it may arrive before that answer
  *   im.on("left",      f => ...)  // {type: "left", chan}: the server took us out of chan (not rejoined)
  *   im.on("gap",       f => ...)  // {type: "gap", since}: messages after `since` are lost to this tab
  *                                 // (the inbox no longer kept them): re-sync from your own history
+ *   im.on("pending", e => ...)    // {key, to, data, receipt}: sendMessage put a message in the outbox
+ *   im.on("sent",  e => ...)      // {key, id, to, data, receipt}: the server took an outbox message (also one
+ *                                 // a reloaded page still had); id is the one its frame and receipts carry
+ *   im.on("unsent", e => ...)     // {key, to, data, receipt, error}: the server refused it (4xx): not sent
  *   im.on("open",  e => ...)      // {clientId, server}: connected (chans already rejoined)
  *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
  *                                 // reconnectIn is ms until the next one, or null if there is none
@@ -40,7 +44,7 @@
  * These return promises of the parsed JSON answer, and reject with an Error that has
  * .status and .body (the answer's JSON) on an HTTP error:
  *
- *   im.sendMessage(to, data, {receipt: true})  // to: one id or an array of ids
+ *   im.sendMessage(to, data, {receipt: true})  // to: one id or an array of ids; see "Outbox"
  *   im.markRead(ids)                           // the user read these messages (ids of message frames):
  *                                              // their senders get "read" receipts
  *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set) is rejoined on reconnect
@@ -55,6 +59,13 @@
  * retries with backoff.
  * Leaving the page closes the socket; coming back to it from the back/forward cache
  * connects again.
+ *
+ * Outbox: sendMessage puts the message in the outbox (im.pending, kept in `storage`, so a
+ * reload of the tab keeps it) and posts it with an idempotency key. A network failure or a
+ * 5xx leaves it there, retried in order with backoff and at every connect, until the server
+ * takes it ("sent"; the promise resolves with the answer) or refuses it with a 4xx ("unsent";
+ * the promise rejects). A retry of a message whose answer was lost sends nothing twice: the
+ * server knows its key. A reloaded page finds what it had not sent in im.pending.
  *
  * Missed messages: every private message carries its position in the client's inbox
  * (`pos`). The client keeps the last one it saw (in `storage`, so a reload of the tab
@@ -79,6 +90,8 @@
   const PING = JSON.stringify({type: "ping"});
   const POSITION_KEY = "freeim.position";
   const CHANS_KEY = "freeim.chanPositions";
+  const OUTBOX_KEY = "freeim.outbox";
+  const AVOID_KEY = "freeim.avoid";
   const MAX_AHEAD = 1000;
 
   function readCookie(name) {
@@ -110,11 +123,16 @@
       this._alive = false;    // a frame arrived since the last ping
       this._generation = 0;   // bumped by close(): late answers of an older attempt are dropped
       this._server = null;    // the node of the last ticket
-      this._avoid = null;     // the node lost last: the next connect asks for another
       this._storage = "storage" in options ? options.storage : defaultStorage();
+      this._avoid = this._stored(AVOID_KEY);  // a reload while the node was dead does not go back to it
       this.position = this._stored(POSITION_KEY);
       this.chanPositions = JSON.parse(this._stored(CHANS_KEY) || "{}");  // chan -> its position, as `position`
       this._above = {};       // stream ("" for the inbox, else a chan) -> offsets seen past its position
+      this.pending = JSON.parse(this._stored(OUTBOX_KEY) || "[]");  // [{key, to, data, receipt}], oldest first
+      this._waiting = new Map();  // outbox key -> {resolve, reject} of this page's sendMessage
+      this._draining = false;
+      this._outboxTimer = null;
+      this._outboxAttempt = 0;
       if (typeof addEventListener === "function") this._followPageLifecycle();
     }
 
@@ -153,6 +171,7 @@
     }
 
     connect() {
+      this._drainOutbox();
       if (this.state === "idle" || this.state === "closed") {
         this._attempt = 0;
         this._dial(this._generation);
@@ -203,12 +222,13 @@
       this._server = ticket.server;
       socket.onopen = async () => {
         openedAt = Date.now();
-        this._avoid = null;
+        this._setAvoid(null);
         this._startPinging(generation);
         await this._rejoin();
         if (generation !== this._generation || this._socket !== socket) return;
         this.state = "open";
         this._emit("open", {clientId: ticket.client_id, server: ticket.server});
+        this._drainOutbox();  // back online: what waited goes now
       };
       socket.onmessage = (event) => this._dispatch(event.data);
       // A refused handshake (bad or expired token) shows up here as code 1006, like a lost network.
@@ -284,6 +304,17 @@
       return epoch + "." + mark;
     }
 
+    _setAvoid(server) {
+      this._avoid = server;
+      if (server === null) {
+        try {
+          if (this._storage) this._storage.removeItem(AVOID_KEY);
+        } catch (error) { /* as in _store */ }
+      } else {
+        this._store(AVOID_KEY, server);
+      }
+    }
+
     _store(key, value) {
       try {
         if (this._storage) this._storage.setItem(key, value);
@@ -316,7 +347,7 @@
       if (generation !== this._generation) return;
       this._drop();
       // Lost without a clean close (the node died, or refused us): reconnect anywhere but there.
-      this._avoid = code === 1000 ? null : this._server;
+      this._setAvoid(code === 1000 ? null : this._server);
       if (code === FORCED_OFFLINE || code === UNKNOWN_PATH) {
         this.state = "closed";
         if (code === FORCED_OFFLINE) this._emit("forced_offline", {code, reason});
@@ -376,7 +407,51 @@
     }
 
     sendMessage(to, data, {receipt = false} = {}) {
-      return this.request("POST", "messages/", {to: Array.isArray(to) ? to : [to], data, receipt});
+      const entry = {key: newKey(), to: Array.isArray(to) ? to : [to], data, receipt};
+      this.pending.push(entry);
+      this._store(OUTBOX_KEY, JSON.stringify(this.pending));
+      const answer = new Promise((resolve, reject) => this._waiting.set(entry.key, {resolve, reject}));
+      this._emit("pending", Object.assign({}, entry));
+      this._drainOutbox();
+      return answer;
+    }
+
+    // Posts the outbox in order, one at a time, until it is empty or the server cannot be reached.
+    async _drainOutbox() {
+      if (this._draining) return;
+      this._draining = true;
+      clearTimeout(this._outboxTimer);
+      try {
+        while (this.pending.length) {
+          const entry = this.pending[0];
+          const {key, to, data, receipt} = entry;
+          let answer;
+          try {
+            answer = await this.request("POST", "messages/", {to, data, receipt, key});
+          } catch (error) {
+            if (error.status === undefined || error.status >= 500 || error.status === 429) {
+              const {min, max} = this.options.backoff;
+              this._outboxTimer = setTimeout(() => this._drainOutbox(), Math.min(max, min * 2 ** this._outboxAttempt++));
+              return;
+            }
+            this._settle(entry, "unsent", {error}, (waiter) => waiter.reject(error));
+            continue;
+          }
+          this._outboxAttempt = 0;
+          this._settle(entry, "sent", {id: answer.id}, (waiter) => waiter.resolve(answer));
+        }
+      } finally {
+        this._draining = false;
+      }
+    }
+
+    _settle(entry, type, outcome, tell) {
+      this.pending = this.pending.filter((other) => other.key !== entry.key);
+      this._store(OUTBOX_KEY, JSON.stringify(this.pending));
+      const waiter = this._waiting.get(entry.key);
+      this._waiting.delete(entry.key);
+      this._emit(type, Object.assign({}, entry, outcome));
+      if (waiter) tell(waiter);
     }
 
     markRead(ids) {
@@ -417,6 +492,15 @@
     } catch (error) {
       return null;  // sessionStorage throws where storage is disabled
     }
+  }
+
+  // An idempotency key: unique per message, so a retry is known to the server as the same message.
+  function newKey() {
+    const crypto = typeof globalThis !== "undefined" && globalThis.crypto;
+    if (crypto && crypto.randomUUID) return crypto.randomUUID();
+    const bytes = crypto && crypto.getRandomValues ? crypto.getRandomValues(new Uint8Array(16)) :
+      Uint8Array.from({length: 16}, () => Math.floor(Math.random() * 256));
+    return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
   }
 
   function resolve(value) {

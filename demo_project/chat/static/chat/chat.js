@@ -1,4 +1,6 @@
-/* The demo chat page on freeim.js: groups, chans, private messages with receipts, presence notices. */
+/* The demo chat page on freeim.js: groups, chans, private messages with receipts, presence notices, and the
+   kept history (freeim.history), so a reload shows every conversation, its unread count and what still waits
+   to be sent. */
 (function () {
   "use strict";
 
@@ -21,19 +23,23 @@
 
   const nameOf = (id) => (people.get(id) || {name: "#" + id}).name;
   const textOf = (data) => (data && typeof data.text === "string" ? data.text : JSON.stringify(data));
-  const time = () => new Date().toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  const time = (at) => (at ? new Date(at) : new Date()).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
 
   function conversation(key) {
     if (!conversations.has(key)) {
       const [kind, target] = [key.slice(0, 4), key.slice(5)];
       const chan = kind === "chan" ? target : null;
-      conversations.set(key, {chan, peer: chan === null ? Number(target) : null, entries: [], unread: 0});
+      conversations.set(key, {chan, peer: chan === null ? Number(target) : null, entries: [], unread: 0,
+                              loaded: false});
     }
     return conversations.get(key);
   }
 
+  // A message comes once per id, whether from the history, a catch-up or live.
   function addEntry(key, fields) {
     const talk = conversation(key);
+    const known = fields.id && talk.entries.find((e) => e.id === fields.id);
+    if (known) return known;
     const entry = Object.assign({time: time()}, fields);
     talk.entries.push(entry);
     talk.entries.splice(0, talk.entries.length - KEEP);
@@ -41,7 +47,7 @@
       renderLog();
       markRead(talk);
     } else {
-      talk.unread++;
+      if (!entry.mine) talk.unread++;
       renderLists();
     }
     return entry;
@@ -96,10 +102,12 @@
     return talk && talk.unread ? el("span", {className: "badge", textContent: talk.unread}) : null;
   }
 
-  // "offline": the message waits in the receiver's inbox; "delivered" follows when the receiver comes back,
-  // "read" when the receiver opened the conversation. A status never goes back.
-  const TICKS = {sending: "…", offline: "… waiting", delivered: "✓", read: "✓✓"};
-  const RANK = {sending: 0, offline: 1, delivered: 2, read: 3};
+  // "pending": in freeim.js's outbox, not yet taken by the server (kept over a reload, sent when back online);
+  // "sent": taken; "offline": it waits in the receiver's inbox; "delivered" follows when the receiver comes
+  // back, "read" when the receiver opened the conversation. A status never goes back.
+  const TICKS = {pending: "◷ pending", sent: "sent", offline: "sent · waiting", delivered: "✓", read: "✓✓",
+                 unsent: "✗ not sent"};
+  const RANK = {pending: 0, sent: 1, offline: 2, delivered: 3, read: 4, unsent: 5};
 
   // Tell the senders of the private messages shown that they were read (once each).
   function markRead(talk) {
@@ -120,6 +128,50 @@
     $("log").scrollTop = $("log").scrollHeight;
   }
 
+  // ---- the kept history ----------------------------------------------------------------
+
+  function fromHistory(message) {
+    const mine = message.from === config.me;
+    return {id: message.id, from: message.from, text: textOf(message.data), mine, time: time(message.sent_at),
+            status: mine && message.chan === undefined ? (message.read_at ? "read" : "sent") : undefined,
+            read: !mine && Boolean(message.read_at)};
+  }
+
+  // The newest page of a conversation, before what arrived live meanwhile (each message once).
+  async function loadHistory(key, limit = 50) {
+    const talk = conversation(key);
+    if (talk.loaded) return;
+    talk.loaded = true;
+    const path = talk.chan !== null ? "chans/" + encodeURIComponent(talk.chan) : "conversations/" + talk.peer;
+    let page;
+    try {
+      page = await im.request("GET", "history/" + path + "/?limit=" + limit);
+    } catch (error) {
+      talk.loaded = false;
+      return showError(error);
+    }
+    const kept = page.results.reverse().map(fromHistory);
+    const ids = new Set(kept.map((e) => e.id));
+    talk.entries = kept.concat(talk.entries.filter((e) => !e.id || !ids.has(e.id))).slice(-KEEP);
+  }
+
+  // Every conversation with its unread count; those with unread messages loaded, so that the same messages
+  // caught up on by a new tab are not counted twice.
+  async function loadConversations() {
+    let list;
+    try {
+      list = await im.request("GET", "history/conversations/");
+    } catch (error) {
+      return showError(error);
+    }
+    await Promise.all(list.map(async (row) => {
+      const key = "user:" + row.peer;
+      conversation(key).unread = row.unread;
+      if (row.unread) await loadHistory(key, Math.min(200, Math.max(50, row.unread)));
+    }));
+    renderLists();
+  }
+
   function openConversation(key) {
     current = key;
     const talk = conversation(key);
@@ -134,6 +186,13 @@
     renderLog();
     renderLists();
     if (canSay) $("say").focus();
+    if (!talk.loaded) {
+      loadHistory(key).then(() => {
+        if (current !== key) return;
+        renderLog();
+        markRead(talk);
+      });
+    }
   }
 
   // ---- data from the server --------------------------------------------------------------
@@ -172,7 +231,8 @@
 
   im.on("chan", (frame) => {
     if (!groups.has(frame.chan) && !im.joined.has(frame.chan)) refreshChans();  // we were just added to a group
-    addEntry("chan:" + frame.chan, {from: frame.from, text: textOf(frame.data), mine: frame.from === config.me});
+    addEntry("chan:" + frame.chan, {id: frame.id, from: frame.from, text: textOf(frame.data),
+                                    mine: frame.from === config.me});
   });
 
   im.on("message", (frame) => {
@@ -184,10 +244,42 @@
   const earlyReceipts = new Map();  // message id -> status
 
   function tick(key, entry, status) {
-    if (RANK[status] <= RANK[entry.status]) return;  // receipts come from several places: keep the best
+    if (RANK[status] <= RANK[entry.status] || entry.status === "unsent") return;  // receipts come from several places: keep the best
     entry.status = status;
     if (current === key) renderLog();
   }
+
+  // What sendMessage put in the outbox (now, or before a reload), until the server takes it.
+  function pendingEntry(message) {
+    if (message.to.length !== 1) return null;
+    const key = "user:" + message.to[0];
+    const talk = conversation(key);
+    const entry = talk.entries.find((e) => e.key === message.key) ||
+      addEntry(key, {key: message.key, from: config.me, text: textOf(message.data), mine: true, status: "pending"});
+    return {key, talk, entry};
+  }
+
+  im.on("pending", pendingEntry);
+
+  im.on("sent", (message) => {
+    const found = pendingEntry(message);
+    if (!found) return;
+    const {key, talk, entry} = found;
+    const twin = talk.entries.find((e) => e.id === message.id && e !== entry);  // the history had it already
+    if (twin) talk.entries.splice(talk.entries.indexOf(entry), 1);
+    const kept = twin || entry;
+    kept.id = message.id;
+    tick(key, kept, "sent");
+    if (earlyReceipts.has(message.id)) tick(key, kept, earlyReceipts.get(message.id));
+    earlyReceipts.delete(message.id);
+    if (current === key) renderLog();
+  });
+
+  im.on("unsent", (message) => {
+    const found = pendingEntry(message);
+    if (found) tick(found.key, found.entry, "unsent");
+    showError(message.error);
+  });
 
   im.on("receipt", (frame) => {
     const key = "user:" + frame.to;
@@ -263,12 +355,7 @@
       } else if (talk.chan !== null) {
         await im.sendChanMessage(talk.chan, {text});  // it comes back to us as a chan frame
       } else {
-        const key = current;
-        const entry = addEntry(key, {from: config.me, text, mine: true, status: "sending"});
-        const sent = await im.sendMessage(talk.peer, {text}, {receipt: true});
-        entry.id = sent.id;
-        if (earlyReceipts.has(sent.id)) tick(key, entry, earlyReceipts.get(sent.id));
-        earlyReceipts.delete(sent.id);
+        im.sendMessage(talk.peer, {text}, {receipt: true}).catch(() => {});  // "sent" or "unsent" follow
       }
     } catch (error) {
       showError(error);
@@ -277,6 +364,7 @@
 
   setInterval(refreshChans, 5000);
   setInterval(refreshUsers, 15000);
+  im.pending.forEach(pendingEntry);
   refreshUsers();
-  im.connect();
+  loadConversations().then(() => im.connect());
 })();
