@@ -26,7 +26,7 @@ async def test_private_message_multi_device_and_receipts():
         for bob in (bob1, bob2):
             got = unpositioned(await bob.receive_frame())
             assert got == {"type": "message", "id": sent, "from": 1, "data": {"text": "hi"}}
-        receipts = [await alice.receive_frame(), await alice.receive_frame()]
+        receipts = [unpositioned(await alice.receive_frame()) for _ in range(2)]
         assert sorted(receipts, key=lambda r: r["to"]) == [  # they name the message, never carry it
             {"type": "receipt", "id": sent, "to": 2, "status": "delivered"},
             {"type": "receipt", "id": sent, "to": 3, "status": "offline"}]

@@ -162,6 +162,9 @@ async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt:
                     for target, (at, nodes) in placed.items() if not nodes]
         _route_message(batches, senders, sent.sender, placed, sent.message_id, frame, receipt)
     await _publish(backend, batches)
+    if receipt:
+        await send_receipts(backend, [ReceiptDue(w.from_id, w.message_id, w.client_id, protocol.RECEIPT_OFFLINE)
+                                      for w in waiting])
     return Sent([sent for sent, _ in prepared], waiting)
 
 
@@ -180,12 +183,6 @@ def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, di
     wants: payloads.Receipt | None = {"sender": source, "id": message_id} if receipt else None
     for node, (to, positions) in by_node.items():
         batches[node].append(payloads.send(to, frame, wants, positions))
-    if receipt:
-        receipts: list[Payload] = [
-            payloads.send([source], protocol.receipt_frame(message_id, target, protocol.RECEIPT_OFFLINE))
-            for target, (_at, nodes) in placed.items() if not nodes]
-        for node in senders.get(source, {}) if receipts else ():
-            batches[node].extend(receipts)
 
 
 async def mark_read(backend: Backend, reader: object, message_ids: object) -> int:
@@ -196,21 +193,37 @@ async def mark_read(backend: Backend, reader: object, message_ids: object) -> in
             or len(message_ids) > MAX_READ_AT_ONCE:
         raise InvalidMessage(f"message ids must be a list of at most {MAX_READ_AT_ONCE} strings.")
     wanted = await backend.store.receipts_wanted(client, list(dict.fromkeys(message_ids)))
-    await send_frames(backend, [(sender, protocol.receipt_frame(message_id, client, protocol.RECEIPT_READ))
-                                for message_id, sender in wanted])
+    await send_receipts(backend, [ReceiptDue(sender, message_id, client, protocol.RECEIPT_READ)
+                                  for message_id, sender in wanted])
     return len(wanted)
 
 
-async def send_frames(backend: Backend, frames: list[tuple[ClientId, str]]) -> None:
-    """Deliver ready-made frames, each to every connection of its client (receipts use this): one lookup and
-    one write per node for them all."""
-    if not frames:
+class ReceiptDue(NamedTuple):
+    """A receipt owed to ``sender``: ``receiver`` got ``message_id`` (``status``), or it waits for it."""
+
+    sender: ClientId
+    message_id: str
+    receiver: ClientId
+    status: str
+
+
+async def send_receipts(backend: Backend, receipts: list[ReceiptDue]) -> None:
+    """Put each receipt in its sender's inbox, then send it to the sender's connections: one round trip stores
+    them all (and finds where the senders are), one hands each node its batch.
+
+    In the inbox, a receipt reaches a sender that is away (its node died, its page reloads) when it comes
+    back, as any message, at its position; and the same receipt owed twice (a catch-up and a live write
+    of one message) is kept and shown once.
+    """
+    if not receipts:
         return
-    located = await backend.store.locate(list(dict.fromkeys(client for client, _ in frames)))
+    letters = [Letter(due.sender, f"{due.message_id}:{due.status}:{due.receiver}",
+                      protocol.receipt_frame(due.message_id, due.receiver, due.status)) for due in receipts]
+    stored, _senders = await backend.store.store_messages(letters, [])
     batches: dict[str, list[Payload]] = defaultdict(list)
-    for client, frame in frames:
-        for node in located.get(client, ()):
-            batches[node].append(payloads.send([client], frame))
+    for letter, (at, nodes) in zip(letters, stored, strict=True):
+        for node in nodes:
+            batches[node].append(payloads.send([letter.client], letter.frame, None, [at]))
     await _publish(backend, batches)
 
 

@@ -48,7 +48,7 @@ class Delivery:
         self._inbox: asyncio.Queue[list[Payload]] = asyncio.Queue()
         self._dirty: dict[Connection, None] = {}
         self._to_close: list[tuple[Connection, int]] = []
-        self._receipts: list[tuple[ClientId, str]] = []
+        self._receipts: list[operations.ReceiptDue] = []
 
     def receive(self, batch: list[Payload]) -> None:
         """Take a batch for delivery (the transport's callback; any code on the node's loop may call it)."""
@@ -123,7 +123,7 @@ class Delivery:
         if receipt:
             for client_id in to:
                 status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
-                self._receipts.append((receipt["sender"], protocol.receipt_frame(receipt["id"], client_id, status)))
+                self._receipts.append(operations.ReceiptDue(receipt["sender"], receipt["id"], client_id, status))
 
     def _write(self, client_ids: Iterable[ClientId], frame: Frame) -> None:
         clients = self.registry.clients
@@ -172,8 +172,8 @@ class Delivery:
             self._to_close.append((connection, CloseCode.SLOW_CONSUMER))
             return
         # Its sender asked for a receipt, and got "offline" when it was sent: it is delivered now.
-        self._receipts += [(kept.receipt_to, protocol.receipt_frame(kept.id, connection.client_id,
-                                                                    protocol.RECEIPT_DELIVERED))
+        self._receipts += [operations.ReceiptDue(kept.receipt_to, kept.id, connection.client_id,
+                                                 protocol.RECEIPT_DELIVERED)
                            for read, _since in missed.values() for kept in read.messages
                            if kept.receipt_to is not None]
         self.wake(connection)
@@ -203,4 +203,4 @@ class Delivery:
         for connection, code in to_close:
             await connection.close(code)
         receipts, self._receipts = self._receipts, []
-        await operations.send_frames(self.backend, receipts)
+        await operations.send_receipts(self.backend, receipts)

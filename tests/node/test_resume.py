@@ -6,6 +6,7 @@ from freeim.messaging import operations
 from freeim.node.connection import Connection, Frame
 from freeim.testing import connected
 from tests.asgi import application
+from tests.frames import unpositioned
 from tests.transports import HeldTransport
 
 
@@ -77,10 +78,36 @@ async def test_what_arrives_while_the_inbox_is_read_follows_it_once():
 async def test_a_sender_hears_delivered_when_its_offline_receiver_catches_up():
     async with connected(application, "bob") as bob:
         sent = await im.asend_message("bob", ["alice"], "are you there?", receipt=True)
-        assert await bob.receive_frame() == {"type": "receipt", "id": sent, "to": "alice", "status": "offline"}
+        offline = await bob.receive_frame()
+        assert unpositioned(offline) == {"type": "receipt", "id": sent, "to": "alice", "status": "offline"}
         async with connected(application, "alice", since="*") as alice:
             assert (await alice.receive_frame())["id"] == sent
-            assert await bob.receive_frame() == {"type": "receipt", "id": sent, "to": "alice", "status": "delivered"}
+            delivered = await bob.receive_frame()
+            assert unpositioned(delivered) == {"type": "receipt", "id": sent, "to": "alice", "status": "delivered"}
+    # Receipts wait in the sender's inbox, as messages do: a device of bob's that comes back gets them.
+    async with connected(application, "bob", since="*") as later:
+        assert [await later.receive_frame() for _ in range(2)] == [offline, delivered]
+
+
+async def test_a_receipt_made_while_its_sender_is_away_reaches_it_when_it_comes_back():
+    async with connected(application, "bob") as bob:
+        sent = await im.asend_message("bob", ["alice"], "read me", receipt=True)
+        offline = await bob.receive_frame()
+    await im.amark_read("alice", [sent])  # bob has no socket now
+    async with connected(application, "bob", since=offline["pos"]) as bob:
+        assert unpositioned(await bob.receive_frame()) == {"type": "receipt", "id": sent, "to": "alice",
+                                                            "status": "read"}
+        assert await bob.receive_nothing()
+
+
+async def test_a_receipt_owed_twice_is_kept_and_sent_at_one_position():
+    async with connected(application, "bob") as bob:
+        sent = await im.asend_message("bob", ["alice"], "read me", receipt=True)
+        await bob.receive_frame()
+        await im.amark_read("alice", [sent])
+        await im.amark_read("alice", [sent])  # a second device read it too
+        first, second = await bob.receive_frame(), await bob.receive_frame()
+    assert first == second and first["status"] == "read"  # the same position: a terminal shows it once
 
 
 async def test_a_receiver_marking_messages_read_sends_read_receipts_to_the_senders_that_asked():
@@ -89,7 +116,8 @@ async def test_a_receiver_marking_messages_read_sends_read_receipts_to_the_sende
         assert (await bob.receive_frame())["status"] == "offline"
         silent = await im.asend_message("carol", ["alice"], "no receipt wanted")
         assert await im.amark_read("alice", [asked, silent, "unknown-id"]) == 1
-        assert await bob.receive_frame() == {"type": "receipt", "id": asked, "to": "alice", "status": "read"}
+        assert unpositioned(await bob.receive_frame()) == {"type": "receipt", "id": asked, "to": "alice",
+                                                           "status": "read"}
         assert await carol.receive_nothing()
 
 

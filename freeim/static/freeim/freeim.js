@@ -18,8 +18,9 @@
  *   im.on("message",   f => ...)  // {type: "message", id, pos, from, data}: each once, in order
  *   im.on("chan",      f => ...)  // {type: "chan", id, chan, pos, from, data}: each once, in order
  *   im.on("broadcast", f => ...)  // {type: "broadcast", data}
- *   im.on("receipt",   f => ...)  // {type: "receipt", id, to, status: "delivered" | "offline" | "read"}: id is
- *                                 // the one sendMessage's answer gave; it may arrive before that answer
+ *   im.on("receipt",   f => ...)  // {type: "receipt", id, pos, to, status: "delivered" | "offline" | "read"}: id
+ *                                 // is the one sendMessage's answer gave; it may arrive before that answer; each
+ *                                 // once, also when it was made while this tab was away
  *   im.on("left",      f => ...)  // {type: "left", chan}: the server took us out of chan (not rejoined)
  *   im.on("gap",       f => ...)  // {type: "gap", since}: messages after `since` are lost to this tab
  *                                 // (the inbox no longer kept them): re-sync from your own history
@@ -67,8 +68,8 @@
  * the promise rejects). A retry of a message whose answer was lost sends nothing twice: the
  * server knows its key. A reloaded page finds what it had not sent in im.pending.
  *
- * Missed messages: every private message carries its position in the client's inbox
- * (`pos`). The client keeps the last one it saw (in `storage`, so a reload of the tab
+ * Missed messages: every private message (and every receipt) carries its position in the
+ * client's inbox (`pos`). The client keeps the last one it saw (in `storage`, so a reload of the tab
  * keeps it too) and sends it as `since` with every connect request: the server then
  * sends what came after it first, then live messages. The first connect of a tab asks
  * for all the inbox keeps ("*"). A message seen already is not passed on again.
@@ -251,8 +252,9 @@
         return;
       }
       if (frame && frame.type === "left") this.joined.delete(frame.chan);  // the server decided: do not rejoin
-      if (frame && frame.type === "message" && typeof frame.pos === "string" && !this._advance(frame.pos)) return;
-      if (frame && frame.type === "chan" && typeof frame.pos === "string" && !this._advanceChan(frame)) return;
+      if (frame && typeof frame.pos === "string") {  // a chan's stream, or the inbox (messages and receipts)
+        if (!(frame.type === "chan" ? this._advanceChan(frame) : this._advance(frame.pos))) return;
+      }
       if (frame && typeof frame.type === "string") this._emit(frame.type, frame);
     }
 
