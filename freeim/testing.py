@@ -32,11 +32,11 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
 
     @classmethod
     async def open(cls, application: Any, client_id: Any, meta: str = "", since: str | None = None,
-                   chans_since: dict[str, str] | None = None) -> FreeIMCommunicator:
-        """Issue a token for ``client_id`` and connect (resuming its inbox and chans after ``since`` and
-        ``chans_since``, if given); raise ``AssertionError`` if rejected."""
+                   chans_since: dict[str, str] | None = None, join: list[str] | None = None) -> FreeIMCommunicator:
+        """Issue a token for ``client_id`` and connect (joining ``join``, resuming its inbox and chans after
+        ``since`` and ``chans_since``, if given); raise ``AssertionError`` if rejected."""
         url = await im.aprev_connect_server(client_id, meta, base="ws://testserver", since=since,
-                                            chans_since=chans_since)
+                                            chans_since=chans_since, join=join)
         communicator = cls(application, url)
         accepted, _ = await communicator.connect()
         assert accepted, f"freeim rejected the connection of {client_id!r}"
@@ -55,9 +55,10 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
 
 @contextlib.asynccontextmanager
 async def connected(application: Any, client_id: Any, meta: str = "", since: str | None = None,
-                    chans_since: dict[str, str] | None = None) -> AsyncIterator[FreeIMCommunicator]:
+                    chans_since: dict[str, str] | None = None,
+                    join: list[str] | None = None) -> AsyncIterator[FreeIMCommunicator]:
     """A connected :class:`FreeIMCommunicator`, disconnected on exit."""
-    communicator = await FreeIMCommunicator.open(application, client_id, meta, since, chans_since)
+    communicator = await FreeIMCommunicator.open(application, client_id, meta, since, chans_since, join)
     try:
         yield communicator
     finally:

@@ -36,6 +36,8 @@ class TokenRecord(TypedDict):
     since: NotRequired[str]
     #: The position it resumes each of these chans from.
     chans_since: NotRequired[dict[str, str]]
+    #: Chans the client joins as the socket opens, before its chans are caught up on.
+    join: NotRequired[list[str]]
 
 
 class Tokens(Protocol):

@@ -33,12 +33,15 @@ MAX_READ_AT_ONCE = 1000
 
 async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
                          since: str | None = None, avoid: str | None = None,
-                         chans_since: dict[str, str] | None = None) -> tuple[str, str]:
+                         chans_since: dict[str, str] | None = None, join: list[str] | None = None) -> tuple[str, str]:
     """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``.
 
     ``since``: the last position the terminal holds (``"*"``: none yet); the socket then first gets
     what the client's inbox kept after it, in order, then live messages. None: live messages only.
     ``chans_since``: the same per chan, for the chans the client is in when it connects.
+    ``join``: chans the client joins as the socket opens (a terminal's own chans, which its client
+    left with its last socket), so they are caught up on from ``chans_since`` too. Whether the
+    caller may join them is the caller's to check, as for :func:`join_chan`.
 
     The node is the client's by ``ROUTING`` among the nodes whose heartbeat is not late (a node
     that died is left out within half a heartbeat TTL, long before it is reaped), and never
@@ -52,6 +55,8 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     if chans_since is not None and (not isinstance(chans_since, dict) or len(chans_since) > conf.MAX_CHANS_PER_CLIENT
                                     or not all(isinstance(c, str) and _resumable(at) for c, at in chans_since.items())):
         raise InvalidMessage("chans_since must map at most MAX_CHANS_PER_CLIENT chans to positions or \"*\".")
+    if join is not None and (not isinstance(join, list | tuple) or len(join) > conf.MAX_CHANS_PER_CLIENT):
+        raise InvalidMessage("join must list at most MAX_CHANS_PER_CLIENT chans.")
     servers = conf.SERVERS
     if servers:
         fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER))
@@ -68,15 +73,17 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
         record["since"] = since
     if chans_since:
         record["chans_since"] = {ids.chan(c): at for c, at in chans_since.items()}
+    if join:
+        record["join"] = list(dict.fromkeys(ids.chan(c) for c in join))
     await backend.store.issue_token(token, record, conf.TOKEN_TTL)
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
 
 
 async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
                               since: str | None = None, avoid: str | None = None,
-                              chans_since: dict[str, str] | None = None) -> str:
+                              chans_since: dict[str, str] | None = None, join: list[str] | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""
-    url, _node = await connect_ticket(backend, client_id, meta, base, since, avoid, chans_since)
+    url, _node = await connect_ticket(backend, client_id, meta, base, since, avoid, chans_since, join)
     return url
 
 

@@ -19,7 +19,7 @@ from .. import autojoin
 from ..backends import Backend
 from ..backends.contract import InboxRead
 from ..conf import conf
-from ..exceptions import StoreUnavailable
+from ..exceptions import StoreUnavailable, TooManyChans
 from ..ids import ClientId
 from ..messaging import operations
 from .connection import Connection
@@ -71,23 +71,34 @@ class Attachments:
                 self.registry.remove(connection)
                 raise
             if came_online and autojoin.has_providers():
-                await self._autojoin(client_id)
+                await self._join(client_id, await database_sync_to_async(autojoin.chans_for)(client_id), "auto-join")
             elif new_here and not came_online:
                 self.registry.join(client_id, await self.backend.store.client_chans(client_id))
+            if connection.join:
+                mine = self.registry.chans_of(client_id)
+                await self._join(client_id, [chan for chan in connection.join if chan not in mine], "join")
             if connection.since is not None or connection.chans_since:
                 self.delivery.catch_up(connection, await self._missed(connection))
 
-    async def _autojoin(self, client_id: ClientId) -> None:
-        chans = await database_sync_to_async(autojoin.chans_for)(client_id)
-        if len(chans) > conf.MAX_CHANS_PER_CLIENT:
-            logger.warning("freeim node %s: client %r would auto-join %d chans; it joins the first %d "
-                           "(MAX_CHANS_PER_CLIENT)", self.node, client_id, len(chans), conf.MAX_CHANS_PER_CLIENT)
-            chans = chans[:conf.MAX_CHANS_PER_CLIENT]
-        if chans:
-            self.registry.join(client_id, chans)
+    async def _join(self, client_id: ClientId, chans: list[str], why: str) -> None:
+        """Join ``client_id`` to ``chans`` as its socket opens: the providers' chans (``auto-join``) or the
+        terminal's own (``join``), as many as ``MAX_CHANS_PER_CLIENT`` leaves room for."""
+        room = conf.MAX_CHANS_PER_CLIENT - len(self.registry.chans_of(client_id))
+        if len(chans) > room:
+            logger.warning("freeim node %s: client %r would %s %d chans; it joins the first %d "
+                           "(MAX_CHANS_PER_CLIENT)", self.node, client_id, why, len(chans), max(room, 0))
+            chans = chans[:max(room, 0)]
+        if not chans:
+            return
+        self.registry.join(client_id, chans)
+        try:
             # Through the helper, so a device of the client that reached another node
             # meanwhile (and found no chans yet) is told too.
             await operations.join_chan(self.backend, client_id, *chans)
+        except TooManyChans:  # another device joined chans meanwhile: the store refused them all
+            self.registry.leave(client_id, chans)
+            logger.warning("freeim node %s: client %r could not %s %d chans: MAX_CHANS_PER_CLIENT", self.node,
+                           client_id, why, len(chans))
 
     async def _missed(self, connection: Connection) -> dict[str, tuple[InboxRead, str]]:
         """What the streams the terminal resumes kept after its positions: its inbox (``""``), and each chan it

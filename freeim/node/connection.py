@@ -81,12 +81,13 @@ class Frame:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "id", "closed", "accepted", "slow", "paused",
-                 "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_caught_up",
+    __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "join", "id", "closed", "accepted", "slow",
+                 "paused", "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_caught_up",
                  "_held", "__weakref__")
 
     def __init__(self, consumer: AsyncWebsocketConsumer, client_id: ClientId, meta: str,
-                 since: str | None = None, chans_since: dict[str, str] | None = None) -> None:
+                 since: str | None = None, chans_since: dict[str, str] | None = None,
+                 join: list[str] | None = None) -> None:
         self.consumer = consumer
         self.client_id = client_id
         self.meta = meta
@@ -94,6 +95,8 @@ class Connection:
         self.since = since
         #: The position it resumes each of these chans from.
         self.chans_since = chans_since
+        #: Chans it joins as it opens (before they are caught up on).
+        self.join = join or []
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.closed = False
         self.accepted = False

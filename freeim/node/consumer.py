@@ -57,7 +57,7 @@ class FreeIMConsumer(LeanWebsocketConsumer):
             self.node = node
             # The canonical form, as every payload names it ("42" is 42), whoever made the token.
             self.connection = Connection(self, ids.client_id(record["client_id"]), record.get("meta", ""),
-                                         record.get("since"), record.get("chans_since"))
+                                         record.get("since"), record.get("chans_since"), record.get("join"))
             await node.attachments.attach(self.connection)
         except TooManyConnections:  # not attached: nothing to detach
             self.connection = None

@@ -27,17 +27,28 @@ class ClientIdField(serializers.Field[ids.ClientId, Any, Any, Any]):
         return value
 
 
-class ChanPositionsField(serializers.DictField):
-    """Chan -> position, at most ``MAX_CHANS_PER_CLIENT`` of them: counted before each is checked, so a body
-    of 100,000 entries costs one look, not 100,000 validations."""
+class ChansCountedFirst(serializers.Field[Any, Any, Any, Any]):
+    """At most ``MAX_CHANS_PER_CLIENT`` entries, counted before each is checked, so a body of 100,000 entries
+    costs one look, not 100,000 validations."""
 
-    child = serializers.CharField(max_length=40)
     default_error_messages = {"too_many": "At most {limit} chans."}
 
-    def to_internal_value(self, data: Any) -> dict[str, str]:
-        if isinstance(data, dict) and len(data) > conf.MAX_CHANS_PER_CLIENT:
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict | list) and len(data) > conf.MAX_CHANS_PER_CLIENT:
             self.fail("too_many", limit=conf.MAX_CHANS_PER_CLIENT)
         return super().to_internal_value(data)
+
+
+class ChanPositionsField(ChansCountedFirst, serializers.DictField):
+    """Chan -> position."""
+
+    child = serializers.CharField(max_length=40)
+
+
+class ChanListField(ChansCountedFirst, serializers.ListField):
+    """Chan names."""
+
+    child = serializers.CharField(max_length=100)
 
 
 class ConnectSerializer(serializers.Serializer[Any]):
@@ -46,6 +57,8 @@ class ConnectSerializer(serializers.Serializer[Any]):
     since = serializers.CharField(required=False, default=None, max_length=40)
     #: The position it resumes each of these chans from.
     chans_since = ChanPositionsField(required=False, default=None)
+    #: Chans to join as the socket opens (the terminal's own; the server's managed ones are left out).
+    join = ChanListField(required=False, default=list)
     #: The node the terminal just lost or could not reach (its answer's ``server``): another if there is one.
     avoid = serializers.CharField(required=False, default=None, max_length=300)
 

@@ -134,6 +134,21 @@ def badge(driver: WebDriver, name: str) -> str:
       return "?";""", name)
 
 
+def join_chan(driver: WebDriver, chan: str) -> None:
+    box = driver.find_element(By.ID, "join-name")
+    box.send_keys(chan, Keys.ENTER)
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "title").text == f"#{chan}")
+
+
+def chan_badge(driver: WebDriver, chan: str) -> str:
+    return driver.execute_script("""for (const li of document.querySelectorAll("#chans li")) {
+        if (li.querySelector(".name").textContent === "#" + arguments[0]) {
+          return (li.querySelector(".badge") || {textContent: ""}).textContent;
+        }
+      }
+      return "?";""", chan)
+
+
 def console_errors(driver: WebDriver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -176,6 +191,34 @@ def test_a_conversation_survives_reloads_absence_and_an_unreachable_api(daphne: 
         # The blocked POSTs are the only console errors: each failed fetch is logged by the browser.
         assert [m for m in console_errors(alice) if "net::ERR_BLOCKED_BY_CLIENT" not in m] == []
         assert console_errors(bob) == []
+    finally:
+        for driver in (alice, bob):
+            if driver is not None:
+                driver.quit()
+
+
+def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhile(daphne: DaphneServer) -> None:
+    alice, bob = browser(daphne, "alice"), None
+    try:
+        bob = browser(daphne, "bob")
+        for driver in (alice, bob):
+            join_chan(driver, "lobby")
+        say(alice, "hello lobby")
+        until_log(bob, [("hello lobby", "")])
+        alice.get("about:blank")  # alice leaves the page: her only socket closes, and the chan with it
+        say(bob, "said while you were away")
+        say(bob, "and this too")
+        alice.get(f"{daphne.base}/")
+        online(alice)
+        WebDriverWait(alice, WAIT).until(lambda d: chan_badge(d, "lobby") == "2")  # caught up, not from history
+        alice.execute_script("""for (const li of document.querySelectorAll("#chans li")) {
+            if (li.querySelector(".name").textContent === "#lobby") li.click();
+          }""")
+        until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", "")])
+        say(bob, "welcome back")  # she is in the chan again
+        until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", ""),
+                          ("welcome back", "")])
+        assert console_errors(alice) == [] and console_errors(bob) == []
     finally:
         for driver in (alice, bob):
             if driver is not None:

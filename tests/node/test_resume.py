@@ -173,6 +173,32 @@ async def test_a_member_that_comes_back_gets_the_chan_messages_it_missed_in_its_
         autojoin.unregister(team)
 
 
+async def test_a_terminal_that_joins_its_plain_chans_as_it_connects_catches_up_on_them():
+    """A plain chan is left with the client's last socket: a terminal that came back and joined it again
+    got live messages only, and what was said meanwhile was lost to it."""
+    async with connected(application, "alice") as alice:
+        await im.ajoin_chan("alice", "lobby")
+        await im.asend_chan_message("bob", "lobby", 0)
+        seen = await alice.receive_frame()
+    assert await im.aget_chan_list_by_client_id("alice") == []  # left with the last socket
+    for n in range(1, 3):
+        await im.asend_chan_message("bob", "lobby", n)
+    async with connected(application, "alice", chans_since={"lobby": seen["pos"]}, join=["lobby"]) as alice:
+        assert [(await alice.receive_frame())["data"] for _ in range(2)] == [1, 2]
+        assert await im.aget_chan_list_by_client_id("alice") == ["lobby"]
+        await im.asend_chan_message("bob", "lobby", 3)
+        assert (await alice.receive_frame())["data"] == 3
+        assert await alice.receive_nothing()
+
+
+async def test_a_join_at_connect_takes_the_room_max_chans_per_client_leaves(settings):
+    settings.FREEIM = {"MAX_CHANS_PER_CLIENT": 3}
+    async with connected(application, "alice") as first:
+        await im.ajoin_chan("alice", "a", "b")
+        async with connected(application, "alice", join=["b", "c", "d"]):
+            assert sorted(await im.aget_chan_list_by_client_id("alice")) == ["a", "b", "c"]
+        await first.receive_nothing()
+
 
 async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
     """Two senders at once: the first stored (lower position) may reach the node after the second. It was

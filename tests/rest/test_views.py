@@ -12,7 +12,7 @@ from freeim.protocol import MAX_JSON_DEPTH
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
 from tests.frames import unpositioned
-from tests.groups.helpers import make_group
+from tests.groups.helpers import make_group, run
 from tests.presence import online
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,6 +92,29 @@ def test_read_takes_a_list_of_message_ids(users, body, status):
 def test_connect_takes_chan_positions_up_to_max_chans_per_client(users, chans_since, status):
     response = client_for(users["alice"]).post("/im/connect/", {"chans_since": chans_since}, format="json")
     assert response.status_code == status, response.json()
+
+
+@pytest.mark.parametrize(("join", "status"), [(["room"], 200), ([f"c{n}" for n in range(101)], 400),
+                                              (["bad name"], 400), ("room", 400), ([["room"]], 400)])
+def test_connect_takes_chans_to_join_up_to_max_chans_per_client(users, join, status):
+    response = client_for(users["alice"]).post("/im/connect/", {"join": join}, format="json")
+    assert response.status_code == status, response.json()
+
+
+def test_a_join_at_connect_leaves_out_chans_the_server_manages(users):
+    alice = users["alice"]
+    make_group("team")  # alice is not a member
+    answer = client_for(alice).post("/im/connect/", {"join": ["team", "lobby"]}, format="json")
+
+    async def scenario():
+        socket = FreeIMCommunicator(application, answer.json()["url"])
+        assert (await socket.connect())[0]
+        try:
+            return await im.aget_chan_list_by_client_id(alice.pk)
+        finally:
+            await socket.disconnect()
+
+    assert run(scenario) == ["lobby"]
 
 
 def test_connect_with_configured_servers(users, settings):

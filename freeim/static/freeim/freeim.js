@@ -28,7 +28,7 @@
  *   im.on("sent",  e => ...)      // {key, id, to, data, receipt}: the server took an outbox message (also one
  *                                 // a reloaded page still had); id is the one its frame and receipts carry
  *   im.on("unsent", e => ...)     // {key, to, data, receipt, error}: the server refused it (4xx): not sent
- *   im.on("open",  e => ...)      // {clientId, server}: connected (chans already rejoined)
+ *   im.on("open",  e => ...)      // {clientId, server}: connected (im.joined already joined again)
  *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
  *                                 // reconnectIn is ms until the next one, or null if there is none
  *   im.on("forced_offline", e => ...) // {code: 4000, reason}: the server took us offline; no reconnect
@@ -48,7 +48,8 @@
  *   im.sendMessage(to, data, {receipt: true})  // to: one id or an array of ids; see "Outbox"
  *   im.markRead(ids)                           // the user read these messages (ids of message frames):
  *                                              // their senders get "read" receipts
- *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set) is rejoined on reconnect
+ *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set, kept in `storage`) is joined
+ *                                              // again by every connect, and caught up on
  *   im.sendChanMessage(chan, data)
  *   im.chans()                                 // [{chan, online}]
  *   im.chanMembers(chan)                       // {chan, members}
@@ -75,8 +76,8 @@
  * for all the inbox keeps ("*"). A message seen already is not passed on again.
  * im.position is the last position seen (null before any). Chan messages carry their
  * position in their chan's stream, kept per chan (im.chanPositions) and sent as
- * `chans_since`: the chans the client is in when it connects (auto-joined ones, groups)
- * catch up the same way.
+ * `chans_since`: the chans the client is in when it connects (auto-joined ones, groups, and
+ * im.joined, which the connect joins again) catch up the same way.
  */
 (function (root, factory) {
   "use strict";
@@ -93,6 +94,7 @@
   const CHANS_KEY = "freeim.chanPositions";
   const OUTBOX_KEY = "freeim.outbox";
   const AVOID_KEY = "freeim.avoid";
+  const JOINED_KEY = "freeim.joined";
   const MAX_AHEAD = 1000;
 
   function readCookie(name) {
@@ -115,7 +117,6 @@
       this.options.backoff = Object.assign({min: 500, max: 15000}, options.backoff);
       this.state = "idle";
       this.clientId = null;
-      this.joined = new Set();
       this._listeners = {};
       this._socket = null;
       this._timer = null;     // the pending reconnect
@@ -126,6 +127,7 @@
       this._server = null;    // the node of the last ticket
       this._storage = "storage" in options ? options.storage : defaultStorage();
       this._avoid = this._stored(AVOID_KEY);  // a reload while the node was dead does not go back to it
+      this.joined = new Set(JSON.parse(this._stored(JOINED_KEY) || "[]"));  // the chans we joined; a reload keeps them
       this.position = this._stored(POSITION_KEY);
       this.chanPositions = JSON.parse(this._stored(CHANS_KEY) || "{}");  // chan -> its position, as `position`
       this._above = {};       // stream ("" for the inbox, else a chan) -> offsets seen past its position
@@ -198,6 +200,9 @@
           body.since = this.position || "*";
           if (Object.keys(this.chanPositions).length) body.chans_since = this.chanPositions;
         }
+        // Chans belong to a client's online session: after its last socket closed it is in none, so the
+        // socket joins ours again as it opens, before they are caught up on.
+        if (this.joined.size) body.join = Array.from(this.joined);
         if (this._avoid) body.avoid = this._avoid;  // the node we just lost: another one, if there is one
         ticket = await this.request("POST", this.options.connectUrl, body);
       } catch (error) {
@@ -221,12 +226,10 @@
       const socket = new WebSocket(secureLike(ticket.url));
       let openedAt = null;
       this._server = ticket.server;
-      socket.onopen = async () => {
+      socket.onopen = () => {
         openedAt = Date.now();
         this._setAvoid(null);
         this._startPinging(generation);
-        await this._rejoin();
-        if (generation !== this._generation || this._socket !== socket) return;
         this.state = "open";
         this._emit("open", {clientId: ticket.client_id, server: ticket.server});
         this._drainOutbox();  // back online: what waited goes now
@@ -251,7 +254,7 @@
         this._emit("error", error);
         return;
       }
-      if (frame && frame.type === "left") this.joined.delete(frame.chan);  // the server decided: do not rejoin
+      if (frame && frame.type === "left") this._joined("delete", frame.chan);  // the server decided: do not rejoin
       if (frame && typeof frame.pos === "string") {  // a chan's stream, or the inbox (messages and receipts)
         if (!(frame.type === "chan" ? this._advanceChan(frame) : this._advance(frame.pos))) return;
       }
@@ -378,14 +381,6 @@
       this._timer = setTimeout(() => this._dial(generation), delay);
     }
 
-    // Chans belong to a client's online session: a reconnect after the last socket closed
-    // starts with none, so join again what the application joined.
-    async _rejoin() {
-      await Promise.all(Array.from(this.joined, (chan) => this._chanCall(chan, "join/").catch((error) => {
-        this._emit("error", error);
-      })));
-    }
-
     async request(method, path, body) {
       const url = path.startsWith("/") || /^https?:/.test(path) ? path : this.options.api + path;
       const headers = Object.assign({"Accept": "application/json"}, resolve(this.options.headers));
@@ -462,13 +457,18 @@
 
     async joinChan(chan) {
       const answer = await this._chanCall(chan, "join/");
-      this.joined.add(chan);
+      this._joined("add", chan);
       return answer;
     }
 
     async leaveChan(chan) {
-      this.joined.delete(chan);
+      this._joined("delete", chan);
       return this._chanCall(chan, "leave/");
+    }
+
+    _joined(change, chan) {
+      this.joined[change](chan);
+      this._store(JOINED_KEY, JSON.stringify(Array.from(this.joined)));
     }
 
     sendChanMessage(chan, data) {
