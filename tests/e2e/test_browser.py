@@ -98,11 +98,25 @@ def online(driver: WebDriver) -> None:
     WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "status").text == "online")
 
 
-def open_conversation(driver: WebDriver, name: str) -> None:
-    WebDriverWait(driver, WAIT).until(lambda d: badge(d, name) != "?")
-    driver.execute_script("""for (const li of document.querySelectorAll("#users li")) {
-        if (li.querySelector(".name").textContent === arguments[0]) li.click();
-      }""", name)
+#: The entry named ``arguments[1]`` in the side list ``arguments[0]`` ("users", "chans"): with ``arguments[2]``
+#: it is clicked; its unread badge is returned ("" for none, "?" if the list has no such entry).
+LIST_ENTRY = """for (const li of document.querySelectorAll("#" + arguments[0] + " li")) {
+    if (li.querySelector(".name").textContent === arguments[1]) {
+      if (arguments[2]) li.click();
+      return (li.querySelector(".badge") || {textContent: ""}).textContent;
+    }
+  }
+  return "?";"""
+
+
+def badge(driver: WebDriver, name: str, side_list: str = "users") -> str:
+    """The unread badge beside ``name`` in a side list ("" for none, "?" if it is not listed)."""
+    return str(driver.execute_script(LIST_ENTRY, side_list, name, False))
+
+
+def open_conversation(driver: WebDriver, name: str, side_list: str = "users") -> None:
+    WebDriverWait(driver, WAIT).until(lambda d: badge(d, name, side_list) != "?")
+    driver.execute_script(LIST_ENTRY, side_list, name, True)
 
 
 def say(driver: WebDriver, text: str) -> None:
@@ -124,29 +138,11 @@ def until_log(driver: WebDriver, expected: list[tuple[str, str]]) -> None:
         raise AssertionError(f"log is {log(driver)!r}, not {expected!r}") from None
 
 
-def badge(driver: WebDriver, name: str) -> str:
-    """The unread badge beside ``name`` in the user list ("" for none, "?" if ``name`` is not listed)."""
-    return driver.execute_script("""for (const li of document.querySelectorAll("#users li")) {
-        if (li.querySelector(".name").textContent === arguments[0]) {
-          return (li.querySelector(".badge") || {textContent: ""}).textContent;
-        }
-      }
-      return "?";""", name)
-
 
 def join_chan(driver: WebDriver, chan: str) -> None:
     box = driver.find_element(By.ID, "join-name")
     box.send_keys(chan, Keys.ENTER)
     WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "title").text == f"#{chan}")
-
-
-def chan_badge(driver: WebDriver, chan: str) -> str:
-    return driver.execute_script("""for (const li of document.querySelectorAll("#chans li")) {
-        if (li.querySelector(".name").textContent === "#" + arguments[0]) {
-          return (li.querySelector(".badge") || {textContent: ""}).textContent;
-        }
-      }
-      return "?";""", chan)
 
 
 def console_errors(driver: WebDriver) -> list[str]:
@@ -210,10 +206,8 @@ def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhi
         say(bob, "and this too")
         alice.get(f"{daphne.base}/")
         online(alice)
-        WebDriverWait(alice, WAIT).until(lambda d: chan_badge(d, "lobby") == "2")  # caught up, not from history
-        alice.execute_script("""for (const li of document.querySelectorAll("#chans li")) {
-            if (li.querySelector(".name").textContent === "#lobby") li.click();
-          }""")
+        WebDriverWait(alice, WAIT).until(lambda d: badge(d, "#lobby", "chans") == "2")  # caught up, not from history
+        open_conversation(alice, "#lobby", "chans")
         until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", "")])
         say(bob, "welcome back")  # she is in the chan again
         until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", ""),
