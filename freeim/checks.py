@@ -88,10 +88,14 @@ def _check_fanout(raw: dict[str, Any]) -> list[CheckMessage]:
 def _check_history(raw: dict[str, Any]) -> list[CheckMessage]:
     if "CHAN_MESSAGE_STORE" in raw:
         return [Error("FREEIM['CHAN_MESSAGE_STORE'] is gone: freeim.history keeps chan and private messages.",
-                      hint="Add 'freeim.history' to INSTALLED_APPS (and remove CHAN_MESSAGE_STORE), or set "
-                           "FREEIM['HISTORY'] to your own history class.", id="freeim.E018")]
+                      hint=f"Remove CHAN_MESSAGE_STORE, add 'freeim.history' to INSTALLED_APPS and set "
+                           f"FREEIM['HISTORY'] = '{DATABASE_HISTORY}' (or your own history class).",
+                      id="freeim.E018")]
     path = raw.get("HISTORY")
     if path is None:
+        if "HISTORY" not in raw and apps.is_installed("freeim.history"):  # an explicit None says: on purpose
+            return [Warning("freeim.history is installed but FREEIM['HISTORY'] is not set: no message is kept.",
+                            hint=f"Set FREEIM['HISTORY'] = '{DATABASE_HISTORY}'.", id="freeim.W003")]
         return []
     hint = "A dotted path to a class with keep_messages, keep_chan_message and mark_read (freeim.history.History)."
     try:

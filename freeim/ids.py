@@ -78,18 +78,21 @@ def chan(value: object) -> str:
     return value
 
 
-def message_id(sender: ClientId, key: object = None) -> str:
-    """A new message's id: random, or, for a sender's idempotency ``key``, always the same one.
+def message_id(sender: ClientId, key: object = None, content: str = "") -> str:
+    """A new message's id: random, or, for a sender's idempotency ``key``, the same one for the same
+    ``content`` (the message and where it goes, encoded).
 
-    A retried send with the same key then carries the same id, which every inbox, chan stream and
-    history keeps once: a terminal that lost the answer to its send may send again. The id is a
-    keyed hash (the project's ``SECRET_KEY``), so no one can predict another sender's ids.
+    A retried send then carries the same id, which every inbox, chan stream and history keeps once: a
+    terminal that lost the answer to its send may send again. Another message under a key used
+    before is another message (another id), never a second content for one id. The id is a keyed
+    hash (the project's ``SECRET_KEY``), so no one can predict another sender's ids.
     """
     if key is None:
         return secrets.token_hex(8)
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidMessage(f"A message key must be a string of 1-{MAX_KEY_LENGTH} characters.")
-    return hashlib.blake2b(f"{sender}\0{key}".encode(), key=_secret(), digest_size=8).hexdigest()
+    text = f"{sender}\0{key}\0{content}".encode(errors="surrogatepass")
+    return hashlib.blake2b(text, key=_secret(), digest_size=8).hexdigest()
 
 
 @cache

@@ -6,6 +6,9 @@ from freeim.conf import conf
 
 
 def ids_for(freeim_setting):
+    """The check ids for ``freeim_setting`` (the suite installs freeim.history: ``HISTORY`` is off unless given)."""
+    if isinstance(freeim_setting, dict):
+        freeim_setting = {"HISTORY": None, **freeim_setting}
     with override_settings(FREEIM=freeim_setting):
         return [message.id for message in check_settings()]
 
@@ -82,3 +85,8 @@ def test_server_defaults(monkeypatch):
 def test_the_database_history_needs_its_app(settings):
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "freeim.history"]
     assert ids_for({"HISTORY": "freeim.history.store.ModelHistory"}) == ["freeim.E012"]
+
+
+def test_the_history_app_without_a_history_warns_that_nothing_is_kept():
+    with override_settings(FREEIM={}):
+        assert [message.id for message in check_settings()] == ["freeim.W003"]

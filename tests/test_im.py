@@ -257,6 +257,14 @@ async def test_a_send_retried_with_its_key_is_the_same_message_at_the_same_posit
         again = await asyncio.to_thread(im.send_message, 1, [2], "once", key="k1")
         other = await im.asend_message(3, 2, "once", key="k1")  # another sender's key
         frames = [await bob.receive_frame() for _ in range(3)]
+        # Under a key used before, another message, or the same to others, is another message: never a second
+        # content for one id (the inbox would keep the first, the live frame carry the second).
+        changed = await im.asend_message(1, 2, "changed", key="k1")
+        elsewhere = await im.asend_message(1, [2, 4], "once", key="k1")
+        assert [(await bob.receive_frame())["data"] for _ in range(2)] == ["changed", "once"]
+        assert len({first, changed, elsewhere}) == 3
+        chan = [await im.asend_chan_message(1, name, "hi", key="k1") for name in ("a", "b", "a")]
+        assert chan[0] == chan[2] != chan[1]
     assert first == again != other
     assert [(f["id"], f["pos"]) for f in frames[:2]] == [(first, frames[0]["pos"])] * 2  # one message: pos dedups
     assert frames[2]["pos"] != frames[0]["pos"]

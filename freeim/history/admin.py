@@ -1,4 +1,5 @@
-"""The kept messages in the admin, read-only: what was said is not edited after the fact."""
+"""The kept messages in the admin, read-only: what was said is neither edited nor deleted after the fact (and a
+deletion would take one participant's copy only)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class ReadOnly:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -1,4 +1,4 @@
-"""The database history (the default :class:`~freeim.history.History` when the app is installed)."""
+"""The database history: ``FREEIM["HISTORY"] = "freeim.history.store.ModelHistory"`` with the app installed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class ModelHistory:
             sender = str(sent.sender)
             for receiver in map(str, sent.receivers):
                 rows.append(PrivateMessage(owner=receiver, peer=sender, outgoing=False, message_id=sent.message_id,
-                                           data=sent.message, sent_at=now))
+                                           data=sent.message, sent_at=now,
+                                           read_at=now if receiver == sender else None))  # one's own note: read
                 if receiver != sender:  # a note to oneself is one copy
                     rows.append(PrivateMessage(owner=sender, peer=receiver, outgoing=True,
                                                message_id=sent.message_id, data=sent.message, sent_at=now))

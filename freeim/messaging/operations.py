@@ -149,7 +149,7 @@ async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt:
     fanout = 0
     for sender, receivers, message, *key in messages:
         source, targets = ids.client_id(sender), ids.client_ids(receivers)
-        message_id = ids.message_id(source, key[0] if key else None)
+        message_id = _message_id(source, key[0] if key else None, targets, message)
         frame = protocol.message_frame(message_id, source, message)
         fanout += _checked(frame) * len(targets)
         prepared.append((SentMessage(message_id, source, targets, message), frame))
@@ -173,6 +173,11 @@ async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt:
         await send_receipts(backend, [ReceiptDue(w.from_id, w.message_id, w.client_id, protocol.RECEIPT_OFFLINE)
                                       for w in waiting])
     return Sent([sent for sent, _ in prepared], waiting)
+
+
+def _message_id(sender: ClientId, key: str | None, to: object, message: Any) -> str:
+    """A message's id (:func:`freeim.ids.message_id`): with a key, bound to the message and where it goes."""
+    return ids.message_id(sender, key, protocol.encode({"to": to, "data": message}) if key is not None else "")
 
 
 def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, dict[str, int]], source: ClientId,
@@ -322,7 +327,7 @@ async def send_chan_message(backend: Backend, sender: object, chan: object, mess
     """Send ``message`` to every member of ``chan``, only through the nodes that host one, and into the chan's
     stream, which a member that comes back catches up on; return its id (``key`` as for :func:`send_messages`)."""
     name, source = ids.chan(chan), ids.client_id(sender)
-    message_id = ids.message_id(source, key)
+    message_id = _message_id(source, key, name, message)
     frame = protocol.chan_frame(message_id, name, source, message)
     _checked(frame)
     at, nodes = await backend.store.store_chan_message(name, message_id, frame)

@@ -21,6 +21,7 @@ def test_a_private_message_is_kept_once_per_participant(django_assert_num_querie
         ("1", "2", True, "m1", {"text": "hi"}), ("1", "bot", True, "m1", {"text": "hi"}),
         ("2", "1", False, "m1", {"text": "hi"}), ("2", "2", False, "m2", None),  # a note to oneself: one copy
         ("bot", "1", False, "m1", {"text": "hi"})]
+    assert PrivateMessage.objects.get(owner="2", peer="2").read_at is not None  # and never unread
 
 
 def test_a_message_kept_again_stays_as_it_was():
@@ -49,4 +50,9 @@ def test_the_admin_shows_kept_messages_read_only(admin_client):
         assert admin_client.get(f"/admin/freeim_history/{model}/add/").status_code == 403
     row = PrivateMessage.objects.first()
     page = admin_client.get(f"/admin/freeim_history/privatemessage/{row.pk}/change/")
-    assert page.status_code == 200 and b"Save" not in page.content
+    assert page.status_code == 200 and b"Save" not in page.content and b"/delete/" not in page.content
+    assert admin_client.post(f"/admin/freeim_history/privatemessage/{row.pk}/delete/", {"post": "yes"}).status_code \
+        == 403
+    bulk = admin_client.post("/admin/freeim_history/chanmessage/", {"action": "delete_selected", "post": "yes",
+                                                                    "_selected_action": [1]})
+    assert bulk.status_code in (200, 302) and ChanMessage.objects.count() == 1  # no such action: nothing deleted
