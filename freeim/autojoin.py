@@ -66,6 +66,11 @@ manage, unmanage = _managed.add, _managed.discard
 manage_many, unmanage_many = _managed_many.add, _managed_many.discard
 
 
+def has_managers() -> bool:
+    """Whether any test of managed chans is registered."""
+    return bool(_managed_many.hooks or _managed.hooks)
+
+
 def has_providers() -> bool:
     return bool(_providers.hooks)
 

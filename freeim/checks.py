@@ -97,13 +97,14 @@ def _check_history(raw: dict[str, Any]) -> list[CheckMessage]:
             return [Warning("freeim.history is installed but FREEIM['HISTORY'] is not set: no message is kept.",
                             hint=f"Set FREEIM['HISTORY'] = '{DATABASE_HISTORY}'.", id="freeim.W003")]
         return []
-    hint = "A dotted path to a class with keep_messages, keep_chan_message and mark_read (freeim.history.History)."
+    hint = ("A dotted path to a class with keep_messages, keep_chan_message, mark_read and forget_chan "
+            "(freeim.history.History).")
     try:
         history = import_string(path) if isinstance(path, str) else None
     except ImportError as exc:
         return [Error(f"FREEIM['HISTORY'] cannot be imported: {exc}.", hint=hint, id="freeim.E012")]
     if not inspect.isclass(history) or not all(callable(getattr(history, method, None)) for method in
-                                               ("keep_messages", "keep_chan_message", "mark_read")):
+                                               ("keep_messages", "keep_chan_message", "mark_read", "forget_chan")):
         return [Error(f"FREEIM['HISTORY'] is not a history class: {path!r}.", hint=hint, id="freeim.E012")]
     if path == DATABASE_HISTORY and not apps.is_installed("freeim.history"):
         return [Error("FREEIM['HISTORY'] is the database history, but freeim.history is not installed.",

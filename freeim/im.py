@@ -173,14 +173,34 @@ async def asend_chan_message(sender: object, chan: object, message: Any, key: st
     return message_id
 
 
+_forget_chan_stream, _aforget_chan_stream = _twins(operations.forget_chan_stream)
+
+
+def forget_chan(chan: object, history_to: object = None) -> None:
+    """Forget what ``chan`` kept: its stream (what members that come back catch up on) and its history, or
+    move the history to ``history_to``. For a chan whose name goes to others next: a group deleted, or
+    renamed (``history_to``: its new name), so they never read what was said before."""
+    _forget_chan_stream(chan)
+    if history := configured_history():
+        history.forget_chan(ids.chan(chan), None if history_to is None else ids.chan(history_to))
+
+
+async def aforget_chan(chan: object, history_to: object = None) -> None:
+    """The async twin of :func:`forget_chan`."""
+    await _aforget_chan_stream(chan)
+    if history := configured_history():
+        await sync_to_async(history.forget_chan)(ids.chan(chan), None if history_to is None else ids.chan(history_to))
+
+
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)
 
 __all__ = [
-    "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aget_chan_client_list", "aget_chan_list",
-    "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online", "aget_client_nodes",
-    "ahas_online", "ajoin_chan", "aleave_chan", "amark_read", "aprev_connect_server", "asend_broadcast_message",
-    "asend_chan_message", "asend_message", "asend_messages", "clear_chan_client", "connect_ticket", "force_offline",
-    "get_chan_client_list", "get_chan_list", "get_chan_list_by_client_id", "get_chan_online",
-    "get_client_list_by_online", "get_client_nodes", "has_online", "join_chan", "leave_chan", "mark_read",
-    "prev_connect_server", "send_broadcast_message", "send_chan_message", "send_message", "send_messages",
+    "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aforget_chan", "aget_chan_client_list",
+    "aget_chan_list", "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online",
+    "aget_client_nodes", "ahas_online", "ajoin_chan", "aleave_chan", "amark_read", "aprev_connect_server",
+    "asend_broadcast_message", "asend_chan_message", "asend_message", "asend_messages", "clear_chan_client",
+    "connect_ticket", "force_offline", "forget_chan", "get_chan_client_list", "get_chan_list",
+    "get_chan_list_by_client_id", "get_chan_online", "get_client_list_by_online", "get_client_nodes", "has_online",
+    "join_chan", "leave_chan", "mark_read", "prev_connect_server", "send_broadcast_message", "send_chan_message",
+    "send_message", "send_messages",
 ]

@@ -10,7 +10,7 @@ import pytest
 from demo_project.cluster import RedisServer
 from freeim import autojoin
 from freeim.backends import reset_backend
-from freeim.groups.models import active_group_chans
+from freeim.groups.models import active_group_chans, group_chans_among
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(autouse=True)
 def groups_auto_join_needs_the_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    """freeim.groups' auto-join provider reads the database, so only sync tests with database access keep it.
+    """freeim.groups' auto-join provider and managed-chan test read the database, so only sync tests with
+    database access keep them.
 
     Without access, each connect would log the provider failing on pytest-django's blocker. In an
     async test it would run in asgiref's shared worker thread, whose database connection outlives
@@ -37,8 +38,10 @@ def groups_auto_join_needs_the_database(request: pytest.FixtureRequest) -> Itera
         yield
         return
     autojoin.unregister(active_group_chans)
+    autojoin.unmanage_many(group_chans_among)
     yield
     autojoin.register(active_group_chans)
+    autojoin.manage_many(group_chans_among)
 
 
 @pytest.fixture(autouse=True)

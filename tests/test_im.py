@@ -178,6 +178,9 @@ class RecordingHistory:
     def mark_read(self, reader, message_ids):
         self.kept.append(("read", reader, message_ids))
 
+    def forget_chan(self, chan, history_to=None):
+        self.kept.append(("forget", chan, history_to))
+
 
 async def test_the_history_gets_each_message_and_read_from_both_twins(settings):
     settings.FREEIM = {"HISTORY": "tests.test_im.RecordingHistory"}
@@ -193,10 +196,12 @@ async def test_the_history_gets_each_message_and_read_from_both_twins(settings):
         to_bob = await asyncio.to_thread(im.send_message, 1, 2, "yo")
         await im.amark_read(1, [to_alice])
         await asyncio.to_thread(im.mark_read, "2", [to_bob, "unknown"])
+        await im.aforget_chan("room", history_to="hall")
+        await asyncio.to_thread(im.forget_chan, "hall")
     assert RecordingHistory.kept == [
         ("chan", first, 2, "room", {"n": 1}), ("chan", second, "bot", "room", {"n": 2}),
         ("private", to_alice, 2, [1, 3], "hi"), ("private", to_bob, 1, [2], "yo"),
-        ("read", 1, [to_alice]), ("read", 2, [to_bob, "unknown"])]
+        ("read", 1, [to_alice]), ("read", 2, [to_bob, "unknown"]), ("forget", "room", "hall"), ("forget", "hall", None)]
 
 
 async def test_a_socket_past_max_connections_per_client_is_closed_with_4006(settings):

@@ -161,6 +161,10 @@ class Inboxes(Protocol):
         """What each chan's stream holds after its position in ``since`` (chan -> position), as
         :meth:`read_inbox`; one batched read."""
 
+    async def drop_chan_stream(self, chan: str) -> None:
+        """Forget ``chan``'s stream: whoever has the chan next catches up on nothing said before (a
+        terminal resuming from an old position gets a ``gap``)."""
+
 
 class Store(Tokens, Presence, Chans, Inboxes, Protocol):
     """Tokens, presence, chans and inboxes: the state every process of a deployment shares."""

@@ -171,6 +171,10 @@ class MemoryState:
             at = position(stream.epoch, stream.append(Letter(chan, message_id, frame), now))
         return at, await self.chan_nodes(chan)
 
+    async def drop_chan_stream(self, chan: str) -> None:
+        with self._lock:
+            self._chan_streams.drop(chan)
+
     async def read_chans(self, since: dict[str, str]) -> dict[str, InboxRead]:
         with self._lock:
             return {chan: self._read(self._chan_streams, chan, at) for chan, at in since.items()}
@@ -317,6 +321,10 @@ class _Inboxes(Generic[K]):
         inbox = self._live.pop(owner, None) or self._quiet.pop(owner, None) or _Inbox(secrets.token_hex(4))
         self._live[owner] = inbox  # the most recently written, last
         return inbox
+
+    def drop(self, owner: K) -> None:
+        self._live.pop(owner, None)
+        self._quiet.pop(owner, None)
 
     def _expire(self, now: float) -> None:
         while self._live and now - next(iter(self._live.values())).last > conf.INBOX_MAX_AGE:

@@ -5,7 +5,10 @@ when the data changes: an added member joins the group's chan, a removed one
 leaves it, a deactivated or deleted group's chan is cleared, a created, activated
 (or renamed) group's chan is taken over: whoever is in it and is not a member
 (joined by name before the group existed) is evicted, and its online members
-join it. Each effect runs after the transaction
+join it. A group's chan keeps no past but its own: a new name (created, renamed)
+forgets what was said under it before, a renamed group's history moves with it,
+and a deleted or renamed group's old name keeps nothing (:func:`freeim.im.forget_chan`)
+for whoever takes it next. Each effect runs after the transaction
 commits, so a rolled-back change never reaches a socket; a failure to reach the
 store is logged, never raised into the caller whose data was already saved.
 """
@@ -126,8 +129,18 @@ def group_saved(instance: Group, created: bool, raw: bool = False, **kwargs: Any
     # The chan to clear: the old one if it was live; with the old state unknown (an instance not
     # loaded from the database), this one if the group is inactive now.
     stale = before["slug"] if before and before["is_active"] else (None if active else slug)
+    # A new name: what was said under it before (a plain chan's) is not the group's; the group's history
+    # moves with it, and the old name keeps nothing for whoever takes it next.
+    renamed_from = before["slug"] if before and before["slug"] != slug else None
+    new_name = created or renamed_from is not None
 
     def effect() -> None:
+        if new_name:
+            with logged("forget the past of", slug):
+                im.forget_chan(slug)
+        if renamed_from is not None:
+            with logged("move the history of", renamed_from):
+                im.forget_chan(renamed_from, history_to=slug)
         if stale is not None:
             with logged("clear", stale):
                 im.clear_chan_client(stale)
@@ -144,5 +157,7 @@ def group_deleted(instance: Group, **kwargs: Any) -> None:
     def effect() -> None:
         with logged("clear", slug):
             im.clear_chan_client(slug)
+        with logged("forget", slug):
+            im.forget_chan(slug)  # its name may go to a plain chan or another group next
 
     after_commit(effect)

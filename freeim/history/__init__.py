@@ -40,6 +40,9 @@ class History(Protocol):
     def mark_read(self, reader: ClientId, message_ids: list[str]) -> None:
         """``reader`` read these private messages of its (ids of message frames, maybe unknown ones)."""
 
+    def forget_chan(self, chan: str, history_to: str | None = None) -> None:
+        """Drop ``chan``'s messages, or make them ``history_to``'s (:func:`freeim.im.forget_chan`)."""
+
 
 def configured() -> History | None:
     """The history ``FREEIM["HISTORY"]`` names, if any."""

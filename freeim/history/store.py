@@ -34,6 +34,13 @@ class ModelHistory:
                                                      message_id=message.message_id, data=message.message,
                                                      sent_at=timezone.now())], ignore_conflicts=True)
 
+    def forget_chan(self, chan: str, history_to: str | None = None) -> None:
+        kept = ChanMessage.objects.filter(chan=chan)
+        if history_to is None:
+            kept.delete()
+        else:
+            kept.update(chan=history_to)
+
     def mark_read(self, reader: ClientId, message_ids: list[str]) -> None:
         """Both copies of each message ``reader`` received: its own, and the sender's copy addressed to it."""
         me = str(reader)

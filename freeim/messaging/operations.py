@@ -335,6 +335,11 @@ async def send_chan_message(backend: Backend, sender: object, chan: object, mess
     return message_id
 
 
+async def forget_chan_stream(backend: Backend, chan: object) -> None:
+    """Forget what ``chan``'s stream keeps for members that come back."""
+    await backend.store.drop_chan_stream(ids.chan(chan))
+
+
 async def send_broadcast_message(backend: Backend, message: Any) -> None:
     """Send ``message`` to every connection on every node."""
     frame = protocol.broadcast_frame(message)

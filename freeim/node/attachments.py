@@ -75,10 +75,44 @@ class Attachments:
             elif new_here and not came_online:
                 self.registry.join(client_id, await self.backend.store.client_chans(client_id))
             if connection.join:
-                mine = self.registry.chans_of(client_id)
-                await self._join(client_id, [chan for chan in connection.join if chan not in mine], "join")
+                await self._join_own(client_id, connection.join)
             if connection.since is not None or connection.chans_since:
                 self.delivery.catch_up(connection, await self._missed(connection))
+
+    async def _join_own(self, client_id: ClientId, chans: list[str]) -> None:
+        """Join the terminal's own chans, never one the server manages (whose members the providers name).
+
+        ``connect/`` left out the managed ones when it issued the token, but a chan may have become
+        managed since (a group created or renamed with its name, up to ``TOKEN_TTL`` ago), and that
+        group's take-over ran before this join, so it cannot evict it. So they are tested here again
+        before the join, and after it as :class:`freeim.rest.views.ChanJoinView` does: a chan that
+        became managed in between is left again, unless the providers put the client in it.
+        """
+        mine = self.registry.chans_of(client_id)
+        chans = [chan for chan in chans if chan not in mine]
+        if not chans or not autojoin.has_managers():
+            await self._join(client_id, chans, "join")
+            return
+        managed = await self._managed(client_id, chans)
+        chans = [chan for chan in chans if chan not in managed]
+        await self._join(client_id, chans, "join")
+        managed = await self._managed(client_id, chans) if chans else set()
+        if managed:
+            allowed = set(await database_sync_to_async(autojoin.chans_for)(client_id))
+            if squatted := [chan for chan in chans if chan in managed and chan not in allowed]:
+                self.registry.leave(client_id, squatted)
+                await operations.leave_chan(self.backend, client_id, *squatted)
+
+    async def _managed(self, client_id: ClientId, chans: list[str]) -> set[str]:
+        """The managed ones among ``chans``; all of them if the tests fail (the database is down): a chan
+        that may be a group's is not joined on a guess."""
+        try:
+            managed: set[str] = await database_sync_to_async(autojoin.managed_among)(chans)
+        except Exception:
+            logger.exception("freeim node %s: could not tell which chans client %r may join; it joins none of %s",
+                             self.node, client_id, chans)
+            return set(chans)
+        return managed
 
     async def _join(self, client_id: ClientId, chans: list[str], why: str) -> None:
         """Join ``client_id`` to ``chans`` as its socket opens: the providers' chans (``auto-join``) or the

@@ -223,6 +223,17 @@ def test_a_chan_stream_numbers_its_messages_and_names_the_nodes_of_its_members(s
     assert sync.store.store_chan_message("empty", "m3", "{}")[1] == []
 
 
+def test_a_dropped_chan_stream_keeps_nothing_and_starts_a_new_epoch(sync):
+    first, _ = sync.store.store_chan_message("room", "m1", "{}")
+    sync.store.store_chan_message("other", "m2", "{}")
+    sync.store.drop_chan_stream("room")
+    assert sync.store.read_chans({"room": "*"})["room"].messages == []
+    assert sync.store.read_chans({"room": first})["room"].gap  # what came after it is not known any more
+    again, _ = sync.store.store_chan_message("room", "m1", "{}")  # the id is forgotten too
+    assert again.split(".")[0] != first.split(".")[0]
+    assert len(sync.store.read_chans({"other": "*"})["other"].messages) == 1
+
+
 def test_messages_older_than_the_age_limit_go_with_the_next_append(sync, settings):
     settings.FREEIM = {"INBOX_MAX_AGE": 1}
     [old] = store(sync, Letter(1, "m1", '{"n":1}'))

@@ -1,5 +1,6 @@
 """Groups on real sockets (embedded mode): auto-join on connect, and changes reaching online members at once."""
 
+import json
 from unittest.mock import ANY
 
 import pytest
@@ -7,6 +8,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from freeim import im
+from freeim.backends import get_backend, run_blocking
 from freeim.groups.models import Group, Membership
 from freeim.groups.signals import group_member_added, group_member_removed
 from freeim.testing import connected
@@ -241,3 +243,46 @@ def test_reactivating_a_group_evicts_whoever_joined_its_chan_meanwhile(users):
             await only_members_hear("team", {alice.pk: a}, [c])
 
     run(scenario)
+
+
+@pytest.fixture
+def history(settings):
+    settings.FREEIM = {"HISTORY": "freeim.history.store.ModelHistory"}
+
+
+def kept(chan):
+    from freeim.history.models import ChanMessage
+
+    return list(ChanMessage.objects.filter(chan=chan).order_by("pk").values_list("data", flat=True))
+
+
+def caught_up(chan):
+    """What a member that comes to ``chan`` now would catch up on from its stream."""
+    [read] = run_blocking(get_backend().blocking().store.read_chans({chan: "*"})).values()
+    return [json.loads(message.frame)["data"] for message in read.messages]
+
+
+def test_a_deleted_groups_messages_are_not_left_for_whoever_takes_its_name(users, history):
+    """A deleted group's slug became a plain chan: anyone who joined it read the group's history and caught up
+    on its stream."""
+    group = make_group("board", users["alice"])
+    im.send_chan_message(users["alice"].pk, "board", "board only")
+    assert kept("board") == ["board only"]
+    group.delete()
+    assert kept("board") == [] and caught_up("board") == []
+
+
+def test_a_renamed_group_keeps_its_history_under_its_new_name_and_leaves_none_under_the_old(users, history):
+    group = make_group("old-name", users["alice"])
+    im.send_chan_message(users["alice"].pk, "old-name", "said before the rename")
+    group.slug = "new-name"
+    group.save()
+    assert kept("new-name") == ["said before the rename"]
+    assert kept("old-name") == [] and caught_up("old-name") == []
+
+
+def test_a_group_made_with_a_plain_chans_name_starts_without_its_past(users, history):
+    im.send_chan_message("stranger", "lobby", "said in the plain chan")
+    assert caught_up("lobby") == ["said in the plain chan"]
+    make_group("lobby", users["alice"])
+    assert kept("lobby") == [] and caught_up("lobby") == []

@@ -226,3 +226,17 @@ async def test_a_catch_up_larger_than_the_backlog_sends_the_newest_that_fit_afte
             got.append(frame["data"]["n"])
         assert got == list(range(19 - len(got), 19)) and got  # the newest that fit, in order, up to the last
         assert await alice.receive_nothing()
+
+
+async def test_a_join_at_connect_joins_nothing_when_managed_chans_cannot_be_told(caplog):
+    """The managed-chan test failing (the database down) broke the handshake; the socket opens, in no chan."""
+    def broken(chans):
+        raise RuntimeError("database down")
+
+    autojoin.manage_many(broken)
+    try:
+        async with connected(application, "alice", join=["lobby"]):
+            assert await im.aget_chan_list_by_client_id("alice") == []
+    finally:
+        autojoin.unmanage_many(broken)
+    assert "could not tell which chans" in caplog.text

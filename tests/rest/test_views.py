@@ -117,6 +117,24 @@ def test_a_join_at_connect_leaves_out_chans_the_server_manages(users):
     assert run(scenario) == ["lobby"]
 
 
+def test_a_chan_that_became_managed_after_the_ticket_is_not_joined_when_the_socket_opens(users):
+    """The token named a plain chan; a group took its name before the socket opened, and its take-over found
+    nobody to evict: the late join made a non-member a member of the group's chan."""
+    alice = users["alice"]
+    answer = client_for(alice).post("/im/connect/", {"join": ["vault", "lobby"]}, format="json")
+    make_group("vault")  # alice is not a member
+
+    async def scenario():
+        socket = FreeIMCommunicator(application, answer.json()["url"])
+        assert (await socket.connect())[0]
+        try:
+            return await im.aget_chan_list_by_client_id(alice.pk)
+        finally:
+            await socket.disconnect()
+
+    assert run(scenario) == ["lobby"]
+
+
 def test_connect_with_configured_servers(users, settings):
     settings.FREEIM = {"SERVERS": ["wss://im.example.com"]}
     body = client_for(users["alice"]).post("/im/connect/", format="json").json()

@@ -195,6 +195,11 @@ class RedisStore:
         return position(epoch, offset), sorted(nodes)
 
     @performed
+    def drop_chan_stream(self, chan: str) -> Steps[None]:
+        keys = self.keys  # one hash tag: one slot
+        yield one("delete", keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), keys.chan(chan, "stream-ids"))
+
+    @performed
     def read_chans(self, since: dict[str, str]) -> Steps[dict[str, InboxRead]]:
         keys = self.keys
         reads = yield from _reads([(keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), at)
