@@ -98,6 +98,12 @@ class NoServerAvailable(FreeIMError):
     default_message = "No freeim server node is available."
 
 
+class HistoryUnavailable(FreeIMError):
+    code = "history_unavailable"
+    status = 503
+    default_message = "The message history is unavailable; nothing was sent."
+
+
 class StoreUnavailable(FreeIMError):
     code = "store_unavailable"
     status = 503

@@ -20,8 +20,8 @@ from asgiref.sync import sync_to_async
 
 from . import ids, signals
 from .backends import Backend, get_backend, run_blocking
-from .history import SentChanMessage
 from .history import configured as configured_history
+from .history import database_errors
 from .messaging import operations
 
 T = TypeVar("T")
@@ -49,29 +49,33 @@ def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
 
 prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_server)
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
-_send_messages, _asend_messages = _twins(operations.send_messages)
+_deliver_messages, _adeliver_messages = _twins(operations.deliver_messages)
 
 
 def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
     """Send each ``(sender, receivers, message)`` (see :func:`send_message`; a fourth item is its ``key``) with
-    one presence lookup and one write per node for them all; return their ids. ``message_stored`` follows
-    for absent receivers, then the history keeps them."""
-    sent = _send_messages(messages, receipt)
+    one presence lookup and one write per node for them all; return their ids. The history keeps them
+    first; ``message_stored`` follows for absent receivers."""
+    prepared = operations.prepare_messages(messages, receipt)
+    if history := configured_history():
+        with database_errors():
+            history.keep_messages(prepared.messages)
+    sent = _deliver_messages(prepared)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
-    if history := configured_history():
-        history.keep_messages(sent.messages)
     return [message.message_id for message in sent.messages]
 
 
 async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
     """The async twin of :func:`send_messages`; the history runs through ``sync_to_async`` (it may use the ORM),
     as Django's async ORM methods do."""
-    sent = await _asend_messages(messages, receipt)
+    prepared = operations.prepare_messages(messages, receipt)
+    if history := configured_history():
+        with database_errors():
+            await sync_to_async(history.keep_messages)(prepared.messages)
+    sent = await _adeliver_messages(prepared)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
-    if history := configured_history():
-        await sync_to_async(history.keep_messages)(sent.messages)
     return [message.message_id for message in sent.messages]
 
 
@@ -152,25 +156,28 @@ get_chan_list_by_client_id, aget_chan_list_by_client_id = _twins(operations.get_
 get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
 
 
-_send_chan_message, _asend_chan_message = _twins(operations.send_chan_message)
+_deliver_chan_message, _adeliver_chan_message = _twins(operations.deliver_chan_message)
 
 
 def send_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
-    """Send ``message`` to every member of ``chan``, then hand it to the history; return its id (``key`` as
-    for :func:`send_message`)."""
-    message_id = _send_chan_message(sender, chan, message, key)
+    """Send ``message`` to every member of ``chan`` (the history keeps it first); return its id (``key`` as for
+    :func:`send_message`)."""
+    sent, frame = operations.prepare_chan_message(sender, chan, message, key)
     if history := configured_history():
-        history.keep_chan_message(SentChanMessage(message_id, ids.client_id(sender), ids.chan(chan), message))
-    return message_id
+        with database_errors():
+            history.keep_chan_message(sent)
+    _deliver_chan_message(sent, frame)
+    return sent.message_id
 
 
 async def asend_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
     """The async twin of :func:`send_chan_message`."""
-    message_id = await _asend_chan_message(sender, chan, message, key)
+    sent, frame = operations.prepare_chan_message(sender, chan, message, key)
     if history := configured_history():
-        await sync_to_async(history.keep_chan_message)(
-            SentChanMessage(message_id, ids.client_id(sender), ids.chan(chan), message))
-    return message_id
+        with database_errors():
+            await sync_to_async(history.keep_chan_message)(sent)
+    await _adeliver_chan_message(sent, frame)
+    return sent.message_id
 
 
 _forget_chan_stream, _aforget_chan_stream = _twins(operations.forget_chan_stream)

@@ -4,10 +4,18 @@ import asyncio
 from unittest.mock import ANY
 
 import pytest
+from django.db import DataError, OperationalError
 
 from freeim import autojoin, im
 from freeim.backends import Backend, get_backend
-from freeim.exceptions import ClientOffline, InvalidChan, InvalidMessage, NoServerAvailable, TooManyChans
+from freeim.exceptions import (
+    ClientOffline,
+    HistoryUnavailable,
+    InvalidChan,
+    InvalidMessage,
+    NoServerAvailable,
+    TooManyChans,
+)
 from freeim.messaging import operations
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
@@ -266,8 +274,10 @@ async def test_a_send_retried_with_its_key_is_the_same_message_at_the_same_posit
         # content for one id (the inbox would keep the first, the live frame carry the second).
         changed = await im.asend_message(1, 2, "changed", key="k1")
         elsewhere = await im.asend_message(1, [2, 4], "once", key="k1")
-        assert [(await bob.receive_frame())["data"] for _ in range(2)] == ["changed", "once"]
-        assert len({first, changed, elsewhere}) == 3
+        with_receipt = await im.asend_message(1, 2, "once", key="k1", receipt=True)
+        assert [(await bob.receive_frame())["data"] for _ in range(3)] == ["changed", "once", "once"]
+        assert len({first, changed, elsewhere, with_receipt}) == 4
+        assert await im.asend_message(1, [4, 2], "once", key="k1") == elsewhere  # the same receivers
         chan = [await im.asend_chan_message(1, name, "hi", key="k1") for name in ("a", "b", "a")]
         assert chan[0] == chan[2] != chan[1]
     assert first == again != other
@@ -277,3 +287,29 @@ async def test_a_send_retried_with_its_key_is_the_same_message_at_the_same_posit
         await im.asend_message(1, 2, "x", key="")
     with pytest.raises(InvalidMessage):
         await im.asend_message(1, 2, "x", key="k" * 65)
+
+
+class RefusingHistory(RecordingHistory):
+    """A database that refuses what it is given (PostgreSQL's jsonb and a NUL), or is down."""
+
+    error = DataError("unsupported Unicode escape sequence")
+
+    def keep_messages(self, messages):
+        raise self.error
+
+    keep_chan_message = keep_messages
+
+
+@pytest.mark.parametrize(("error", "raised"), [(DataError("no NUL in jsonb"), InvalidMessage),
+                                               (OperationalError("connection refused"), HistoryUnavailable)])
+async def test_a_message_the_history_cannot_keep_is_not_sent(settings, error, raised):
+    """It was sent first: the receiver had it, the history not, and the caller got a 500 it retried for ever."""
+    settings.FREEIM = {"HISTORY": "tests.test_im.RefusingHistory"}
+    RefusingHistory.error = error
+    async with connected(application, 2) as bob:
+        await im.ajoin_chan(2, "room")
+        with pytest.raises(raised):
+            await im.asend_message(1, 2, "nul \u0000 here")
+        with pytest.raises(raised):
+            await asyncio.to_thread(im.send_chan_message, 1, "room", "\u0000")
+        assert await bob.receive_nothing()

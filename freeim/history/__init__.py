@@ -3,31 +3,27 @@
 ``FREEIM["HISTORY"]`` names the :class:`History` that keeps them: ``INSTALLED_APPS += ["freeim.history"]``
 with ``FREEIM["HISTORY"] = "freeim.history.store.ModelHistory"`` keeps them in the database
 (:mod:`.store`), and its REST API (:mod:`.urls`) serves them per conversation and per chan.
-:mod:`freeim.im` hands each message to it once the nodes have it, so a history that fails never
-holds a message back; the caller gets its error.
+:mod:`freeim.im` hands each message to it before the nodes get it: a message the history cannot
+keep is not sent, and the caller gets the error (:func:`database_errors`); a message kept and then
+not sent (the store unreachable) is kept once when its send is retried with its key.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cache
-from typing import Any, NamedTuple, Protocol
+from typing import Protocol
 
+from django.db import DatabaseError, DataError
 from django.utils.module_loading import import_string
 
 from ..conf import conf
+from ..exceptions import HistoryUnavailable, InvalidMessage
 from ..ids import ClientId
-from ..messaging.operations import SentMessage
+from ..messaging.operations import SentChanMessage, SentMessage
 
-__all__ = ["History", "SentChanMessage", "SentMessage", "configured"]
-
-
-class SentChanMessage(NamedTuple):
-    """One chan message as sent."""
-
-    message_id: str
-    sender: ClientId
-    chan: str
-    message: Any
+__all__ = ["History", "SentChanMessage", "SentMessage", "configured", "database_errors"]
 
 
 class History(Protocol):
@@ -54,3 +50,16 @@ def configured() -> History | None:
 def _instance(path: str) -> History:
     history: History = import_string(path)()
     return history
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """A database that refuses a message (PostgreSQL's ``jsonb`` has no NUL character) is
+    :class:`InvalidMessage` (400), one that cannot be reached :class:`HistoryUnavailable` (503): the
+    message was not sent, and a terminal knows whether to send it again."""
+    try:
+        yield
+    except DataError as error:
+        raise InvalidMessage(f"The history cannot keep this message: {str(error).strip()}") from error
+    except DatabaseError as error:
+        raise HistoryUnavailable() from error

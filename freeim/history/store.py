@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,12 +28,14 @@ class ModelHistory:
                 if receiver != sender:  # a note to oneself is one copy
                     rows.append(PrivateMessage(owner=sender, peer=receiver, outgoing=True,
                                                message_id=sent.message_id, data=sent.message, sent_at=now))
-        PrivateMessage.objects.bulk_create(rows, ignore_conflicts=True)
+        with transaction.atomic():  # a refused insert rolls back alone, not the caller's transaction
+            PrivateMessage.objects.bulk_create(rows, ignore_conflicts=True)
 
     def keep_chan_message(self, message: SentChanMessage) -> None:
-        ChanMessage.objects.bulk_create([ChanMessage(chan=message.chan, sender=str(message.sender),
-                                                     message_id=message.message_id, data=message.message,
-                                                     sent_at=timezone.now())], ignore_conflicts=True)
+        with transaction.atomic():
+            ChanMessage.objects.bulk_create([ChanMessage(chan=message.chan, sender=str(message.sender),
+                                                         message_id=message.message_id, data=message.message,
+                                                         sent_at=timezone.now())], ignore_conflicts=True)
 
     def forget_chan(self, chan: str, history_to: str | None = None) -> None:
         kept = ChanMessage.objects.filter(chan=chan)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +32,14 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF's, with the position checked too: it is an id here, and one that is not (a cursor made by hand)
+        was a 500 from the query."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not str(cursor.position).isdecimal():
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class ConversationsView(FreeIMView):

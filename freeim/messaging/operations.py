@@ -115,7 +115,7 @@ class Waiting(NamedTuple):
 
 
 class Sent(NamedTuple):
-    """What :func:`send_messages` did: each message as sent, and which of them wait for absent receivers."""
+    """What :func:`deliver_messages` did: each message as sent, and which of them wait for absent receivers."""
 
     messages: list[SentMessage]
     waiting: list[Waiting]
@@ -130,39 +130,59 @@ class SentMessage(NamedTuple):
     message: Any
 
 
-#: What :func:`send_messages` takes: ``(sender, receivers, message)``, or with the sender's idempotency key last.
+#: What :func:`prepare_messages` takes: ``(sender, receivers, message)``, or with the sender's idempotency key
+#: last.
 Outgoing = tuple[object, object, Any] | tuple[object, object, Any, str | None]
 
 
-async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt: bool = False) -> Sent:
-    """Send each ``(sender, receivers, message[, key])``: one round trip stores them in their receivers'
-    inboxes (and finds where those are connected), one hands each node its batch. All are checked before
-    any is sent, and together they may put at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight.
+class Prepared(NamedTuple):
+    """Messages checked, named and framed: ready to be kept (a history) and sent (:func:`deliver_messages`)."""
+
+    messages: list[SentMessage]
+    frames: list[str]
+    receipt: bool
+
+
+def prepare_messages(messages: Iterable[Outgoing], receipt: bool = False) -> Prepared:
+    """Check each ``(sender, receivers, message[, key])`` and give it its id and frame; together they may put
+    at most ``MAX_FANOUT_BYTES`` (size x receivers) in flight. Nothing is sent, so an error leaves no trace.
+
+    A message sent again with the same ``key`` by the same sender, to the same receivers (in any order)
+    and as asking for a receipt or not, is the same message: same id, kept and shown once
+    (:func:`freeim.ids.message_id`).
+    """
+    sent, frames = [], []
+    fanout = 0
+    for sender, receivers, message, *key in messages:
+        source, targets = ids.client_id(sender), ids.client_ids(receivers)
+        message_id = _message_id(source, key[0] if key else None, [sorted(map(str, targets)), receipt], message)
+        frame = protocol.message_frame(message_id, source, message)
+        fanout += _checked(frame) * len(targets)
+        sent.append(SentMessage(message_id, source, targets, message))
+        frames.append(frame)
+    if fanout > conf.MAX_FANOUT_BYTES:
+        raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
+                             f"({conf.MAX_FANOUT_BYTES}).")
+    return Prepared(sent, frames, receipt)
+
+
+async def deliver_messages(backend: Backend, prepared: Prepared) -> Sent:
+    """Send prepared messages: one round trip stores them in their receivers' inboxes (and finds where those
+    are connected), one hands each node its batch.
 
     A receiver that is the sender gets it only on its other devices (when it has more than one
     connection). With ``receipt`` the sender gets one receipt per receiver, naming the message by its
     id: ``delivered`` from the receiver's node, or ``offline`` (it waits in the receiver's inbox).
-    A message sent again with the same ``key`` by the same sender is the same message: same id, kept
-    and shown once (:func:`freeim.ids.message_id`).
     """
-    prepared = []
-    fanout = 0
-    for sender, receivers, message, *key in messages:
-        source, targets = ids.client_id(sender), ids.client_ids(receivers)
-        message_id = _message_id(source, key[0] if key else None, targets, message)
-        frame = protocol.message_frame(message_id, source, message)
-        fanout += _checked(frame) * len(targets)
-        prepared.append((SentMessage(message_id, source, targets, message), frame))
-    if fanout > conf.MAX_FANOUT_BYTES:
-        raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
-                             f"({conf.MAX_FANOUT_BYTES}).")
+    receipt = prepared.receipt
+    pairs = list(zip(prepared.messages, prepared.frames, strict=True))
     letters = [Letter(target, sent.message_id, frame, sent.sender if receipt else None)
-               for sent, frame in prepared for target in sent.receivers]
-    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, _ in prepared)))
+               for sent, frame in pairs for target in sent.receivers]
+    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, _ in pairs)))
     batches: dict[str, list[Payload]] = defaultdict(list)
     waiting = []
     taken = 0
-    for sent, frame in prepared:
+    for sent, frame in pairs:
         placed = dict(zip(sent.receivers, stored[taken:taken + len(sent.receivers)], strict=True))
         taken += len(sent.receivers)
         waiting += [Waiting(target, sent.sender, sent.message_id, sent.message, at)
@@ -172,11 +192,12 @@ async def send_messages(backend: Backend, messages: Iterable[Outgoing], receipt:
     if receipt:
         await send_receipts(backend, [ReceiptDue(w.from_id, w.message_id, w.client_id, protocol.RECEIPT_OFFLINE)
                                       for w in waiting])
-    return Sent([sent for sent, _ in prepared], waiting)
+    return Sent(prepared.messages, waiting)
 
 
 def _message_id(sender: ClientId, key: str | None, to: object, message: Any) -> str:
-    """A message's id (:func:`freeim.ids.message_id`): with a key, bound to the message and where it goes."""
+    """A message's id (:func:`freeim.ids.message_id`): with a key, bound to the message (as JSON) and where
+    it goes."""
     return ids.message_id(sender, key, protocol.encode({"to": to, "data": message}) if key is not None else "")
 
 
@@ -322,17 +343,30 @@ async def get_chan_online(backend: Backend, chan: object) -> int:
     return await backend.store.chan_online(ids.chan(chan))
 
 
-async def send_chan_message(backend: Backend, sender: object, chan: object, message: Any,
-                            key: str | None = None) -> str:
-    """Send ``message`` to every member of ``chan``, only through the nodes that host one, and into the chan's
-    stream, which a member that comes back catches up on; return its id (``key`` as for :func:`send_messages`)."""
+class SentChanMessage(NamedTuple):
+    """One chan message as sent (what a history keeps)."""
+
+    message_id: str
+    sender: ClientId
+    chan: str
+    message: Any
+
+
+def prepare_chan_message(sender: object, chan: object, message: Any, key: str | None = None
+                         ) -> tuple[SentChanMessage, str]:
+    """Check a chan message and give it its id (``key`` as for :func:`prepare_messages`) and frame."""
     name, source = ids.chan(chan), ids.client_id(sender)
     message_id = _message_id(source, key, name, message)
     frame = protocol.chan_frame(message_id, name, source, message)
     _checked(frame)
-    at, nodes = await backend.store.store_chan_message(name, message_id, frame)
-    await _publish(backend, {node: [payloads.chan(name, frame, at)] for node in nodes})
-    return message_id
+    return SentChanMessage(message_id, source, name, message), frame
+
+
+async def deliver_chan_message(backend: Backend, sent: SentChanMessage, frame: str) -> None:
+    """Send a prepared chan message to every member of its chan, only through the nodes that host one, and
+    into the chan's stream, which a member that comes back catches up on."""
+    at, nodes = await backend.store.store_chan_message(sent.chan, sent.message_id, frame)
+    await _publish(backend, {node: [payloads.chan(sent.chan, frame, at)] for node in nodes})
 
 
 async def forget_chan_stream(backend: Backend, chan: object) -> None:

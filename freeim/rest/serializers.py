@@ -65,7 +65,8 @@ class ConnectSerializer(serializers.Serializer[Any]):
 
 def key_field() -> serializers.CharField:
     """The sender's idempotency key: a POST retried with it sends nothing new and answers with the same id."""
-    return serializers.CharField(required=False, default=None, min_length=1, max_length=ids.MAX_KEY_LENGTH)
+    return serializers.CharField(required=False, default=None, min_length=1, max_length=ids.MAX_KEY_LENGTH,
+                                 trim_whitespace=False)  # " k" is not "k": a key is compared as given
 
 
 class MessageSerializer(serializers.Serializer[Any]):

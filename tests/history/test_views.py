@@ -80,6 +80,8 @@ def test_a_send_retried_with_its_key_is_kept_once(users):
     assert len(api(users["bob"]).get(f"/im/history/conversations/{alice}/").json()["results"]) == 1
     other = api(users["carol"]).post("/im/messages/", {**body, "to": [alice]}, format="json").json()
     assert other["id"] != answers[0]["id"]  # a key is the sender's own
+    padded = api(users["alice"]).post("/im/messages/", {**body, "key": " tab-1:42 "}, format="json").json()
+    assert padded["id"] != answers[0]["id"]  # a key is taken as given, never trimmed
 
 
 def test_chan_history_is_for_its_members_group_members_even_offline_and_staff(users):
@@ -104,7 +106,9 @@ def test_bad_ids_and_chan_names_are_400(users, path):
     assert answer.status_code == 400 and answer.json()["code"] in ("invalid_client_id", "invalid_chan")
 
 
-@pytest.mark.parametrize("query", ["?limit=100000", "?limit=-1", "?limit=x", "?cursor=garbage"])
+# The cursors: "p=abc", "p=1.5" and "p=" in base64 (positions that are not ids), and one that is not base64.
+@pytest.mark.parametrize("query", ["?limit=100000", "?limit=-1", "?limit=x", "?cursor=garbage", "?cursor=cD1hYmM%3D",
+                                   "?cursor=cD0xLjU%3D", "?cursor=cD0%3D"])
 def test_odd_paging_queries_are_bounded_or_refused(users, query):
     alice, bob = users["alice"].pk, users["bob"].pk
     for n in range(3):

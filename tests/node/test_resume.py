@@ -206,7 +206,8 @@ async def test_messages_whose_sends_race_each_arrive_whatever_their_order():
     backend = get_backend()
     async with connected(application, "alice") as alice:
         held = HeldTransport()
-        first = await operations.send_messages(Backend(backend.store, backend.nodes, held), [("bob", ["alice"], 1)])
+        first = await operations.deliver_messages(Backend(backend.store, backend.nodes, held),
+                                                  operations.prepare_messages([("bob", ["alice"], 1)]))
         second = await im.asend_message("carol", ["alice"], 2)  # stored after the first, delivered before it
         assert (await alice.receive_frame())["id"] == second
         await backend.transport.publish(held.batches)

@@ -27,7 +27,7 @@
  *   im.on("pending", e => ...)    // {key, to, data, receipt}: sendMessage put a message in the outbox
  *   im.on("sent",  e => ...)      // {key, id, to, data, receipt}: the server took an outbox message (also one
  *                                 // a reloaded page still had); id is the one its frame and receipts carry
- *   im.on("unsent", e => ...)     // {key, to, data, receipt, error}: the server refused it (4xx): not sent
+ *   im.on("unsent", e => ...)     // {key, to, data, receipt, error}: the server refused it for good: not sent
  *   im.on("open",  e => ...)      // {clientId, server}: connected (im.joined already joined again)
  *   im.on("close", e => ...)      // {code, reason, reconnectIn}: after every failed or ended attempt;
  *                                 // reconnectIn is ms until the next one, or null if there is none
@@ -63,10 +63,10 @@
  * connects again.
  *
  * Outbox: sendMessage puts the message in the outbox (im.pending, kept in `storage`, so a
- * reload of the tab keeps it) and posts it with an idempotency key. A network failure or a
- * 5xx leaves it there, retried in order with backoff and at every connect, until the server
- * takes it ("sent"; the promise resolves with the answer) or refuses it with a 4xx ("unsent";
- * the promise rejects). A retry of a message whose answer was lost sends nothing twice: the
+ * reload of the tab keeps it) and posts it with an idempotency key. A network failure, a 429,
+ * 502, 503 or 504 leaves it there, retried in order with backoff and at every connect, until
+ * the server takes it ("sent"; the promise resolves with the answer) or refuses it with any
+ * other status ("unsent"; the promise rejects). A retry of a message whose answer was lost sends nothing twice: the
  * server knows its key. A reloaded page finds what it had not sent in im.pending.
  *
  * Missed messages: every private message (and every receipt) carries its position in the
@@ -95,6 +95,9 @@
   const OUTBOX_KEY = "freeim.outbox";
   const AVOID_KEY = "freeim.avoid";
   const JOINED_KEY = "freeim.joined";
+  // Answers after which the same request may succeed: too many requests, a proxy or the store (503) not
+  // there yet. Any other refusal (4xx, a 500) comes again: the message is "unsent" rather than stuck.
+  const RETRIED = new Set([429, 502, 503, 504]);
   const MAX_AHEAD = 1000;
 
   function readCookie(name) {
@@ -426,7 +429,7 @@
           try {
             answer = await this.request("POST", "messages/", {to, data, receipt, key});
           } catch (error) {
-            if (error.status === undefined || error.status >= 500 || error.status === 429) {
+            if (error.status === undefined || RETRIED.has(error.status)) {
               const {min, max} = this.options.backoff;
               this._outboxTimer = setTimeout(() => this._drainOutbox(), Math.min(max, min * 2 ** this._outboxAttempt++));
               return;
