@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .models import ChanMessage, PrivateMessage
@@ -30,9 +31,17 @@ class ReadOnly:
 
 @admin.register(PrivateMessage)
 class PrivateMessageAdmin(ReadOnly, PrivateMessageAdminBase):
-    list_display = ["sent_at", "owner", "outgoing", "peer", "data", "read_at"]
-    list_filter = ["sent_at", "outgoing"]
-    search_fields = ["=owner", "=peer", "=message_id"]
+    list_display = ["sent_at", "sender", "receivers", "data"]
+    list_filter = ["sent_at"]
+    search_fields = ["=sender", "=message_id", "=copies__owner"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PrivateMessage]:
+        return super().get_queryset(request).prefetch_related("copies")
+
+    @admin.display(description="receivers (read at)")
+    def receivers(self, message: PrivateMessage) -> str:
+        return ", ".join(f"{copy.owner} ({copy.read_at:%Y-%m-%d %H:%M} )" if copy.read_at else copy.owner
+                         for copy in message.copies.all() if not copy.outgoing)
 
 
 @admin.register(ChanMessage)

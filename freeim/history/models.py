@@ -1,5 +1,6 @@
-"""The kept messages: a private message once per participant, so each one's conversations are one index
-range; a chan message once."""
+"""The kept messages. A private message is kept once, with a small copy per participant (its receivers', and the
+sender's one per receiver), so one client's conversations, unread counts and read marks are one index range
+of its copies, and a message to 1,000 receivers stores its data once. A chan message is kept once."""
 
 from __future__ import annotations
 
@@ -9,26 +10,38 @@ from freeim import ids
 
 
 class PrivateMessage(models.Model):
-    """One participant's copy of a private message: the receiver's (incoming) or the sender's (outgoing,
-    one per receiver), so a conversation, its unread count and its read state are one owner's rows."""
+    """A private message: its id (as its frame carried it), sender, data and time."""
+
+    message_id = models.CharField(max_length=16, primary_key=True)
+    sender = models.CharField(max_length=ids.MAX_CLIENT_ID_LENGTH)
+    data = models.JSONField(null=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} from {self.sender} at {self.sent_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Copy(models.Model):
+    """One participant's copy of a private message: the receiver's (incoming) or the sender's (outgoing, one per
+    receiver)."""
 
     owner = models.CharField(max_length=ids.MAX_CLIENT_ID_LENGTH)
     peer = models.CharField(max_length=ids.MAX_CLIENT_ID_LENGTH)
     outgoing = models.BooleanField()
-    message_id = models.CharField(max_length=16)
-    data = models.JSONField(null=True)
-    sent_at = models.DateTimeField()
+    message = models.ForeignKey(PrivateMessage, on_delete=models.CASCADE, related_name="copies")
     #: When the receiver read it (on both copies); None: not yet.
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]
         indexes = [models.Index(fields=["owner", "peer", "-id"], name="freeim_history_conversation")]
-        constraints = [models.UniqueConstraint(fields=["owner", "peer", "message_id"], name="freeim_history_once")]
+        constraints = [models.UniqueConstraint(fields=["owner", "peer", "message"], name="freeim_history_once")]
 
     def __str__(self) -> str:
-        sender, receiver = (self.owner, self.peer) if self.outgoing else (self.peer, self.owner)
-        return f"{sender} to {receiver} at {self.sent_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.owner}'s copy of {self.message_id}"
 
     @property
     def sender(self) -> ids.ClientId:

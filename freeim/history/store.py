@@ -9,27 +9,28 @@ from django.utils import timezone
 from freeim.ids import ClientId
 
 from . import SentChanMessage, SentMessage
-from .models import ChanMessage, PrivateMessage
+from .models import ChanMessage, Copy, PrivateMessage
 
 
 class ModelHistory:
-    """Keeps messages in :class:`~.models.PrivateMessage` and :class:`~.models.ChanMessage` rows: one
-    ``INSERT`` per call, a message kept already (a retried send) left as it is."""
+    """Keeps messages in the models of :mod:`.models`: one ``INSERT`` per table and call, a message kept already
+    (a retried send) left as it is."""
 
     def keep_messages(self, messages: list[SentMessage]) -> None:
         now = timezone.now()
-        rows = []
+        copies = []
         for sent in messages:
             sender = str(sent.sender)
             for receiver in map(str, sent.receivers):
-                rows.append(PrivateMessage(owner=receiver, peer=sender, outgoing=False, message_id=sent.message_id,
-                                           data=sent.message, sent_at=now,
-                                           read_at=now if receiver == sender else None))  # one's own note: read
+                copies.append(Copy(owner=receiver, peer=sender, outgoing=False, message_id=sent.message_id,
+                                   read_at=now if receiver == sender else None))  # one's own note is read
                 if receiver != sender:  # a note to oneself is one copy
-                    rows.append(PrivateMessage(owner=sender, peer=receiver, outgoing=True,
-                                               message_id=sent.message_id, data=sent.message, sent_at=now))
+                    copies.append(Copy(owner=sender, peer=receiver, outgoing=True, message_id=sent.message_id))
+        kept = [PrivateMessage(message_id=sent.message_id, sender=str(sent.sender), data=sent.message, sent_at=now)
+                for sent in messages]
         with transaction.atomic():  # a refused insert rolls back alone, not the caller's transaction
-            PrivateMessage.objects.bulk_create(rows, ignore_conflicts=True)
+            PrivateMessage.objects.bulk_create(kept, ignore_conflicts=True)
+            Copy.objects.bulk_create(copies, ignore_conflicts=True)
 
     def keep_chan_message(self, message: SentChanMessage) -> None:
         with transaction.atomic():
@@ -47,5 +48,5 @@ class ModelHistory:
     def mark_read(self, reader: ClientId, message_ids: list[str]) -> None:
         """Both copies of each message ``reader`` received: its own, and the sender's copy addressed to it."""
         me = str(reader)
-        PrivateMessage.objects.filter(Q(owner=me, outgoing=False) | Q(peer=me, outgoing=True),
-                                      message_id__in=message_ids, read_at=None).update(read_at=timezone.now())
+        Copy.objects.filter(Q(owner=me, outgoing=False) | Q(peer=me, outgoing=True), message_id__in=message_ids,
+                            read_at=None).update(read_at=timezone.now())

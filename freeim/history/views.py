@@ -20,7 +20,7 @@ from freeim.exceptions import NotAChanMember
 from freeim.rest.permissions import in_chan
 from freeim.rest.views import FreeIMView
 
-from .models import ChanMessage, PrivateMessage
+from .models import ChanMessage, Copy
 from .serializers import ChanMessageSerializer, PrivateMessageSerializer
 
 #: Conversations the list shows: the most recent ones.
@@ -46,11 +46,11 @@ class ConversationsView(FreeIMView):
     """The caller's latest conversations: the peer, how many of its messages are unread, and the last one."""
 
     def get(self, request: Request) -> Response:
-        mine = PrivateMessage.objects.filter(owner=str(self.caller()))
+        mine = Copy.objects.filter(owner=str(self.caller()))
         latest = list(mine.values("peer").annotate(last=Max("id"), unread=Count("id", filter=Q(outgoing=False,
                                                                                                 read_at=None)))
                       .order_by("-last")[:MAX_CONVERSATIONS])
-        last = PrivateMessage.objects.in_bulk([row["last"] for row in latest])
+        last = Copy.objects.select_related("message").in_bulk([row["last"] for row in latest])
         return Response([{"peer": ids.client_id(row["peer"]), "unread": row["unread"],
                           "last": PrivateMessageSerializer(last[row["last"]]).data} for row in latest])
 
@@ -72,7 +72,7 @@ class ConversationView(PagedView):
 
     def get(self, request: Request, client_id: str) -> Response:
         peer = ids.client_id(client_id)
-        return self.page_of(PrivateMessage.objects.filter(owner=str(self.caller()), peer=str(peer)))
+        return self.page_of(Copy.objects.filter(owner=str(self.caller()), peer=str(peer)).select_related("message"))
 
 
 class MayReadChan(BasePermission):
