@@ -76,15 +76,38 @@ class Connections:
             return _as_list(reply) if inspect.isawaitable(reply) else [reply]
         if not isinstance(step, Pipe):
             return _single(client, scripts, step)
-        pipe = client.pipeline(transaction=False)
-        for inner in step.steps:
-            if isinstance(inner, Lua):  # redis-py's async Script object cannot queue itself on a pipeline
-                script = scripts[inner.name]
-                pipe.scripts.add(script)  # loaded first if Redis does not know it
-                pipe.evalsha(script.sha, len(inner.keys), *inner.keys, *inner.args)
-            else:
-                getattr(pipe, inner.method)(*inner.args)
-        return pipe.execute()
+        if isinstance(client, redis.asyncio.Redis):
+            return _apiped(client, scripts, step)
+        try:
+            return _piped(client, scripts, step)
+        except redis.exceptions.NoScriptError:
+            for script in scripts.values():
+                client.script_load(script.script)
+            return _piped(client, scripts, step)
+
+
+def _piped(client: Any, scripts: dict[str, Any], step: Pipe) -> Any:
+    """``step`` as one pipeline. Its scripts go by their SHA alone: redis-py would ask Redis whether it
+    knows them (``SCRIPT EXISTS``, one more round trip) before every pipeline that has one. Redis
+    forgets them only when it restarts; the caller loads them then and sends the pipeline again, which
+    every step in one is safe to (:mod:`.lua`)."""
+    pipe = client.pipeline(transaction=False)
+    for inner in step.steps:
+        if isinstance(inner, Lua):
+            pipe.evalsha(scripts[inner.name].sha, len(inner.keys), *inner.keys, *inner.args)
+        else:
+            getattr(pipe, inner.method)(*inner.args)
+    return pipe.execute()
+
+
+async def _apiped(client: redis.asyncio.Redis, scripts: dict[str, Any], step: Pipe) -> Any:
+    """:func:`_piped` awaited, the scripts loaded again if Redis forgot them."""
+    try:
+        return await _piped(client, scripts, step)
+    except redis.exceptions.NoScriptError:
+        for script in scripts.values():
+            await client.script_load(script.script)
+        return await _piped(client, scripts, step)
 
 
 def _single(client: Any, scripts: dict[str, Any], step: Lua | Cmd) -> Any:

@@ -333,3 +333,21 @@ def test_a_disconnect_with_the_right_chans_hint_takes_one_round_trip(redis_serve
         assert sync.store.online_clients() == [] and sync.store.chan_list() == []
     finally:
         backend.flush()
+
+
+async def test_a_send_is_one_round_trip_and_scripts_redis_forgot_are_loaded_again(backend, sync):
+    """redis-py asked Redis whether it knew the scripts (SCRIPT EXISTS) before every pipeline that had one: a
+    second round trip for every send."""
+    redis_client = backend.connections.blocking
+    letters = [Letter(1, "m1", "{}"), Letter(2, "m2", "{}")]
+    sync.store.store_messages(letters, [1])
+    before = redis_client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0)
+    sync.store.store_messages([Letter(1, "m3", "{}"), Letter(2, "m4", "{}")], [1])
+    await backend.store.store_messages([Letter(1, "m5", "{}"), Letter(2, "m6", "{}")], [1])
+    assert redis_client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0) == before
+    redis_client.script_flush()  # as a restart without persistence does
+    stored, _ = sync.store.store_messages([Letter(1, "m7", "{}"), Letter(2, "m8", "{}")], [])
+    assert [at.split(".")[1] for at, _ in stored] == ["4", "4"]
+    redis_client.script_flush()
+    stored, _ = await backend.store.store_messages([Letter(1, "m9", "{}"), Letter(2, "m10", "{}")], [])
+    assert [at.split(".")[1] for at, _ in stored] == ["5", "5"]
