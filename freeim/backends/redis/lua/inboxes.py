@@ -14,9 +14,10 @@ from .prelude import PRELUDE
 # reads no entry back, and a read receipt finds its sender without reading the inbox.
 STORE_MESSAGE = PRELUDE + r"""
 local inbox, meta, ids = KEYS[1], KEYS[2], KEYS[4]
-local epoch = redis.call('HGET', meta, 'e')
+local state = redis.call('HMGET', meta, 'e', 'f')
+local epoch, first = state[1], tonumber(state[2]) or 0
 if not epoch then
-  epoch = ARGV[3]
+  epoch, first = ARGV[3], 0
   redis.call('HSET', meta, 'e', epoch, 't', 0, 'b', 0, 'f', 0)
 end
 local known = redis.call('HGET', ids, ARGV[1])
@@ -25,11 +26,12 @@ if not offset then
   if redis.call('EXISTS', inbox) == 0 then  -- it expired (idle past its age): it holds nothing
     redis.call('DEL', ids)
     redis.call('HSET', meta, 'b', 0, 'f', 0)
+    first = 0
   end
+  local was_first = first
   offset = redis.call('HINCRBY', meta, 't', 1)
   local size = string.len(ARGV[2])
   local added = redis.call('XADD', inbox, '*', 'o', offset, 's', size, 'i', ARGV[1], 'p', ARGV[2], 'r', ARGV[9])
-  local first = tonumber(redis.call('HGET', meta, 'f'))
   if first == 0 then first = tonumber(string.match(added, '^(%d+)')) end
   local held, kept = redis.call('HINCRBY', meta, 'b', size), redis.call('XLEN', inbox)
   local max_kept, max_held, oldest = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -42,7 +44,7 @@ if not offset then
     first = next and tonumber(string.match(next[1], '^(%d+)')) or 0
   end
   redis.call('HSET', ids, ARGV[1], offset .. ' ' .. ARGV[9])
-  redis.call('HSET', meta, 'f', first)
+  if first ~= was_first then redis.call('HSET', meta, 'f', first) end
   redis.call('PEXPIRE', inbox, ARGV[7])
   redis.call('PEXPIRE', ids, ARGV[7])
   redis.call('PEXPIRE', meta, ARGV[8])
