@@ -101,20 +101,24 @@ def test_connect_takes_chans_to_join_up_to_max_chans_per_client(users, join, sta
     assert response.status_code == status, response.json()
 
 
+def chans_once_open(user, connect_answer):
+    """The chans ``user`` is in once the socket of a ``connect/`` answer is open."""
+    async def scenario():
+        socket = FreeIMCommunicator(application, connect_answer.json()["url"])
+        assert (await socket.connect())[0]
+        try:
+            return await im.aget_chan_list_by_client_id(user.pk)
+        finally:
+            await socket.disconnect()
+
+    return run(scenario)
+
+
 def test_a_join_at_connect_leaves_out_chans_the_server_manages(users):
     alice = users["alice"]
     make_group("team")  # alice is not a member
     answer = client_for(alice).post("/im/connect/", {"join": ["team", "lobby"]}, format="json")
-
-    async def scenario():
-        socket = FreeIMCommunicator(application, answer.json()["url"])
-        assert (await socket.connect())[0]
-        try:
-            return await im.aget_chan_list_by_client_id(alice.pk)
-        finally:
-            await socket.disconnect()
-
-    assert run(scenario) == ["lobby"]
+    assert chans_once_open(alice, answer) == ["lobby"]
 
 
 def test_a_chan_that_became_managed_after_the_ticket_is_not_joined_when_the_socket_opens(users):
@@ -123,16 +127,7 @@ def test_a_chan_that_became_managed_after_the_ticket_is_not_joined_when_the_sock
     alice = users["alice"]
     answer = client_for(alice).post("/im/connect/", {"join": ["vault", "lobby"]}, format="json")
     make_group("vault")  # alice is not a member
-
-    async def scenario():
-        socket = FreeIMCommunicator(application, answer.json()["url"])
-        assert (await socket.connect())[0]
-        try:
-            return await im.aget_chan_list_by_client_id(alice.pk)
-        finally:
-            await socket.disconnect()
-
-    assert run(scenario) == ["lobby"]
+    assert chans_once_open(alice, answer) == ["lobby"]
 
 
 def test_connect_with_configured_servers(users, settings):
