@@ -23,6 +23,7 @@ from .backends import Backend, get_backend, run_blocking
 from .history import configured as configured_history
 from .history import database_errors
 from .messaging import operations
+from .messaging.coalescing import coalescer
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -49,7 +50,6 @@ def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
 
 prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_server)
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
-_deliver_messages, _adeliver_messages = _twins(operations.deliver_messages)
 
 
 def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
@@ -60,7 +60,7 @@ def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False
     if history := configured_history():
         with database_errors():
             history.keep_messages(prepared.messages)
-    sent = _deliver_messages(prepared)
+    sent = run_blocking(operations.deliver_messages(get_backend().blocking(), prepared))
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
     return [message.message_id for message in sent.messages]
@@ -73,7 +73,7 @@ async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool 
     if history := configured_history():
         with database_errors():
             await sync_to_async(history.keep_messages)(prepared.messages)
-    sent = await _adeliver_messages(prepared)
+    sent = await coalescer(get_backend()).deliver(prepared)  # with the other sends of this moment
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
     return [message.message_id for message in sent.messages]

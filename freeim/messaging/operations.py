@@ -136,11 +136,15 @@ Outgoing = tuple[object, object, Any] | tuple[object, object, Any, str | None]
 
 
 class Prepared(NamedTuple):
-    """Messages checked, named and framed: ready to be kept (a history) and sent (:func:`deliver_messages`)."""
+    """Messages checked, named and framed: ready to be kept (a history) and sent (:func:`deliver_messages`);
+    several calls' together too (:mod:`.coalescing`)."""
 
     messages: list[SentMessage]
     frames: list[str]
-    receipt: bool
+    #: Whether each message's sender asked for receipts.
+    receipts: list[bool]
+    #: What they put in flight: size x receivers, summed.
+    fanout: int
 
 
 def prepare_messages(messages: Iterable[Outgoing], receipt: bool = False) -> Prepared:
@@ -163,7 +167,7 @@ def prepare_messages(messages: Iterable[Outgoing], receipt: bool = False) -> Pre
     if fanout > conf.MAX_FANOUT_BYTES:
         raise FanoutTooLarge(f"The message times its receivers is {fanout} bytes, more than MAX_FANOUT_BYTES "
                              f"({conf.MAX_FANOUT_BYTES}).")
-    return Prepared(sent, frames, receipt)
+    return Prepared(sent, frames, [receipt] * len(sent), fanout)
 
 
 async def deliver_messages(backend: Backend, prepared: Prepared) -> Sent:
@@ -171,27 +175,27 @@ async def deliver_messages(backend: Backend, prepared: Prepared) -> Sent:
     are connected), one hands each node its batch.
 
     A receiver that is the sender gets it only on its other devices (when it has more than one
-    connection). With ``receipt`` the sender gets one receipt per receiver, naming the message by its
+    connection). A sender that asked for receipts gets one per receiver, naming the message by its
     id: ``delivered`` from the receiver's node, or ``offline`` (it waits in the receiver's inbox).
     """
-    receipt = prepared.receipt
-    pairs = list(zip(prepared.messages, prepared.frames, strict=True))
+    triples = list(zip(prepared.messages, prepared.frames, prepared.receipts, strict=True))
     letters = [Letter(target, sent.message_id, frame, sent.sender if receipt else None)
-               for sent, frame in pairs for target in sent.receivers]
-    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, _ in pairs)))
+               for sent, frame, receipt in triples for target in sent.receivers]
+    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, *_ in triples)))
     batches: dict[str, list[Payload]] = defaultdict(list)
-    waiting = []
+    waiting, offline = [], []
     taken = 0
-    for sent, frame in pairs:
+    for sent, frame, receipt in triples:
         placed = dict(zip(sent.receivers, stored[taken:taken + len(sent.receivers)], strict=True))
         taken += len(sent.receivers)
-        waiting += [Waiting(target, sent.sender, sent.message_id, sent.message, at)
-                    for target, (at, nodes) in placed.items() if not nodes]
+        absent = [Waiting(target, sent.sender, sent.message_id, sent.message, at)
+                  for target, (at, nodes) in placed.items() if not nodes]
+        waiting += absent
+        if receipt:
+            offline += [ReceiptDue(w.from_id, w.message_id, w.client_id, protocol.RECEIPT_OFFLINE) for w in absent]
         _route_message(batches, senders, sent.sender, placed, sent.message_id, frame, receipt)
     await _publish(backend, batches)
-    if receipt:
-        await send_receipts(backend, [ReceiptDue(w.from_id, w.message_id, w.client_id, protocol.RECEIPT_OFFLINE)
-                                      for w in waiting])
+    await send_receipts(backend, offline)
     return Sent(prepared.messages, waiting)
 
 
