@@ -106,7 +106,8 @@ def mark_read(reader: object, message_ids: object) -> int:
     ones (return how many), and the history marks them read."""
     receipts = _mark_read(reader, message_ids)
     if history := configured_history():
-        history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids)))
+        with database_errors():
+            history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids)))
     return receipts
 
 
@@ -114,7 +115,8 @@ async def amark_read(reader: object, message_ids: object) -> int:
     """The async twin of :func:`mark_read`."""
     receipts = await _amark_read(reader, message_ids)
     if history := configured_history():
-        await sync_to_async(history.mark_read)(ids.client_id(reader), list(cast(list[str], message_ids)))
+        with database_errors():
+            await sync_to_async(history.mark_read)(ids.client_id(reader), list(cast(list[str], message_ids)))
     return receipts
 
 
@@ -189,14 +191,17 @@ def forget_chan(chan: object, history_to: object = None) -> None:
     renamed (``history_to``: its new name), so they never read what was said before."""
     _forget_chan_stream(chan)
     if history := configured_history():
-        history.forget_chan(ids.chan(chan), None if history_to is None else ids.chan(history_to))
+        with database_errors():
+            history.forget_chan(ids.chan(chan), None if history_to is None else ids.chan(history_to))
 
 
 async def aforget_chan(chan: object, history_to: object = None) -> None:
     """The async twin of :func:`forget_chan`."""
     await _aforget_chan_stream(chan)
     if history := configured_history():
-        await sync_to_async(history.forget_chan)(ids.chan(chan), None if history_to is None else ids.chan(history_to))
+        with database_errors():
+            await sync_to_async(history.forget_chan)(ids.chan(chan),
+                                                     None if history_to is None else ids.chan(history_to))
 
 
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)

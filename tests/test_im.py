@@ -313,3 +313,19 @@ async def test_a_message_the_history_cannot_keep_is_not_sent(settings, error, ra
         with pytest.raises(raised):
             await asyncio.to_thread(im.send_chan_message, 1, "room", "\u0000")
         assert await bob.receive_nothing()
+
+
+async def test_a_read_the_history_cannot_note_is_a_clear_error_after_its_receipts(settings):
+    settings.FREEIM = {"HISTORY": "tests.test_im.UnreachableHistory"}
+    with pytest.raises(HistoryUnavailable):
+        await im.amark_read(1, ["m1"])
+    with pytest.raises(HistoryUnavailable):
+        await asyncio.to_thread(im.forget_chan, "room")
+
+
+class UnreachableHistory(RecordingHistory):
+    def mark_read(self, reader, message_ids):
+        raise OperationalError("connection refused")
+
+    def forget_chan(self, chan, history_to=None):
+        raise OperationalError("connection refused")
