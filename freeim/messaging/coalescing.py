@@ -52,13 +52,15 @@ class Coalescer:
                           [r for p, _ in batch for r in p.receipts], sum(p.fanout for p, _ in batch))
         try:
             sent = await deliver_messages(self.backend, merged)
-        except BaseException as error:
+        except Exception as error:
             for _prepared, future in batch:
                 if not future.done():
                     future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
             return
+        except BaseException:  # the loop is going away: so are its callers
+            for _prepared, future in batch:
+                future.cancel()
+            raise
         for prepared, future in batch:
             mine = {message.message_id for message in prepared.messages}
             if not future.done():  # a caller cancelled meanwhile: its messages are sent all the same
