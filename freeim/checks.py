@@ -126,6 +126,8 @@ def _check_backend(raw: dict[str, Any]) -> list[CheckMessage]:
     try:
         found = import_string(path) if isinstance(path, str) else None
     except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "redis":
+            hint = "Install the Redis extra: pip install 'django-freeim[redis]' (redis-py and hiredis)."
         return [Error(f"FREEIM['BACKEND'] cannot be imported: {exc}.", hint=hint, id="freeim.E016")]
     if not (isinstance(found, type) and issubclass(found, Backend) and found is not Backend):
         return [Error(f"FREEIM['BACKEND'] is not a freeim Backend class: {path!r}.", hint=hint, id="freeim.E016")]

@@ -90,3 +90,16 @@ def test_the_database_history_needs_its_app(settings):
 def test_the_history_app_without_a_history_warns_that_nothing_is_kept():
     with override_settings(FREEIM={}):
         assert [message.id for message in check_settings()] == ["freeim.W003"]
+
+
+def test_a_redis_url_without_redis_py_installed_says_which_extra_to_install(monkeypatch):
+    """With REDIS_URL set and redis missing, check passed and the first helper call raised ModuleNotFoundError."""
+    import sys
+
+    loaded = [name for name in sys.modules if name == "redis" or name.startswith(("redis.", "freeim.backends.redis"))]
+    for name in loaded:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if it were not installed
+    with override_settings(FREEIM={"HISTORY": None, "REDIS_URL": "redis://127.0.0.1:6379/0"}):
+        [error] = check_settings()
+    assert error.id == "freeim.E016" and "django-freeim[redis]" in error.hint
