@@ -20,8 +20,8 @@ from asgiref.sync import sync_to_async
 
 from . import ids, signals
 from .backends import Backend, get_backend, run_blocking
+from .history import History, database_errors
 from .history import configured as configured_history
-from .history import database_errors
 from .messaging import operations
 from .messaging.coalescing import coalescer
 
@@ -48,6 +48,20 @@ def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
     return sync, asynchronous
 
 
+def _to_history(call: Callable[[History], object]) -> None:
+    """``call`` the configured history, if any, its database errors as freeim's (:func:`database_errors`)."""
+    if history := configured_history():
+        with database_errors():
+            call(history)
+
+
+async def _ato_history(call: Callable[[History], object]) -> None:
+    """:func:`_to_history` through ``sync_to_async`` (a history may use the ORM), as Django's async ORM does."""
+    if history := configured_history():
+        with database_errors():
+            await sync_to_async(call)(history)
+
+
 prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_server)
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 
@@ -57,9 +71,7 @@ def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False
     one presence lookup and one write per node for them all; return their ids. The history keeps them
     first; ``message_stored`` follows for absent receivers."""
     prepared = operations.prepare_messages(messages, receipt)
-    if history := configured_history():
-        with database_errors():
-            history.keep_messages(prepared.messages)
+    _to_history(lambda history: history.keep_messages(prepared.messages))
     sent = run_blocking(operations.deliver_messages(get_backend().blocking(), prepared))
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
@@ -70,9 +82,7 @@ async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool 
     """The async twin of :func:`send_messages`; the history runs through ``sync_to_async`` (it may use the ORM),
     as Django's async ORM methods do."""
     prepared = operations.prepare_messages(messages, receipt)
-    if history := configured_history():
-        with database_errors():
-            await sync_to_async(history.keep_messages)(prepared.messages)
+    await _ato_history(lambda history: history.keep_messages(prepared.messages))
     sent = await coalescer(get_backend()).deliver(prepared)  # with the other sends of this moment
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
@@ -105,18 +115,14 @@ def mark_read(reader: object, message_ids: object) -> int:
     """``reader`` read these messages (ids of message frames): the senders that asked for receipts get ``read``
     ones (return how many), and the history marks them read."""
     receipts = _mark_read(reader, message_ids)
-    if history := configured_history():
-        with database_errors():
-            history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids)))
+    _to_history(lambda history: history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids))))
     return receipts
 
 
 async def amark_read(reader: object, message_ids: object) -> int:
     """The async twin of :func:`mark_read`."""
     receipts = await _amark_read(reader, message_ids)
-    if history := configured_history():
-        with database_errors():
-            await sync_to_async(history.mark_read)(ids.client_id(reader), list(cast(list[str], message_ids)))
+    await _ato_history(lambda history: history.mark_read(ids.client_id(reader), list(cast(list[str], message_ids))))
     return receipts
 
 
@@ -165,9 +171,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
     """Send ``message`` to every member of ``chan`` (the history keeps it first); return its id (``key`` as for
     :func:`send_message`)."""
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
-    if history := configured_history():
-        with database_errors():
-            history.keep_chan_message(sent)
+    _to_history(lambda history: history.keep_chan_message(sent))
     _deliver_chan_message(sent, frame)
     return sent.message_id
 
@@ -175,9 +179,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
 async def asend_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
     """The async twin of :func:`send_chan_message`."""
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
-    if history := configured_history():
-        with database_errors():
-            await sync_to_async(history.keep_chan_message)(sent)
+    await _ato_history(lambda history: history.keep_chan_message(sent))
     await _adeliver_chan_message(sent, frame)
     return sent.message_id
 
@@ -190,18 +192,18 @@ def forget_chan(chan: object, history_to: object = None) -> None:
     move the history to ``history_to``. For a chan whose name goes to others next: a group deleted, or
     renamed (``history_to``: its new name), so they never read what was said before."""
     _forget_chan_stream(chan)
-    if history := configured_history():
-        with database_errors():
-            history.forget_chan(ids.chan(chan), None if history_to is None else ids.chan(history_to))
+    _to_history(_forgetting(chan, history_to))
 
 
 async def aforget_chan(chan: object, history_to: object = None) -> None:
     """The async twin of :func:`forget_chan`."""
     await _aforget_chan_stream(chan)
-    if history := configured_history():
-        with database_errors():
-            await sync_to_async(history.forget_chan)(ids.chan(chan),
-                                                     None if history_to is None else ids.chan(history_to))
+    await _ato_history(_forgetting(chan, history_to))
+
+
+def _forgetting(chan: object, history_to: object) -> Callable[[History], None]:
+    name, to = ids.chan(chan), None if history_to is None else ids.chan(history_to)
+    return lambda history: history.forget_chan(name, to)
 
 
 send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)

@@ -115,7 +115,14 @@ class MemoryState:
 
     async def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
         with self._lock:
-            return {c: dict(Counter(self._connections[c].values())) for c in client_ids if self._connections.get(c)}
+            return self._located(client_ids)
+
+    def _located(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:
+        return {c: nodes for c in client_ids if (nodes := self._nodes_of(c))}
+
+    def _nodes_of(self, client_id: ClientId) -> dict[str, int]:
+        """Where ``client_id`` is connected: node -> connections (empty when offline)."""
+        return dict(Counter(self._connections.get(client_id, {}).values()))
 
     async def online_clients(self) -> list[ClientId]:
         with self._lock:
@@ -149,10 +156,8 @@ class MemoryState:
             stored = []
             for letter in letters:
                 inbox = self._client_inboxes.for_writing(letter.client, now)
-                stored.append((position(inbox.epoch, inbox.append(letter, now)),
-                               dict(Counter(self._connections.get(letter.client, {}).values()))))
-            located = {c: dict(Counter(self._connections[c].values())) for c in locate if self._connections.get(c)}
-            return stored, located
+                stored.append((position(inbox.epoch, inbox.append(letter, now)), self._nodes_of(letter.client)))
+            return stored, self._located(locate)
 
     async def receipts_wanted(self, client_id: ClientId, message_ids: list[str]) -> list[tuple[str, ClientId]]:
         with self._lock:

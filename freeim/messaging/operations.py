@@ -159,7 +159,7 @@ def prepare_messages(messages: Iterable[Outgoing], receipt: bool = False) -> Pre
     fanout = 0
     for sender, receivers, message, *key in messages:
         source, targets = ids.client_id(sender), ids.client_ids(receivers)
-        message_id = _message_id(source, key[0] if key else None, [sorted(map(str, targets)), receipt], message)
+        message_id = _message_id(source, key[0] if key else None, message, targets, receipt)
         frame = protocol.message_frame(message_id, source, message)
         fanout += _checked(frame) * len(targets)
         sent.append(SentMessage(message_id, source, targets, message))
@@ -199,10 +199,13 @@ async def deliver_messages(backend: Backend, prepared: Prepared) -> Sent:
     return Sent(prepared.messages, waiting)
 
 
-def _message_id(sender: ClientId, key: str | None, to: object, message: Any) -> str:
-    """A message's id (:func:`freeim.ids.message_id`): with a key, bound to the message (as JSON) and where
-    it goes."""
-    return ids.message_id(sender, key, protocol.encode({"to": to, "data": message}) if key is not None else "")
+def _message_id(sender: ClientId, key: str | None, message: Any, *where: object) -> str:
+    """A message's id (:func:`freeim.ids.message_id`): with a key, bound to the message (as JSON) and ``where``
+    it goes (receivers in any order, and whether receipts are asked; or a chan)."""
+    if key is None:
+        return ids.message_id(sender)
+    to = [sorted(map(str, w)) if isinstance(w, list) else w for w in where]
+    return ids.message_id(sender, key, protocol.encode({"to": to, "data": message}))
 
 
 def _route_message(batches: dict[str, list[Payload]], senders: dict[ClientId, dict[str, int]], source: ClientId,
@@ -360,7 +363,7 @@ def prepare_chan_message(sender: object, chan: object, message: Any, key: str | 
                          ) -> tuple[SentChanMessage, str]:
     """Check a chan message and give it its id (``key`` as for :func:`prepare_messages`) and frame."""
     name, source = ids.chan(chan), ids.client_id(sender)
-    message_id = _message_id(source, key, name, message)
+    message_id = _message_id(source, key, message, name)
     frame = protocol.chan_frame(message_id, name, source, message)
     _checked(frame)
     return SentChanMessage(message_id, source, name, message), frame
