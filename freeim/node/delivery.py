@@ -133,7 +133,7 @@ class Delivery:
     def _write_chan(self, chan: str, frame: str, at: str | None) -> None:
         members = self.registry.chan_members(chan)
         place = protocol.parse_position(at)
-        if at is None or place is None:
+        if at is None or place is None:  # a payload of a node that gave no positions yet
             self._write(members, Frame(frame))
             return
         positioned = Frame(protocol.with_position(frame, at))

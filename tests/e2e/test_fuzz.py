@@ -9,6 +9,7 @@ it has stopped, its log must hold no traceback.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 import freeim.groups.urls
+import freeim.history.urls
 import freeim.urls
 from freeim import ids
 from freeim.protocol import CloseCode, parse_inbound
@@ -38,7 +40,7 @@ FRAME_TIMEOUT = 5.0
 # the machine. The autouse fixtures of tests/conftest.py reset this process's backend, not the server's.
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-#: Every endpoint: method, route as in its urls.py (under ``im/`` and ``im/groups/``), and the user who
+#: Every endpoint: method, route as in its urls.py (under ``im/``, ``im/groups/``, ``im/history/``), and the user who
 #: calls it, chosen so that the request gets past the permission checks to the body: alice is in chan
 #: ``room`` and group ``crew``; bob has no socket; staff may do anything.
 ENDPOINTS = [
@@ -61,6 +63,9 @@ ENDPOINTS = [
     ("DELETE", "im/groups/", "<str:slug>/members/<str:client_id>/", "staff"),
     ("GET", "im/groups/", "<str:slug>/messages/", "alice"),
     ("POST", "im/groups/", "<str:slug>/messages/", "alice"),
+    ("GET", "im/history/", "conversations/", "alice"),
+    ("GET", "im/history/", "conversations/<str:client_id>/", "alice"),
+    ("GET", "im/history/", "chans/<str:chan>/", "alice"),
 ]
 ENDPOINT_IDS = [f"{method} {prefix}{route}" for method, prefix, route, _user in ENDPOINTS]
 PARAMETER = re.compile(r"<str:(\w+)>")
@@ -123,6 +128,9 @@ fields = st.fixed_dictionaries({}, optional={
     "to": json_values | st.lists(st.integers() | st.text(max_size=200), max_size=20),
     "data": json_values, "receipt": json_values, "meta": json_values, "user": json_values,
     "client_id": json_values, "role": st.sampled_from(["owner", "admin", "member", "nobody"]) | json_values,
+    "key": json_values, "join": json_values | st.lists(st.text(max_size=120), max_size=120),
+    "since": json_values | st.sampled_from(["*", "0123abcd.1", "0123abcd.999999999999999999", "x.-1"]),
+    "chans_since": json_values, "avoid": json_values, "ids": json_values | st.lists(st.text(), max_size=50),
 })
 
 
@@ -188,7 +196,8 @@ def test_every_endpoint_is_fuzzed():
     """Fails when an endpoint is added to freeim's urls.py without being added here."""
     routes = {(prefix, route) for _method, prefix, route, _user in ENDPOINTS}
     assert routes == {("im/", str(p.pattern)) for p in freeim.urls.urlpatterns} | {
-        ("im/groups/", str(p.pattern)) for p in freeim.groups.urls.urlpatterns}
+        ("im/groups/", str(p.pattern)) for p in freeim.groups.urls.urlpatterns} | {
+        ("im/history/", str(p.pattern)) for p in freeim.history.urls.urlpatterns}
 
 
 @pytest.mark.parametrize(("method", "prefix", "route", "caller"), ENDPOINTS, ids=ENDPOINT_IDS)
@@ -207,6 +216,18 @@ def test_any_path_segment_gets_a_json_answer(users, alice_in_chan, daphne, metho
     if "client_id" in route and method != "GET":  # never force alice offline or out of her group
         assume(not is_client(segment, daphne.ids["alice"]))
     check(users[caller], method, filled(prefix, route, segment), b'{"data": 1}')
+
+
+@pytest.mark.parametrize("route", [route for _m, prefix, route, _u in ENDPOINTS if prefix == "im/history/"])
+@FUZZ
+@given(query=st.dictionaries(st.sampled_from(["cursor", "limit", "page", "ordering"]),
+                             st.text(max_size=60) | st.binary(max_size=40).map(base64.b64encode).map(bytes.decode)
+                             | st.text(max_size=20).map(lambda p: base64.b64encode(f"p={p}".encode()).decode()),
+                             max_size=3))
+def test_any_history_query_gets_a_json_answer(users, alice_in_chan, daphne, route, query):
+    """Cursors and page sizes made by hand (a cursor is base64 of a query string, ``p=<id>``)."""
+    path = path_for(daphne, "im/history/", route)
+    check(users["alice"], "GET", f"{path}?{urllib.parse.urlencode(query, errors='surrogatepass')}", None)
 
 
 # --- WebSocket --------------------------------------------------------------------------------------------------
