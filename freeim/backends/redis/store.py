@@ -19,7 +19,7 @@ from ... import ids
 from ...conf import conf
 from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
 from ...ids import ClientId
-from ...protocol import position
+from ...protocol import parse_position, position
 from ..contract import InboxRead, Letter, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
@@ -99,18 +99,27 @@ def _store_message(keys: tuple[str, str, str, str], letter: Letter, readers: str
 
 
 def _reads(inboxes: list[tuple[str, str, str]]) -> Steps[list[InboxRead]]:
-    """What each inbox (its stream, its meta, the position asked) holds after the position: one round trip."""
+    """What each inbox (its stream, its meta, the position asked) holds after the position: one round trip,
+    bringing only the entries after it (``read_inbox``)."""
     if not inboxes:
         return []
-    replies = yield Pipe(tuple(step for stream, meta, _since in inboxes
-                               for step in (one("hmget", meta, ["e", "t"]), one("xrange", stream))))
+    replies = yield Pipe(tuple(Lua("read_inbox", (stream, meta), _held(since)) for stream, meta, since in inboxes))
     oldest = int(time.time() * 1000) - conf.INBOX_MAX_AGE * 1000
     reads = []
-    for (_stream, _meta, since), (epoch, top), entries in zip(inboxes, replies[::2], replies[1::2], strict=True):
-        kept = [(int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"] else None)
-                for entry_id, fields in entries if int(entry_id.split("-")[0]) >= oldest]
-        reads.append(read_after(epoch, int(top or 0), kept, since))
+    for (_stream, _meta, since), (epoch, top, entries) in zip(inboxes, replies, strict=True):
+        kept = []
+        for entry_id, flat in reversed(entries):  # oldest first
+            if int(entry_id.split("-")[0]) >= oldest:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                kept.append((int(fields["o"]), fields["i"], fields["p"], ids.client_id(fields["r"]) if fields["r"]
+                             else None))
+        reads.append(read_after(epoch or None, int(top), kept, since))
     return reads
+
+
+def _held(since: str) -> tuple[str, int]:
+    """The epoch and offset a reader asking after ``since`` holds (``("", 0)``: none, or ``"*"``)."""
+    return parse_position(since) or ("", 0)
 
 
 class RedisStore:

@@ -351,3 +351,20 @@ async def test_a_send_is_one_round_trip_and_scripts_redis_forgot_are_loaded_agai
     redis_client.script_flush()
     stored, _ = await backend.store.store_messages([Letter(1, "m9", "{}"), Letter(2, "m10", "{}")], [])
     assert [at.split(".")[1] for at, _ in stored] == ["5", "5"]
+
+
+def test_a_resume_reads_only_what_came_after_its_position(backend, sync):
+    """Every connect with a position read the whole inbox (up to INBOX_MAX_MESSAGES entries) to keep what came
+    after it: a reload of an up-to-date page brought its client's last thousand messages out of Redis."""
+    stored, _ = sync.store.store_messages([Letter(1, f"m{n}", "{}") for n in range(50)], [])
+    redis_client = backend.connections.blocking
+
+    def entries_read(since):
+        before = redis_client.info("commandstats").get("cmdstat_xrevrange", {}).get("calls", 0)
+        read = sync.store.read_inbox(1, since)
+        calls = redis_client.info("commandstats").get("cmdstat_xrevrange", {}).get("calls", 0) - before
+        return [kept.position for kept in read.messages], calls
+
+    assert entries_read(stored[-1][0]) == ([], 0)  # up to date: nothing read
+    assert entries_read(stored[-3][0]) == ([at for at, _ in stored[-2:]], 1)
+    assert len(entries_read("*")[0]) == 50

@@ -10,7 +10,7 @@ the members of a chan), the caller declares the ones it expects; if Redis holds 
 script writes nothing and answers ``{'retry', names...}`` so the caller declares those.
 """
 
-from .inboxes import STORE_MESSAGE
+from .inboxes import READ_INBOX, STORE_MESSAGE
 from .nodes import FORGET_NODE, HEARTBEAT, NODES_BY_AGE, REAPER_LOCK
 from .presence import ATTACH, CLEAR_CHAN, DETACH, JOIN, LEAVE
 from .streams import APPEND, ENSURE_GROUP, TRIM_INBOX
@@ -29,4 +29,5 @@ SCRIPTS = {
     "append": APPEND,
     "trim_inbox": TRIM_INBOX,
     "store_message": STORE_MESSAGE,
+    "read_inbox": READ_INBOX,
 }

@@ -55,3 +55,18 @@ for _, node in ipairs(redis.call(ARGV[10] == 'nodes' and 'HKEYS' or 'HVALS', KEY
 end
 return answer
 """
+
+# KEYS: inbox (a client's, or a chan's stream), inbox meta
+# ARGV: the epoch and offset the reader holds ('' and 0: none, it reads all that is kept)
+# -> {epoch or false (no inbox), newest offset, the entries after the reader's offset, newest first}
+# Offsets count one per entry and trimming takes the oldest, so what came after an offset of this epoch
+# is the newest (top - offset) entries: a terminal that is up to date reads none, not the whole inbox.
+READ_INBOX = PRELUDE + r"""
+local state = redis.call('HMGET', KEYS[2], 'e', 't')
+local epoch, top = state[1], tonumber(state[2]) or 0
+if not epoch then return {false, 0, {}} end
+local wanted = top
+if ARGV[1] == epoch then wanted = top - tonumber(ARGV[2]) end
+if wanted <= 0 then return {epoch, top, {}} end
+return {epoch, top, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', wanted)}
+"""
