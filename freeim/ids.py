@@ -24,8 +24,9 @@ ClientId = int | str
 #: The most any deployment allows (``freeim.groups`` stores client ids in a column this wide);
 #: ``FREEIM["MAX_CLIENT_ID_LENGTH"]`` is what this one enforces.
 MAX_CLIENT_ID_LENGTH = 128
-CHAN_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
-_DECIMAL = re.compile(r"^-?[1-9][0-9]*$|^0$")
+# \Z, not $: "$" also matches before a final newline, and "team\n" would be a chan beside "team".
+CHAN_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}\Z")
+_DECIMAL = re.compile(r"^(?:-?[1-9][0-9]*|0)\Z")
 #: Longest idempotency key a sender may give a message.
 MAX_KEY_LENGTH = 64
 

@@ -125,7 +125,7 @@ def message_frame(message_id: str, sender: ClientId, data: Any) -> str:
 
 #: What a terminal asks to resume from when it holds no position yet: everything its inbox keeps.
 FROM_THE_START = "*"
-_POSITION = re.compile(r"^([0-9a-f]{1,16})\.([0-9]{1,18})$")
+_POSITION = re.compile(r"([0-9a-f]{1,16})\.([0-9]{1,18})")  # matched whole (fullmatch: "$" allows a final "\n")
 
 
 def position(epoch: str, offset: int) -> str:
@@ -135,7 +135,7 @@ def position(epoch: str, offset: int) -> str:
 
 def parse_position(text: object) -> tuple[str, int] | None:
     """``(epoch, offset)`` of a position, or None if ``text`` is not one."""
-    match = _POSITION.match(text) if isinstance(text, str) else None
+    match = _POSITION.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
 

@@ -10,7 +10,7 @@ def test_client_id_canonical_form(raw, canonical):
     assert ids.client_id(raw) == canonical
 
 
-@pytest.mark.parametrize("raw", [True, None, "", "x" * 129, "tab\there", 1.5, [1], {"a": 1}])
+@pytest.mark.parametrize("raw", [True, None, "", "x" * 129, "tab\there", 1.5, [1], {"a": 1}, "42\n"])
 def test_client_id_rejects(raw):
     with pytest.raises(InvalidClientId):
         ids.client_id(raw)
@@ -57,7 +57,7 @@ def test_chan_accepts(name):
     assert ids.chan(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "has space", "x" * 101, "slash/", 5, None, "ünïcode"])
+@pytest.mark.parametrize("name", ["", "has space", "x" * 101, "slash/", 5, None, "ünïcode", "team\n"])
 def test_chan_rejects(name):
     with pytest.raises(InvalidChan):
         ids.chan(name)

@@ -109,3 +109,9 @@ def test_positions_name_a_place_in_an_inbox_and_nothing_else_parses_as_one():
     framed = protocol.with_position(protocol.message_frame("m1", 1, {"t": "x"}), at)
     assert json.loads(framed) == {"type": "message", "id": "m1", "from": 1, "data": {"t": "x"}, "pos": at}
     assert json.loads(protocol.gap_frame(at)) == {"type": "gap", "since": at}
+
+
+def test_a_position_is_the_whole_text_or_none():
+    """``$`` let a final newline through: "e.1\\n" was a position."""
+    assert protocol.parse_position("0123abcd.1") == ("0123abcd", 1)
+    assert protocol.parse_position("0123abcd.1\n") is None

@@ -19,8 +19,9 @@ def read_after(epoch: str | None, top: int, kept: list[Entry], since: str) -> In
     """The answer to a read after ``since`` of an inbox of ``epoch`` whose newest offset is ``top`` and which
     keeps ``kept`` (oldest first, none too old); ``epoch`` None: there is no inbox.
 
-    A gap when the terminal's epoch is not the inbox's (the inbox was lost and made again), or when
-    the inbox no longer keeps the message right after its position (trimmed).
+    A gap when the terminal's epoch is not the inbox's (the inbox was lost and made again), when the
+    inbox no longer keeps the message right after its position (trimmed), or when the position is past
+    the newest (a Redis restored from an older snapshot numbers new messages from below it again).
     """
     def every(after: int) -> list[Kept]:
         return [Kept(position(epoch, offset), frame, message_id, receipt_to)
@@ -32,7 +33,9 @@ def read_after(epoch: str | None, top: int, kept: list[Entry], since: str) -> In
     if asked is None or epoch is None or asked[0] != epoch:
         return InboxRead(True, every(0))
     after = asked[1]
-    if after >= top:
+    if after > top:
+        return InboxRead(True, every(0))
+    if after == top:
         return InboxRead(False, [])
     first_kept = kept[0][0] if kept else top + 1
     return InboxRead(first_kept > after + 1, every(after))

@@ -211,6 +211,15 @@ def test_a_position_of_another_epoch_or_of_an_inbox_gone_is_a_gap(sync):
     assert read(sync, 2, "*") == (False, [])
 
 
+def test_a_position_past_the_newest_of_the_inbox_is_a_gap(sync):
+    """It read as up to date: a Redis restored from an older snapshot (same epoch, a lower newest offset) gave
+    the offsets a terminal held to new messages, which it then never got, and no gap said so."""
+    first, second = store(sync, Letter(1, "m1", "{}"), Letter(1, "m2", "{}"))
+    epoch = first.split(".")[0]
+    assert read(sync, 1, f"{epoch}.999999999999999999") == (True, [(first, "{}"), (second, "{}")])
+    assert read(sync, 1, second) == (False, [])  # the newest itself: up to date
+
+
 def test_a_chan_stream_numbers_its_messages_and_names_the_nodes_of_its_members(sync):
     sync.store.add_connection("a", 1, "a1")
     sync.store.join(1, ["room"])

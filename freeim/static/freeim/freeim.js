@@ -258,6 +258,7 @@
         return;
       }
       if (frame && frame.type === "left") this._joined("delete", frame.chan);  // the server decided: do not rejoin
+      if (frame && frame.type === "gap") this._forget(typeof frame.chan === "string" ? frame.chan : "");
       if (frame && typeof frame.pos === "string") {  // a chan's stream, or the inbox (messages and receipts)
         if (!(frame.type === "chan" ? this._advanceChan(frame) : this._advance(frame.pos))) return;
       }
@@ -273,6 +274,19 @@
         this._store(POSITION_KEY, taken);
       }
       return true;
+    }
+
+    // After a gap the stream starts again from what follows (its offsets may even be below the position held,
+    // when Redis came back from an older snapshot): none of it may be taken for a message seen already.
+    _forget(stream) {
+      delete this._above[stream];
+      if (stream === "") {
+        this.position = null;
+        this._store(POSITION_KEY, "");
+      } else {
+        delete this.chanPositions[stream];
+        this._store(CHANS_KEY, JSON.stringify(this.chanPositions));
+      }
     }
 
     // The same for a chan message, in its chan's stream.

@@ -65,8 +65,8 @@ READ_INBOX = PRELUDE + r"""
 local state = redis.call('HMGET', KEYS[2], 'e', 't')
 local epoch, top = state[1], tonumber(state[2]) or 0
 if not epoch then return {false, 0, {}} end
-local wanted = top
-if ARGV[1] == epoch then wanted = top - tonumber(ARGV[2]) end
+local wanted, held = top, tonumber(ARGV[2])
+if ARGV[1] == epoch and held <= top then wanted = top - held end  -- past the newest: a gap, all of it
 if wanted <= 0 then return {epoch, top, {}} end
 return {epoch, top, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', wanted)}
 """
