@@ -6,6 +6,8 @@ them into responses in one place (:func:`freeim.rest.views.freeim_exception_hand
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class FreeIMError(Exception):
     """Base class of every error freeim raises on purpose."""
@@ -108,3 +110,18 @@ class StoreUnavailable(FreeIMError):
     code = "store_unavailable"
     status = 503
     default_message = "The freeim store is unavailable; nothing was sent."
+
+
+class NoEmbeddedNode(FreeIMError, ImproperlyConfigured):
+    """The embedded backend was used outside the process that holds its state (see :func:`freeim.backends.host_here`):
+    what this process sent would reach no socket, and what it read would be empty."""
+
+    code = "no_embedded_node"
+    status = 500
+    default_message = (
+        "freeim runs embedded (FREEIM has no REDIS_URL): its presence, tokens and messages live in the one server "
+        "process that runs your ASGI application (the one freeim.asgi.wrap built), and this process is not it, so "
+        "nothing sent from here would reach a socket. Set FREEIM['REDIS_URL'] (pip install 'django-freeim[redis]') "
+        "to call freeim from shells, workers, WSGI processes or several servers. In tests, use freeim.testing: its "
+        "pytest plugin or FreeIMTestMixin run the embedded node in the test process."
+    )

@@ -62,6 +62,20 @@ async def _ato_history(call: Callable[[History], object]) -> None:
             await sync_to_async(call)(history)
 
 
+def _announce(sent: Iterable[object]) -> None:
+    """``message_sent`` for each of ``sent`` (nothing to do when no receiver listens)."""
+    if signals.message_sent.has_listeners():
+        for message in sent:
+            signals.message_sent.send_robust(sender=None, message=message)
+
+
+async def _aannounce(sent: Iterable[object]) -> None:
+    """The async twin of :func:`_announce`."""
+    if signals.message_sent.has_listeners():
+        for message in sent:
+            await signals.message_sent.asend_robust(sender=None, message=message)
+
+
 prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_server)
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 
@@ -73,6 +87,7 @@ def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False
     prepared = operations.prepare_messages(messages, receipt)
     _to_history(lambda history: history.keep_messages(prepared.messages))
     sent = run_blocking(operations.deliver_messages(get_backend().blocking(), prepared))
+    _announce(sent.messages)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
     return [message.message_id for message in sent.messages]
@@ -84,6 +99,7 @@ async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool 
     prepared = operations.prepare_messages(messages, receipt)
     await _ato_history(lambda history: history.keep_messages(prepared.messages))
     sent = await coalescer(get_backend()).deliver(prepared)  # with the other sends of this moment
+    await _aannounce(sent.messages)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
     return [message.message_id for message in sent.messages]
@@ -173,6 +189,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
     _to_history(lambda history: history.keep_chan_message(sent))
     _deliver_chan_message(sent, frame)
+    _announce([sent])
     return sent.message_id
 
 
@@ -181,6 +198,7 @@ async def asend_chan_message(sender: object, chan: object, message: Any, key: st
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
     await _ato_history(lambda history: history.keep_chan_message(sent))
     await _adeliver_chan_message(sent, frame)
+    await _aannounce([sent])
     return sent.message_id
 
 
@@ -206,7 +224,19 @@ def _forgetting(chan: object, history_to: object) -> Callable[[History], None]:
     return lambda history: history.forget_chan(name, to)
 
 
-send_broadcast_message, asend_broadcast_message = _twins(operations.send_broadcast_message)
+_send_broadcast_message, _asend_broadcast_message = _twins(operations.send_broadcast_message)
+
+
+def send_broadcast_message(message: Any) -> None:
+    """Send ``message`` to every connection on every node (kept nowhere: whoever is connected gets it)."""
+    _send_broadcast_message(message)
+    _announce([operations.SentBroadcast(message)])
+
+
+async def asend_broadcast_message(message: Any) -> None:
+    """The async twin of :func:`send_broadcast_message`."""
+    await _asend_broadcast_message(message)
+    await _aannounce([operations.SentBroadcast(message)])
 
 __all__ = [
     "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aforget_chan", "aget_chan_client_list",

@@ -18,3 +18,10 @@ client_offline = Signal()
 #: notification, persist it). Sent by the process that sent the message, right after, once per such
 #: receiver. kwargs: ``client_id`` (the receiver), ``from_id``, ``message_id``, ``message``, ``position``.
 message_stored = Signal()
+
+#: A message was handed to the nodes, by the process that sent it (your code, the REST API, the admin), once
+#: per message. kwargs: ``message``: a :class:`~freeim.messaging.operations.SentMessage` (``message_id``,
+#: ``sender``, ``receivers``, ``message``), :class:`~freeim.messaging.operations.SentChanMessage`
+#: (``message_id``, ``sender``, ``chan``, ``message``) or :class:`~freeim.messaging.operations.SentBroadcast`
+#: (``message``). :func:`freeim.testing.captured_sends` collects them for tests, as ``mail.outbox`` does.
+message_sent = Signal()

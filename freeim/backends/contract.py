@@ -232,6 +232,10 @@ class Backend:
     process holds every connection); ``heartbeat_ttl`` is None where nodes need no heartbeat.
     """
 
+    #: Whether the state lives in this process's memory, so only the process that runs the node
+    #: (the server) may use it: :func:`freeim.backends.get_backend` refuses it anywhere else.
+    process_local = False
+
     def __init__(self, store: Store, nodes: Nodes, transport: Transport, *, events: EventStream | None = None,
                  heartbeat_ttl: float | None = None, blocking: Backend | None = None) -> None:
         self.store = store

@@ -344,6 +344,8 @@ class MemoryBackend(Backend):
     """``FREEIM['BACKEND']`` of the embedded default (no ``REDIS_URL``): one process holds every
     connection, and the node sends the online/offline signals itself."""
 
+    process_local = True
+
     def __init__(self) -> None:
         state = MemoryState()
         super().__init__(state, state, state)

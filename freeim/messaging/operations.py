@@ -381,6 +381,12 @@ async def forget_chan_stream(backend: Backend, chan: object) -> None:
     await backend.store.drop_chan_stream(ids.chan(chan))
 
 
+class SentBroadcast(NamedTuple):
+    """One broadcast as sent (``message_sent``'s ``message`` for a broadcast)."""
+
+    message: Any
+
+
 async def send_broadcast_message(backend: Backend, message: Any) -> None:
     """Send ``message`` to every connection on every node."""
     frame = protocol.broadcast_frame(message)

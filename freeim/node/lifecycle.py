@@ -13,7 +13,7 @@ import asyncio
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..backends import get_backend
+from ..backends import get_backend, host_here
 from ..conf import conf
 from ..servers import daphne
 from .runtime import Node
@@ -28,6 +28,7 @@ async def ensure_node() -> Node:
     if not conf.IS_NODE:
         raise ImproperlyConfigured(f"This process is not a freeim node: FREEIM['SERVER'] ({conf.SERVER!r}) "
                                    "is not in FREEIM['SERVERS'].")
+    host_here()  # a node runs here: this process holds the embedded state, if that is the backend
     loop, backend = asyncio.get_running_loop(), get_backend()
     node, started = _node, _started
     if node is None or started is None or node.loop is not loop or node.backend is not backend \
@@ -52,6 +53,8 @@ async def stop_node() -> None:
 
 
 def install_server_hooks() -> None:
-    """Under daphne, start the node with the reactor and stop it before shutdown."""
+    """Mark this process as the node's (it serves the ASGI application) and, under daphne, start the
+    node with the reactor and stop it before shutdown."""
     if conf.IS_NODE:
+        host_here()
         daphne.run_with_reactor(ensure_node, stop_node, conf.HANDSHAKE_TIMEOUT)

@@ -1,12 +1,5 @@
-"""Test helpers for projects using freeim (and for freeim's own tests).
-
-``FreeIMCommunicator`` is a terminal for ``channels.testing``: it connects
-through the real token flow and reads freeim's JSON frames.
-
-    async with connected(application, client_id=1) as alice:
-        await im.asend_message(2, [1], "hi")
-        assert (await alice.receive_frame())["data"] == "hi"
-"""
+"""A terminal for tests: ``FreeIMCommunicator`` connects through the real token flow (channels' test
+communicator, no server) and reads freeim's JSON frames."""
 
 from __future__ import annotations
 
@@ -16,11 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from channels.routing import get_default_application
 from channels.testing import WebsocketCommunicator
 
-from . import im
-
-__all__ = ["FreeIMCommunicator", "connected"]
+from .. import im
 
 
 class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channels has no type hints
@@ -57,9 +49,15 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
 async def connected(application: Any, client_id: Any, meta: str = "", since: str | None = None,
                     chans_since: dict[str, str] | None = None,
                     join: list[str] | None = None) -> AsyncIterator[FreeIMCommunicator]:
-    """A connected :class:`FreeIMCommunicator`, disconnected on exit."""
+    """A connected :class:`FreeIMCommunicator` on ``application``, disconnected on exit."""
     communicator = await FreeIMCommunicator.open(application, client_id, meta, since, chans_since, join)
     try:
         yield communicator
     finally:
         await communicator.disconnect()
+
+
+def terminal(client_id: Any, meta: str = "", since: str | None = None, chans_since: dict[str, str] | None = None,
+             join: list[str] | None = None) -> contextlib.AbstractAsyncContextManager[FreeIMCommunicator]:
+    """:func:`connected` on the project's own application (``settings.ASGI_APPLICATION``)."""
+    return connected(get_default_application(), client_id, meta, since, chans_since, join)

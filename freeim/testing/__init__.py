@@ -1,0 +1,21 @@
+"""Test helpers for projects using freeim (and for freeim's own tests).
+
+With pytest, the plugin (:mod:`freeim.testing.pytest_plugin`, loaded by itself once django-freeim is
+installed) gives every test a fresh embedded node and the fixtures ``freeim_outbox``, ``freeim_signals`` and
+``freeim_terminal``; with Django's runner, :class:`FreeIMTestMixin` does the same::
+
+    async def test_hello(freeim_terminal, freeim_outbox):
+        async with freeim_terminal(1) as alice:
+            await im.asend_message(2, [1], "hi")
+            assert (await alice.receive_frame())["data"] == "hi"
+        assert freeim_outbox[0].receivers == [1]
+"""
+
+from .capture import Sent, SignalRecorder, captured_sends, eventually, recorded_signals
+from .isolation import FreeIMTestMixin, isolated
+from .terminal import FreeIMCommunicator, connected, terminal
+
+__all__ = [
+    "FreeIMCommunicator", "FreeIMTestMixin", "Sent", "SignalRecorder", "captured_sends", "connected", "eventually",
+    "isolated", "recorded_signals", "terminal",
+]
