@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,11 +53,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                             hint="Braces would become the Redis Cluster hash tag of every key.", id="freeim.E011"))
     if raw.get("ROUTING", DEFAULTS["ROUTING"]) not in ("modulo", "rendezvous"):
         errors.append(Error("FREEIM['ROUTING'] must be 'modulo' or 'rendezvous'.", id="freeim.E007"))
-    try:
-        import_string(conf.CLIENT_ID_RESOLVER)
-    except ImportError as exc:
-        errors.append(Error(f"FREEIM['CLIENT_ID_RESOLVER'] cannot be imported: {exc}.",
-                            hint="A dotted path to a callable taking a user.", id="freeim.E008"))
+    errors += _check_import("CLIENT_ID_RESOLVER", callable, "a callable taking a user", "freeim.E008")
+    errors += _check_import("JSON_ENCODER", _is_encoder, "a json.JSONEncoder subclass", "freeim.E019")
     errors += _check_history(raw)
     errors += _check_backend(raw)
     errors += _check_fanout(raw)
@@ -70,6 +69,23 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if not isinstance(raw.get("GC_FREEZE", DEFAULTS["GC_FREEZE"]), bool):
         errors.append(Error("FREEIM['GC_FREEZE'] must be True or False.", id="freeim.E013"))
     return errors
+
+
+def _check_import(key: str, fits: Callable[[Any], bool], what: str, check_id: str) -> list[CheckMessage]:
+    """``FREEIM[key]`` is a dotted path to ``what`` (its default is one)."""
+    path = getattr(conf, key)
+    hint = f"A dotted path to {what}, such as {DEFAULTS[key]!r}."
+    try:
+        found = import_string(path) if isinstance(path, str) else None
+    except ImportError as exc:
+        return [Error(f"FREEIM['{key}'] cannot be imported: {exc}.", hint=hint, id=check_id)]
+    if found is None or not fits(found):
+        return [Error(f"FREEIM['{key}'] is not {what}: {path!r}.", hint=hint, id=check_id)]
+    return []
+
+
+def _is_encoder(found: object) -> bool:
+    return isinstance(found, type) and issubclass(found, json.JSONEncoder)
 
 
 def _check_fanout(raw: dict[str, Any]) -> list[CheckMessage]:

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BACKLOG_BYTES": 1048576,
     "GC_FREEZE": True,
     "HISTORY": None,
+    "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
     "MAX_CLIENT_ID_LENGTH": 128,
     "MAX_CHANS_PER_CLIENT": 100,
     "MAX_CONNECTIONS_PER_CLIENT": 20,
@@ -134,6 +135,12 @@ class Settings:
     def HISTORY(self) -> str | None:
         """Dotted path to the :class:`freeim.history.History` class that keeps messages; None: none kept."""
         return cast(str | None, self._get("HISTORY")) or None
+
+    @property
+    def JSON_ENCODER(self) -> str:
+        """Dotted path to the ``json.JSONEncoder`` subclass that encodes messages (Django's by default: datetimes,
+        decimals, UUIDs and lazy strings become text, as in Django's own JSON responses)."""
+        return cast(str, self._get("JSON_ENCODER"))
 
     @property
     def MAX_CLIENT_ID_LENGTH(self) -> int:

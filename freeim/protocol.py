@@ -26,8 +26,12 @@ import enum
 import json
 import re
 import struct
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
+
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
 from .exceptions import InvalidMessage, NestingTooDeep
 from .ids import ClientId
@@ -62,8 +66,27 @@ MAX_INBOUND_BYTES = 4096
 MAX_JSON_DEPTH = 64
 PONG = '{"type":"pong"}'
 
-# allow_nan=False: NaN and Infinity are not JSON, and a terminal's JSON.parse fails on them.
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_dumps: Callable[[Any], str] | None = None
+
+
+def _encoder() -> Callable[[Any], str]:
+    """``FREEIM['JSON_ENCODER']``'s compact ``encode``, built once per setting (it runs on every send)."""
+    global _dumps
+    if _dumps is None:
+        from .conf import conf
+
+        # allow_nan=False: NaN and Infinity are not JSON, and a terminal's JSON.parse fails on them.
+        _dumps = import_string(conf.JSON_ENCODER)(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+    return _dumps
+
+
+def _forget_encoder(setting: str, **kwargs: Any) -> None:
+    global _dumps
+    if setting == "FREEIM":
+        _dumps = None
+
+
+setting_changed.connect(_forget_encoder)
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -74,7 +97,7 @@ def encode(frame: dict[str, Any]) -> str:
     than failing later on the way to the sockets.
     """
     try:
-        text = _dumps(frame)
+        text = _encoder()(frame)
         if not text.isascii():
             text.encode()
     except UnicodeEncodeError:
@@ -84,6 +107,12 @@ def encode(frame: dict[str, Any]) -> str:
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"The message is not JSON-serialisable: {exc}") from None
     return text
+
+
+def as_terminals_read(message: Any) -> Any:
+    """``message`` as a terminal reads it: encoded with ``JSON_ENCODER`` (a ``datetime`` becomes its ISO text)
+    and parsed back, for what stores it as JSON (the history)."""
+    return json.loads(encode({"m": message}))["m"]
 
 
 # A JSON string, or the rest of the text after an unterminated one (the parser stops there).

@@ -31,6 +31,10 @@ def test_default_settings_pass():
     ({"REDIS_URL": "http://x"}, ["freeim.E006"]),
     ({"ROUTING": "random"}, ["freeim.E007"]),
     ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
+    ({"CLIENT_ID_RESOLVER": "os.sep"}, ["freeim.E008"]),  # imports, but is not callable
+    ({"CLIENT_ID_RESOLVER": 42}, ["freeim.E008"]),
+    ({"JSON_ENCODER": "no.such.Encoder"}, ["freeim.E019"]),
+    ({"JSON_ENCODER": "json.dumps"}, ["freeim.E019"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
     ({"HISTORY": "no.such.thing"}, ["freeim.E012"]),
     ({"HISTORY": "freeim.conf.DEFAULTS"}, ["freeim.E012"]),

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from freeim.ids import ClientId
+from freeim.protocol import as_terminals_read
 
 from . import SentChanMessage, SentMessage
 from .models import ChanMessage, Copy, PrivateMessage
@@ -26,8 +27,8 @@ class ModelHistory:
                                    read_at=now if receiver == sender else None))  # one's own note is read
                 if receiver != sender:  # a note to oneself is one copy
                     copies.append(Copy(owner=sender, peer=receiver, outgoing=True, message_id=sent.message_id))
-        kept = [PrivateMessage(message_id=sent.message_id, sender=str(sent.sender), data=sent.message, sent_at=now)
-                for sent in messages]
+        kept = [PrivateMessage(message_id=sent.message_id, sender=str(sent.sender),
+                               data=as_terminals_read(sent.message), sent_at=now) for sent in messages]
         with transaction.atomic():  # a refused insert rolls back alone, not the caller's transaction
             PrivateMessage.objects.bulk_create(kept, ignore_conflicts=True)
             Copy.objects.bulk_create(copies, ignore_conflicts=True)
@@ -35,7 +36,8 @@ class ModelHistory:
     def keep_chan_message(self, message: SentChanMessage) -> None:
         with transaction.atomic():
             ChanMessage.objects.bulk_create([ChanMessage(chan=message.chan, sender=str(message.sender),
-                                                         message_id=message.message_id, data=message.message,
+                                                         message_id=message.message_id,
+                                                         data=as_terminals_read(message.message),
                                                          sent_at=timezone.now())], ignore_conflicts=True)
 
     def forget_chan(self, chan: str, history_to: str | None = None) -> None:
