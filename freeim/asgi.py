@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import markcoroutinefunction
 from django.urls import URLPattern, path, re_path
 
 from .conf import conf
@@ -47,15 +48,27 @@ def wrap(application: ASGIApp) -> ASGIApp:
     """Add node start/stop to ``application``: ASGI lifespan, plus daphne's reactor hooks."""
     install_server_hooks()
 
-    @markcoroutinefunction  # servers see an ASGI 3 app...
     def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        # ...that is a plain function handing back the inner coroutine: no frame of
-        # its own stays on the stack of every open socket.
+        # A plain function handing back the inner coroutine: no frame of its own stays on the
+        # stack of every open socket...
         if scope["type"] != "lifespan":
             return application(scope, receive, send)
         return _lifespan(receive, send)
 
-    return app
+    if sys.version_info >= (3, 12):
+        return inspect.markcoroutinefunction(app)  # ...that servers see as an ASGI 3 app
+    return _awaiting(app)
+
+
+def _awaiting(app: ASGIApp) -> ASGIApp:
+    """``app`` as an ``async def``, on Python 3.11: hypercorn tells ASGI from WSGI with
+    ``inspect.iscoroutinefunction``, which sees no mark before 3.12 (asgiref's only marks it for
+    asyncio's), so there each socket pays a coroutine frame."""
+
+    async def awaiting(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return awaiting
 
 
 async def _lifespan(receive: Any, send: Any) -> None:

@@ -1,6 +1,7 @@
 """freeim.asgi.wrap: what servers see, and the lifespan that starts and stops the node."""
 
 import asyncio
+import inspect
 
 from asgiref.compatibility import is_double_callable
 from asgiref.testing import ApplicationCommunicator
@@ -14,6 +15,7 @@ from tests.asgi import application
 def test_the_wrapped_app_is_an_asgi3_app_to_servers():
     assert not is_double_callable(application)  # daphne, channels' testing (asgiref)
     assert asyncio.iscoroutinefunction(application)  # uvicorn's check
+    assert inspect.iscoroutinefunction(application)  # hypercorn's: on 3.11 it saw a WSGI app
 
 
 async def test_lifespan_starts_the_node_and_stops_it():

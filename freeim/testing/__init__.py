@@ -11,9 +11,22 @@ installed) gives every test a fresh embedded node and the fixtures ``freeim_outb
         assert freeim_outbox[0].receivers == [1]
 """
 
+from typing import Any
+
 from .capture import Sent, SignalRecorder, captured_sends, eventually, recorded_signals
 from .isolation import FreeIMTestMixin, isolated
-from .terminal import FreeIMCommunicator, connected, terminal
+
+_TERMINAL = ("FreeIMCommunicator", "connected", "terminal")
+
+
+def __getattr__(name: str) -> Any:
+    """The terminal's names, imported on first use: channels' test communicator imports daphne, which a project
+    served by uvicorn or hypercorn may not have, and the pytest plugin loads this package in every test run."""
+    if name in _TERMINAL:
+        from . import terminal
+
+        return getattr(terminal, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "FreeIMCommunicator", "FreeIMTestMixin", "Sent", "SignalRecorder", "captured_sends", "connected", "eventually",

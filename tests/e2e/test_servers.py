@@ -1,0 +1,99 @@
+"""Every ASGI server the README names runs a node: daphne (reactor hooks), uvicorn and hypercorn (ASGI lifespan).
+
+Each serves the demo project as a cluster node on a private Redis, so what its start and its shutdown did can
+be read from outside: the node registers when the server starts (before any socket), a message sent by the
+business side (this process) arrives over a real WebSocket, and a SIGTERM removes the node's presence at once
+(the heartbeat TTL is a minute, so no reaper does it). The node logs which write path it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.test import override_settings
+from websockets.asyncio.client import connect
+
+from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, free_port
+from freeim import im
+from freeim.backends.redis.keys import Keys
+from freeim.testing import eventually
+from tests.e2e.processes import answers, spawn, stop, tail, wait_until
+
+HEARTBEAT_TTL = 60  # no node is reaped during a test: only its own shutdown removes its presence
+
+COMMANDS: dict[str, Callable[[int], list[str]]] = {
+    "daphne": daphne_command,
+    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                             "--lifespan", "on", "--no-access-log", "demo_project.asgi:application"],
+    "hypercorn": lambda port: [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+                               "--graceful-timeout", "2", "demo_project.asgi:application"],
+}
+WRITE_PATHS = {"daphne": "frames written to daphne's Twisted transports directly",
+               "uvicorn": "frames sent through ASGI send", "hypercorn": "frames sent through ASGI send"}
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[Path]:
+    """The demo's database, migrated once (the node's auto-join reads freeim.groups' tables)."""
+    directory = Path(tempfile.mkdtemp(prefix="freeim-servers-"))
+    path = directory / "db.sqlite3"
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "--verbosity", "0"],
+                          cwd=ROOT, env={**cluster_env("redis://unused", []), "FREEIM_DEMO_DB": str(path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    yield path
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("server", sorted(COMMANDS))
+async def test_a_node_under_each_server(server: str, database: Path, private_redis: RedisServer,
+                                        tmp_path: Path) -> None:
+    port = free_port()
+    name = f"127.0.0.1:{port}"
+    log = tmp_path / f"{server}.log"
+    store = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    alive = Keys("freeim").node(name, "alive")
+    env = cluster_env(private_redis.url, [name], name, FREEIM_DEMO_DB=str(database),
+                      FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
+    process = spawn(COMMANDS[server](port), env, log)
+    try:
+        # The node started with the server, not with a first socket.
+        wait_until(lambda: answers(port) and store.exists(alive) == 1, process, log, f"{server} node")
+        assert f"freeim node {name} started: {WRITE_PATHS[server]}" in log.read_text()
+
+        business = {"REDIS_URL": private_redis.url, "SERVERS": [name], "HEARTBEAT_TTL": HEARTBEAT_TTL}
+        with override_settings(FREEIM=business):
+            url = await im.aprev_connect_server(1)
+            assert url.startswith(f"ws://{name}/ws?token=")
+            async with connect(url) as terminal:
+                await eventually(lambda: im.ahas_online(1))
+                sent = await im.asend_message(2, [1], {"text": f"hi over {server}"})
+                frame = json.loads(await terminal.recv())
+                assert (frame["id"], frame["data"]) == (sent, {"text": f"hi over {server}"})
+
+                stop(process, signal.SIGTERM)  # with the socket still open
+                # uvicorn re-raises the signal once it has shut down cleanly (it exits "by" SIGTERM)
+                assert process.returncode in (0, -signal.SIGTERM), tail(log)
+                assert not await im.ahas_online(1)  # removed by the shutdown, not by a reaper
+                assert store.exists(alive) == 0
+        assert f"freeim node {name} stopped" in log.read_text()
+    finally:
+        stop(process, signal.SIGKILL)
+        store.close()
