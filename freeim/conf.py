@@ -7,7 +7,7 @@ Every property reads ``settings.FREEIM`` on access; nothing is cached at import.
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from django.conf import settings
 
@@ -200,6 +200,19 @@ class Settings:
 
 
 conf = Settings()
+
+
+class IncomingRequest(Protocol):
+    """What a connect URL can be derived from: Django's ``HttpRequest`` or DRF's ``Request``."""
+
+    def is_secure(self) -> bool: ...
+    def get_host(self) -> str: ...
+
+
+def request_base(request: IncomingRequest) -> str:
+    """The WebSocket base URL of the scheme and host ``request`` came in on (behind a TLS proxy, Django's
+    ``SECURE_PROXY_SSL_HEADER`` makes it ``wss``)."""
+    return f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
 
 
 def server_base(entry: str) -> str:

@@ -112,6 +112,14 @@ class StoreUnavailable(FreeIMError):
     default_message = "The freeim store is unavailable; nothing was sent."
 
 
+class NoConnectBase(FreeIMError, ImproperlyConfigured):
+    code = "no_connect_base"
+    status = 500
+    default_message = ("FREEIM['SERVERS'] is empty, so freeim cannot know the URL terminals reach this node at: "
+                       "pass base=request (the scheme and host the request came in on) or a base URL such as "
+                       "'wss://example.com', or list the nodes in FREEIM['SERVERS'].")
+
+
 class NoEmbeddedNode(FreeIMError, ImproperlyConfigured):
     """The embedded backend was used outside the process that holds its state (see :func:`freeim.backends.host_here`):
     what this process sent would reach no socket, and what it read would be empty."""

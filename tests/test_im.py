@@ -13,7 +13,7 @@ from freeim.exceptions import (
     HistoryUnavailable,
     InvalidChan,
     InvalidMessage,
-    NoServerAvailable,
+    NoConnectBase,
     TooManyChans,
 )
 from freeim.messaging import operations
@@ -155,9 +155,11 @@ async def test_bad_input_is_rejected_before_anything_is_sent():
         await no_frame(alice)
 
 
-async def test_prev_connect_server_urls(settings):
-    with pytest.raises(NoServerAvailable):
+async def test_prev_connect_server_urls(settings, rf):
+    with pytest.raises(NoConnectBase, match=r"pass base=request"):  # was NoServerAvailable, a 503: "try later"
         await im.aprev_connect_server(1)
+    request = rf.get("/orders/", HTTP_HOST="shop.example.com:8443", secure=True)
+    assert (await im.aprev_connect_server(1, base=request)).startswith("wss://shop.example.com:8443/ws?token=")
     url = await im.aprev_connect_server(1, base="wss://chat.example.com/")
     assert url.startswith("wss://chat.example.com/ws?token=") and len(url.split("=", 1)[1]) >= 22
     settings.FREEIM = {"SERVERS": ["wss://im.example.com:8443"], "PATH": "/im/ws"}

@@ -17,8 +17,8 @@ from typing import Any, Literal, NamedTuple
 from .. import ids, protocol
 from ..backends import Backend
 from ..backends.contract import Letter, TokenRecord
-from ..conf import conf, server_base
-from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoServerAvailable
+from ..conf import IncomingRequest, conf, request_base, server_base
+from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoConnectBase
 from ..ids import ClientId
 from . import payloads, router
 from .payloads import Payload
@@ -31,7 +31,7 @@ LATE_AFTER = 0.5
 MAX_READ_AT_ONCE = 1000
 
 
-async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
+async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | IncomingRequest | None = None,
                          since: str | None = None, avoid: str | None = None,
                          chans_since: dict[str, str] | None = None, join: list[str] | None = None) -> tuple[str, str]:
     """Issue a one-time token for ``client_id`` on its node; return ``(url, node)``.
@@ -42,6 +42,9 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     ``join``: chans the client joins as the socket opens (a terminal's own chans, which its client
     left with its last socket), so they are caught up on from ``chans_since`` too. Whether the
     caller may join them is the caller's to check, as for :func:`join_chan`.
+
+    ``base``: where terminals reach this process's node when ``SERVERS`` is empty (the embedded default): a
+    ``ws(s)://`` base URL, or the request being answered (its scheme and host).
 
     The node is the client's by ``ROUTING`` among the nodes whose heartbeat is not late (a node
     that died is left out within half a heartbeat TTL, long before it is reaped), and never
@@ -65,8 +68,9 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
         base = server_base(node)
     elif base:
         node = conf.SERVER
+        base = base if isinstance(base, str) else request_base(base)
     else:
-        raise NoServerAvailable("FREEIM['SERVERS'] is empty: configure it, or pass the base URL to connect to.")
+        raise NoConnectBase()
     token = secrets.token_urlsafe(24)
     record: TokenRecord = {"client_id": client, "meta": meta, "server": node}
     if since is not None:
@@ -79,7 +83,8 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
 
 
-async def prev_connect_server(backend: Backend, client_id: object, meta: str = "", base: str | None = None,
+async def prev_connect_server(backend: Backend, client_id: object, meta: str = "",
+                              base: str | IncomingRequest | None = None,
                               since: str | None = None, avoid: str | None = None,
                               chans_since: dict[str, str] | None = None, join: list[str] | None = None) -> str:
     """FreeIM's PrevConnectServer: the ``ws(s)://<node><PATH>?token=...`` URL for ``client_id``."""

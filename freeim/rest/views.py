@@ -60,11 +60,10 @@ class FreeIMView(APIView):
 class ConnectView(FreeIMView):
     def post(self, request: Request) -> Response:
         body = self.body(ConnectSerializer)
-        base = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
         caller = self.caller()
         join = [ids.chan(chan) for chan in body["join"]]
         managed = autojoin.managed_among(join) if join else set()  # the providers decide who is in those
-        url, server = im.connect_ticket(caller, body["meta"], base=base, since=body["since"], avoid=body["avoid"],
+        url, server = im.connect_ticket(caller, body["meta"], base=request, since=body["since"], avoid=body["avoid"],
                                         chans_since=body["chans_since"],
                                         join=[chan for chan in join if chan not in managed])
         return Response({"url": url, "client_id": caller, "server": server})

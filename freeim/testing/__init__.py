@@ -23,9 +23,9 @@ def __getattr__(name: str) -> Any:
     """The terminal's names, imported on first use: channels' test communicator imports daphne, which a project
     served by uvicorn or hypercorn may not have, and the pytest plugin loads this package in every test run."""
     if name in _TERMINAL:
-        from . import terminal
+        from . import communicator
 
-        return getattr(terminal, name)
+        return getattr(communicator, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

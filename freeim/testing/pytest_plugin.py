@@ -55,6 +55,6 @@ def freeim_signals() -> Iterator[Any]:
 
 @pytest.fixture
 def freeim_terminal() -> Callable[..., Any]:
-    from freeim.testing import terminal
+    from freeim.testing.communicator import terminal
 
     return terminal
