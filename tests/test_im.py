@@ -77,7 +77,9 @@ async def test_string_and_numeric_string_ids_are_one_client():
     async with connected(application, "7") as seven, connected(application, "bob"):
         sent = await im.asend_message("bob", [7], "x")
         assert unpositioned(await seven.receive_frame()) == {"type": "message", "id": sent, "from": "bob", "data": "x"}
-        assert await im.ahas_online(["7", 7, "bob", "carol"]) == {7: True, "bob": True, "carol": False}
+        # keyed as asked: has_online(["2"])[2] was the only key, so ["2"] raised KeyError
+        assert await im.ahas_online(["7", 7, "bob", "carol"]) == {"7": True, 7: True, "bob": True, "carol": False}
+        assert im.has_online(("7",)) == {"7": True} and im.has_online(iter([7])) == {7: True}
         assert await im.ahas_online("7") is True
         assert sorted(map(str, await im.aget_client_list_by_online())) == ["7", "bob"]
 

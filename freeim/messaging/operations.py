@@ -284,10 +284,14 @@ async def is_online(backend: Backend, client_id: object) -> bool:
 
 
 async def which_online(backend: Backend, client_ids: object) -> dict[ClientId, bool]:
-    """Which of several clients are online: ``{id: bool}``."""
-    wanted = ids.client_ids(client_ids)
-    located = await backend.store.locate(wanted)
-    return {c: c in located for c in wanted}
+    """Which of several clients are online: ``{id: bool}``, keyed by the ids as given (``"2"`` stays a string,
+    though it is the same client as ``2``)."""
+    if isinstance(client_ids, int | str) or not isinstance(client_ids, Iterable):
+        return {ids.client_id(client_ids): await is_online(backend, client_ids)}
+    given = list(client_ids)
+    canonical = [ids.client_id(client) for client in given]  # valid ids are ints and strings: hashable
+    located = await backend.store.locate(list(dict.fromkeys(canonical)))
+    return {client: same in located for client, same in zip(given, canonical, strict=True)}
 
 
 async def get_client_nodes(backend: Backend, client_ids: object) -> dict[ClientId, dict[str, int]]:
