@@ -14,10 +14,11 @@ STARTUP_TIMEOUT = 30
 STOP_TIMEOUT = 10
 
 
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a process of the cluster with its output appended to ``log`` (a restart keeps the history)."""
+def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """Start a server process (in the checkout, or ``cwd``) with its output appended to ``log`` (a restart keeps
+    the history)."""
     with log.open("ab") as output:  # unbuffered: the log is complete even after a SIGKILL
-        return subprocess.Popen(command, cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=output,
+        return subprocess.Popen(command, cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=output,
                                 stderr=subprocess.STDOUT)
 
 

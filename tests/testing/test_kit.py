@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import readme
+
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,15 +105,8 @@ def test_plugin_and_mixin_in_a_projects_own_run(pytester: pytest.Pytester, monke
     result.assert_outcomes(passed=9)
 
 
-def readme_snippets(section: str) -> list[str]:
-    """The Python code blocks of one section of the README, as written there."""
-    text = (ROOT / "README.md").read_text()
-    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return [block.split("\n```", 1)[0] for block in body.split("```python\n")[1:]]
-
-
 def test_the_readmes_testing_snippets_pass_as_written(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    snippets = readme_snippets("Testing your project")
+    snippets = readme.snippets("Testing your project")
     assert len(snippets) == 2
     pytester.makepyfile(test_readme_pytest=snippets[0], test_readme_testcase=snippets[1])
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
