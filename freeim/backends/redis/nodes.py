@@ -13,7 +13,7 @@ from .keys import Keys
 from .steps import Lua, Steps, one
 from .store import detach_many
 
-logger = logging.getLogger("freeim.backends.redis")
+logger = logging.getLogger("freeim.redis")
 #: Connections of a dead node taken off per round trip.
 DROP_CHUNK = 500
 
