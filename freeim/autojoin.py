@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from . import ids
 from .ids import ClientId
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.autojoin")
 ChanProvider = Callable[[ClientId], Iterable[str]]
 ManagedTest = Callable[[str], bool]
 ManagedBatchTest = Callable[[list[str]], Collection[str]]

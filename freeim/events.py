@@ -13,13 +13,13 @@ from .exceptions import StoreUnavailable
 from .ids import ClientId, client_id
 from .signals import client_offline, client_online
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.events")
 SIGNALS = {"online": client_online, "offline": client_offline}
 
 
 async def dispatch(kind: str, client_id: ClientId, meta: str, server: str) -> None:
-    """Send the signal of one event; a failing receiver never stops the others (Django's ``send_robust``
-    logs it, once, on the ``django.dispatch`` logger)."""
+    """Send the signal of one event; a failing receiver never stops the others (it is logged once, on
+    ``freeim.signals``: :class:`~freeim.signals.RobustSignal`)."""
     await SIGNALS[kind].asend_robust(sender=None, client_id=client_id, meta=meta, server=server)
 
 

@@ -48,6 +48,14 @@ class Tokens(Protocol):
         """Take the record of ``token`` and forget the token; None if unknown or expired."""
 
 
+class NodeLoad(NamedTuple):
+    """What one node holds."""
+
+    connections: int
+    #: The clients those connections belong to.
+    clients: int
+
+
 class Presence(Protocol):
     async def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         """Add connection ``conn`` (an id unique across nodes) of ``client_id`` on ``node``; True if the
@@ -69,6 +77,13 @@ class Presence(Protocol):
     async def online_clients(self) -> list[ClientId]:
         """Every online client id."""
 
+    async def online_count(self) -> int:
+        """How many clients are online."""
+
+    async def node_loads(self, nodes: list[str]) -> dict[str, NodeLoad]:
+        """What each of ``nodes`` holds (read-only, for status reports: it reads every connection of those nodes,
+        a bounded chunk per round trip)."""
+
 
 class Chans(Protocol):
     async def join(self, client_id: ClientId, chans: list[str]) -> bool:
@@ -86,6 +101,9 @@ class Chans(Protocol):
 
     async def chan_list(self) -> list[tuple[str, int]]:
         """Every chan with its member count, sorted by name."""
+
+    async def chan_count(self) -> int:
+        """How many chans have members."""
 
     async def client_chans(self, client_id: ClientId) -> list[str]:
         """The chans ``client_id`` is in, sorted."""
@@ -192,6 +210,10 @@ class Nodes(Protocol):
     async def reap(self, me: str) -> list[str]:
         """Clean up after peers whose heartbeat stopped (one reaper at a time); return their names."""
 
+    async def heartbeats(self) -> dict[str, float | None]:
+        """Every registered node, a dead one too until it is reaped, with the seconds since its last heartbeat
+        (None where nodes need none)."""
+
 
 class Transport(Protocol):
     """Payload batches from any process to the nodes, in order per node."""
@@ -213,6 +235,24 @@ class Transport(Protocol):
         """Drop what ``node``'s inbox keeps past its age, when nothing new arrives to trim it."""
 
 
+class GroupBacklog(NamedTuple):
+    """Where one consumer group of the events stream is."""
+
+    name: str
+    consumers: int
+    #: Events a worker of the group took and did not ack yet.
+    pending: int
+    #: Events no worker of the group took yet; None where the stream cannot tell (trimmed past the group).
+    lag: int | None
+
+
+class EventsBacklog(NamedTuple):
+    """The events stream: the events it keeps, and each consumer group reading it."""
+
+    length: int
+    groups: list[GroupBacklog]
+
+
 class EventStream(Protocol):
     """Online/offline events, each handled by one worker of a group, at least once."""
 
@@ -223,6 +263,9 @@ class EventStream(Protocol):
 
     async def ack(self, group: str, entry_ids: list[str]) -> None:
         """Mark events handled by ``group``."""
+
+    async def backlog(self) -> EventsBacklog:
+        """The stream's length and its groups' backlogs (read-only, for status reports)."""
 
 
 class Backend:

@@ -19,7 +19,7 @@ from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from ..messaging.payloads import Payload
 from ..protocol import position
-from .contract import Backend, Deliver, InboxRead, Letter, TokenRecord
+from .contract import Backend, Deliver, InboxRead, Letter, NodeLoad, TokenRecord
 from .inboxes import META_LIFE, Entry, read_after
 
 
@@ -63,6 +63,10 @@ class MemoryState:
     async def alive_nodes(self, within: float | None = None) -> list[str]:
         with self._lock:
             return sorted(self._nodes)
+
+    async def heartbeats(self) -> dict[str, float | None]:
+        with self._lock:
+            return dict.fromkeys(sorted(self._nodes))  # one process: no heartbeats
 
     async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         with self._lock:
@@ -127,6 +131,20 @@ class MemoryState:
     async def online_clients(self) -> list[ClientId]:
         with self._lock:
             return list(self._connections)
+
+    async def online_count(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    async def node_loads(self, nodes: list[str]) -> dict[str, NodeLoad]:
+        with self._lock:
+            connections: Counter[str] = Counter()
+            clients: Counter[str] = Counter()
+            for conns in self._connections.values():
+                here = Counter(conns.values())
+                connections.update(here)
+                clients.update(here.keys())
+        return {node: NodeLoad(connections[node], clients[node]) for node in nodes}
 
     async def join(self, client_id: ClientId, chans: list[str]) -> bool:
         with self._lock:
@@ -204,6 +222,10 @@ class MemoryState:
     async def chan_list(self) -> list[tuple[str, int]]:
         with self._lock:
             return sorted((chan, len(members)) for chan, members in self._chans.items())
+
+    async def chan_count(self) -> int:
+        with self._lock:
+            return len(self._chans)
 
     async def client_chans(self, client_id: ClientId) -> list[str]:
         with self._lock:

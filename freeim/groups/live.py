@@ -30,7 +30,7 @@ from freeim.exceptions import ClientOffline, FreeIMError
 from .models import Group, Membership
 from .signals import group_member_added, group_member_removed
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.groups")
 
 
 def connect() -> None:

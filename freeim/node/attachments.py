@@ -59,6 +59,7 @@ class Attachments:
         client_id = connection.client_id
         connection.on_resume = self.delivery.wake
         connection.id = f"{self.boot[:16]}{next(self._numbers):x}"
+        connection.node = self.node
         if connection.since is not None or connection.chans_since:
             connection.hold()  # what arrives while its inbox and chans are read comes after what it missed
         async with self._gate.shared():

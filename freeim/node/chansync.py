@@ -21,7 +21,7 @@ from ..exceptions import StoreUnavailable
 from ..ids import ClientId
 from .registry import Registry
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.node")
 #: Seconds before reading again after the store failed.
 RETRY_AFTER = 1.0
 

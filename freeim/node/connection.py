@@ -17,6 +17,7 @@ so a terminal that sends without reading cannot make the node buffer answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
 
+logger = logging.getLogger("freeim.connections")
 #: A place in a stream: ``(epoch, offset)``.
 Place = tuple[str, int]
 #: Frames a terminal gets handled in a row before others get the loop (see :meth:`Connection.pace`).
@@ -81,7 +83,8 @@ class Frame:
 class Connection:
     """A live socket of one client on this node, with its bounded backlog."""
 
-    __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "join", "id", "closed", "accepted", "slow",
+    __slots__ = ("consumer", "client_id", "meta", "since", "chans_since", "join", "id", "node", "closed", "accepted",
+                 "slow",
                  "paused", "on_resume", "_pending", "_pending_bytes", "_socket", "_inbound", "_handled", "_caught_up",
                  "_held", "__weakref__")
 
@@ -98,6 +101,7 @@ class Connection:
         #: Chans it joins as it opens (before they are caught up on).
         self.join = join or []
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
+        self.node = ""  # the name of that node, for its log lines
         self.closed = False
         self.accepted = False
         self.slow = False
@@ -247,7 +251,7 @@ class Connection:
     async def close(self, code: int) -> None:
         """Close the socket with ``code``; nothing more is written to it."""
         if not self.closed:
-            self._stop_writing()
+            self._stop_writing(code)
             await self.consumer.close(code=int(code))  # autobahn accepts exactly int, not an IntEnum
 
     def close_soon(self, code: int) -> None:
@@ -258,13 +262,23 @@ class Connection:
         connection a second after its close frame.
         """
         if not self.closed:
-            self._stop_writing()
+            self._stop_writing(code)
             if self._socket is not None:
                 self._socket.stop_reading()
             task = asyncio.get_running_loop().create_task(self.consumer.close(code=int(code)))
             _closing.add(task)
             task.add_done_callback(_closing.discard)
 
-    def _stop_writing(self) -> None:
+    def _stop_writing(self, code: int) -> None:
+        log_close(self.node, self.client_id, code)
         self.closed = True
         self._pending.clear()
+
+
+def log_close(node: str, client_id: ClientId | None, code: int) -> None:
+    """The one log line of a socket the node closes with one of its codes (:class:`CloseCode`)."""
+    try:
+        reason = CloseCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        reason = "not a freeim close code"
+    logger.info("freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason)

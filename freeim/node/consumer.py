@@ -15,16 +15,21 @@ from .. import ids, protocol
 from ..conf import conf
 from ..exceptions import InvalidClientId, StoreUnavailable, TooManyConnections
 from ..servers.channels import LeanWebsocketConsumer
-from .connection import Connection, Frame
+from .connection import Connection, Frame, log_close
 from .lifecycle import ensure_node
-from .runtime import Node
+from .runtime import HANDSHAKE_WAIT, Node
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.connections")
 PONG = Frame(protocol.PONG)
 
 
 class FreeIMConsumer(LeanWebsocketConsumer):
-    """One terminal's socket. Rejects (HTTP 403) a missing, unknown, expired or reused token."""
+    """One terminal's socket. Rejects (HTTP 403) a missing, unknown, expired or reused token.
+
+    Every refusal and every close the node starts is logged on ``freeim.connections`` with the node's
+    name and, where the token named one, the client id; never the token, which is the client's
+    credential for ``TOKEN_TTL`` seconds.
+    """
 
     connection: Connection | None = None
     node: Node | None = None
@@ -33,23 +38,25 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = query.get("token", [""])[0]
         if not conf.IS_NODE:  # a business process in a cluster: terminals connect to the nodes
-            await self.close()
+            await self._refuse(None, logging.WARNING, "this process is not a node (FREEIM['SERVER'] %r is not in "
+                               "SERVERS): terminals must connect to the URL connect/ gives", conf.SERVER)
             return
         try:
             node = await ensure_node()
         except StoreUnavailable as error:  # the node could not start: refused (HTTP 403), tried again later
-            logger.warning("freeim: handshake refused, the node cannot start: %s", error)
-            await self.close()
+            await self._refuse(None, logging.WARNING, "the node cannot start: %s", error)
             return
-        if not await node.admit_handshake():
-            node.refused()
-            await self.close()  # refused (HTTP 403): the terminal backs off and retries with a fresh token
+        if not await node.admit_handshake():  # the terminal backs off and retries with a fresh token
+            await self._refuse(node, logging.INFO, "busy: no handshake slot came free within %s s", HANDSHAKE_WAIT)
             return
         try:
             record = await node.backend.store.redeem_token(token) if token else None
-            if record is None or record.get("server") != node.name:
-                node.refused()
-                await self.close()
+            if record is None:
+                await self._refuse(node, logging.INFO, "unknown, expired or used token" if token else "no token")
+                return
+            if record.get("server") != node.name:
+                await self._refuse(node, logging.INFO, "the token of client %r is for node %s",
+                                   record.get("client_id"), record.get("server"))
                 return
             # Registered before the handshake completes, so the client is online in the store
             # by the time the terminal sees the socket open (a join right after open works);
@@ -60,24 +67,37 @@ class FreeIMConsumer(LeanWebsocketConsumer):
                                          record.get("since"), record.get("chans_since"), record.get("join"))
             await node.attachments.attach(self.connection)
         except TooManyConnections:  # not attached: nothing to detach
-            self.connection = None
+            refused, self.connection = self.connection, None
             node.refused()
             await self.accept()  # a close code tells the terminal why, where a refused handshake cannot
-            await self.close(code=int(protocol.CloseCode.TOO_MANY_CONNECTIONS))
+            code = protocol.CloseCode.TOO_MANY_CONNECTIONS
+            log_close(node.name, refused.client_id if refused is not None else None, code)
+            await self.close(code=int(code))
             return
         except (StoreUnavailable, InvalidClientId) as error:  # the token cannot be checked, names no client id,
             # or the client cannot be registered
-            logger.warning("freeim node %s: handshake refused: %s", node.name, error)
             if self.connection is not None:
                 await node.attachments.detach(self.connection)  # whatever part of it was registered
                 self.connection = None
-            node.refused()
-            await self.close()  # HTTP 403, as for a bad token: the terminal backs off and tries again
+            # HTTP 403, as for a bad token: the terminal backs off and tries again
+            await self._refuse(node, logging.WARNING, "%s", error)
             return
         finally:
             node.handshakes.release()
         await self.accept()
         node.delivery.activate(self.connection)
+        logger.debug("freeim node %s: client %r connected; sockets here: %d of its own, %d in all", node.name,
+                     self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ())),
+                     node.registry.connection_count)
+
+    async def _refuse(self, node: Node | None, level: int, why: str, *args: object) -> None:
+        """Refuse the handshake (HTTP 403), and log why at ``level``."""
+        peer = self.scope.get("client") or ("an unknown address",)
+        logger.log(level, f"freeim node %s: refused a handshake from %s: {why}",
+                   node.name if node is not None else conf.SERVER, peer[0], *args)
+        if node is not None:
+            node.refused()
+        await self.close()
 
     async def ended_abruptly(self) -> None:
         """The consumer crashed or was cancelled: detach its connection (at server shutdown the node's
@@ -106,3 +126,5 @@ class FreeIMConsumer(LeanWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:
             await self.node.attachments.detach(self.connection)
+            logger.debug("freeim node %s: client %r disconnected with %s; sockets here: %d in all",
+                         self.node.name, self.connection.client_id, code, self.node.registry.connection_count)

@@ -13,17 +13,21 @@ class Registry:
 
     def __init__(self) -> None:
         self.clients: dict[ClientId, list[Connection]] = {}
+        #: Connections held, of all clients.
+        self.connection_count = 0
         self._chans: dict[str, set[ClientId]] = {}
         self._client_chans: dict[ClientId, set[str]] = {}
 
     def forget_all(self) -> None:
         """Drop every connection and chan (the node stopped)."""
         self.clients.clear()
+        self.connection_count = 0
         self._chans.clear()
         self._client_chans.clear()
 
     def add(self, connection: Connection) -> None:
         self.clients.setdefault(connection.client_id, []).append(connection)
+        self.connection_count += 1
 
     def remove(self, connection: Connection) -> bool:
         """Forget ``connection``; True if it was its client's last one here (chans are left)."""
@@ -31,6 +35,7 @@ class Registry:
         if connections is None or connection not in connections:
             return False
         connections.remove(connection)
+        self.connection_count -= 1
         if connections:
             return False
         del self.clients[connection.client_id]

@@ -261,3 +261,25 @@ def test_an_idle_inbox_gives_its_messages_up_after_the_age_limit_and_keeps_its_p
     store(sync, Letter(2, "m2", "{}"))  # another inbox is written meanwhile
     assert read(sync, 1, "*") == (False, [])
     assert read(sync, 1, last) == (False, [])
+
+
+def test_status_reads_count_what_each_node_holds(sync, backend):
+    sync.nodes.register_node("a", "boot-a")
+    sync.nodes.register_node("b", "boot-b")
+    for node, client, conn in (("a", 1, "a1"), ("a", 1, "a2"), ("a", "bob", "a3"), ("b", 1, "b1"), ("b", 2, "b2")):
+        sync.store.add_connection(node, client, conn)
+    sync.store.join(1, ["room", "lobby"])
+    sync.store.join(2, ["room"])
+    assert sync.store.node_loads(["a", "b", "gone"]) == {"a": (3, 2), "b": (2, 2), "gone": (0, 0)}
+    assert sync.store.node_loads([]) == {}
+    assert sync.store.online_count() == 3
+    assert sync.store.chan_count() == 2
+    beats = sync.nodes.heartbeats()
+    assert list(beats) == ["a", "b"]
+    if isinstance(backend, MemoryBackend):
+        assert set(beats.values()) == {None}  # one process beats no heartbeat
+    else:
+        assert all(0 <= age < 1 for age in beats.values())
+    sync.store.remove_connection("b", 2, "b2")
+    sync.store.leave(1, ["lobby"])
+    assert sync.store.online_count() == 2 and sync.store.chan_count() == 1

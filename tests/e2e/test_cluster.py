@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from unittest.mock import ANY
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -680,3 +683,90 @@ async def test_receipts_to_many_offline_receivers_stay_small_and_a_huge_fanout_i
     receipts = [await next_frame(sender_ws) for _ in absent]
     assert {(r["id"], r["status"]) for r in receipts} == {(sent, "offline")} and "data" not in receipts[0]
     assert {r["to"] for r in receipts} == set(absent)
+
+
+# --- operations commands ----------------------------------------------------------------------------------------
+
+
+def manage(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python manage.py <args>`` run from a shell beside the cluster, as a business process."""
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=cluster.env(), capture_output=True,
+                          text=True, timeout=60)
+
+
+async def command(*args: str) -> str:
+    """What a command run in this process (the business side) printed."""
+    out = io.StringIO()
+    await asyncio.to_thread(call_command, *args, stdout=out)
+    return out.getvalue()
+
+
+async def test_freeim_status_from_a_shell_shows_every_node_its_sockets_and_the_events_backlog(cluster, ids, terminals):
+    [alice], [bob] = ids.on(0), ids.on(1)
+    await terminals.open(alice)
+    await terminals.open(alice)
+    await terminals.open(bob)
+    await im.ajoin_chan(bob, "room")
+    await asyncio.to_thread(cluster.start_worker)
+
+    async def worker_caught_up() -> bool:
+        done = await asyncio.to_thread(manage, cluster, "freeim_status", "--json")
+        assert done.returncode == 0, done.stderr
+        worker_caught_up.report = json.loads(done.stdout)  # type: ignore[attr-defined]
+        return worker_caught_up.report["events"]["groups"] == [  # type: ignore[attr-defined]
+            {"name": "freeim", "consumers": 1, "pending": 0, "lag": 0}]
+
+    await eventually(worker_caught_up, EVENT_TIMEOUT)
+    report = worker_caught_up.report  # type: ignore[attr-defined]
+    assert all(0 <= node.pop("heartbeat_age") < HEARTBEAT_TTL / 2 for node in report["nodes"])
+    assert report["nodes"] == sorted([  # by name
+        {"name": cluster.servers[0], "state": "alive", "connections": 2, "clients": 1},
+        {"name": cluster.servers[1], "state": "alive", "connections": 1, "clients": 1},
+        {"name": cluster.servers[2], "state": "alive", "connections": 0, "clients": 0}], key=lambda node: node["name"])
+    assert report["online_clients"] == 2 and report["connections"] == 3 and report["chan_count"] == 1
+    assert report["events"]["length"] == 2  # alice and bob came online
+
+
+async def test_a_killed_node_shows_its_missed_beats_until_it_is_reaped(cluster, ids, terminals):
+    await terminals.open(ids.on(2)[0])
+    cluster.kill(2)
+
+    async def nodes() -> dict[str, dict[str, Any]]:
+        return {node.pop("name"): node for node in json.loads(await command("freeim_status", "--json"))["nodes"]}
+
+    async def missing_beats() -> bool:  # late, then dead: the dead state lasts until a peer's next upkeep, at most
+        found = await nodes()  # a fifth of the TTL, too short to poll for
+        return found[cluster.servers[2]]["state"] in ("late", "dead") and found[cluster.servers[2]]["clients"] == 1
+
+    async def reaped() -> bool:
+        return sorted(await nodes()) == sorted(cluster.servers[:2])
+
+    await eventually(missing_beats, HEARTBEAT_TTL * 3)
+    await eventually(reaped, HEARTBEAT_TTL * 3)
+
+
+async def test_freeim_send_broadcast_and_offline_reach_real_sockets(cluster, ids, terminals):
+    [alice], [bob], servers = ids.on(0), ids.on(2), cluster.servers
+    alice_ws, bob_ws = await terminals.open(alice), await terminals.open(bob)
+    printed = await command("freeim_send", "ops", alice, bob, ids.any(1)[0], "--data", '{"text": "hello"}')
+    [message_id] = re.fullmatch(r"sent message ([0-9a-f]{16}); 2 of its 3 receiver\(s\) online\n", printed).groups()
+    for ws in (alice_ws, bob_ws):
+        assert unpositioned(await next_frame(ws)) == {"type": "message", "id": message_id, "from": "ops",
+                                                      "data": {"text": "hello"}}
+    await command("freeim_broadcast", "--data", '"maintenance at 22:00"')
+    for ws in (alice_ws, bob_ws):
+        assert await next_frame(ws) == {"type": "broadcast", "data": "maintenance at 22:00"}
+    assert await command("freeim_offline", bob) == f"client {bob}: closing 1 socket(s) on {servers[2]}\n"
+    with pytest.raises(ConnectionClosed) as closed:
+        await next_frame(bob_ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+
+
+async def test_a_bad_command_from_a_shell_says_why_in_one_line(cluster):
+    done = await asyncio.to_thread(manage, cluster, "freeim_send", "ops", "x" * 200, "--data", "1")
+    assert (done.returncode, done.stderr.splitlines()) == (1, [
+        "CommandError: Client ids are ints or non-empty strings of printable characters, at most 128 characters "
+        "long (an int's sign counts)."])
+    done = await asyncio.to_thread(manage, cluster, "freeim_broadcast", "--data", "not json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("manage.py freeim_broadcast: error: argument --data: not JSON: ")

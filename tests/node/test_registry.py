@@ -37,9 +37,21 @@ def test_leave_and_clear_say_who_was_in():
     assert registry.chans_by_client() == [(2, ["room"])]
 
 
+def test_it_counts_the_connections_it_holds():
+    registry, web, phone = Registry(), SimpleNamespace(client_id=1, on="web"), SimpleNamespace(client_id=1, on="ios")
+    registry.add(web)
+    registry.add(phone)
+    registry.add(connection(2))
+    assert registry.connection_count == 3
+    registry.remove(web)
+    registry.remove(web)  # not held any more: not counted twice
+    assert registry.connection_count == 2
+
+
 def test_forget_all_empties_the_index():
     registry = Registry()
     registry.add(connection(1))
     registry.join(1, ["room"])
     registry.forget_all()
+    assert registry.connection_count == 0
     assert registry.clients == {} and registry.chan_members("room") == set() and list(registry.connections()) == []

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from ..contract import EventsBacklog, GroupBacklog
 from .client import Performer, performed
 from .keys import Keys
-from .steps import Lua, Steps, one
+from .steps import Lua, Pipe, Steps, one
 
 #: Events read at once.
 READ_COUNT = 500
@@ -31,3 +32,12 @@ class RedisEvents:
     def ack(self, group: str, entry_ids: list[str]) -> Steps[None]:
         if entry_ids:
             yield one("xack", self.keys.shared("events"), group, *entry_ids)
+
+    @performed
+    def backlog(self) -> Steps[EventsBacklog]:
+        events = self.keys.shared("events")
+        length, exists = yield Pipe((one("xlen", events), one("exists", events)))
+        groups = (yield one("xinfo_groups", events)) if exists else []  # XINFO refuses a missing key
+        return EventsBacklog(int(length), [GroupBacklog(group["name"], int(group["consumers"]), int(group["pending"]),
+                                                        None if group.get("lag") is None else int(group["lag"]))
+                                           for group in groups])

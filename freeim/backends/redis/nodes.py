@@ -10,10 +10,10 @@ from ... import ids
 from ...ids import ClientId
 from .client import Performer, performed
 from .keys import Keys
-from .steps import Lua, Steps, one
+from .steps import Lua, Pipe, Steps, one
 from .store import detach_many
 
-logger = logging.getLogger("freeim.backends.redis")
+logger = logging.getLogger("freeim.redis")
 #: Connections of a dead node taken off per round trip.
 DROP_CHUNK = 500
 
@@ -47,6 +47,13 @@ class RedisNodes:
     @performed
     def alive_nodes(self, within: float | None = None) -> Steps[list[str]]:
         return sorted((yield self._nodes_by_age("alive", None if within is None else int(within * 1000))))
+
+    @performed
+    def heartbeats(self) -> Steps[dict[str, float | None]]:
+        beats, (seconds, microseconds) = yield Pipe((one("zrange", self.keys.shared("nodes"), 0, -1, False, True),
+                                                    one("time")))
+        now_ms = seconds * 1000 + microseconds // 1000  # Redis's clock, which wrote the beats
+        return {node: max(0.0, (now_ms - at_ms) / 1000) for node, at_ms in sorted(beats)}
 
     @performed
     def reap(self, me: str) -> Steps[list[str]]:

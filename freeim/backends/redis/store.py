@@ -20,7 +20,7 @@ from ...conf import conf
 from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
 from ...ids import ClientId
 from ...protocol import parse_position, position
-from ..contract import InboxRead, Letter, TokenRecord
+from ..contract import InboxRead, Letter, NodeLoad, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import Keys
@@ -29,6 +29,8 @@ from .steps import Cmd, Lua, Pipe, Steps, one
 K = TypeVar("K")
 #: Online/offline events the stream keeps for ``freeim_events`` (roughly: ``MAXLEN ~``).
 EVENTS_MAXLEN = 100_000
+#: A node's connections read per round trip for a status report.
+SCAN_CHUNK = 1000
 #: How often a script is sent again with the chans (or members) Redis said it also needs
 #: declared; each retry means they changed in between, so a few suffice.
 DECLARE_ATTEMPTS = 5
@@ -174,6 +176,31 @@ class RedisStore:
     def online_clients(self) -> Steps[list[ClientId]]:
         return [ids.client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
 
+    @performed
+    def online_count(self) -> Steps[int]:
+        return int((yield one("scard", self.keys.shared("online"))))
+
+    @performed
+    def node_loads(self, nodes: list[str]) -> Steps[dict[str, NodeLoad]]:
+        """Each node's ``conns`` hash: its length, and its distinct clients read with ``HSCAN`` a chunk at a time
+        (one pipeline a round for all nodes), so no single command holds Redis for a whole node."""
+        if not nodes:
+            return {}
+        conns = {node: self.keys.node(node, "conns") for node in nodes}
+        lengths = yield Pipe(tuple(one("hlen", key) for key in conns.values()))
+        clients: dict[str, set[str]] = {node: set() for node in nodes}
+        cursors = {node: 0 for node in nodes}
+        while cursors:
+            scanning = list(cursors)
+            replies = yield Pipe(tuple(one("hscan", conns[node], cursors[node], None, SCAN_CHUNK) for node in scanning))
+            for node, (cursor, entries) in zip(scanning, replies, strict=True):
+                clients[node].update(entries.values())
+                if int(cursor):
+                    cursors[node] = cursor
+                else:
+                    del cursors[node]
+        return {node: NodeLoad(int(length), len(clients[node])) for node, length in zip(nodes, lengths, strict=True)}
+
     # Inboxes
     @performed
     def store_messages(self, letters: list[Letter], locate: list[ClientId]
@@ -266,6 +293,10 @@ class RedisStore:
     def chan_list(self) -> Steps[list[tuple[str, int]]]:
         return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.keys.shared("chans"), 0, -1,
                                                                              False, True)))
+
+    @performed
+    def chan_count(self) -> Steps[int]:
+        return int((yield one("zcard", self.keys.shared("chans"))))
 
     @performed
     def client_chans(self, client_id: ClientId) -> Steps[list[str]]:

@@ -26,7 +26,7 @@ from .client import REDIS_ERRORS, Performer, performed
 from .keys import Keys
 from .steps import Lua, Pipe, Steps, one
 
-logger = logging.getLogger("freeim.backends.redis")
+logger = logging.getLogger("freeim.redis")
 #: A node's inbox keeps the last minute: a node stalled or reconnecting for less loses nothing.
 INBOX_RETENTION_MS = 60_000
 #: Entries read at once.

@@ -8,13 +8,14 @@ import socket
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from freeim.backends import get_backend
 from freeim.events import consume
+from freeim.management.base import FreeIMCommand
 
 
-class Command(BaseCommand):
+class Command(FreeIMCommand):
     help = ("Send freeim's client_online / client_offline signals for the cluster's events. "
             "Run any number of copies: each event is handled by one of them, and again by another if the one "
             "that took it dies before acking it (at least once).")

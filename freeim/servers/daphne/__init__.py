@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -28,7 +27,6 @@ from typing import Any
 
 from .sockets import DaphneSocket, Owner, protocol_behind
 
-logger = logging.getLogger(__name__)
 #: The daphne major versions whose internals freeim was written and tested against.
 KNOWN_DAPHNE = range(4, 5)
 _background: set[asyncio.Future[Any]] = set()  # the loop keeps only weak references to tasks

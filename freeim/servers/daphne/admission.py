@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("freeim.node")
 
 TICK = 0.05
 #: Loop lag (s) above which the node stops accepting, and below which it accepts again.

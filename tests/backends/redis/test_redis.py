@@ -11,6 +11,7 @@ import pytest
 from demo_project.cluster import RedisServer
 from freeim.backends.contract import Letter
 from freeim.backends.redis import RedisBackend
+from freeim.backends.redis import store as redis_store
 from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
 from freeim.backends.redis.steps import Cmd
@@ -368,3 +369,39 @@ def test_a_resume_reads_only_what_came_after_its_position(backend, sync):
     assert entries_read(stored[-1][0]) == ([], 0)  # up to date: nothing read
     assert entries_read(stored[-3][0]) == ([at for at, _ in stored[-2:]], 1)
     assert len(entries_read("*")[0]) == 50
+
+
+def test_node_loads_read_a_big_node_a_chunk_at_a_time(backend, sync, monkeypatch):
+    """Past ``hash-max-listpack-entries`` fields (128 by default, 512 in Debian's config) a hash is a real hash
+    table, and HSCAN brings about COUNT fields a call: several rounds."""
+    monkeypatch.setattr(redis_store, "SCAN_CHUNK", 100)
+    for number in range(1200):
+        sync.store.add_connection("a", number // 3, f"a{number}")  # 3 sockets of each of 400 clients
+    sync.store.add_connection("b", "x", "b1")
+    CountingSteps.steps = 0
+    counted = RedisBackend(backend.url, backend.keys.prefix, 1, connections=CountingSteps)
+    assert blocking(counted).store.node_loads(["a", "b"]) == {"a": (1200, 400), "b": (1, 1)}
+    assert CountingSteps.steps > 5  # the lengths, then a round per chunk of node a
+
+
+def test_a_node_that_beats_no_more_ages_until_it_is_reaped(backend, sync):
+    sync.nodes.register_node("a", "boot-a")
+    sync.nodes.register_node("b", "boot-b")
+    time.sleep(0.3)
+    sync.nodes.heartbeat("b", "boot-b")
+    beats = sync.nodes.heartbeats()
+    assert beats["a"] >= 0.3 > beats["b"]
+    time.sleep(0.8)  # past the TTL of 1 s
+    assert sync.nodes.reap("b") == ["a"]
+    assert list(sync.nodes.heartbeats()) == ["b"]
+
+
+def test_the_events_backlog_counts_what_each_group_took_and_has_yet_to_take(sync):
+    assert sync.events.backlog() == (0, [])  # no stream yet
+    sync.store.add_connection("a", 1, "a1")
+    sync.store.remove_connection("a", 1, "a1")
+    assert sync.events.backlog() == (2, [])  # no worker ever read it
+    taken = sync.events.read("g", "w1", 60_000, 100)
+    sync.events.ack("g", [taken[0][0]])
+    sync.store.add_connection("a", 2, "a2")
+    assert sync.events.backlog() == (3, [("g", 1, 1, 1)])  # one consumer; one taken, not acked; one not taken
