@@ -14,6 +14,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -35,6 +36,7 @@ class LoginForm(forms.Form):
 
 
 @require_GET
+@ensure_csrf_cookie  # for session-authenticated writes to the REST API (scripts, the tests' users)
 def index(request: HttpRequest) -> HttpResponse:
     """The page: its script shows the login form in a tab without a token, else the chat."""
     return render(request, "chat/chat.html", {"form": LoginForm(), "config": {"meta": CHAT_META}})
@@ -56,6 +58,8 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):  # JSON that is not an object; a form's QueryDict is a dict
+            return Response({"detail": 'Send an object: {"name": ..., "password": ...}.'}, status=400)
         form = LoginForm(request.data)
         if not form.is_valid():
             return Response({field: [str(error) for error in errors] for field, errors in form.errors.items()},

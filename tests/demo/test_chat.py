@@ -94,6 +94,13 @@ def test_a_bad_name_is_a_field_error(body):
     assert not User.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ["[1]", '"alice"', "null", "{", "1"])
+def test_a_body_that_is_not_an_object_is_a_400(body):
+    answer = Client().post(LOGIN, body, content_type="application/json")
+    assert answer.status_code == 400 and "detail" in answer.json()
+
+
 def changed(**fields):
     """A change to alice, after which her token stops working."""
     def change(alice, token):
