@@ -4,6 +4,9 @@ the presence notices.
 tests/conftest.py gives every test a fresh backend.
 """
 
+import importlib
+import sys
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import User
@@ -171,6 +174,34 @@ def test_the_page_has_the_login_form_the_chat_and_their_scripts():
 def test_users_needs_a_token():
     response = Client().get("/demo/users/")
     assert response.status_code == 401 and "detail" in response.json()
+
+
+@pytest.fixture
+def demo_admin():
+    """The demo's admin module, imported as the demo's autodiscovery does (the suite's does not know the chat
+    app); the admin site is the process's, so auth's Group is registered again afterwards."""
+    from django.contrib import admin
+    from django.contrib.auth.admin import GroupAdmin
+    from django.contrib.auth.models import Group
+
+    if not admin.site.is_registered(Group):
+        admin.site.register(Group, GroupAdmin)
+    header = admin.site.site_header
+    sys.modules.pop("demo_project.chat.admin", None)
+    importlib.import_module("demo_project.chat.admin")
+    yield
+    if not admin.site.is_registered(Group):
+        admin.site.register(Group, GroupAdmin)
+    admin.site.site_header = admin.site.site_title = header
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_shows_chat_groups_and_no_permission_groups_beside_them(demo_admin):
+    staff = Client()
+    staff.force_login(User.objects.create_superuser("root", password="secret"))
+    index = staff.get("/admin/").content.decode()
+    assert ">Chat groups<" in index and ">Users<" in index and "freeim demo administration" in index
+    assert ">Groups<" not in index and "/admin/auth/group/" not in index
 
 
 # The socket tests run their async part under async_to_sync: asgiref then runs the database
