@@ -15,6 +15,7 @@ run prints where.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -172,12 +174,14 @@ class Pages:
         return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
 
     def close(self) -> None:
-        try:
-            for number, tab in enumerate(self.opened, 1):
+        """Photograph and close every page, also after a failure: a page left open would keep its user online
+        in the next test."""
+        for number, tab in enumerate(self.opened, 1):
+            with contextlib.suppress(WebDriverException):
                 self.screenshot(tab, f"end-page{number}")
-                self.driver.close()
-        finally:
-            self.driver.switch_to.window(self.home)
+            with contextlib.suppress(WebDriverException):
+                tab.page.close()
+        self.driver.switch_to.window(self.home)
 
 
 @pytest.fixture
@@ -326,6 +330,9 @@ def test_two_tabs_of_one_browser_are_two_users_who_chat(demo: str, pages: Pages,
     WebDriverWait(dave.page, WAIT, poll_frequency=POLL).until(lambda d: d.find_element(By.ID, "id_name").is_displayed())
     until_notice(carol.page, "dave is offline")
     pages.screenshot(carol, "carol-after-dave-left")
+    log_in(dave.page, server.base, "erin")  # another user on dave's tab starts afresh: not in his chans
+    WebDriverWait(dave.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "#kitchen", "chans") != "?")
+    assert dave.page.execute_script('return document.querySelector("#chans li.active")') is None
     assert pages.console_errors() == []
 
     admin = pages.new("tab")  # the admin's pages come with their stylesheets too
