@@ -31,8 +31,7 @@ class LoginForm(forms.Form):
     name = forms.CharField(label="Pick a name", max_length=150, validators=[UnicodeUsernameValidator()],
                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
     password = forms.CharField(label="Password", required=False, strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-                               help_text="Only for users that have one (staff): demo users leave it empty.")
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 @require_GET
@@ -66,7 +65,7 @@ class LoginView(APIView):
                             status=400)
         name, password = form.cleaned_data["name"], form.cleaned_data["password"]
         if password:
-            user = authenticate(request._request, username=name, password=password)
+            user = authenticate(request, username=name, password=password)
             if user is None:
                 return Response({"password": ["Wrong name or password."]}, status=400)
         else:
