@@ -3,8 +3,8 @@
 Starts Redis on 127.0.0.1:6379 if none answers there (FREEIM_REDIS_URL overrides), migrates the demo
 database, then runs three daphne nodes on ports 6001-6003, the business app
 (the chat page and the REST API) on port 8000, and one ``freeim_events``
-worker. Ctrl-C stops them all. Open http://127.0.0.1:8000/ in two browsers:
-each terminal's WebSocket goes straight to the node that owns its client id.
+worker. Ctrl-C stops them all. Open http://127.0.0.1:8000/ in two tabs and pick a name in each (each tab
+is its own user): each terminal's WebSocket goes straight to the node that owns its client id.
 """
 
 from __future__ import annotations

@@ -63,10 +63,12 @@ DATABASES = {
 }
 
 # Basic first, so an unauthenticated call gets 401 with a WWW-Authenticate header
-# (scripts and curl); the demo page is authenticated by its session.
+# (scripts and curl); the chat page sends each tab's own token (demo_project/chat/tokens.py),
+# so two tabs are two users; sessions serve the admin's users and the tests' scripts.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.BasicAuthentication",
+        "demo_project.chat.tokens.TabTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -6,6 +6,7 @@ app_name = "chat"
 
 urlpatterns = [
     path("", views.index, name="index"),
-    path("logout/", views.logout_view, name="logout"),
-    path("demo/users/", views.users, name="users"),
+    path("demo/login/", views.LoginView.as_view(), name="login"),
+    path("demo/me/", views.MeView.as_view(), name="me"),
+    path("demo/users/", views.UsersView.as_view(), name="users"),
 ]

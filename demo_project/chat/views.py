@@ -1,60 +1,101 @@
-"""The demo chat: log in by name, the chat page, and the user list with presence."""
+"""The demo chat: the page, the per-tab login (by name, or by password), who I am, and the user list.
+
+Every tab logs in on its own: the login answers a token (:mod:`.tokens`) that the page keeps in the
+tab's ``sessionStorage`` and sends with each REST call, so two tabs of one browser are two users.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model, login, logout
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from freeim import im
 
 from .receivers import CHAT_META
+from .tokens import TabTokenAuthentication, issue, may_log_in_by_name
 
 
-class NameForm(forms.Form):
+class LoginForm(forms.Form):
     name = forms.CharField(label="Pick a name", max_length=150, validators=[UnicodeUsernameValidator()],
-                           widget=forms.TextInput(attrs={"autofocus": True}))
+                           widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    password = forms.CharField(label="Password", required=False, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
-@require_http_methods(["GET", "POST"])
+@require_GET
+@ensure_csrf_cookie  # for session-authenticated writes to the REST API (scripts, the tests' users)
 def index(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return render(request, "chat/chat.html", {"config": {"meta": CHAT_META, "me": request.user.pk}})
-    form = NameForm(request.POST or None)
-    if form.is_valid():
-        # Demo only: a name is all it takes for the users this form made, which have no password
-        # and cannot log in any other way. Anyone else is not for taking: a staff session could
-        # broadcast and force users offline, and a user with a password chose to be protected.
-        user, created = get_user_model().objects.get_or_create(username=form.cleaned_data["name"])
-        if created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-        if not may_log_in_by_name(user):
-            form.add_error("name", "This user has a password or staff rights: log in with its password at /admin/, "
-                                   "then come back.")
-            return render(request, "chat/login.html", {"form": form})
-        login(request, user)
-        return redirect("chat:index")
-    return render(request, "chat/login.html", {"form": form})
+    """The page: its script shows the login form in a tab without a token, else the chat."""
+    return render(request, "chat/chat.html", {"form": LoginForm(), "config": {"meta": CHAT_META}})
 
 
-def may_log_in_by_name(user: AbstractUser) -> bool:
-    """Only plain users without a usable password: never staff or superusers, never a password's owner."""
-    return not (user.has_usable_password() or user.is_staff or user.is_superuser)
+def identity(user: AbstractBaseUser) -> dict[str, Any]:
+    return {"id": user.pk, "name": user.get_username(), "is_staff": bool(getattr(user, "is_staff", False))}
 
 
-@require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
-    return redirect("chat:index")
+class LoginView(APIView):
+    """POST ``{"name", "password"}`` -> ``{"token", "id", "name", "is_staff"}``.
+
+    Demo only: a name is all it takes for the users this form made, which have no password and cannot
+    log in any other way (:func:`.tokens.may_log_in_by_name`); anyone else gives their password. No
+    session is touched: the token is the tab's alone.
+    """
+
+    authentication_classes: list[Any] = []  # whoever the session cookie names is no one's business here
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):  # JSON that is not an object; a form's QueryDict is a dict
+            return Response({"detail": 'Send an object: {"name": ..., "password": ...}.'}, status=400)
+        form = LoginForm(request.data)
+        if not form.is_valid():
+            return Response({field: [str(error) for error in errors] for field, errors in form.errors.items()},
+                            status=400)
+        name, password = form.cleaned_data["name"], form.cleaned_data["password"]
+        if password:
+            user = authenticate(request, username=name, password=password)
+            if user is None:
+                return Response({"password": ["Wrong name or password."]}, status=400)
+        else:
+            user, created = get_user_model().objects.get_or_create(username=name)
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            if not may_log_in_by_name(user):
+                return Response({"password": ["This user has a password or staff rights: give its password."]},
+                                status=400)
+        return Response({"token": issue(user, by_name=not password), **identity(user)})
 
 
-def users(request: HttpRequest) -> JsonResponse:
-    """Every user with its presence, from one batched ``has_online`` call."""
-    if not request.user.is_authenticated:
-        return JsonResponse({"detail": "Log in first."}, status=403)
-    people = list(get_user_model().objects.order_by("username").values_list("pk", "username"))
-    online = im.has_online([pk for pk, _name in people])
-    return JsonResponse([{"id": pk, "name": name, "online": online[pk]} for pk, name in people], safe=False)
+class TabView(APIView):
+    """An endpoint of the chat page: the tab's token only, whatever else the project's REST API takes."""
+
+    authentication_classes = [TabTokenAuthentication]
+
+
+class MeView(TabView):
+    """GET: who this tab is logged in as (a reloaded tab checks its token here)."""
+
+    def get(self, request: Request) -> Response:
+        return Response(identity(request.user))
+
+
+class UsersView(TabView):
+    """GET: every user with its presence, from one batched ``has_online`` call."""
+
+    def get(self, request: Request) -> Response:
+        people = list(get_user_model().objects.order_by("username").values_list("pk", "username"))
+        online = im.has_online([pk for pk, _name in people])
+        return Response([{"id": pk, "name": name, "online": online[pk]} for pk, name in people])

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -54,6 +56,20 @@ else:
 
 #: Members shown on a group's page; the rest are one click away, in the paginated member list.
 MEMBERS_ON_GROUP_PAGE = 100
+
+
+def user_picker(site: admin.AdminSite, request: HttpRequest) -> list[str]:
+    """``["user"]`` where members can be picked by searching users (the admin's autocomplete), else ``[]``.
+
+    The autocomplete searches the user model's admin's ``search_fields`` (Django's ``UserAdmin``: username,
+    names, email); a project whose user admin has none, or is not registered (a custom user model's, say),
+    keeps the ``raw_id_fields`` picker, a user id (Django's system checks would refuse a static
+    ``autocomplete_fields`` there)."""
+    try:
+        users = site.get_model_admin(get_user_model())
+    except NotRegistered:
+        return []
+    return ["user"] if users.get_search_fields(request) else []
 
 
 class MembershipForm(MembershipFormBase):
@@ -124,9 +140,12 @@ class AddMemberInline(MembershipInlineBase):
     model = Membership
     form = AddMemberForm
     fields = ["user", "client_id", "role"]
-    raw_id_fields = ["user"]
+    raw_id_fields = ["user"]  # unless user_picker finds the users searchable
     extra = 3
     verbose_name_plural = "add members"
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        return user_picker(self.admin_site, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         return super().get_queryset(request).none()
@@ -204,10 +223,13 @@ class MembershipAdmin(MembershipAdminBase):
     list_filter = ["role", "group__is_active", "joined_at"]
     list_select_related = ["group", "user"]
     search_fields = ["client_id", "group__slug", "group__title"]
-    raw_id_fields = ["group", "user"]
+    raw_id_fields = ["user"]  # unless user_picker finds the users searchable
     readonly_fields = ["joined_at"]
     form = MembershipForm
     actions = ["force_offline"]
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        return ["group", *user_picker(self.admin_site, request)]
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)

@@ -1,35 +1,67 @@
-"""The demo chat: name login, the chat page, the user list's presence and the presence notices.
+"""The demo chat: per-tab login (by name or password), its tokens, the chat page, the user list's presence and
+the presence notices.
 
 tests/conftest.py gives every test a fresh backend.
 """
+
+import importlib
+import sys
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
+from demo_project.chat import tokens
 from demo_project.chat.receivers import CHAT_META
 from freeim import im
 from freeim.testing import connected
 from tests.asgi import application
 
+LOGIN = "/demo/login/"
+ME = "/demo/me/"
 
-def logged_in(name):
-    client = Client()
-    assert client.post("/", {"name": name}).status_code == 302
-    return client
+
+def log_in(client, name, password=""):
+    """The tab's login: POST the form as the page's script does; the answer's JSON."""
+    return client.post(LOGIN, {"name": name, "password": password}, content_type="application/json")
+
+
+def token_of(name, client=None):
+    answer = log_in(client or Client(), name)
+    assert answer.status_code == 200, answer.json()
+    return answer.json()["token"]
+
+
+def bearer(token):
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def me(client, token):
+    return client.get(ME, **bearer(token))
 
 
 @pytest.mark.django_db
-def test_picking_a_name_creates_the_user_once_and_logs_in():
-    first = logged_in("alice")
-    logged_in("alice")
+def test_picking_a_name_creates_the_user_once_and_answers_a_token_not_a_session():
+    client = Client()
+    first = log_in(client, "alice").json()
+    log_in(client, "alice")
     user = User.objects.get(username="alice")
     assert User.objects.filter(username="alice").count() == 1 and not user.has_usable_password()
-    assert int(first.session["_auth_user_id"]) == user.pk
+    assert first == {"token": first["token"], "id": user.pk, "name": "alice", "is_staff": False}
+    assert "_auth_user_id" not in client.session
 
 
-#: Users a name must not be enough for: a session of theirs could broadcast and force users offline.
+@pytest.mark.django_db
+def test_two_logins_in_one_browser_stay_two_users():
+    """Tabs share the browser's cookies: with a session, bob's login switched alice's tab to bob."""
+    browser = Client()
+    alice, bob = token_of("alice", browser), token_of("bob", browser)
+    assert me(browser, alice).json()["name"] == "alice"
+    assert me(browser, bob).json()["name"] == "bob"
+
+
+#: Users a name must not be enough for: a login of theirs could broadcast and force users offline.
 GUARDED_USERS = {
     "superuser": lambda: User.objects.create_superuser("root", password="secret"),
     "staff": lambda: User.objects.create_user("root", password="secret", is_staff=True),
@@ -42,47 +74,134 @@ GUARDED_USERS = {
 @pytest.mark.parametrize("make", GUARDED_USERS.values(), ids=GUARDED_USERS.keys())
 def test_only_users_without_a_password_and_staff_rights_log_in_by_name(make):
     make()
-    response = Client().post("/", {"name": "root"})
-    assert response.status_code == 200 and "log in with its password at /admin/" in response.content.decode()
-    assert "_auth_user_id" not in response.wsgi_request.session
+    answer = log_in(Client(), "root")
+    assert answer.status_code == 400 and answer.json() == {
+        "password": ["This user has a password or staff rights: give its password."]}
 
 
 @pytest.mark.django_db
-def test_staff_see_a_link_to_the_admin_and_everyone_a_groups_list():
-    staff = Client()
-    staff.force_login(User.objects.create_superuser("root", password="secret"))
-    assert 'href="/admin/"' in staff.get("/").content.decode()
-    page = logged_in("alice").get("/").content.decode()
-    assert 'href="/admin/"' not in page and 'id="groups"' in page
+def test_users_with_a_password_log_in_with_it():
+    User.objects.create_superuser("root", password="secret")
+    answer = log_in(Client(), "root", "secret")
+    assert answer.status_code == 200 and answer.json()["is_staff"] is True
+    assert me(Client(), answer.json()["token"]).json()["name"] == "root"
+    wrong = log_in(Client(), "root", "guess")
+    assert wrong.status_code == 400 and wrong.json() == {"password": ["Wrong name or password."]}
 
 
 @pytest.mark.django_db
-def test_a_bad_name_shows_the_form_again():
-    response = Client().post("/", {"name": "no spaces allowed"})
-    assert response.status_code == 200 and b"Pick a name" in response.content
+@pytest.mark.parametrize("body", [{"name": "no spaces allowed"}, {"name": ""}, {}, {"name": "x" * 151}])
+def test_a_bad_name_is_a_field_error(body):
+    answer = Client().post(LOGIN, body, content_type="application/json")
+    assert answer.status_code == 400 and list(answer.json()) == ["name"]
     assert not User.objects.exists()
 
 
 @pytest.mark.django_db
-def test_index_shows_the_login_form_then_the_chat_page():
-    assert b'name="name"' in Client().get("/").content
-    page = logged_in("alice").get("/").content.decode()
-    assert '<script src="/static/freeim/freeim.js"></script>' in page
-    assert "alice" in page and 'id="chat-config"' in page
+@pytest.mark.parametrize("body", ["[1]", '"alice"', "null", "{", "1"])
+def test_a_body_that_is_not_an_object_is_a_400(body):
+    answer = Client().post(LOGIN, body, content_type="application/json")
+    assert answer.status_code == 400 and "detail" in answer.json()
+
+
+def changed(**fields):
+    """A change to alice, after which her token stops working."""
+    def change(alice, token):
+        User.objects.filter(pk=alice.pk).update(**fields)
+        return token
+    return change
+
+
+def set_password(alice, token):
+    alice.set_password("secret")
+    alice.save()
+    return token
+
+
+#: Ways a tab's token stops working once alice logged in by name: ``(alice, her token) -> the token then sent``.
+REVOKED = {
+    "password set": set_password,
+    "made staff": changed(is_staff=True),
+    "deactivated": changed(is_active=False),
+    "deleted": lambda alice, token: alice.delete() and token,
+    "tampered": lambda alice, token: token[:-1] + ("A" if token[-1] != "A" else "B"),
+    "not a token": lambda alice, token: "hello",
+}
 
 
 @pytest.mark.django_db
-def test_logout_needs_post_and_logs_out():
-    client = logged_in("alice")
-    assert client.get("/logout/").status_code == 405
-    client.post("/logout/")
-    assert "_auth_user_id" not in client.session
+@pytest.mark.parametrize("revoke", REVOKED.values(), ids=REVOKED.keys())
+def test_a_token_stops_working_with_401(revoke):
+    token = token_of("alice")
+    answer = me(Client(), revoke(User.objects.get(username="alice"), token))
+    assert answer.status_code == 401 and "detail" in answer.json()
+    assert answer["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_bearer_without_a_token_is_refused(client):
+    assert client.get(ME, HTTP_AUTHORIZATION="Bearer ").status_code == 401
 
 
 @pytest.mark.django_db
-def test_users_needs_login():
+def test_a_token_expires(monkeypatch):
+    token = token_of("alice")
+    monkeypatch.setattr(tokens, "MAX_AGE", -1)
+    answer = me(Client(), token)
+    assert answer.status_code == 401 and "expired" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_bad_token_never_falls_back_to_the_session():
+    """The browser's session cookie (an admin login) must not speak for a tab whose token failed."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password="secret"))
+    assert tokens.TabTokenAuthentication().authenticate_header(None) == 'Bearer realm="api"'
+    assert me(client, "forged").status_code == 401
+    assert client.get(ME).status_code == 401  # the page's own endpoints take the tab's token only
+
+
+@pytest.mark.django_db
+def test_the_page_has_the_login_form_the_chat_and_their_scripts():
+    page = Client().get("/").content.decode()
+    for part in ('id="login-form"', 'name="name"', 'name="password"', 'id="chat"', 'id="chat-config"',
+                 '<script src="/static/freeim/freeim.js"></script>', '<script src="/static/chat/tab.js"></script>',
+                 'href="/admin/"'):
+        assert part in page
+    assert Client().post("/").status_code == 405
+
+
+@pytest.mark.django_db
+def test_users_needs_a_token():
     response = Client().get("/demo/users/")
-    assert response.status_code == 403 and "detail" in response.json()
+    assert response.status_code == 401 and "detail" in response.json()
+
+
+@pytest.fixture
+def demo_admin():
+    """The demo's admin module, imported as the demo's autodiscovery does (the suite's does not know the chat
+    app); the admin site is the process's, so auth's Group is registered again afterwards."""
+    from django.contrib import admin
+    from django.contrib.auth.admin import GroupAdmin
+    from django.contrib.auth.models import Group
+
+    if not admin.site.is_registered(Group):
+        admin.site.register(Group, GroupAdmin)
+    header = admin.site.site_header
+    sys.modules.pop("demo_project.chat.admin", None)
+    importlib.import_module("demo_project.chat.admin")
+    yield
+    if not admin.site.is_registered(Group):
+        admin.site.register(Group, GroupAdmin)
+    admin.site.site_header = admin.site.site_title = header
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_shows_chat_groups_and_no_permission_groups_beside_them(demo_admin):
+    staff = Client()
+    staff.force_login(User.objects.create_superuser("root", password="secret"))
+    index = staff.get("/admin/").content.decode()
+    assert ">Chat groups<" in index and ">Users<" in index and "freeim demo administration" in index
+    assert ">Groups<" not in index and "/admin/auth/group/" not in index
 
 
 # The socket tests run their async part under async_to_sync: asgiref then runs the database
@@ -94,16 +213,15 @@ def test_users_needs_login():
 @pytest.mark.django_db
 def test_users_lists_presence_from_one_batched_lookup(monkeypatch):
     alice = User.objects.create(username="alice")
-    bob = User.objects.create(username="bob")
-    client = Client()
-    client.force_login(bob)
+    bob = User.objects.create_user("bob")  # no usable password: a user the name form made
+    client, token = Client(), tokens.issue(bob, by_name=True)
     calls = []
     real_has_online = im.has_online
     monkeypatch.setattr(im, "has_online", lambda ids: calls.append(ids) or real_has_online(ids))
 
     async def with_alice_online():
         async with connected(application, alice.pk):
-            return await sync_to_async(client.get)("/demo/users/")
+            return await sync_to_async(client.get)("/demo/users/", **bearer(token))
 
     assert async_to_sync(with_alice_online)().json() == [
         {"id": alice.pk, "name": "alice", "online": True}, {"id": bob.pk, "name": "bob", "online": False}]

@@ -1,25 +1,36 @@
 """The demo chat in a real browser (Debian's chromium, driven by Selenium) on real daphne processes.
 
-Embedded: alice writes to bob while he is away, and while the API cannot be reached; her pages
-are reloaded; bob comes, reads, reloads. Cluster: bob's node is killed with ``kill -9`` while alice
-writes. What each sees is what a user of the demo would: the conversation kept over reloads,
-unread counts, pending messages that survive a reload and go once the API answers, ticks from
-"sent · waiting" to ✓ to ✓✓, every message once and in order, and no console error.
+Two users in two tabs of one browser, on the embedded demo and on the 3-node cluster demo: each tab
+logs in on its own, private messages go each way, a chan message reaches the other, presence notices
+come and go. Embedded: alice writes to bob while he is away, and while the API cannot be reached; her
+pages are reloaded; bob comes, reads, reloads. Cluster: bob's node is killed with ``kill -9`` while alice
+writes. What each sees is what a user of the demo would: the conversation kept over reloads, unread
+counts, pending messages that survive a reload and go once the API answers, ticks from "sent · waiting"
+to ✓ to ✓✓, every message once and in order, and no console error.
+
+Screenshots of every page, at the steps named in the tests and at the end of each test (also a failed
+one), go to ``$FREEIM_ARTIFACTS/browser/`` (default ``.artifacts/browser/`` in the repository); the
+run prints where.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -34,6 +45,8 @@ from tests.e2e.processes import answers, spawn, stop, wait_until
 pytest_plugins = ["tests.e2e.daphne_server", "tests.e2e.cluster"]
 
 WAIT = 10
+#: Seconds between two looks at the page while waiting (selenium's default, half a second, adds up).
+POLL = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +63,23 @@ class ClusterDemo:
         self.base = f"http://127.0.0.1:{self.port}"
         log = cluster.directory / "business.log"
         spec = json.dumps({"password": PASSWORD, "users": {"alice": False, "bob": False}})
-        made = subprocess.run([sys.executable, "manage.py", "shell", "-c", CREATE_USERS], cwd=ROOT,
-                              env=cluster.env(FREEIM_TEST_USERS=spec), capture_output=True, text=True, timeout=60)
-        made.check_returncode()
-        users = json.loads(made.stdout.splitlines()[-1])
-        self.ids, self.sessions = users["ids"], users["sessions"]
+        # Side by side: the users, the business process, and the events worker (where the presence signals run,
+        # so the chat's notices come from there, as in demo_project/cluster.py).
+        making = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CREATE_USERS], cwd=ROOT,
+                                  env=cluster.env(FREEIM_TEST_USERS=spec), stdout=subprocess.PIPE, text=True)
         self.process = spawn(daphne_command(self.port), cluster.env(), log)
+        cluster.start_worker()
+        made, _ = making.communicate(timeout=60)
+        if making.returncode:
+            raise RuntimeError(f"making the users failed:\n{made}")
+        users = json.loads(made.splitlines()[-1])
+        self.ids, self.sessions = users["ids"], users["sessions"]
         wait_until(lambda: answers(self.port), self.process, log, "the business process")
 
-    def nodes_of(self, name: str) -> set[int]:
-        """The indexes of the nodes ``name``'s pages are connected to, as presence says."""
+    def nodes_of(self, client_id: int) -> set[int]:
+        """The indexes of the nodes the client's pages are connected to, as presence says."""
         with override_settings(FREEIM=self.cluster.business_settings()):
-            nodes = im.get_client_nodes(self.ids[name]).get(self.ids[name], {})
+            nodes = im.get_client_nodes(client_id).get(client_id, {})
         return {self.cluster.servers.index(node) for node in nodes}
 
 
@@ -79,23 +97,122 @@ def cluster_demo() -> Iterator[ClusterDemo]:
         cluster.stop_all()
 
 
-def browser(server: DaphneServer | ClusterDemo, name: str) -> WebDriver:
-    """A headless chromium logged in as ``name`` (its session cookie), on the chat page."""
+ARTIFACTS = Path(os.environ.get("FREEIM_ARTIFACTS") or ROOT / ".artifacts") / "browser"
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """Where the screenshots go, emptied of an earlier run's, and said on the terminal."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"freeim browser: screenshots in {ARTIFACTS}")
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[WebDriver]:
+    """One headless chromium for the module: every user is a window or a tab of it (they share its cookies,
+    as the tabs of anyone's browser do; each has its own login)."""
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1200,700"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
-    driver.execute_cdp_cmd("Network.setCookie", {"name": "sessionid", "value": server.sessions[name],
-                                                 "url": f"{server.base}/"})
-    driver.get(f"{server.base}/")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Tab:
+    """One page of the browser (a window, or a tab beside another); ``page`` switches the browser to it."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+        self.handle = driver.current_window_handle
+
+    @property
+    def page(self) -> WebDriver:
+        self.driver.switch_to.window(self.handle)
+        return self.driver
+
+    @property
+    def user_id(self) -> int:
+        """Who the tab is logged in as, by the login it keeps."""
+        return int(self.page.execute_script('return JSON.parse(sessionStorage.getItem("demo.user")).id'))
+
+
+class Pages:
+    """The pages a test opens in the module's browser; each is photographed and closed when the test ends."""
+
+    def __init__(self, driver: WebDriver, directory: Path, test: str) -> None:
+        self.driver = driver
+        self.home = driver.current_window_handle  # kept open: the browser ends with its last window
+        self.directory = directory
+        self.test = test
+        self.opened: list[Tab] = []
+        driver.get_log("browser")  # what earlier tests left in the console is theirs
+
+    def new(self, kind: str = "window") -> Tab:
+        """A new window, or a new tab (``kind="tab"``) in the window of the page open last."""
+        if self.opened:
+            self.opened[-1].page  # noqa: B018 (switches to it)
+        self.driver.switch_to.new_window(kind)
+        tab = Tab(self.driver)
+        self.opened.append(tab)
+        return tab
+
+    def screenshot(self, tab: Tab, step: str) -> None:
+        tab.page.save_screenshot(str(self.directory / f"{self.test}-{step}.png"))
+
+    def console_errors(self) -> list[str]:
+        """The console errors of every page since the last call (the browser hands each out once)."""
+        return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+    def close(self) -> None:
+        """Photograph and close every page, also after a failure: a page left open would keep its user online
+        in the next test."""
+        for number, tab in enumerate(self.opened, 1):
+            with contextlib.suppress(WebDriverException):
+                self.screenshot(tab, f"end-page{number}")
+            with contextlib.suppress(WebDriverException):
+                tab.page.close()
+        self.driver.switch_to.window(self.home)
+
+
+@pytest.fixture
+def pages(chromium: WebDriver, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Pages]:
+    opened = Pages(chromium, artifacts, re.sub(r"\W+", "-", request.node.name.removeprefix("test_")).strip("-"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def log_in(driver: WebDriver, base: str, name: str, password: str = "") -> None:
+    """Open the chat page in the driver's current tab and log in through its form, as a person would."""
+    driver.get(f"{base}/")
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: d.find_element(By.ID, "id_name").is_displayed())
+    if password:
+        driver.find_element(By.CSS_SELECTOR, "#login-form summary").click()
+        driver.find_element(By.ID, "id_password").send_keys(password)
+    driver.find_element(By.ID, "id_name").send_keys(name, Keys.ENTER)
     online(driver)
-    return driver
+
+
+def user(pages: Pages, server: DaphneServer | ClusterDemo, name: str) -> Tab:
+    """A new window, logged in as ``name`` (one of the server's users) with its password."""
+    tab = pages.new()
+    log_in(tab.page, server.base, name, PASSWORD)
+    return tab
 
 
 def online(driver: WebDriver) -> None:
-    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "status").text == "online")
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: d.find_element(By.ID, "status").text == "online")
 
 
 #: The entry named ``arguments[1]`` in the side list ``arguments[0]`` ("users", "chans"): with ``arguments[2]``
@@ -115,7 +232,7 @@ def badge(driver: WebDriver, name: str, side_list: str = "users") -> str:
 
 
 def open_conversation(driver: WebDriver, name: str, side_list: str = "users") -> None:
-    WebDriverWait(driver, WAIT).until(lambda d: badge(d, name, side_list) != "?")
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: badge(d, name, side_list) != "?")
     driver.execute_script(LIST_ENTRY, side_list, name, True)
 
 
@@ -133,7 +250,7 @@ def log(driver: WebDriver) -> list[tuple[str, str]]:
 
 def until_log(driver: WebDriver, expected: list[tuple[str, str]]) -> None:
     try:
-        WebDriverWait(driver, WAIT).until(lambda d: log(d) == expected)
+        WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: log(d) == expected)
     except Exception:
         raise AssertionError(f"log is {log(driver)!r}, not {expected!r}") from None
 
@@ -142,109 +259,167 @@ def until_log(driver: WebDriver, expected: list[tuple[str, str]]) -> None:
 def join_chan(driver: WebDriver, chan: str) -> None:
     box = driver.find_element(By.ID, "join-name")
     box.send_keys(chan, Keys.ENTER)
-    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "title").text == f"#{chan}")
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: d.find_element(By.ID, "title").text == f"#{chan}")
 
 
-def console_errors(driver: WebDriver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+def said(driver: WebDriver) -> list[tuple[str, str]]:
+    """The open conversation: (who, text) per entry; "me" for the tab's own."""
+    rows = driver.execute_script("""return Array.from(document.querySelectorAll("#log li"), (li) => [
+        li.querySelector("strong").textContent, li.querySelector(".text").textContent]);""")
+    return [tuple(row) for row in rows]
 
 
-def test_a_conversation_survives_reloads_absence_and_an_unreachable_api(daphne: DaphneServer) -> None:
-    alice = browser(daphne, "alice")
-    bob = None
+def until_said(driver: WebDriver, expected: list[tuple[str, str]]) -> None:
     try:
-        open_conversation(alice, "bob")
-        say(alice, "are you there?")
-        until_log(alice, [("are you there?", "sent · waiting")])  # bob has no socket: it waits in his inbox
-
-        alice.execute_cdp_cmd("Network.enable", {})
-        alice.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/im/messages/"]})  # sends fail, reads work
-        say(alice, "written while the API is unreachable")
-        until_log(alice, [("are you there?", "sent · waiting"), ("written while the API is unreachable",
-                                                                 "◷ pending")])
-        alice.refresh()
-        online(alice)
-        open_conversation(alice, "bob")
-        until_log(alice, [("are you there?", "sent"), ("written while the API is unreachable", "◷ pending")])
-        alice.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
-        until_log(alice, [("are you there?", "sent"), ("written while the API is unreachable", "sent · waiting")])
-
-        bob = browser(daphne, "bob")
-        WebDriverWait(bob, WAIT).until(lambda d: badge(d, "alice") == "2")
-        open_conversation(bob, "alice")
-        until_log(bob, [("are you there?", ""), ("written while the API is unreachable", "")])
-        until_log(alice, [("are you there?", "✓✓"), ("written while the API is unreachable", "✓✓")])
-
-        bob.refresh()
-        online(bob)
-        assert badge(bob, "alice") == ""  # read before the reload: the history says so
-        open_conversation(bob, "alice")
-        until_log(bob, [("are you there?", ""), ("written while the API is unreachable", "")])
-        say(bob, "here now")
-        until_log(alice, [("are you there?", "✓✓"), ("written while the API is unreachable", "✓✓"),
-                          ("here now", "")])
-        until_log(bob, [("are you there?", ""), ("written while the API is unreachable", ""), ("here now", "✓✓")])
-        # The blocked POSTs are the only console errors: each failed fetch is logged by the browser.
-        assert [m for m in console_errors(alice) if "net::ERR_BLOCKED_BY_CLIENT" not in m] == []
-        assert console_errors(bob) == []
-    finally:
-        for driver in (alice, bob):
-            if driver is not None:
-                driver.quit()
+        WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: said(d) == expected)
+    except Exception:
+        raise AssertionError(f"the conversation is {said(driver)!r}, not {expected!r}") from None
 
 
-def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhile(daphne: DaphneServer) -> None:
-    alice, bob = browser(daphne, "alice"), None
+def until_notice(driver: WebDriver, text: str) -> None:
+    """Until the activity list has ``text`` (its time left out)."""
+    script = 'return Array.from(document.querySelectorAll("#notices li"), (li) => li.childNodes[1].textContent.trim());'
     try:
-        bob = browser(daphne, "bob")
-        for driver in (alice, bob):
-            join_chan(driver, "lobby")
-        say(alice, "hello lobby")
-        until_log(bob, [("hello lobby", "")])
-        alice.get("about:blank")  # alice leaves the page: her only socket closes, and the chan with it
-        say(bob, "said while you were away")
-        say(bob, "and this too")
-        alice.get(f"{daphne.base}/")
-        online(alice)
-        WebDriverWait(alice, WAIT).until(lambda d: badge(d, "#lobby", "chans") == "2")  # caught up, not from history
-        open_conversation(alice, "#lobby", "chans")
-        until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", "")])
-        say(bob, "welcome back")  # she is in the chan again
-        until_log(alice, [("hello lobby", ""), ("said while you were away", ""), ("and this too", ""),
-                          ("welcome back", "")])
-        assert console_errors(alice) == [] and console_errors(bob) == []
-    finally:
-        for driver in (alice, bob):
-            if driver is not None:
-                driver.quit()
+        WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: text in d.execute_script(script))
+    except Exception:
+        raise AssertionError(f"no notice {text!r} in {driver.execute_script(script)!r}") from None
 
 
-def test_a_reader_whose_node_is_killed_gets_every_message_once_and_the_writer_sees_ticks(cluster_demo) -> None:
-    alice = browser(cluster_demo, "alice")
-    bob = None
-    try:
-        bob = browser(cluster_demo, "bob")
-        open_conversation(alice, "bob")
-        for n in (1, 2):
-            say(alice, f"m{n}")
-        until_log(alice, [("m1", "✓"), ("m2", "✓")])  # delivered to bob's page, not read: he has not opened it
-        [dead] = cluster_demo.nodes_of("bob")
-        cluster_demo.cluster.kill(dead)
-        killed = time.monotonic()
-        for n in range(3, 7):
-            say(alice, f"m{n}")
-        WebDriverWait(bob, WAIT, poll_frequency=0.05).until(lambda d: cluster_demo.nodes_of("bob") - {dead})
-        online(bob)
-        print(f"\nfreeim browser: kill -9 of bob's node -> his page online again: {time.monotonic() - killed:.2f} s")
-        expected = [(f"m{n}", "✓") for n in range(1, 7)]
-        until_log(alice, expected)  # the ones sent while he was away: delivered by his catch-up
-        WebDriverWait(bob, WAIT).until(lambda d: badge(d, "alice") == "6")
-        open_conversation(bob, "alice")
-        until_log(bob, [(f"m{n}", "") for n in range(1, 7)])  # each once, in order
-        until_log(alice, [(f"m{n}", "✓✓") for n in range(1, 7)])
-        assert console_errors(alice) == []
-        assert console_errors(bob) == []
-    finally:
-        for driver in (alice, bob):
-            if driver is not None:
-                driver.quit()
+def styled(driver: WebDriver) -> bool:
+    """Every stylesheet of the page loaded (a 404 leaves one without rules), and there is one."""
+    return bool(driver.execute_script("""const sheets = Array.from(document.styleSheets);
+        return sheets.length > 0 && sheets.every((sheet) => sheet.cssRules.length > 0);"""))
+
+
+@pytest.mark.parametrize("demo", ["daphne", "cluster_demo"], ids=["embedded", "cluster"])
+def test_two_tabs_of_one_browser_are_two_users_who_chat(demo: str, pages: Pages,
+                                                        request: pytest.FixtureRequest) -> None:
+    """Each tab logs in on its own (tabs share the browser's cookies: with a session, the second login switched
+    the first tab to the second user). Private messages each way, a chan message each way, presence notices."""
+    server: DaphneServer | ClusterDemo = request.getfixturevalue(demo)
+    carol = pages.new()
+    log_in(carol.page, server.base, "carol")
+    dave = pages.new("tab")
+    log_in(dave.page, server.base, "dave")
+    assert styled(dave.page), "the chat page's stylesheet did not load"
+    until_notice(carol.page, "dave is online")
+    assert carol.page.find_element(By.ID, "me-name").text == "carol"  # not switched by dave's login
+    if isinstance(server, ClusterDemo):  # each tab's socket is on a node, not on the business process
+        ids = {tab.user_id for tab in (carol, dave)}
+        assert all(server.nodes_of(client_id) for client_id in ids) and len(ids) == 2
+
+    open_conversation(carol.page, "dave")
+    say(carol.page, "hello dave, carol here")
+    WebDriverWait(dave.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "carol") == "1")
+    open_conversation(dave.page, "carol")
+    until_said(dave.page, [("carol", "hello dave, carol here")])
+    say(dave.page, "hi carol")
+    until_said(carol.page, [("me", "hello dave, carol here"), ("dave", "hi carol")])
+    until_said(dave.page, [("carol", "hello dave, carol here"), ("me", "hi carol")])
+
+    join_chan(carol.page, "kitchen")
+    join_chan(dave.page, "kitchen")
+    say(carol.page, "hello kitchen")
+    until_said(dave.page, [("carol", "hello kitchen")])
+    say(dave.page, "hello from dave")
+    until_said(carol.page, [("me", "hello kitchen"), ("dave", "hello from dave")])
+    pages.screenshot(carol, "carol")
+    pages.screenshot(dave, "dave")
+
+    dave.page.find_element(By.ID, "logout").click()  # his tab shows the name form; carol is told
+    WebDriverWait(dave.page, WAIT, poll_frequency=POLL).until(lambda d: d.find_element(By.ID, "id_name").is_displayed())
+    until_notice(carol.page, "dave is offline")
+    pages.screenshot(carol, "carol-after-dave-left")
+    log_in(dave.page, server.base, "erin")  # another user on dave's tab starts afresh: not in his chans
+    WebDriverWait(dave.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "#kitchen", "chans") != "?")
+    assert dave.page.execute_script('return document.querySelector("#chans li.active")') is None
+    assert pages.console_errors() == []
+
+    admin = pages.new("tab")  # the admin's pages come with their stylesheets too
+    admin.page.get(f"{server.base}/admin/login/")
+    assert styled(admin.page), "the admin's stylesheets did not load"
+
+
+def test_a_conversation_survives_reloads_absence_and_an_unreachable_api(daphne: DaphneServer, pages: Pages) -> None:
+    alice = user(pages, daphne, "alice")
+    open_conversation(alice.page, "bob")
+    say(alice.page, "are you there?")
+    until_log(alice.page, [("are you there?", "sent · waiting")])  # bob has no socket: it waits in his inbox
+
+    alice.page.execute_cdp_cmd("Network.enable", {})
+    alice.page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/im/messages/"]})  # sends fail, reads work
+    say(alice.page, "written while the API is unreachable")
+    until_log(alice.page, [("are you there?", "sent · waiting"), ("written while the API is unreachable",
+                                                                  "◷ pending")])
+    alice.page.refresh()
+    online(alice.page)
+    open_conversation(alice.page, "bob")
+    until_log(alice.page, [("are you there?", "sent"), ("written while the API is unreachable", "◷ pending")])
+    alice.page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    until_log(alice.page, [("are you there?", "sent"), ("written while the API is unreachable", "sent · waiting")])
+    # The blocked POSTs are the only console errors: each failed fetch is logged by the browser.
+    assert [m for m in pages.console_errors() if "net::ERR_BLOCKED_BY_CLIENT" not in m] == []
+
+    bob = user(pages, daphne, "bob")
+    WebDriverWait(bob.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "alice") == "2")
+    open_conversation(bob.page, "alice")
+    until_log(bob.page, [("are you there?", ""), ("written while the API is unreachable", "")])
+    until_log(alice.page, [("are you there?", "✓✓"), ("written while the API is unreachable", "✓✓")])
+
+    bob.page.refresh()
+    online(bob.page)
+    assert badge(bob.page, "alice") == ""  # read before the reload: the history says so
+    open_conversation(bob.page, "alice")
+    until_log(bob.page, [("are you there?", ""), ("written while the API is unreachable", "")])
+    say(bob.page, "here now")
+    until_log(alice.page, [("are you there?", "✓✓"), ("written while the API is unreachable", "✓✓"),
+                           ("here now", "")])
+    until_log(bob.page, [("are you there?", ""), ("written while the API is unreachable", ""), ("here now", "✓✓")])
+    assert pages.console_errors() == []
+
+
+def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhile(daphne: DaphneServer,
+                                                                                  pages: Pages) -> None:
+    alice, bob = user(pages, daphne, "alice"), user(pages, daphne, "bob")
+    for tab in (alice, bob):
+        join_chan(tab.page, "lobby")
+    say(alice.page, "hello lobby")
+    until_log(bob.page, [("hello lobby", "")])
+    alice.page.get("about:blank")  # alice leaves the page: her only socket closes, and the chan with it
+    say(bob.page, "said while you were away")
+    say(bob.page, "and this too")
+    alice.page.get(f"{daphne.base}/")  # the same tab: its login is kept
+    online(alice.page)
+    # caught up, not from history:
+    WebDriverWait(alice.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "#lobby", "chans") == "2")
+    open_conversation(alice.page, "#lobby", "chans")
+    until_log(alice.page, [("hello lobby", ""), ("said while you were away", ""), ("and this too", "")])
+    say(bob.page, "welcome back")  # she is in the chan again
+    until_log(alice.page, [("hello lobby", ""), ("said while you were away", ""), ("and this too", ""),
+                           ("welcome back", "")])
+    assert pages.console_errors() == []
+
+
+def test_a_reader_whose_node_is_killed_gets_every_message_once_and_the_writer_sees_ticks(
+        cluster_demo: ClusterDemo, pages: Pages) -> None:
+    alice, bob = user(pages, cluster_demo, "alice"), user(pages, cluster_demo, "bob")
+    open_conversation(alice.page, "bob")
+    for n in (1, 2):
+        say(alice.page, f"m{n}")
+    until_log(alice.page, [("m1", "✓"), ("m2", "✓")])  # delivered to bob's page, not read: he has not opened it
+    bob_id = cluster_demo.ids["bob"]
+    [dead] = cluster_demo.nodes_of(bob_id)
+    cluster_demo.cluster.kill(dead)
+    killed = time.monotonic()
+    for n in range(3, 7):
+        say(alice.page, f"m{n}")
+    WebDriverWait(bob.page, WAIT, poll_frequency=POLL).until(lambda d: cluster_demo.nodes_of(bob_id) - {dead})
+    online(bob.page)
+    print(f"\nfreeim browser: kill -9 of bob's node -> his page online again: {time.monotonic() - killed:.2f} s")
+    expected = [(f"m{n}", "✓") for n in range(1, 7)]
+    until_log(alice.page, expected)  # the ones sent while he was away: delivered by his catch-up
+    WebDriverWait(bob.page, WAIT, poll_frequency=POLL).until(lambda d: badge(d, "alice") == "6")
+    open_conversation(bob.page, "alice")
+    until_log(bob.page, [(f"m{n}", "") for n in range(1, 7)])  # each once, in order
+    until_log(alice.page, [(f"m{n}", "✓✓") for n in range(1, 7)])
+    assert pages.console_errors() == []

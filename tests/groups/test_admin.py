@@ -1,9 +1,11 @@
 """The groups admin through Django's test client: pages render, presence is batched, actions reach real sockets."""
 
+import re
 from unittest.mock import ANY
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
@@ -155,6 +157,51 @@ def test_adding_an_existing_member_again_is_a_form_error(staff, users):
         "memberships-0-group": group.pk, "memberships-0-role": "member"}
     response = staff.post(f"{GROUPS}{group.pk}/change/", data)
     assert response.status_code == 200 and "already exists" in response.content.decode()
+
+
+AUTOCOMPLETE = "/admin/autocomplete/"
+
+
+def picker(page, field):
+    """The tag of the form field named ``field`` (e.g. ``memberships-2-0-user``) on ``page``."""
+    return re.search(rf'<(?:select|input)[^>]*name="{re.escape(field)}"[^>]*>', page)[0]
+
+
+def searches(tag):
+    return tag.startswith("<select") and 'class="admin-autocomplete"' in tag
+
+
+def test_members_are_picked_by_searching_usernames(staff, users):
+    """Not by typing a user's numeric id: the pickers search the user admin's search fields (the username)."""
+    pages = {f"{GROUPS}add/": "memberships-2-0-user", f"{MEMBERS}add/": "user"}
+    for page, field in pages.items():
+        assert searches(picker(staff.get(page).content.decode(), field)), page
+    assert searches(picker(staff.get(f"{MEMBERS}add/").content.decode(), "group"))
+    found = staff.get(AUTOCOMPLETE, {"app_label": "freeim_groups", "model_name": "membership",
+                                     "field_name": "user", "term": "ali"})
+    assert found.status_code == 200 and found.json()["results"] == [{"id": str(users["alice"].pk), "text": "alice"}]
+
+
+@pytest.fixture(params=["unregistered", "without search fields"])
+def user_admin_that_cannot_search(request):
+    """A project whose user model's admin cannot search (a custom user model's, say): unregistered, or plain."""
+    registered = admin.site.get_model_admin(User)
+    admin.site.unregister(User)
+    if request.param == "without search fields":
+        admin.site.register(User, admin.ModelAdmin)
+    yield
+    if admin.site.is_registered(User):
+        admin.site.unregister(User)
+    admin.site.register(User, type(registered))
+
+
+def test_without_a_searchable_user_admin_members_are_picked_by_id(staff, users, user_admin_that_cannot_search):
+    for page, field in {f"{GROUPS}add/": "memberships-2-0-user", f"{MEMBERS}add/": "user"}.items():
+        response = staff.get(page)
+        tag = picker(response.content.decode(), field)
+        assert response.status_code == 200 and tag.startswith('<input type="text"') and not searches(tag)
+    response = staff.post(f"{GROUPS}add/", add_form("team", users["alice"]))
+    assert response.status_code == 302 and Membership.objects.get().user == users["alice"]
 
 
 def test_announcement_action_reaches_the_active_groups(staff, users):

@@ -6,8 +6,11 @@
  *     api: "/im/",              // where freeim.urls is mounted
  *     connectUrl: "/im/connect/", // default: api + "connect/"
  *     meta: "",                 // sent with every connect; the signals get it back
- *     headers: {},              // object, or function returning one, added to every API request
- *     fetchOptions: {},         // extra fetch() options (credentials defaults to "same-origin")
+ *     headers: {},              // object, or function returning one, added to every API request: a
+ *                               // credential of the tab's own, e.g. () => ({Authorization: "Bearer " + token}),
+ *                               // makes each tab its own user (cookies are shared by all tabs of a browser)
+ *     fetchOptions: {},         // extra fetch() options (credentials defaults to "same-origin"; "omit" keeps
+ *                               // the session cookie out of calls authenticated by headers)
  *     csrfCookie: "csrftoken",  // Django's CSRF cookie, sent back as X-CSRFToken (null: don't)
  *     pingInterval: 25000,      // ms between pings; no frame for a whole interval = connection lost
  *     backoff: {min: 500, max: 15000}, // reconnect after d/2..d ms, d doubling from min up to max

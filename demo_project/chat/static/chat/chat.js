@@ -1,11 +1,13 @@
 /* The demo chat page on freeim.js: groups, chans, private messages with receipts, presence notices, and the
    kept history (freeim.history), so a reload shows every conversation, its unread count and what still waits
-   to be sent. */
-(function () {
+   to be sent. Each tab is its own user (tab.js): freeim.js sends the tab's token with every call. */
+(async function () {
   "use strict";
 
   const config = JSON.parse(document.getElementById("chat-config").textContent);
-  const im = new FreeIM({meta: config.meta});
+  const me = await ChatTab.loggedIn();
+  // The tab's token, and no cookie: the browser's session (an admin login) is never this tab's identity.
+  const im = new FreeIM({meta: config.meta, headers: ChatTab.headers, fetchOptions: {credentials: "omit"}});
   const KEEP = 200;  // entries kept per conversation
 
   const people = new Map();         // id -> {id, name, online}
@@ -60,7 +62,8 @@
   }
 
   function showError(error) {
-    notice("⚠ " + error.message);
+    if (error.status === 401) ChatTab.logOut();  // the tab's login expired, or no longer works
+    else notice("⚠ " + error.message);
   }
 
   // ---- rendering -------------------------------------------------------------------------
@@ -84,12 +87,12 @@
         badge(talk), el("span", {className: "count", textContent: online + " online"}));
     }));
     $("users").replaceChildren(...Array.from(people.values(), (person) => {
-      const me = person.id === config.me;
+      const mine = person.id === me.id;
       const key = "user:" + person.id;
       return el("li", {
-        className: listClass(key, person.online) + (me ? " me" : ""),
-        onclick: me ? null : () => openConversation(key),
-      }, el("span", {className: "dot"}), el("span", {className: "name", textContent: person.name + (me ? " (you)" : "")}),
+        className: listClass(key, person.online) + (mine ? " me" : ""),
+        onclick: mine ? null : () => openConversation(key),
+      }, el("span", {className: "dot"}), el("span", {className: "name", textContent: person.name + (mine ? " (you)" : "")}),
       badge(conversations.get(key)));
     }));
   }
@@ -131,7 +134,7 @@
   // ---- the kept history ----------------------------------------------------------------
 
   function fromHistory(message) {
-    const mine = message.from === config.me;
+    const mine = message.from === me.id;
     return {id: message.id, from: message.from, text: textOf(message.data), mine, time: time(message.sent_at),
             status: mine && message.chan === undefined ? (message.read_at ? "read" : "sent") : undefined,
             read: !mine && Boolean(message.read_at)};
@@ -208,10 +211,14 @@
   }
 
   async function refreshUsers() {
-    const response = await fetch("/demo/users/", {credentials: "same-origin"});
-    if (!response.ok) return showError(new Error("users: HTTP " + response.status));
+    let list;
+    try {
+      list = await im.request("GET", "/demo/users/");
+    } catch (error) {
+      return showError(error);
+    }
     people.clear();
-    for (const person of await response.json()) people.set(person.id, person);
+    for (const person of list) people.set(person.id, person);
     renderLists();
   }
 
@@ -232,7 +239,7 @@
   im.on("chan", (frame) => {
     if (!groups.has(frame.chan) && !im.joined.has(frame.chan)) refreshChans();  // we were just added to a group
     addEntry("chan:" + frame.chan, {id: frame.id, from: frame.from, text: textOf(frame.data),
-                                    mine: frame.from === config.me});
+                                    mine: frame.from === me.id});
   });
 
   im.on("message", (frame) => {
@@ -255,7 +262,7 @@
     const key = "user:" + message.to[0];
     const talk = conversation(key);
     const entry = talk.entries.find((e) => e.key === message.key) ||
-      addEntry(key, {key: message.key, from: config.me, text: textOf(message.data), mine: true, status: "pending"});
+      addEntry(key, {key: message.key, from: me.id, text: textOf(message.data), mine: true, status: "pending"});
     return {key, talk, entry};
   }
 
@@ -326,6 +333,13 @@
   im.on("error", showError);
 
   // ---- the page's forms ------------------------------------------------------------------
+
+  $("me-name").textContent = me.name;
+  $("admin-link").hidden = !me.is_staff;
+  $("logout").addEventListener("click", () => {
+    im.close();
+    ChatTab.logOut();
+  });
 
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
