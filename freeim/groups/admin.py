@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from freeim import ids, im
 from freeim.auth import client_id_of
@@ -208,7 +209,9 @@ class GroupAdmin(GroupAdminBase):
         with reporting(request):
             for slug in live:
                 im.send_chan_message(client_id_of(request.user), slug, as_message(form.cleaned_data["text"]))
-            self.message_user(request, f"Announcement sent to {len(live)} active groups.", messages.SUCCESS)
+            self.message_user(request, ngettext("Announcement sent to %d active group.",
+                                                "Announcement sent to %d active groups.", len(live)) % len(live),
+                              messages.SUCCESS)
         return None
 
     def get_urls(self) -> list[Any]:

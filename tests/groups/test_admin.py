@@ -224,6 +224,8 @@ def test_announcement_action_reaches_the_active_groups(staff, users):
 
     run(scenario)
     assert other.pk not in selected["_selected_action"]
+    told = [str(message) for message in staff.get(GROUPS).context["messages"]]
+    assert told == ["Announcement sent to 1 active group."]  # it said "1 active groups"
 
 
 def test_force_offline_action_closes_the_selected_members_sockets(staff, users):
