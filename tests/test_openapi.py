@@ -2,8 +2,8 @@
 every endpoint without a warning, with the status codes the README gives it and the error bodies
 ``freeim_exception_handler`` returns; freeim runs as well without drf-spectacular installed.
 
-The schema is made as CI would make it, ``manage.py spectacular --fail-on-warn --validate``, for the suite's
-settings.
+The schema is made as CI would make it, ``manage.py spectacular --fail-on-warn --validate``, for the demo's
+settings and the suite's.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def spectacular(settings_module: str, schema_file: Path) -> subprocess.Completed
         timeout=120)
 
 
-@pytest.fixture(scope="module", params=["tests.settings"])
+@pytest.fixture(scope="module", params=["demo_project.settings", "tests.settings"])
 def schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     schema_file = tmp_path_factory.mktemp("schema") / "schema.json"
     done = spectacular(request.param, schema_file)
