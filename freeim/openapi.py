@@ -6,7 +6,7 @@ for a library is extensions, which register themselves when their module is impo
 imports its ``openapi`` module when drf-spectacular is installed (this one, ``freeim.groups.openapi``,
 ``freeim.history.openapi``), and freeim runs without it. The views stay as they are; a view described here is
 shown to drf-spectacular as a subclass carrying its ``extend_schema``. The answers' serializers below only
-describe.
+describe: tests/e2e/test_openapi.py holds a real server to them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ every endpoint without a warning, with the status codes the README gives it and 
 ``freeim_exception_handler`` returns; freeim runs as well without drf-spectacular installed.
 
 The schema is made as CI would make it, ``manage.py spectacular --fail-on-warn --validate``, for the demo's
-settings and the suite's.
+settings and the suite's. tests/e2e/test_openapi.py holds a real server to it.
 """
 
 from __future__ import annotations
