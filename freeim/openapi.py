@@ -56,7 +56,8 @@ def describe(view: type[APIView], **schema: Any) -> None:
 
 class Error(serializers.Serializer[Any]):
     """An error. freeim's carry a stable ``code`` (:mod:`freeim.exceptions`, turned into answers by
-    ``freeim_exception_handler``); DRF's own (authentication, permissions, unknown objects) a ``detail`` only."""
+    ``freeim_exception_handler``); DRF's own (authentication, permissions, unknown objects, media types) a
+    ``detail`` only."""
 
     detail = serializers.CharField()
     code = serializers.CharField(required=False, help_text="freeim's error code, as the description lists them.")
@@ -97,6 +98,7 @@ FORBIDDEN = ("Not allowed: not authenticated (where no authentication class asks
 BODY = ("Bad input: DRF's field errors; `{\"detail\"}` for a body that is not JSON; `too_deep` for a body nested more "
         "than 64 levels; `invalid_message`")
 TOO_LARGE = "`request_too_large`: the body is larger than Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`."
+NOT_JSON = "The body's `Content-Type` is not `application/json`."
 STORE = "`store_unavailable`: Redis cannot be reached (cluster mode); nothing was done."
 SEND_UNAVAILABLE = ("`history_unavailable` (the database of `freeim.history` cannot be reached) or "
                     "`store_unavailable` (Redis cannot be reached): nothing was sent; try again with the same `key`.")
@@ -215,7 +217,7 @@ describe(
                 "are left out); `avoid`: the `server` of a connection just lost.",
     request=ConnectSerializer,
     responses=responses({200: ConnectAnswer}, {
-        400: f"{BODY}.", 413: TOO_LARGE,
+        400: f"{BODY}.", 413: TOO_LARGE, 415: NOT_JSON,
         503: "`no_server` (no node is alive) or `store_unavailable` (Redis cannot be reached)."}))
 
 describe(
@@ -228,6 +230,7 @@ describe(
     responses=responses({202: MessageSent}, {
         400: f"{BODY} (a message larger than `MAX_MESSAGE_BYTES`).",
         413: f"`fanout_too_large`: the message times its receivers is more than `MAX_FANOUT_BYTES`. {TOO_LARGE}",
+        415: NOT_JSON,
         503: SEND_UNAVAILABLE}))
 
 describe(
@@ -235,7 +238,7 @@ describe(
     description="The caller read these messages of its inbox (their ids): their senders that asked for receipts "
                 "get `read` ones, and the history marks them read.",
     request=ReadSerializer,
-    responses=responses({200: ReadAnswer}, {400: f"{BODY}.", 413: TOO_LARGE, 503: STORE}))
+    responses=responses({200: ReadAnswer}, {400: f"{BODY}.", 413: TOO_LARGE, 415: NOT_JSON, 503: STORE}))
 
 describe(
     views.OnlineListView, operation_id="list_online", tags=[TAG], summary="Every online client (staff)",
@@ -294,7 +297,7 @@ describe(
     parameters=[chan_parameter()], request=ChanMessageSerializer,
     responses=responses({202: ChanMessageSent}, {
         400: f"{BODY} (a message larger than `MAX_MESSAGE_BYTES`); {BAD_CHAN}",
-        403: f"{FORBIDDEN}; `not_a_member`: the caller is not in the chan.", 413: TOO_LARGE,
+        403: f"{FORBIDDEN}; `not_a_member`: the caller is not in the chan.", 413: TOO_LARGE, 415: NOT_JSON,
         503: SEND_UNAVAILABLE}))
 
 describe(
@@ -303,4 +306,4 @@ describe(
     request=DataSerializer,
     responses=responses({202: Broadcast}, {
         400: f"{BODY} (a message larger than `MAX_MESSAGE_BYTES`).",
-        403: f"{FORBIDDEN}; the caller is not staff.", 413: TOO_LARGE, 503: STORE}))
+        403: f"{FORBIDDEN}; the caller is not staff.", 413: TOO_LARGE, 415: NOT_JSON, 503: STORE}))

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated, ParseError, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, ParseError, PermissionDenied, UnsupportedMediaType
 from rest_framework.renderers import JSONRenderer
 
 import freeim.groups.urls
@@ -31,11 +31,12 @@ from freeim.rest.views import freeim_exception_handler
 ROOT = Path(__file__).resolve().parent.parent
 MOUNTS = {"/im/": freeim.urls, "/im/groups/": freeim.groups.urls, "/im/history/": freeim.history.urls}
 #: Every operation and its statuses, as the README's REST tables give them; 401 and 403 everywhere (not
-#: authenticated, not allowed), 400 where there is input, 413 where there is a body, 503 where Redis is asked.
+#: authenticated, not allowed), 400 where there is input, 413 and 415 (not JSON) where there is a body, 503 where
+#: Redis is asked.
 STATUSES = {
-    ("post", "/im/connect/"): {200, 400, 401, 403, 413, 503},
-    ("post", "/im/messages/"): {202, 400, 401, 403, 413, 503},
-    ("post", "/im/messages/read/"): {200, 400, 401, 403, 413, 503},
+    ("post", "/im/connect/"): {200, 400, 401, 403, 413, 415, 503},
+    ("post", "/im/messages/"): {202, 400, 401, 403, 413, 415, 503},
+    ("post", "/im/messages/read/"): {200, 400, 401, 403, 413, 415, 503},
     ("get", "/im/online/"): {200, 401, 403, 503},
     ("get", "/im/online/{client_id}/"): {200, 400, 401, 403, 503},
     ("post", "/im/online/{client_id}/offline/"): {202, 400, 401, 403, 503},
@@ -43,13 +44,13 @@ STATUSES = {
     ("post", "/im/chans/{chan}/join/"): {200, 400, 401, 403, 409, 503},
     ("post", "/im/chans/{chan}/leave/"): {200, 400, 401, 403, 503},
     ("get", "/im/chans/{chan}/members/"): {200, 400, 401, 403, 503},
-    ("post", "/im/chans/{chan}/messages/"): {202, 400, 401, 403, 413, 503},
-    ("post", "/im/broadcast/"): {202, 400, 401, 403, 413, 503},
+    ("post", "/im/chans/{chan}/messages/"): {202, 400, 401, 403, 413, 415, 503},
+    ("post", "/im/broadcast/"): {202, 400, 401, 403, 413, 415, 503},
     ("get", "/im/groups/"): {200, 401, 403, 503},
     ("get", "/im/groups/{slug}/"): {200, 401, 403, 404, 503},
-    ("post", "/im/groups/{slug}/members/"): {201, 400, 401, 403, 404, 413, 503},
+    ("post", "/im/groups/{slug}/members/"): {201, 400, 401, 403, 404, 413, 415, 503},
     ("delete", "/im/groups/{slug}/members/{client_id}/"): {204, 400, 401, 403, 404},
-    ("post", "/im/groups/{slug}/messages/"): {202, 400, 401, 403, 404, 413, 503},
+    ("post", "/im/groups/{slug}/messages/"): {202, 400, 401, 403, 404, 413, 415, 503},
     ("get", "/im/history/conversations/"): {200, 401, 403},
     ("get", "/im/history/conversations/{client_id}/"): {200, 400, 401, 403, 404},
     ("get", "/im/history/chans/{chan}/"): {200, 400, 401, 403, 404, 503},
@@ -124,7 +125,7 @@ def test_freeims_errors_have_the_bodies_the_schema_gives(schema):
         status, body = error_body(error())
         assert body == {"detail": error.default_message, "code": error.code}
         validates(schema, "BadRequest" if status == 400 else "Error", body)
-    for drf_error in (NotAuthenticated(), PermissionDenied()):
+    for drf_error in (NotAuthenticated(), PermissionDenied(), UnsupportedMediaType("text/plain")):
         validates(schema, "Error", error_body(drf_error)[1])
 
 

@@ -10,6 +10,7 @@ from freeim.openapi import (
     BODY,
     CLIENT_ID,
     FORBIDDEN,
+    NOT_JSON,
     SEND_UNAVAILABLE,
     STORE,
     TOO_LARGE,
@@ -77,7 +78,7 @@ describe(
                 "online, it joins the group's chan at once. Owners add anyone, admins plain members, staff anyone.",
     parameters=[SLUG], request=AddMemberSerializer,
     responses=responses({201: MemberSerializer}, {
-        400: f"{BODY}; `client_id`: already a member.", 403: MANAGERS, 404: UNKNOWN, 413: TOO_LARGE,
+        400: f"{BODY}; `client_id`: already a member.", 403: MANAGERS, 404: UNKNOWN, 413: TOO_LARGE, 415: NOT_JSON,
         503: "`store_unavailable`: Redis cannot be reached to tell whether the new member is online; it was added."}))
 
 describe(
@@ -95,5 +96,5 @@ describe(
     parameters=[SLUG], request=ChanMessageSerializer,
     responses=responses({202: GroupMessageSent}, {
         400: f"{BODY} (a message larger than `MAX_MESSAGE_BYTES`).",
-        403: f"{FORBIDDEN}; the caller is not a member of the group.", 404: UNKNOWN, 413: TOO_LARGE,
+        403: f"{FORBIDDEN}; the caller is not a member of the group.", 404: UNKNOWN, 413: TOO_LARGE, 415: NOT_JSON,
         503: SEND_UNAVAILABLE}))
