@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",  # the API's schema at im/schema/ (freeim's `openapi` extra) and its Swagger UI,
+    "drf_spectacular_sidecar",  # from local static files, never a CDN
     "freeim",
     "freeim.groups",
     "freeim.history",
@@ -72,7 +74,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+SPECTACULAR_SETTINGS = {"TITLE": "freeim demo", "SERVE_INCLUDE_SCHEMA": False,
+                        "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR"}
 
 # freeim. With no environment set: the embedded default (one process, no Redis; no
 # SERVERS, so the connect endpoint answers with the host and scheme the request came

@@ -6,4 +6,4 @@ class ChatConfig(AppConfig):
     label = "chat"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the presence receivers)
+        from . import openapi, receivers  # noqa: F401  (the schema's descriptions; the presence receivers)

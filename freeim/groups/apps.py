@@ -1,7 +1,9 @@
 """The freeim.groups app: connects the model signal handlers of :mod:`.live` and registers the groups as
-auto-joined, managed chans (:mod:`freeim.autojoin`)."""
+auto-joined, managed chans (:mod:`freeim.autojoin`); describes its REST API when drf-spectacular is installed."""
 
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 from django.apps import AppConfig
 
@@ -21,3 +23,5 @@ class GroupsConfig(AppConfig):
         live.connect()
         autojoin.register(active_group_chans)
         autojoin.manage_many(group_chans_among)
+        if find_spec("drf_spectacular"):  # the ``openapi`` extra
+            from . import openapi  # noqa: F401  (its extensions register themselves)

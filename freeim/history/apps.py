@@ -1,6 +1,9 @@
-"""The freeim.history app: the database history of private and chan messages."""
+"""The freeim.history app: the database history of private and chan messages; describes its REST API when
+drf-spectacular is installed."""
 
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 from django.apps import AppConfig
 
@@ -10,3 +13,7 @@ class HistoryConfig(AppConfig):
     label = "freeim_history"
     verbose_name = "freeim history"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        if find_spec("drf_spectacular"):  # the ``openapi`` extra
+            from . import openapi  # noqa: F401  (its extensions register themselves)
