@@ -72,12 +72,12 @@ class MembersView(MemberManagementView):
         membership = Membership(group=group, user=body.get("user"), client_id=body.get("client_id", ""),
                                 role=body["role"])
         membership.link()
+        online = im.has_online([membership.client])  # before the save: a store that fails then adds nothing
         with transaction.atomic():
             if group.memberships.filter(client_id=membership.client_id).exists():
                 raise ValidationError({"client_id": [f"{membership.client} is already a member."]})
             membership.save()
-        return Response(MemberSerializer(membership, context={"online": im.has_online([membership.client])}).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(MemberSerializer(membership, context={"online": online}).data, status=status.HTTP_201_CREATED)
 
 
 class MemberView(MemberManagementView):

@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView, exception_handler, set_rollback
 
 from .. import autojoin, ids, im
 from ..auth import client_id_of
@@ -29,6 +29,7 @@ def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     if isinstance(exc, RequestDataTooBig):  # from reading request.data; Django would answer with an HTML 400
         exc = RequestTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     if isinstance(exc, FreeIMError):
+        set_rollback()  # as DRF's handler does: under ATOMIC_REQUESTS the view's writes do not stay
         return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
     return exception_handler(exc, context)
 

@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
+from demo_project.cluster import free_port
 from freeim import autojoin, im
 from freeim.groups.models import Group, Membership
 from freeim.testing import connected
@@ -260,3 +261,11 @@ def test_joining_runs_outside_atomic_requests(people, monkeypatch):
     finally:
         autojoin.unmanage(spy)
     assert in_transaction == [False, False, True]  # join: both checks outside; leave (one check): inside
+
+
+def test_adding_a_member_while_the_store_is_unreachable_adds_nothing(people, settings):
+    """It saved the member, then failed on its presence (503): a retry got 400, already a member."""
+    settings.FREEIM = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}  # nothing listens there
+    answer = api(people["owner"]).post("/im/groups/team/members/", {"client_id": "bot"}, format="json")
+    assert (answer.status_code, answer.json()["code"]) == (503, "store_unavailable")
+    assert not Membership.objects.filter(client_id="bot").exists()  # so a retry is a retry

@@ -1,6 +1,9 @@
 """A project's own DRF views calling freeim: with freeim's exception handler in REST_FRAMEWORK, a FreeIMError
 they let through is freeim's JSON answer with its status, where DRF's own handler made it a 500."""
 
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.test import override_settings
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -32,3 +35,15 @@ def test_other_errors_are_drfs_as_before():
     with override_settings(REST_FRAMEWORK={"EXCEPTION_HANDLER": "freeim.rest.views.freeim_exception_handler"}):
         answer = ShipOrder.as_view()(request)
     assert answer.status_code == 400 and "JSON parse error" in answer.data["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_freeim_error_rolls_back_the_views_writes_under_atomic_requests(monkeypatch):
+    """As DRF's handler does for its own errors; freeim's left what the view wrote before the error."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    request = APIRequestFactory().post("/ship/", {"owner": 5}, format="json")
+    with override_settings(REST_FRAMEWORK={"EXCEPTION_HANDLER": "freeim.rest.views.freeim_exception_handler"}), \
+            transaction.atomic():  # what ATOMIC_REQUESTS wraps a view in
+        User.objects.create(username="written before the error")
+        assert ShipOrder.as_view()(request).status_code == 409
+    assert not User.objects.exists()
