@@ -79,7 +79,8 @@ describe(
     parameters=[SLUG], request=AddMemberSerializer,
     responses=responses({201: MemberSerializer}, {
         400: f"{BODY}; `client_id`: already a member.", 403: MANAGERS, 404: UNKNOWN, 413: TOO_LARGE, 415: NOT_JSON,
-        503: "`store_unavailable`: Redis cannot be reached to tell whether the new member is online; it was added."}))
+        503: "`store_unavailable`: Redis cannot be reached to tell whether the new member is online; nothing was "
+             "added."}))
 
 describe(
     views.MemberView, operation_id="remove_group_member", tags=[TAG], summary="Remove a member",

@@ -9,6 +9,7 @@ this module before pytest registers it as a plugin, and it has no asserts to rew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -28,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from demo_project.cluster import ROOT, daphne_command, free_port
 from freeim.conf import DEFAULTS
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
+from tests.groups.helpers import MAKE_GROUP
 
 PASSWORD = "not-a-secret-123"
 #: Short, so the expired-token test waits two seconds rather than the default ten; not
@@ -232,3 +234,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if report.failed and isinstance(server, DaphneServer):
         report.sections.append(("daphne log (tail)", server.log_tail()))
     return report
+
+
+@contextlib.contextmanager
+def serving_a_group(users: dict[str, bool], group: str, member: str) -> Iterator[DaphneServer]:
+    """The demo in daphne with ``users`` and the group ``group`` of ``member``; on exit, fails if the server's log
+    holds a traceback (what a generated request broke shows only there)."""
+    server = DaphneServer(users)
+    server.start()
+    try:
+        server._manage("shell", "-c", MAKE_GROUP, GROUP=group, MEMBERS=str(server.ids[member]))
+        yield server
+    finally:
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 300):][:3000]

@@ -27,8 +27,7 @@ import freeim.history.urls
 import freeim.urls
 from freeim import ids
 from freeim.protocol import CloseCode, parse_inbound
-from tests.e2e.daphne_server import DaphneServer, User
-from tests.groups.helpers import MAKE_GROUP
+from tests.e2e.daphne_server import DaphneServer, User, serving_a_group
 
 pytest_plugins = ["tests.e2e.daphne_server"]  # daphne's log tail in the report of a failing test
 
@@ -76,15 +75,8 @@ PARAMETER = re.compile(r"<str:(\w+)>")
 
 @pytest.fixture(scope="module")
 def daphne() -> Iterator[DaphneServer]:
-    server = DaphneServer(USERS)
-    server.start()
-    try:
-        server._manage("shell", "-c", MAKE_GROUP, GROUP=GROUP, MEMBERS=str(server.ids["alice"]))
+    with serving_a_group(USERS, GROUP, "alice") as server:
         yield server
-    finally:
-        server.stop()
-    log = server.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 300):][:3000]
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,8 @@ from schemathesis.checks import (
 )
 from websockets.sync.client import connect
 
-from tests.e2e.daphne_server import DaphneServer
+from tests.e2e.daphne_server import DaphneServer, serving_a_group
 from tests.e2e.test_fuzz import drain
-from tests.groups.helpers import MAKE_GROUP
 
 pytest_plugins = ["tests.e2e.daphne_server"]  # daphne's log tail in the report of a failing test
 
@@ -53,15 +52,8 @@ OPERATIONS = [
 
 @pytest.fixture(scope="module")
 def daphne() -> Iterator[DaphneServer]:
-    server = DaphneServer(USERS)
-    server.start()
-    try:
-        server._manage("shell", "-c", MAKE_GROUP, GROUP=GROUP, MEMBERS=str(server.ids["alice"]))
+    with serving_a_group(USERS, GROUP, "alice") as server:
         yield server
-    finally:
-        server.stop()
-    log = server.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 300):][:3000]
 
 
 @pytest.fixture(scope="module")
