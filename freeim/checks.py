@@ -41,7 +41,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             errors.append(Error(f"FREEIM['{key}'] must be a positive int, not {value!r}.", id="freeim.E005"))
     url = raw.get("REDIS_URL")
-    if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix")):
+    if url is not None and not _is_redis_url(url):
         errors.append(Error(f"FREEIM['REDIS_URL'] is not a Redis URL: {url!r}.",
                             hint="redis://host:6379/0, rediss://... or unix:///path", id="freeim.E006"))
     ttl = raw.get("HEARTBEAT_TTL", DEFAULTS["HEARTBEAT_TTL"])
@@ -69,6 +69,19 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if not isinstance(raw.get("GC_FREEZE", DEFAULTS["GC_FREEZE"]), bool):
         errors.append(Error("FREEIM['GC_FREEZE'] must be True or False.", id="freeim.E013"))
     return errors
+
+
+def _is_redis_url(url: object) -> bool:
+    """A ``redis://``, ``rediss://`` or ``unix://`` URL that parses (redis-py raises ``ValueError`` at the first
+    call for a port out of range or a broken IPv6 address)."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError when out of range)
+    except ValueError:
+        return False
+    return parts.scheme in ("redis", "rediss", "unix")
 
 
 def _check_import(key: str, fits: Callable[[Any], bool], what: str, check_id: str) -> list[CheckMessage]:

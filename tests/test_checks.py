@@ -29,6 +29,8 @@ def test_default_settings_pass():
     ({"TOKEN_TTL": 0}, ["freeim.E005"]),
     ({"TOKEN_TTL": "10"}, ["freeim.E005"]),
     ({"REDIS_URL": "http://x"}, ["freeim.E006"]),
+    ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, ["freeim.E006"]),  # a ValueError at the first call
+    ({"REDIS_URL": "redis://[::1/0"}, ["freeim.E006"]),  # crashed `check` itself
     ({"ROUTING": "random"}, ["freeim.E007"]),
     ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
     ({"CLIENT_ID_RESOLVER": "os.sep"}, ["freeim.E008"]),  # imports, but is not callable

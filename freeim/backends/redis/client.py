@@ -3,7 +3,8 @@
 The only module that sends commands to Redis (the node's inbox reader aside, :mod:`.transport`).
 A blocking client serves sync callers; each event loop gets ``redis.asyncio`` clients of its
 own (connections cannot cross loops), so neither side goes through ``async_to_sync``. Redis
-connection errors become :class:`~freeim.exceptions.StoreUnavailable` here, in one place.
+errors (unreachable, timed out, or a command refused) become :class:`~freeim.exceptions.StoreUnavailable`
+here, in one place.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
 
 T = TypeVar("T")
 P = ParamSpec("P")
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+#: What Redis fails with: unreachable, timed out, or refusing the command (out of memory, a replica that takes no
+#: writes, a bad database index); scripts that Redis forgot are loaded again before this (:meth:`Connections.issue`).
+REDIS_ERRORS = (redis.RedisError,)
 
 
 def pool_options(asynchronous: bool = False) -> dict[str, Any]:
@@ -122,7 +125,7 @@ async def _as_list(reply: Awaitable[Any]) -> list[Any]:
 
 class Performer(Protocol):
     async def run(self, steps: Steps[T]) -> T:
-        """Run ``steps`` on Redis; raise ``StoreUnavailable`` if Redis cannot be reached."""
+        """Run ``steps`` on Redis; raise ``StoreUnavailable`` if Redis cannot be reached or refuses them."""
 
 
 class Blocking:

@@ -405,3 +405,21 @@ def test_the_events_backlog_counts_what_each_group_took_and_has_yet_to_take(sync
     sync.events.ack("g", [taken[0][0]])
     sync.store.add_connection("a", 2, "a2")
     assert sync.events.backlog() == (3, [("g", 1, 1, 1)])  # one consumer; one taken, not acked; one not taken
+
+
+async def test_a_redis_that_refuses_commands_is_store_unavailable_too(own_redis):
+    """Out of memory (or a replica that refuses writes): Redis answers with an error, not a lost connection. It went
+    through as a redis-py ResponseError: a 500 HTML page from the REST API, a traceback from the commands."""
+    backend = RedisBackend(own_redis.url, "oom", 1)
+    sync = blocking(backend)
+    client = backend.connections.blocking
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", client.info("memory")["used_memory"])  # nothing more fits
+    try:
+        with pytest.raises(StoreUnavailable, match="maxmemory"):
+            await backend.store.add_connection("a", 1, "a1")
+        with pytest.raises(StoreUnavailable, match="maxmemory"):
+            sync.transport.publish({"a": [{"op": "x"}]})
+    finally:
+        client.config_set("maxmemory", 0)
+    assert await backend.store.add_connection("a", 1, "a1") is True
