@@ -85,8 +85,9 @@ def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False
     one presence lookup and one write per node for them all; return their ids. The history keeps them
     first; ``message_stored`` follows for absent receivers."""
     prepared = operations.prepare_messages(messages, receipt)
+    backend = get_backend()  # first: a backend this process may not use keeps nothing in the history
     _to_history(lambda history: history.keep_messages(prepared.messages))
-    sent = run_blocking(operations.deliver_messages(get_backend().blocking(), prepared))
+    sent = run_blocking(operations.deliver_messages(backend.blocking(), prepared))
     _announce(sent.messages)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         signals.message_stored.send_robust(sender=None, **waiting._asdict())
@@ -97,8 +98,9 @@ async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool 
     """The async twin of :func:`send_messages`; the history runs through ``sync_to_async`` (it may use the ORM),
     as Django's async ORM methods do."""
     prepared = operations.prepare_messages(messages, receipt)
+    backend = get_backend()
     await _ato_history(lambda history: history.keep_messages(prepared.messages))
-    sent = await coalescer(get_backend()).deliver(prepared)  # with the other sends of this moment
+    sent = await coalescer(backend).deliver(prepared)  # with the other sends of this moment
     await _aannounce(sent.messages)
     for waiting in sent.waiting if signals.message_stored.has_listeners() else ():
         await signals.message_stored.asend_robust(sender=None, **waiting._asdict())
@@ -187,6 +189,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
     """Send ``message`` to every member of ``chan`` (the history keeps it first); return its id (``key`` as for
     :func:`send_message`)."""
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
+    get_backend()  # first, as for send_messages
     _to_history(lambda history: history.keep_chan_message(sent))
     _deliver_chan_message(sent, frame)
     _announce([sent])
@@ -196,6 +199,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
 async def asend_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
     """The async twin of :func:`send_chan_message`."""
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
+    get_backend()
     await _ato_history(lambda history: history.keep_chan_message(sent))
     await _adeliver_chan_message(sent, frame)
     await _aannounce([sent])

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from freeim import im
 from freeim.backends import host_here
 from freeim.exceptions import NoEmbeddedNode
+from freeim.history.models import ChanMessage, PrivateMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +62,15 @@ def test_a_real_shell_of_the_demo_fails_loudly():
     assert shell.returncode != 0
     assert "NoEmbeddedNode" in shell.stderr and "FREEIM['REDIS_URL']" in shell.stderr
     assert "False" not in shell.stdout  # no silent answer
+
+
+@pytest.mark.usefixtures("another_process")
+@pytest.mark.django_db
+def test_a_refused_send_is_not_kept_in_the_history(settings):
+    """The history kept it before the backend refused: a ghost message per retry, never delivered."""
+    settings.FREEIM = {"HISTORY": "freeim.history.store.ModelHistory"}
+    with pytest.raises(NoEmbeddedNode):
+        im.send_message("system", [3], {"t": 1})
+    with pytest.raises(NoEmbeddedNode):
+        im.send_chan_message("system", "lobby", {"t": 1})
+    assert not PrivateMessage.objects.exists() and not ChanMessage.objects.exists()
