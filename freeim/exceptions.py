@@ -127,9 +127,10 @@ class NoEmbeddedNode(FreeIMError, ImproperlyConfigured):
     code = "no_embedded_node"
     status = 500
     default_message = (
-        "freeim runs embedded (FREEIM has no REDIS_URL): its presence, tokens and messages live in the one server "
-        "process that runs your ASGI application (the one freeim.asgi.wrap built), and this process is not it, so "
-        "nothing sent from here would reach a socket. Set FREEIM['REDIS_URL'] (pip install 'django-freeim[redis]') "
-        "to call freeim from shells, workers, WSGI processes or several servers. In tests, use freeim.testing: its "
-        "pytest plugin or FreeIMTestMixin run the embedded node in the test process."
+        "freeim runs embedded (FREEIM has no REDIS_URL): its presence, tokens and messages live in the memory of "
+        "the one server process whose node runs (daphne, uvicorn or hypercorn serving your ASGI application), and "
+        "this process is not it: what it sent would reach no socket, and what it read would be empty. Set "
+        "FREEIM['REDIS_URL'] (pip install 'django-freeim[redis]') to use freeim from shells, workers, WSGI "
+        "processes or several servers. In tests, freeim.testing's pytest plugin or FreeIMTestMixin run the "
+        "embedded node in the test process."
     )

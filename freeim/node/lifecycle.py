@@ -28,7 +28,7 @@ async def ensure_node() -> Node:
     if not conf.IS_NODE:
         raise ImproperlyConfigured(f"This process is not a freeim node: FREEIM['SERVER'] ({conf.SERVER!r}) "
                                    "is not in FREEIM['SERVERS'].")
-    host_here()  # a node runs here: this process holds the embedded state, if that is the backend
+    host_here()  # a node runs here (not merely an imported application): this process holds the embedded state
     loop, backend = asyncio.get_running_loop(), get_backend()
     node, started = _node, _started
     if node is None or started is None or node.loop is not loop or node.backend is not backend \
@@ -53,8 +53,6 @@ async def stop_node() -> None:
 
 
 def install_server_hooks() -> None:
-    """Mark this process as the node's (it serves the ASGI application) and, under daphne, start the
-    node with the reactor and stop it before shutdown."""
+    """Under daphne, start the node with the reactor and stop it before shutdown."""
     if conf.IS_NODE:
-        host_here()
         daphne.run_with_reactor(ensure_node, stop_node, conf.HANDSHAKE_TIMEOUT)

@@ -35,7 +35,8 @@ class FreeIMCommunicator(WebsocketCommunicator):  # type: ignore[misc]  # channe
         return communicator
 
     async def receive_frame(self, timeout: float = 1) -> dict[str, Any]:
-        """The next frame, decoded."""
+        """The next frame, decoded; ``TimeoutError`` if none comes within ``timeout`` seconds (the application is
+        then stopped, as channels' communicator does: the terminal is done)."""
         return cast(dict[str, Any], json.loads(await self.receive_from(timeout)))
 
     async def receive_close(self, timeout: float = 1) -> int:
@@ -54,7 +55,8 @@ async def connected(application: Any, client_id: Any, meta: str = "", since: str
     try:
         yield communicator
     finally:
-        await communicator.disconnect()
+        if not communicator.future.done():  # a receive that timed out cancelled it: its error is the one to see
+            await communicator.disconnect()
 
 
 def terminal(client_id: Any, meta: str = "", since: str | None = None, chans_since: dict[str, str] | None = None,

@@ -30,7 +30,8 @@ def isolated(database: bool = True) -> Iterator[None]:
 class FreeIMTestMixin:
     """For Django's test runner: each test :func:`isolated` (auto-join off where the test case has no
     ``databases``), with ``self.freeim_outbox`` (:func:`captured_sends`) and ``self.freeim_signals`` (a
-    :class:`SignalRecorder`)::
+    :class:`SignalRecorder`), around ``setUp``, the test and ``tearDown`` (so a ``setUp`` that does not call
+    ``super().setUp()`` changes nothing)::
 
         class OrderTests(FreeIMTestMixin, TestCase):
             def test_shipping_notifies_the_owner(self): ...
@@ -39,13 +40,10 @@ class FreeIMTestMixin:
     freeim_outbox: list[Sent]
     freeim_signals: SignalRecorder
 
-    def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]  # a TestCase's, after this class in the MRO
-        stack = contextlib.ExitStack()
-        self.addCleanup(stack.close)  # type: ignore[attr-defined]
-        stack.enter_context(isolated(database=bool(getattr(self, "databases", ()))))
-        self.freeim_outbox = stack.enter_context(captured_sends())
-        self.freeim_signals = stack.enter_context(recorded_signals())
+    def run(self, result: Any = None) -> Any:
+        with isolated(database=bool(getattr(self, "databases", ()))), captured_sends() as self.freeim_outbox, \
+                recorded_signals() as self.freeim_signals:
+            return super().run(result)  # type: ignore[misc]  # a TestCase's, after this class in the MRO
 
 
 def has_database(request: Any) -> bool:

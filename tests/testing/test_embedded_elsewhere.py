@@ -34,7 +34,7 @@ def another_process():
     lambda: im.prev_connect_server(1),
 ])
 def test_every_helper_raises_outside_the_server_process(call):
-    with pytest.raises(NoEmbeddedNode, match=r"REDIS_URL.*In tests, use freeim\.testing"):
+    with pytest.raises(NoEmbeddedNode, match=r"REDIS_URL.*In tests, freeim\.testing"):
         call()
 
 
@@ -55,10 +55,14 @@ def test_the_rest_api_answers_a_json_500_that_says_why():
     assert "REDIS_URL" in answer.json()["detail"]
 
 
-def test_a_real_shell_of_the_demo_fails_loudly():
-    shell = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "from freeim import im; print(im.has_online(1))"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("code", [
+    "from freeim import im; print(im.has_online(1))",
+    # Importing the application is not serving it: it made the shell a silent host of its own empty node.
+    "import demo_project.asgi; from freeim import im; print(im.has_online(1))",
+])
+def test_a_real_shell_of_the_demo_fails_loudly(code):
+    shell = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
     assert shell.returncode != 0
     assert "NoEmbeddedNode" in shell.stderr and "FREEIM['REDIS_URL']" in shell.stderr
     assert "False" not in shell.stdout  # no silent answer

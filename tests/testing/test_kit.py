@@ -88,6 +88,9 @@ class MixinWithoutDatabase(FreeIMTestMixin, SimpleTestCase):
 
 
 class MixinWithDatabase(FreeIMTestMixin, TestCase):
+    def setUp(self):  # without super().setUp(): the mixin did nothing, and helpers raised NoEmbeddedNode
+        self.user_id = 1
+
     def test_a_fresh_outbox_per_test(self):
         self.assertEqual(self.freeim_outbox, [])
         im.send_message(1, [2], "x")
@@ -113,3 +116,13 @@ def test_the_readmes_testing_snippets_pass_as_written(pytester: pytest.Pytester,
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     result = pytester.runpytest_subprocess("-p", "freeim.testing.pytest_plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+async def test_a_frame_that_never_comes_is_a_timeout_not_a_cancellation():
+    """The terminal's exit disconnected an application the timeout had cancelled: the test ended in a bare
+    CancelledError, the TimeoutError only in its chain."""
+    from freeim.testing import terminal
+
+    with pytest.raises(TimeoutError):
+        async with terminal(1) as alice:
+            await alice.receive_frame(timeout=0.1)
