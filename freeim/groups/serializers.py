@@ -37,10 +37,20 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
         return online.get(membership.client, False)
 
 
+class UserField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+    """A user by its primary key, never by a float: DRF's field let the database truncate one (``2.5`` named user 2)
+    and failed on ``1e400`` (infinity, as JSON parses it) with a 500."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, float):
+            self.fail("incorrect_type", data_type="number with a fraction or an exponent")
+        return super().to_internal_value(data)
+
+
 class AddMemberSerializer(serializers.Serializer[Any]):
     """``{"user": pk}`` or ``{"client_id": id}`` (for clients that are not users), and a role."""
 
-    user = serializers.PrimaryKeyRelatedField(queryset=get_user_model()._default_manager.all(), required=False)
+    user = UserField(queryset=get_user_model()._default_manager.all(), required=False)
     client_id = ClientIdField(required=False)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 

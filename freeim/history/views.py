@@ -6,6 +6,7 @@ right while new messages arrive, and each is one index range.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
@@ -37,9 +38,13 @@ class NewestFirst(CursorPagination):
         """DRF's, with the position checked too: it is an id here, and one that is not (a cursor made by hand)
         was a 500 from the query."""
         cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None and not str(cursor.position).isdecimal():
+        if cursor is not None and cursor.position is not None and not _ROW_ID.fullmatch(str(cursor.position)):
             raise NotFound(self.invalid_cursor_message)
         return cursor
+
+
+#: A row id: 19 digits hold every 64-bit one (more was a 500: ``int()`` refuses 4,301 digits and more).
+_ROW_ID = re.compile(r"[0-9]{1,19}")
 
 
 class ConversationsView(FreeIMView):

@@ -116,6 +116,7 @@ def test_removing_members_by_role(people, actor, role):
     ({}, "non_field_errors"), ({"user": "outsider", "client_id": "x"}, "non_field_errors"),
     ({"user": 99999}, "user"), ({"client_id": True}, "client_id"), ({"client_id": "x" * 129}, "client_id"),
     ({"client_id": "bot", "role": "king"}, "role"),
+    ({"user": True}, "user"),
 ])
 def test_adding_validates_the_body(people, body, field):
     body = {key: people[value].pk if value in people else value for key, value in body.items()}
@@ -269,3 +270,13 @@ def test_adding_a_member_while_the_store_is_unreachable_adds_nothing(people, set
     answer = api(people["owner"]).post("/im/groups/team/members/", {"client_id": "bot"}, format="json")
     assert (answer.status_code, answer.json()["code"]) == (503, "store_unavailable")
     assert not Membership.objects.filter(client_id="bot").exists()  # so a retry is a retry
+
+
+@pytest.mark.parametrize("number", ["{pk}.5", "{pk}.0", "1e400", "-1e400"])
+def test_a_user_is_named_by_an_integer_only(people, number):
+    """A float named the user it truncates to (2.5 added user 2); 1e400, which JSON parses as infinity, was a 500."""
+    newbie = User.objects.create(username="newbie")
+    body = '{"user": %s}' % number.format(pk=newbie.pk)
+    answer = api(people["owner"]).post("/im/groups/team/members/", body, content_type="application/json")
+    assert answer.status_code == 400 and "user" in answer.json(), answer.content
+    assert not Membership.objects.filter(user=newbie).exists()
