@@ -44,8 +44,8 @@ class Person(serializers.Serializer[Any]):
     online = serializers.BooleanField()
 
 
-extend_schema_view(post=extend_schema(request=Login, responses={200: LoggedIn, 400: None}, tags=["demo"],
-                                      summary="Log this tab in (demo only)"))(views.LoginView)
+extend_schema_view(post=extend_schema(request=Login, responses={200: LoggedIn, 400: None, 413: None, 415: None},
+                                      tags=["demo"], summary="Log this tab in (demo only)"))(views.LoginView)
 extend_schema_view(get=extend_schema(responses=Identity, tags=["demo"], summary="Who this tab is"))(views.MeView)
 extend_schema_view(get=extend_schema(responses=Person(many=True), tags=["demo"],
                                      summary="Every user, with presence"))(views.UsersView)

@@ -26,11 +26,12 @@ SALT = "demo_project.chat.tokens"
 
 
 def may_log_in_by_name(user: AbstractBaseUser) -> bool:
-    """Only plain users without a usable password: never staff or superusers, never a password's owner.
+    """Only active plain users without a usable password: never staff or superusers, never a password's owner.
 
     Anyone else is not for taking: a staff login could broadcast and force users offline, and a user with a
     password chose to be protected."""
-    return not (user.has_usable_password() or getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    return user.is_active and not (user.has_usable_password() or getattr(user, "is_staff", False)
+                                   or getattr(user, "is_superuser", False))
 
 
 def issue(user: AbstractBaseUser, by_name: bool) -> str:
@@ -60,10 +61,11 @@ class TabTokenAuthentication(authentication.BaseAuthentication):
     next authentication class: a tab must not fall back to whoever the shared session cookie names."""
 
     def authenticate(self, request: Request) -> tuple[AbstractBaseUser, str] | None:
-        scheme, _, token = authentication.get_authorization_header(request).decode(errors="replace").partition(" ")
-        if scheme.lower() != SCHEME.lower():
+        # Split on any whitespace: "Bearer<TAB>token" read as another scheme let the session cookie speak instead.
+        parts = authentication.get_authorization_header(request).decode(errors="replace").split(None, 1)
+        if not parts or parts[0].lower() != SCHEME.lower():
             return None
-        token = token.strip()
+        token = parts[1].strip() if len(parts) > 1 else ""
         if not token:
             raise exceptions.AuthenticationFailed("No token after Bearer.")
         return user_of(token), token

@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -22,6 +23,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from freeim import im
+from freeim.rest.parsers import JSONParser
+from freeim.rest.views import freeim_exception_handler
 
 from .receivers import CHAT_META
 from .tokens import TabTokenAuthentication, issue, may_log_in_by_name
@@ -32,6 +35,18 @@ class LoginForm(forms.Form):
                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
     password = forms.CharField(label="Password", required=False, strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    def clean_name(self) -> str:
+        """NFKC, as Django's user forms normalize names: fullwidth "ａｄｍｉｎ" is "admin"."""
+        return str(get_user_model().normalize_username(self.cleaned_data["name"]))
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        try:
+            password.encode()
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): the hasher failed on it with a 500
+            raise forms.ValidationError("The password is not valid text.") from None
+        return password
 
 
 @require_GET
@@ -49,15 +64,21 @@ class LoginView(APIView):
     """POST ``{"name", "password"}`` -> ``{"token", "id", "name", "is_staff"}``.
 
     Demo only: a name is all it takes for the users this form made, which have no password and cannot
-    log in any other way (:func:`.tokens.may_log_in_by_name`); anyone else gives their password. No
-    session is touched: the token is the tab's alone.
+    log in any other way (:func:`.tokens.may_log_in_by_name`); anyone else gives their password. A name
+    is the user it names in any case ("Admin" is "admin"), so no one takes a look-alike of another's. No
+    session is touched: the token is the tab's alone. Bodies are read as freeim's API reads them (JSON
+    only, depth-limited, size-limited), and its errors answered as it answers them.
     """
 
     authentication_classes: list[Any] = []  # whoever the session cookie names is no one's business here
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    def get_exception_handler(self) -> Any:
+        return freeim_exception_handler
 
     def post(self, request: Request) -> Response:
-        if not isinstance(request.data, dict):  # JSON that is not an object; a form's QueryDict is a dict
+        if not isinstance(request.data, dict):  # JSON that is not an object
             return Response({"detail": 'Send an object: {"name": ..., "password": ...}.'}, status=400)
         form = LoginForm(request.data)
         if not form.is_valid():
@@ -69,10 +90,13 @@ class LoginView(APIView):
             if user is None:
                 return Response({"password": ["Wrong name or password."]}, status=400)
         else:
-            user, created = get_user_model().objects.get_or_create(username=name)
-            if created:
-                user.set_unusable_password()
-                user.save(update_fields=["password"])
+            users = get_user_model()._default_manager
+            # Saved without a usable password at once: saved with "" first, a login racing for the same new
+            # name saw a user with a password and was refused.
+            user, _created = users.get_or_create(**{f"{users.model.USERNAME_FIELD}__iexact": name}, defaults={
+                users.model.USERNAME_FIELD: name, "password": make_password(None)})
+            if not user.is_active:
+                return Response({"name": ["This user is deactivated."]}, status=400)
             if not may_log_in_by_name(user):
                 return Response({"password": ["This user has a password or staff rights: give its password."]},
                                 status=400)

@@ -276,7 +276,7 @@ def test_adding_a_member_while_the_store_is_unreachable_adds_nothing(people, set
 def test_a_user_is_named_by_an_integer_only(people, number):
     """A float named the user it truncates to (2.5 added user 2); 1e400, which JSON parses as infinity, was a 500."""
     newbie = User.objects.create(username="newbie")
-    body = '{"user": %s}' % number.format(pk=newbie.pk)
+    body = f'{{"user": {number.format(pk=newbie.pk)}}}'
     answer = api(people["owner"]).post("/im/groups/team/members/", body, content_type="application/json")
     assert answer.status_code == 400 and "user" in answer.json(), answer.content
     assert not Membership.objects.filter(user=newbie).exists()
