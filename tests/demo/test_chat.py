@@ -313,3 +313,10 @@ def test_a_bearer_header_with_other_whitespace_is_still_the_tabs(scheme):
     request = Request(APIRequestFactory().get("/im/online/", HTTP_AUTHORIZATION=f"{scheme}forged"))
     with pytest.raises(AuthenticationFailed):
         tokens.TabTokenAuthentication().authenticate(request)
+
+
+@pytest.mark.parametrize("version", ["%0A", "%0D", "a%0Ab"])
+def test_the_schema_ignores_a_version_in_its_query(client, version):
+    """drf-spectacular puts ?version= into the answer's Content-Disposition: a newline there was a 500, to anyone."""
+    answer = client.get(f"/im/schema/?version={version}")
+    assert answer.status_code == 200 and "\n" not in answer["Content-Disposition"]
