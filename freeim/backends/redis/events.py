@@ -21,7 +21,7 @@ class RedisEvents:
     def read(self, group: str, consumer: str, claim_idle_ms: int,
              block_ms: int) -> Steps[list[tuple[str, dict[str, str]]]]:
         events = self.keys.shared("events")
-        yield Lua("ensure_group", (events,), (group,))
+        yield Lua("ensure_group", (events,), (group, consumer))
         _next, entries, *_deleted = yield one("xautoclaim", events, group, consumer, claim_idle_ms, "0-0", READ_COUNT)
         if not entries:
             found = yield one("xreadgroup", group, consumer, {events: ">"}, READ_COUNT, block_ms)

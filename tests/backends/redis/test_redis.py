@@ -121,6 +121,13 @@ def test_events_reach_one_consumer_and_unacked_ones_are_claimed(sync):
     assert sync.events.read("g", "w3", 100, 100) == []
 
 
+def test_a_worker_is_a_consumer_of_its_group_from_its_first_read(sync):
+    """Redis 7.0 made a consumer only once it was given an event: freeim_status showed 0 consumers beside a
+    running worker until the first event came."""
+    assert sync.events.read("g", "w1", 60_000, 10) == []
+    assert [(group.name, group.consumers) for group in sync.events.backlog().groups] == [("g", 1)]
+
+
 async def test_inbox_delivers_batches_in_order(backend):
     received = []
     reader = await read_inbox(backend, received)

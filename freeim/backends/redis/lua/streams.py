@@ -3,9 +3,12 @@
 from .prelude import PRELUDE
 
 # KEYS: events
-# ARGV: group -> 1; creates the events stream and the group (from the start) if missing
+# ARGV: group, consumer -> 1; creates the events stream, the group (from the start) and the consumer if missing
 ENSURE_GROUP = PRELUDE + r"""
+-- The group ARGV[1] of the events stream KEYS[1], and its consumer ARGV[2]: each made if missing (Redis 7.0
+-- makes a consumer only once it is given an entry, so a waiting worker was not seen in the group).
 pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+redis.call('XGROUP', 'CREATECONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
