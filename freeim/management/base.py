@@ -29,4 +29,5 @@ def json_argument(text: str) -> Any:
     try:
         return decode(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not JSON: {error}. A JSON string needs its quotes: '\"hello\"'.") from None
+        reason = str(error).rstrip(".")  # freeim's own messages end with one ("... 64 levels deep..")
+        raise argparse.ArgumentTypeError(f"not JSON: {reason}. A JSON string needs its quotes: '\"hello\"'.") from None

@@ -29,7 +29,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from demo_project.cluster import ROOT, daphne_command, free_port
 from freeim.conf import DEFAULTS
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
-from tests.groups.helpers import MAKE_GROUP
 
 PASSWORD = "not-a-secret-123"
 #: Short, so the expired-token test waits two seconds rather than the default ten; not
@@ -240,6 +239,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def serving_a_group(users: dict[str, bool], group: str, member: str) -> Iterator[DaphneServer]:
     """The demo in daphne with ``users`` and the group ``group`` of ``member``; on exit, fails if the server's log
     holds a traceback (what a generated request broke shows only there)."""
+    from tests.groups.helpers import MAKE_GROUP  # not at import: the flood test's worker process has no Django
+
     server = DaphneServer(users)
     server.start()
     try:

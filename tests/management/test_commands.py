@@ -115,7 +115,7 @@ def test_a_message_to_an_offline_client_waits_in_its_inbox(cluster_store):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("freeim_send", "1", "2", "--data", "hi"), "argument --data: not JSON: "),
-    (("freeim_send", "1", "2", "--data", "[" * 70 + "]" * 70), "nested more than 64 levels deep"),
+    (("freeim_send", "1", "2", "--data", "[" * 70 + "]" * 70), "nested more than 64 levels deep\\. A JSON"),
     (("freeim_send", "1", "x" * 200, "--data", "1"), "Client ids are ints or non-empty strings"),
     (("freeim_send", "1", "2"), "the following arguments are required: --data"),
     (("freeim_broadcast", "--data", "{'single': 'quotes'}"), "argument --data: not JSON: "),
