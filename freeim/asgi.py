@@ -16,6 +16,7 @@ from typing import Any
 from django.urls import URLPattern, path, re_path
 
 from .conf import conf
+from .node import health
 from .node.consumer import FreeIMConsumer
 from .node.lifecycle import ensure_node, install_server_hooks, stop_node
 from .protocol import CloseCode
@@ -45,15 +46,18 @@ async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def wrap(application: ASGIApp) -> ASGIApp:
-    """Add node start/stop to ``application``: ASGI lifespan, plus daphne's reactor hooks."""
+    """Add node start/stop to ``application`` (ASGI lifespan, plus daphne's reactor hooks), and the node's
+    health probes (:mod:`freeim.node.health`)."""
     install_server_hooks()
 
     def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         # A plain function handing back the inner coroutine: no frame of its own stays on the
         # stack of every open socket...
-        if scope["type"] != "lifespan":
-            return application(scope, receive, send)
-        return _lifespan(receive, send)
+        if scope["type"] == "lifespan":
+            return _lifespan(receive, send)
+        if health.serves(scope):  # before the project's routing: every node answers its probes
+            return health.answer(scope, receive, send)
+        return application(scope, receive, send)
 
     if sys.version_info >= (3, 12):
         return inspect.markcoroutinefunction(app)  # ...that servers see as an ASGI 3 app

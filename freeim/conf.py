@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "GC_FREEZE": True,
     "HISTORY": None,
     "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
+    "HEALTH_PATH": "/freeim/health",
+    "HEALTH_MAX_LOOP_LAG": 1.0,
     "MAX_CLIENT_ID_LENGTH": 128,
     "MAX_CHANS_PER_CLIENT": 100,
     "MAX_CONNECTIONS_PER_CLIENT": 20,
@@ -141,6 +143,16 @@ class Settings:
         """Dotted path to the ``json.JSONEncoder`` subclass that encodes messages (Django's by default: datetimes,
         decimals, UUIDs and lazy strings become text, as in Django's own JSON responses)."""
         return cast(str, self._get("JSON_ENCODER"))
+
+    @property
+    def HEALTH_PATH(self) -> str | None:
+        """Where a node answers its probes: ``<path>/live`` and ``<path>/ready``; None: nowhere."""
+        return cast(str | None, self._get("HEALTH_PATH"))
+
+    @property
+    def HEALTH_MAX_LOOP_LAG(self) -> float:
+        """Seconds of loop lateness past which a node is not ready."""
+        return cast(float, self._get("HEALTH_MAX_LOOP_LAG"))
 
     @property
     def MAX_CLIENT_ID_LENGTH(self) -> int:

@@ -36,6 +36,8 @@ def test_default_settings_pass():
     ({"CLIENT_ID_RESOLVER": "os.sep"}, ["freeim.E008"]),  # imports, but is not callable
     ({"CLIENT_ID_RESOLVER": 42}, ["freeim.E008"]),
     ({"JSON_ENCODER": "no.such.Encoder"}, ["freeim.E019"]),
+    ({"HEALTH_PATH": "health"}, ["freeim.E020"]), ({"HEALTH_PATH": "/health/"}, ["freeim.E020"]),
+    ({"HEALTH_MAX_LOOP_LAG": 0}, ["freeim.E020"]), ({"HEALTH_MAX_LOOP_LAG": "1"}, ["freeim.E020"]),
     ({"JSON_ENCODER": "json.dumps"}, ["freeim.E019"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
     ({"HISTORY": "no.such.thing"}, ["freeim.E012"]),

@@ -44,6 +44,14 @@ async def ensure_node() -> Node:
     return node
 
 
+def current_node() -> Node | None:
+    """This process's node if one started on the running loop (a probe's answer reads it)."""
+    node, started = _node, _started
+    if node is None or started is None or not started.done() or started.cancelled() or started.exception():
+        return None
+    return node if node.loop is asyncio.get_running_loop() else None
+
+
 async def stop_node() -> None:
     """Stop this process's node, if one runs on this loop."""
     global _node

@@ -22,6 +22,7 @@ from ..servers import daphne
 from . import probe
 from .attachments import Attachments
 from .delivery import Delivery
+from .health import LoopLag
 from .heap import HeapKeeper
 from .local_events import LocalEvents
 from .registry import Registry
@@ -51,6 +52,8 @@ class Node:
         self.attachments = Attachments(name, self.boot, backend, self.registry, self.delivery, self.heap, self._emit)
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.stopping = False
+        self.lag = LoopLag()
+        self._last_beat: float | None = None  # loop time of the last heartbeat that reached the store
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
@@ -62,6 +65,8 @@ class Node:
         # Read from before the registration: a sender finds this node from it on.
         after = await self.backend.transport.inbox_tail(self.name)
         await self.backend.nodes.register_node(self.name, self.boot)
+        self._last_beat = self.loop.time()
+        self._spawn(self.lag.run(), "loop-lag")
         self._spawn(self.backend.transport.receive(self.name, self.delivery.receive, after), "receive")
         self._spawn(self.delivery.run(), "deliver")
         self._spawn(self.delivery.chan_sync.run(), "chan-sync")
@@ -125,6 +130,14 @@ class Node:
     async def _beat(self) -> None:
         if not await self.backend.nodes.heartbeat(self.name, self.boot):
             await self.attachments.register_again()
+        self._last_beat = self.loop.time()
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since a heartbeat last reached the store (its registration at first); None where nodes need
+        no heartbeat (one process) or before the registration."""
+        if self.backend.heartbeat_ttl is None or self._last_beat is None:
+            return None
+        return self.loop.time() - self._last_beat
 
     async def _upkeep(self) -> None:
         """Release what a store outage left, trim this node's inbox, and reap dead peers."""

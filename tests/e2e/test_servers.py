@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,6 +78,9 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
         # The node started with the server, not with a first socket.
         wait_until(lambda: answers(port) and store.exists(alive) == 1, process, log, f"{server} node")
         assert f"freeim node {name} started: {WRITE_PATHS[server]}" in log.read_text()
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://{name}/freeim/health/ready", timeout=5) as ready:  # the load balancer's probe
+            assert json.loads(ready.read())["ready"] is True
 
         business = {"REDIS_URL": private_redis.url, "SERVERS": [name], "HEARTBEAT_TTL": HEARTBEAT_TTL}
         with override_settings(FREEIM=business):

@@ -1,0 +1,83 @@
+"""Liveness and readiness of this process's node, for load balancers and Kubernetes probes.
+
+``GET <HEALTH_PATH>/live`` answers 200 while the process's event loop answers at all (a blocked loop
+does not answer: the probe times out). ``GET <HEALTH_PATH>/ready`` answers 200 while the node may be given
+terminals, else 503 with the reasons: not started yet, stopping, its store unreachable (no heartbeat got
+through for half of ``HEARTBEAT_TTL``, when connect/ stops sending terminals there anyway), or its loop
+lagging (a sleep woke more than ``HEALTH_MAX_LOOP_LAG`` late in the last two seconds). Both are answered
+by :func:`freeim.asgi.wrap` before the request reaches Django, on every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..conf import conf
+
+if TYPE_CHECKING:
+    from .runtime import Node
+
+#: Seconds between two looks at the loop's lateness, and how many of them readiness weighs (two seconds).
+LAG_SAMPLE = 0.25
+LAG_WINDOW = 8
+
+
+class LoopLag:
+    """How late the node's loop wakes a task that sleeps :data:`LAG_SAMPLE` seconds, over the last samples."""
+
+    def __init__(self) -> None:
+        self.samples: deque[float] = deque(maxlen=LAG_WINDOW)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LAG_SAMPLE)
+            self.samples.append(max(0.0, loop.time() - asked - LAG_SAMPLE))
+
+    @property
+    def recent(self) -> float:
+        """The worst lateness of the window, in seconds."""
+        return max(self.samples, default=0.0)
+
+
+def readiness(node: Node | None) -> dict[str, Any]:
+    """``{"ready", "reasons", ...}`` for ``node`` (None: no node started in this process)."""
+    if node is None:
+        return {"ready": False, "reasons": ["the node has not started"]}
+    reasons = []
+    if node.stopping:
+        reasons.append("the node is stopping")
+    age = node.heartbeat_age()
+    if age is not None and node.backend.heartbeat_ttl and age > node.backend.heartbeat_ttl / 2:
+        reasons.append(f"no heartbeat reached the store for {age:.1f} s")
+    if node.lag.recent > conf.HEALTH_MAX_LOOP_LAG:
+        reasons.append(f"the loop lags {node.lag.recent * 1000:.0f} ms")
+    return {"ready": not reasons, "reasons": reasons, "node": node.name, "connections": node.registry.connection_count,
+            "clients": node.client_count(), "loop_lag_ms": round(node.lag.recent * 1000, 1),
+            "heartbeat_age": None if age is None else round(age, 2)}
+
+
+def serves(scope: dict[str, Any]) -> bool:
+    """Whether ``scope`` is a probe of this module (an HTTP request for a health path)."""
+    base = conf.HEALTH_PATH
+    return bool(base) and scope["type"] == "http" and scope["path"] in (f"{base}/live", f"{base}/ready")
+
+
+async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer a probe (:func:`serves`) as an ASGI HTTP application."""
+    from .lifecycle import current_node
+
+    if scope["path"].endswith("/live"):
+        status, body = 200, {"live": True}
+    else:
+        body = readiness(current_node())
+        status = 200 if body["ready"] else 503
+    encoded = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(encoded)).encode()),
+        (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": encoded})

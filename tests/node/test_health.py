@@ -1,0 +1,98 @@
+"""The node's probes for load balancers and Kubernetes: live while the loop answers, ready while it may be given
+terminals (started, not stopping, its heartbeat reaching the store, its loop on time)."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.test import override_settings
+
+from demo_project.cluster import RedisServer
+from freeim.node import health
+from tests.asgi import application
+from tests.waiting import eventually
+
+
+async def probe(path):
+    """GET ``path`` on the application, as a load balancer would: (status, JSON body)."""
+    request = ApplicationCommunicator(application, {
+        "type": "http", "method": "GET", "path": path, "query_string": b"", "headers": [], "http_version": "1.1",
+        "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 5000), "root_path": ""})
+    await request.send_input({"type": "http.request", "body": b""})
+    start = await request.receive_output(2)
+    body = await request.receive_output(2)
+    return start["status"], json.loads(body["body"]) if body["body"].startswith(b"{") else body["body"]
+
+
+async def start_node():
+    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output(2) == {"type": "lifespan.startup.complete"}
+    return lifespan
+
+
+async def stop_node(lifespan):
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output(2) == {"type": "lifespan.shutdown.complete"}
+
+
+async def test_live_at_once_ready_once_the_node_runs_and_not_after():
+    assert await probe("/freeim/health/live") == (200, {"live": True})
+    assert await probe("/freeim/health/ready") == (503, {"ready": False, "reasons": ["the node has not started"]})
+    lifespan = await start_node()
+    status, body = await probe("/freeim/health/ready")
+    assert status == 200 and body["ready"] and body["node"] == "local" and body["reasons"] == []
+    assert body["heartbeat_age"] is None  # one process: no heartbeat to miss
+    await stop_node(lifespan)
+    assert (await probe("/freeim/health/ready"))[0] == 503
+
+
+async def test_a_lagging_loop_is_not_ready(settings):
+    settings.FREEIM = {"HEALTH_MAX_LOOP_LAG": 0.2}
+    lifespan = await start_node()
+    await asyncio.sleep(health.LAG_SAMPLE)
+    time.sleep(0.5)  # the point: the loop held up for half a second
+    await asyncio.sleep(health.LAG_SAMPLE * 2)
+    status, body = await probe("/freeim/health/ready")
+    assert status == 503 and body["reasons"][0].startswith("the loop lags") and body["loop_lag_ms"] >= 200
+    await stop_node(lifespan)
+
+
+async def test_a_node_whose_store_is_gone_is_not_ready():
+    redis = RedisServer()
+    redis.start()
+    try:
+        with override_settings(FREEIM={"REDIS_URL": redis.url, "SERVERS": ["n1:1"], "SERVER": "n1:1",
+                                       "HEARTBEAT_TTL": 1}):
+            lifespan = await start_node()
+            status, body = await probe("/freeim/health/ready")
+            assert status == 200 and body["heartbeat_age"] < 0.5
+            redis.stop()
+
+            async def not_ready():
+                return (await probe("/freeim/health/ready"))[0] == 503
+
+            await eventually(not_ready, timeout=5)
+            assert (await probe("/freeim/health/ready"))[1]["reasons"][0].startswith("no heartbeat reached the store")
+            redis.start()
+            await eventually(probe_ok, timeout=5)  # the next heartbeat registers it again
+            await stop_node(lifespan)
+    finally:
+        redis.stop()
+
+
+async def probe_ok():
+    return (await probe("/freeim/health/ready"))[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/freeim/health", "/freeim/health/", "/freeim/health/live/x", "/freeim/healthy"])
+async def test_only_the_two_probes_are_answered_the_rest_is_the_projects(path):
+    status, _body = await probe(path)
+    assert status == 404  # Django's answer: the project has no such route
+
+
+async def test_probes_can_be_turned_off():
+    with override_settings(FREEIM={"HEALTH_PATH": None}):
+        assert (await probe("/freeim/health/live"))[0] == 404
