@@ -68,16 +68,18 @@ def serves(scope: dict[str, Any]) -> bool:
 
 
 async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answer a probe (:func:`serves`) as an ASGI HTTP application."""
+    """Answer a probe (:func:`serves`) as an ASGI HTTP application: GET and HEAD; 405 for other methods."""
     from .lifecycle import current_node
 
-    if scope["path"].endswith("/live"):
-        status, body = 200, {"live": True}
+    if scope["method"] not in ("GET", "HEAD"):
+        status, body, extra = 405, {"detail": "Probes answer GET and HEAD."}, [(b"allow", b"GET, HEAD")]
+    elif scope["path"].endswith("/live"):
+        status, body, extra = 200, {"live": True}, []
     else:
-        body = readiness(current_node())
+        body, extra = readiness(current_node()), []
         status = 200 if body["ready"] else 503
     encoded = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(encoded)).encode()),
-        (b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": encoded})
+        (b"cache-control", b"no-store"), *extra]})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else encoded})

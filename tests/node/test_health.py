@@ -15,10 +15,10 @@ from tests.asgi import application
 from tests.waiting import eventually
 
 
-async def probe(path):
-    """GET ``path`` on the application, as a load balancer would: (status, JSON body)."""
+async def probe(path, method="GET"):
+    """``method`` ``path`` on the application, as a load balancer would: (status, JSON body)."""
     request = ApplicationCommunicator(application, {
-        "type": "http", "method": "GET", "path": path, "query_string": b"", "headers": [], "http_version": "1.1",
+        "type": "http", "method": method, "path": path, "query_string": b"", "headers": [], "http_version": "1.1",
         "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 5000), "root_path": ""})
     await request.send_input({"type": "http.request", "body": b""})
     start = await request.receive_output(2)
@@ -96,3 +96,8 @@ async def test_only_the_two_probes_are_answered_the_rest_is_the_projects(path):
 async def test_probes_can_be_turned_off():
     with override_settings(FREEIM={"HEALTH_PATH": None}):
         assert (await probe("/freeim/health/live"))[0] == 404
+
+
+async def test_probes_answer_get_and_head_only():
+    assert await probe("/freeim/health/live", "HEAD") == (200, b"")
+    assert await probe("/freeim/health/ready", "POST") == (405, {"detail": "Probes answer GET and HEAD."})
