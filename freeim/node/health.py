@@ -71,12 +71,14 @@ async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answer a probe (:func:`serves`) as an ASGI HTTP application: GET and HEAD; 405 for other methods."""
     from .lifecycle import current_node
 
+    body: dict[str, Any]
+    extra: list[tuple[bytes, bytes]] = []
     if scope["method"] not in ("GET", "HEAD"):
         status, body, extra = 405, {"detail": "Probes answer GET and HEAD."}, [(b"allow", b"GET, HEAD")]
     elif scope["path"].endswith("/live"):
-        status, body, extra = 200, {"live": True}, []
+        status, body = 200, {"live": True}
     else:
-        body, extra = readiness(current_node()), []
+        body = readiness(current_node())
         status = 200 if body["ready"] else 503
     encoded = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
