@@ -1,6 +1,7 @@
 """What freeim logs: a documented set of loggers, a line for each connect, refusal and close the node starts
 (with client id and node), one line per failing signal receiver, and never a connect token."""
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from freeim import im, signals
 from freeim.backends import get_backend
 from freeim.events import handle
+from freeim.logs import JSONFormatter
 from freeim.node.lifecycle import ensure_node
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
@@ -142,3 +144,30 @@ async def test_a_failing_message_stored_receiver_is_logged_once_by_an_async_send
     await im.asend_message(1, [2], "for later")
     assert sorted((r.name, str(r.exc_info[1])) for r in failures(caplog)) == [("freeim.signals", "async receiver bug"),
                                                                                ("freeim.signals", "sync receiver bug")]
+
+
+async def test_the_json_format_carries_each_events_facts(caplog):
+    """Optional structured logs (freeim.logs.JSONFormatter): connect, disconnect, refusal, forced offline, a node's
+    start and stop, each a JSON object with its event, node and client id."""
+    caplog.set_level(logging.DEBUG, logger="freeim")
+    async with connected(application, 7) as terminal:
+        await im.aforce_offline(7)
+        assert await terminal.receive_close() == 4000
+    async with connected(application, "ann"):
+        pass
+    assert not await attempt("/ws?token=made-up-token")
+    formatter = JSONFormatter()
+    events = [json.loads(formatter.format(record)) for record in caplog.records if hasattr(record, "event")]
+    facts = [{key: line[key] for key in ("event", "node", "client_id", "code", "reason") if key in line}
+             for line in events]
+    assert facts == [
+        {"event": "start", "node": "local"},
+        {"event": "connect", "node": "local", "client_id": 7},
+        {"event": "force_offline", "node": "local", "client_id": 7, "code": 4000, "reason": "forced offline"},
+        {"event": "disconnect", "node": "local", "client_id": 7, "code": 1000},  # the test client's answer
+        {"event": "connect", "node": "local", "client_id": "ann"},
+        {"event": "disconnect", "node": "local", "client_id": "ann", "code": 1000},
+        {"event": "refuse", "node": "local", "reason": "unknown, expired or used token"}]
+    assert all(line["time"].endswith("+00:00") and line["logger"].startswith("freeim") for line in events)
+    plain = json.loads(formatter.format(logging.LogRecord("myapp", logging.INFO, __file__, 1, "hi %s", ("x",), None)))
+    assert set(plain) == {"time", "level", "logger", "message"} and plain["message"] == "hi x"

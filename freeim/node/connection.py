@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import conf
 from ..ids import ClientId
+from ..logs import fields
 from ..protocol import CloseCode, ws_text_frame
 from ..servers import daphne
 
@@ -281,4 +282,6 @@ def log_close(node: str, client_id: ClientId | None, code: int) -> None:
         reason = CloseCode(code).name.lower().replace("_", " ")
     except ValueError:
         reason = "not a freeim close code"
-    logger.info("freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason)
+    event = "force_offline" if code == CloseCode.FORCED_OFFLINE else "close"
+    logger.info("freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason,
+                extra=fields(event, node, client_id=client_id, code=code, reason=reason))

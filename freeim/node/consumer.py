@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from .. import ids, protocol
 from ..conf import conf
 from ..exceptions import InvalidClientId, StoreUnavailable, TooManyConnections
+from ..logs import fields
 from ..servers.channels import LeanWebsocketConsumer
 from .connection import Connection, Frame, log_close
 from .lifecycle import ensure_node
@@ -86,15 +87,17 @@ class FreeIMConsumer(LeanWebsocketConsumer):
             node.handshakes.release()
         await self.accept()
         node.delivery.activate(self.connection)
+        client_id, own = self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ()))
         logger.debug("freeim node %s: client %r connected; sockets here: %d of its own, %d in all", node.name,
-                     self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ())),
-                     node.registry.connection_count)
+                     client_id, own, node.registry.connection_count,
+                     extra=fields("connect", node.name, client_id=client_id, sockets=own))
 
     async def _refuse(self, node: Node | None, level: int, why: str, *args: object) -> None:
         """Refuse the handshake (HTTP 403), and log why at ``level``."""
-        peer = self.scope.get("client") or ("an unknown address",)
-        logger.log(level, f"freeim node %s: refused a handshake from %s: {why}",
-                   node.name if node is not None else conf.SERVER, peer[0], *args)
+        peer = (self.scope.get("client") or ("an unknown address",))[0]
+        name = node.name if node is not None else conf.SERVER
+        logger.log(level, f"freeim node %s: refused a handshake from %s: {why}", name, peer, *args,
+                   extra=fields("refuse", name, peer=peer, reason=why % args))
         if node is not None:
             node.refused()
         await self.close()
@@ -127,4 +130,5 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         if self.connection is not None and self.node is not None:
             await self.node.attachments.detach(self.connection)
             logger.debug("freeim node %s: client %r disconnected with %s; sockets here: %d in all",
-                         self.node.name, self.connection.client_id, code, self.node.registry.connection_count)
+                         self.node.name, self.connection.client_id, code, self.node.registry.connection_count,
+                         extra=fields("disconnect", self.node.name, client_id=self.connection.client_id, code=code))

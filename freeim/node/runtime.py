@@ -18,6 +18,7 @@ from ..backends import Backend
 from ..conf import conf
 from ..exceptions import StoreUnavailable
 from ..ids import ClientId
+from ..logs import fields
 from ..servers import daphne
 from . import probe
 from .attachments import Attachments
@@ -77,7 +78,7 @@ class Node:
             self._spawn(self.heap.run(self.client_count), "heap")
         if path := probe.probe_path():
             self._spawn(probe.run_probe(path, self.name, self.client_count), "probe")
-        logger.info("freeim node %s started: %s", self.name, daphne.write_path())
+        logger.info("freeim node %s started: %s", self.name, daphne.write_path(), extra=fields("start", self.name))
 
     def _spawn(self, work: Awaitable[Any], what: str) -> None:
         self._tasks.append(asyncio.ensure_future(work))
@@ -94,7 +95,7 @@ class Node:
         self.registry.forget_all()
         if self.events is not None:
             await self.events.drain(timeout=5)
-        logger.info("freeim node %s stopped", self.name)
+        logger.info("freeim node %s stopped", self.name, extra=fields("stop", self.name))
 
     def client_count(self) -> int:
         """How many clients have a connection here."""

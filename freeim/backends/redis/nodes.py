@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from ... import ids
 from ...ids import ClientId
+from ...logs import fields
 from .client import Performer, performed
 from .keys import Keys
 from .steps import Lua, Pipe, Steps, one
@@ -66,7 +67,8 @@ class RedisNodes:
                 gone = yield from self._drop(node, force=False)
                 if gone is not None:
                     reaped.append(node)
-                    logger.warning("freeim: node %s is dead; %d of its clients went offline", node, len(gone))
+                    logger.warning("freeim: node %s is dead; %d of its clients went offline", node, len(gone),
+                                   extra=fields("reap", node, clients=len(gone)))
             return reaped
         finally:
             yield self._reaper_lock(me, 0, "give")
