@@ -55,8 +55,8 @@ def wrap(application: ASGIApp) -> ASGIApp:
         # stack of every open socket...
         if scope["type"] == "lifespan":
             return _lifespan(receive, send)
-        if health.serves(scope):  # before the project's routing: every node answers its probes
-            return health.answer(scope, receive, send)
+        if probe := health.probe_for(scope):  # before the project's routing: every node answers its probes
+            return probe(scope, receive, send)
         return application(scope, receive, send)
 
     if sys.version_info >= (3, 12):

@@ -66,11 +66,13 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 300:
         errors.append(Error(f"FREEIM['HANDSHAKE_TIMEOUT'] must be 1-300 seconds, not {timeout!r}.",
                             id="freeim.E015"))
-    health = raw.get("HEALTH_PATH", DEFAULTS["HEALTH_PATH"])
-    if health is not None and not (isinstance(health, str) and health.startswith("/") and not health.endswith("/")
-                                   and " " not in health):
-        errors.append(Error(f"FREEIM['HEALTH_PATH'] must be a path like '/freeim/health', or None, not {health!r}.",
-                            hint="The probes are <path>/live and <path>/ready.", id="freeim.E020"))
+    for key in ("HEALTH_PATH", "METRICS_PATH"):
+        path = raw.get(key, DEFAULTS[key])
+        if path is not None and not (isinstance(path, str) and path.startswith("/") and not path.endswith("/")
+                                     and " " not in path):
+            errors.append(Error(f"FREEIM['{key}'] must be a path like {DEFAULTS[key]!r}, or None, not {path!r}.",
+                                hint="The probes are <HEALTH_PATH>/live and /ready; scrapes go to METRICS_PATH.",
+                                id="freeim.E020"))
     lag = raw.get("HEALTH_MAX_LOOP_LAG", DEFAULTS["HEALTH_MAX_LOOP_LAG"])
     if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not lag > 0:
         errors.append(Error(f"FREEIM['HEALTH_MAX_LOOP_LAG'] must be a positive number of seconds, not {lag!r}.",

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
     "HEALTH_PATH": "/freeim/health",
     "HEALTH_MAX_LOOP_LAG": 1.0,
+    "METRICS_PATH": "/freeim/metrics",
     "MAX_CLIENT_ID_LENGTH": 128,
     "MAX_CHANS_PER_CLIENT": 100,
     "MAX_CONNECTIONS_PER_CLIENT": 20,
@@ -148,6 +149,11 @@ class Settings:
     def HEALTH_PATH(self) -> str | None:
         """Where a node answers its probes: ``<path>/live`` and ``<path>/ready``; None: nowhere."""
         return cast(str | None, self._get("HEALTH_PATH"))
+
+    @property
+    def METRICS_PATH(self) -> str | None:
+        """Where a node answers Prometheus scrapes (with prometheus-client installed); None: nowhere."""
+        return cast(str | None, self._get("METRICS_PATH"))
 
     @property
     def HEALTH_MAX_LOOP_LAG(self) -> float:

@@ -27,6 +27,7 @@ from ..ids import ClientId
 from ..logs import fields
 from ..protocol import CloseCode, ws_text_frame
 from ..servers import daphne
+from .tally import TALLY
 
 if TYPE_CHECKING:
     from channels.generic.websocket import AsyncWebsocketConsumer
@@ -270,6 +271,11 @@ class Connection:
             _closing.add(task)
             task.add_done_callback(_closing.discard)
 
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes queued for this socket and not yet written (what ``MAX_BACKLOG_BYTES`` bounds)."""
+        return self._pending_bytes
+
     def _stop_writing(self, code: int) -> None:
         log_close(self.node, self.client_id, code)
         self.closed = True
@@ -282,6 +288,7 @@ def log_close(node: str, client_id: ClientId | None, code: int) -> None:
         reason = CloseCode(code).name.lower().replace("_", " ")
     except ValueError:
         reason = "not a freeim close code"
+    TALLY.closes[code] += 1
     event = "force_offline" if code == CloseCode.FORCED_OFFLINE else "close"
     logger.info("freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason,
                 extra=fields(event, node, client_id=client_id, code=code, reason=reason))

@@ -19,6 +19,7 @@ from ..servers.channels import LeanWebsocketConsumer
 from .connection import Connection, Frame, log_close
 from .lifecycle import ensure_node
 from .runtime import HANDSHAKE_WAIT, Node
+from .tally import TALLY
 
 logger = logging.getLogger("freeim.connections")
 PONG = Frame(protocol.PONG)
@@ -39,24 +40,26 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = query.get("token", [""])[0]
         if not conf.IS_NODE:  # a business process in a cluster: terminals connect to the nodes
-            await self._refuse(None, logging.WARNING, "this process is not a node (FREEIM['SERVER'] %r is not in "
-                               "SERVERS): terminals must connect to the URL connect/ gives", conf.SERVER)
+            await self._refuse(None, "no_node", logging.WARNING, "this process is not a node (FREEIM['SERVER'] %r is "
+                               "not in SERVERS): terminals must connect to the URL connect/ gives", conf.SERVER)
             return
         try:
             node = await ensure_node()
         except StoreUnavailable as error:  # the node could not start: refused (HTTP 403), tried again later
-            await self._refuse(None, logging.WARNING, "the node cannot start: %s", error)
+            await self._refuse(None, "store", logging.WARNING, "the node cannot start: %s", error)
             return
         if not await node.admit_handshake():  # the terminal backs off and retries with a fresh token
-            await self._refuse(node, logging.INFO, "busy: no handshake slot came free within %s s", HANDSHAKE_WAIT)
+            await self._refuse(node, "busy", logging.INFO, "busy: no handshake slot came free within %s s",
+                               HANDSHAKE_WAIT)
             return
         try:
             record = await node.backend.store.redeem_token(token) if token else None
             if record is None:
-                await self._refuse(node, logging.INFO, "unknown, expired or used token" if token else "no token")
+                await self._refuse(node, "token", logging.INFO,
+                                   "unknown, expired or used token" if token else "no token")
                 return
             if record.get("server") != node.name:
-                await self._refuse(node, logging.INFO, "the token of client %r is for node %s",
+                await self._refuse(node, "wrong_node", logging.INFO, "the token of client %r is for node %s",
                                    record.get("client_id"), record.get("server"))
                 return
             # Registered before the handshake completes, so the client is online in the store
@@ -81,19 +84,21 @@ class FreeIMConsumer(LeanWebsocketConsumer):
                 await node.attachments.detach(self.connection)  # whatever part of it was registered
                 self.connection = None
             # HTTP 403, as for a bad token: the terminal backs off and tries again
-            await self._refuse(node, logging.WARNING, "%s", error)
+            await self._refuse(node, "store", logging.WARNING, "%s", error)
             return
         finally:
             node.handshakes.release()
         await self.accept()
+        TALLY.handshakes += 1
         node.delivery.activate(self.connection)
         client_id, own = self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ()))
         logger.debug("freeim node %s: client %r connected; sockets here: %d of its own, %d in all", node.name,
                      client_id, own, node.registry.connection_count,
                      extra=fields("connect", node.name, client_id=client_id, sockets=own))
 
-    async def _refuse(self, node: Node | None, level: int, why: str, *args: object) -> None:
-        """Refuse the handshake (HTTP 403), and log why at ``level``."""
+    async def _refuse(self, node: Node | None, kind: str, level: int, why: str, *args: object) -> None:
+        """Refuse the handshake (HTTP 403), count it under ``kind`` and log why at ``level``."""
+        TALLY.refusals[kind] += 1
         peer = (self.scope.get("client") or ("an unknown address",))[0]
         name = node.name if node is not None else conf.SERVER
         logger.log(level, f"freeim node %s: refused a handshake from %s: {why}", name, peer, *args,

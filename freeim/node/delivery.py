@@ -20,6 +20,7 @@ from ..protocol import CloseCode
 from .chansync import ChanSync
 from .connection import Connection, Frame, Place
 from .registry import Registry
+from .tally import TALLY
 
 logger = logging.getLogger("freeim.node")
 #: Sockets flushed before the loop gets a turn for others.
@@ -91,6 +92,7 @@ class Delivery:
                 logger.exception("freeim node %s: flush failed", self.node)
 
     def _apply(self, payload: Payload) -> None:
+        TALLY.payloads[payload["op"]] += 1
         if payload["op"] == "send":
             self._send(payload["to"], payload["frame"], payload.get("receipt"), payload.get("pos"))
         elif payload["op"] == "chan":

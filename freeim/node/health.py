@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Awaitable, Callable
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from ..conf import conf
@@ -61,10 +63,23 @@ def readiness(node: Node | None) -> dict[str, Any]:
             "heartbeat_age": None if age is None else round(age, 2)}
 
 
-def serves(scope: dict[str, Any]) -> bool:
-    """Whether ``scope`` is a probe of this module (an HTTP request for a health path)."""
-    base = conf.HEALTH_PATH
-    return bool(base) and scope["type"] == "http" and scope["path"] in (f"{base}/live", f"{base}/ready")
+def probe_for(scope: dict[str, Any]) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None:
+    """The ASGI application answering ``scope`` if it is an HTTP request for a probe (:func:`answer`) or, with
+    prometheus-client installed, a scrape of ``METRICS_PATH`` (:mod:`freeim.metrics`); else None."""
+    if scope["type"] != "http":
+        return None
+    path, base = scope["path"], conf.HEALTH_PATH
+    if base and path in (f"{base}/live", f"{base}/ready"):
+        return answer
+    if path == conf.METRICS_PATH and _METRICS:
+        from .. import metrics
+
+        return metrics.answer
+    return None
+
+
+#: Whether prometheus-client is installed (the ``metrics`` extra).
+_METRICS = find_spec("prometheus_client") is not None
 
 
 async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -81,6 +81,9 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
                 f"http://{name}/freeim/health/ready", timeout=5) as ready:  # the load balancer's probe
             assert json.loads(ready.read())["ready"] is True
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://{name}/freeim/metrics", timeout=5) as scrape:  # Prometheus's
+            assert f'freeim_node_ready{{node="{name}"}} 1.0' in scrape.read().decode()
 
         business = {"REDIS_URL": private_redis.url, "SERVERS": [name], "HEARTBEAT_TTL": HEARTBEAT_TTL}
         with override_settings(FREEIM=business):

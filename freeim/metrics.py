@@ -1,0 +1,75 @@
+"""Prometheus metrics of this process's node, answered at ``METRICS_PATH`` on every node (the ``metrics`` extra:
+prometheus-client; without it the path is the project's).
+
+Read at scrape time from what the node holds and from its tally (:mod:`freeim.node.tally`): nothing is
+counted on the way of a frame. prometheus-client's own process and GC collectors come with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .node.health import readiness
+from .node.lifecycle import current_node
+from .node.tally import TALLY
+
+
+class NodeCollector(Collector):
+    """``freeim_*`` metrics of the node running on this loop (none before it starts)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield counter("freeim_handshakes", "WebSocket handshakes accepted.", [([], TALLY.handshakes)])
+        yield counter("freeim_handshakes_refused", "Handshakes refused (HTTP 403), by why.",
+                      [([kind], count) for kind, count in sorted(TALLY.refusals.items())], ["reason"])
+        yield counter("freeim_closes", "Sockets the node closed, by close code (4000 forced offline, 4002 slow "
+                      "consumer, ...).", [([str(code)], count) for code, count in sorted(TALLY.closes.items())],
+                      ["code"])
+        yield counter("freeim_payloads", "Payloads applied by the node, by operation (send, chan, broadcast, ...).",
+                      [([op], count) for op, count in sorted(TALLY.payloads.items())], ["op"])
+        node = current_node()
+        if node is None:
+            return
+        state = readiness(node)
+        labels = ["node"]
+        for name, text, value in [
+                ("freeim_node_ready", "1 while the node answers ready (see its /ready probe).", int(state["ready"])),
+                ("freeim_node_connections", "Open WebSockets.", node.registry.connection_count),
+                ("freeim_node_clients", "Clients with a socket on this node.", node.client_count()),
+                ("freeim_node_backlog_bytes", "Bytes queued for sockets, not yet written.",
+                 sum(connection.backlog_bytes for connection in node.registry.connections())),
+                ("freeim_node_loop_lag_seconds", "Worst lateness of the event loop over the last two seconds.",
+                 node.lag.recent)]:
+            yield gauge(name, text, [([node.name], value)], labels)
+        if (age := node.heartbeat_age()) is not None:
+            yield gauge("freeim_node_heartbeat_age_seconds", "Seconds since a heartbeat last reached the store.",
+                        [([node.name], age)], labels)
+
+
+def counter(name: str, text: str, samples: list[tuple[list[str], float]], labels: list[str] | None = None) -> Metric:
+    family = CounterMetricFamily(name, text, labels=labels or [])
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def gauge(name: str, text: str, samples: list[tuple[list[str], float]], labels: list[str]) -> Metric:
+    family = GaugeMetricFamily(name, text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+REGISTRY.register(NodeCollector())
+
+
+async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer a scrape as an ASGI HTTP application."""
+    body = generate_latest(REGISTRY)
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})

@@ -1,0 +1,63 @@
+"""Prometheus metrics on every node (freeim.metrics): what the node holds and has done, read at scrape time."""
+
+import pytest
+from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from freeim import im
+from freeim.testing import connected
+from tests.asgi import application
+from tests.node.asgi_http import probe
+
+
+async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = await probe("/freeim/metrics")
+    assert status == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
+
+
+async def test_a_scrape_shows_the_nodes_sockets_handshakes_closes_and_payloads():
+    before = await scrape()
+
+    def grew(name, labels=()):
+        key = (name, tuple(labels))
+        return after[key] - before.get(key, 0)
+
+    async with connected(application, 1) as alice, connected(application, 2):
+        await im.asend_message(2, [1], "hi")
+        await alice.receive_frame()
+        await im.asend_broadcast_message("all")
+        assert (await alice.receive_frame())["type"] == "broadcast"
+        after = await scrape()
+        node = (("node", "local"),)
+        assert after[("freeim_node_connections", node)] == 2 and after[("freeim_node_clients", node)] == 2
+        assert after[("freeim_node_ready", node)] == 1 and ("freeim_node_loop_lag_seconds", node) in after
+        assert ("freeim_node_backlog_bytes", node) in after
+        assert grew("freeim_handshakes_total") == 2
+        assert grew("freeim_payloads_total", [("op", "send")]) == 1
+        assert grew("freeim_payloads_total", [("op", "broadcast")]) == 1
+        await im.aforce_offline(1)
+        assert await alice.receive_close() == 4000
+    assert not await im.ahas_online(1)
+    after = await scrape()
+    assert grew("freeim_closes_total", [("code", "4000")]) == 1
+    assert ("process_resident_memory_bytes", ()) in after  # prometheus-client's process collector
+
+
+async def test_refused_handshakes_are_counted_by_why():
+    before = await scrape()
+    from freeim.testing import FreeIMCommunicator
+
+    assert not (await FreeIMCommunicator(application, "/ws?token=made-up").connect())[0]
+    after = await scrape()
+    key = ("freeim_handshakes_refused_total", (("reason", "token"),))
+    assert after[key] - before.get(key, 0) == 1
+
+
+@pytest.mark.parametrize("freeim", [{"METRICS_PATH": None}, {"METRICS_PATH": "/ops/metrics"}])
+async def test_the_path_is_a_setting(freeim):
+    with override_settings(FREEIM=freeim):
+        assert (await probe("/freeim/metrics"))[0] == 404
+        if freeim["METRICS_PATH"]:
+            assert (await probe("/ops/metrics"))[0] == 200
