@@ -45,9 +45,9 @@ class NodeCollector(Collector):
                 ("freeim_node_loop_lag_seconds", "Worst lateness of the event loop over the last two seconds.",
                  node.lag.recent)]:
             yield gauge(name, text, [([node.name], value)], labels)
-        if (age := node.heartbeat_age()) is not None:
-            yield gauge("freeim_node_heartbeat_age_seconds", "Seconds since a heartbeat last reached the store.",
-                        [([node.name], age)], labels)
+        age = node.heartbeat_age()  # None in the embedded mode: the family without a sample
+        yield gauge("freeim_node_heartbeat_age_seconds", "Seconds since a heartbeat last reached the store.",
+                    [] if age is None else [([node.name], age)], labels)
 
 
 def counter(name: str, text: str, samples: list[tuple[list[str], float]], labels: list[str] | None = None) -> Metric:

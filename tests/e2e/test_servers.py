@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,18 @@ COMMANDS: dict[str, Callable[[int], list[str]]] = {
 }
 WRITE_PATHS = {"daphne": "frames written to daphne's Twisted transports directly",
                "uvicorn": "frames sent through ASGI send", "hypercorn": "frames sent through ASGI send"}
+
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def ready(name: str) -> bool:
+    try:
+        with NO_PROXY.open(f"http://{name}/freeim/health/ready", timeout=5) as answer:
+            return bool(json.loads(answer.read())["ready"])
+    except urllib.error.HTTPError as refused:  # 503: not ready (yet)
+        assert refused.code == 503, refused
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +91,10 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
         # The node started with the server, not with a first socket.
         wait_until(lambda: answers(port) and store.exists(alive) == 1, process, log, f"{server} node")
         assert f"freeim node {name} started: {WRITE_PATHS[server]}" in log.read_text()
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                f"http://{name}/freeim/health/ready", timeout=5) as ready:  # the load balancer's probe
-            assert json.loads(ready.read())["ready"] is True
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                f"http://{name}/freeim/metrics", timeout=5) as scrape:  # Prometheus's
-            assert f'freeim_node_ready{{node="{name}"}} 1.0' in scrape.read().decode()
+        # The load balancer's probe, polled as one polls it (a loop busy with the start is not ready yet)...
+        wait_until(lambda: ready(name), process, log, f"{server} node ready")
+        with NO_PROXY.open(f"http://{name}/freeim/metrics", timeout=5) as scrape:  # ...and Prometheus's scrape
+            assert f'freeim_node_connections{{node="{name}"}} 0.0' in scrape.read().decode()
 
         business = {"REDIS_URL": private_redis.url, "SERVERS": [name], "HEARTBEAT_TTL": HEARTBEAT_TTL}
         with override_settings(FREEIM=business):

@@ -1,5 +1,9 @@
 """Prometheus metrics on every node (freeim.metrics): what the node holds and has done, read at scrape time."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
@@ -8,6 +12,8 @@ from freeim import im
 from freeim.testing import connected
 from tests.asgi import application
 from tests.node.asgi_http import probe
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "freeim-nodes.json"
 
 
 async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,3 +67,15 @@ async def test_the_path_is_a_setting(freeim):
         assert (await probe("/freeim/metrics"))[0] == 404
         if freeim["METRICS_PATH"]:
             assert (await probe("/ops/metrics"))[0] == 200
+
+
+async def test_every_metric_of_the_grafana_dashboard_is_one_a_node_serves():
+    """deploy/grafana/freeim-nodes.json: a renamed metric would leave a panel empty, silently."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\b(?:freeim|process|python_gc)_[a-z_]+\b", target["expr"])}
+    async with connected(application, 1):
+        _status, body = await probe("/freeim/metrics")
+    families = list(text_string_to_metric_families(body.decode()))  # those with no sample yet too
+    served = {family.name + ("_total" if family.type == "counter" else "") for family in families}
+    assert queried and queried <= served, queried - served
