@@ -90,17 +90,32 @@ class LoginView(APIView):
             if user is None:
                 return Response({"password": ["Wrong name or password."]}, status=400)
         else:
-            users = get_user_model()._default_manager
-            # Saved without a usable password at once: saved with "" first, a login racing for the same new
-            # name saw a user with a password and was refused.
-            user, _created = users.get_or_create(**{f"{users.model.USERNAME_FIELD}__iexact": name}, defaults={
-                users.model.USERNAME_FIELD: name, "password": make_password(None)})
+            user = named(name)
+            if user is None:
+                return Response({"name": ["Users differ from this name only in case: give the exact name."]},
+                                status=400)
             if not user.is_active:
                 return Response({"name": ["This user is deactivated."]}, status=400)
             if not may_log_in_by_name(user):
                 return Response({"password": ["This user has a password or staff rights: give its password."]},
                                 status=400)
         return Response({"token": issue(user, by_name=not password), **identity(user)})
+
+
+def named(name: str) -> AbstractBaseUser | None:
+    """The user ``name`` names: the one with exactly that name, else the one with it in another case, else a new
+    one; None when several have it in other cases (made before names were matched so, or by the admin)."""
+    users = get_user_model()._default_manager
+    field = users.model.USERNAME_FIELD
+    if exact := users.filter(**{field: name}).first():
+        return exact
+    others = list(users.filter(**{f"{field}__iexact": name})[:2])
+    if others:
+        return others[0] if len(others) == 1 else None
+    # Saved without a usable password at once: saved with "" first, a login racing for the same new name saw a
+    # user with a password and was refused.
+    user, _created = users.get_or_create(**{field: name}, defaults={"password": make_password(None)})
+    return user
 
 
 class TabView(APIView):

@@ -320,3 +320,14 @@ def test_the_schema_ignores_a_version_in_its_query(client, version):
     """drf-spectacular puts ?version= into the answer's Content-Disposition: a newline there was a 500, to anyone."""
     answer = client.get(f"/im/schema/?version={version}")
     assert answer.status_code == 200 and "\n" not in answer["Content-Disposition"]
+
+
+@pytest.mark.django_db
+def test_a_name_two_users_share_but_for_case_logs_in_as_the_exact_one_or_is_refused():
+    """Users made before names were matched in any case (or by the admin) may differ only in case: get_or_create
+    on the case-blind lookup raised MultipleObjectsReturned, a 500."""
+    carol = User.objects.create(username="carol", password="!")
+    User.objects.create(username="Carol", password="!")
+    assert me(Client(), token_of("carol")).json()["id"] == carol.pk  # the exact name wins
+    answer = log_in(Client(), "CAROL")
+    assert answer.status_code == 400 and "name" in answer.json()
