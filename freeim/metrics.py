@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .node.health import readiness
+from .node.health import readiness, respond
 from .node.lifecycle import current_node
 from .node.tally import TALLY
 
@@ -69,7 +69,4 @@ REGISTRY.register(NodeCollector())
 
 async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answer a scrape as an ASGI HTTP application."""
-    body = generate_latest(REGISTRY)
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+    await respond(scope, send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)

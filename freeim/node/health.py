@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +70,14 @@ def probe_for(scope: dict[str, Any]) -> Callable[[dict[str, Any], Any, Any], Awa
         return None
     path, base = scope["path"], conf.HEALTH_PATH
     if base and path in (f"{base}/live", f"{base}/ready"):
-        return answer
-    if path == conf.METRICS_PATH and _METRICS:
+        handler = answer
+    elif path == conf.METRICS_PATH and _METRICS:
         from .. import metrics
 
-        return metrics.answer
-    return None
+        handler = metrics.answer
+    else:
+        return None
+    return handler if scope["method"] in ("GET", "HEAD") else not_allowed
 
 
 #: Whether prometheus-client is installed (the ``metrics`` extra).
@@ -83,20 +85,28 @@ _METRICS = find_spec("prometheus_client") is not None
 
 
 async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answer a probe (:func:`serves`) as an ASGI HTTP application: GET and HEAD; 405 for other methods."""
+    """Answer a probe (a GET or HEAD of :func:`probe_for`) as an ASGI HTTP application."""
     from .lifecycle import current_node
 
     body: dict[str, Any]
-    extra: list[tuple[bytes, bytes]] = []
-    if scope["method"] not in ("GET", "HEAD"):
-        status, body, extra = 405, {"detail": "Probes answer GET and HEAD."}, [(b"allow", b"GET, HEAD")]
-    elif scope["path"].endswith("/live"):
+    if scope["path"].endswith("/live"):
         status, body = 200, {"live": True}
     else:
         body = readiness(current_node())
         status = 200 if body["ready"] else 503
-    encoded = json.dumps(body).encode()
+    await respond(scope, send, status, json.dumps(body).encode(), "application/json")
+
+
+async def not_allowed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """405 to a probe or a scrape by another method than GET or HEAD."""
+    await respond(scope, send, 405, b'{"detail": "Probes answer GET and HEAD."}', "application/json",
+                  [(b"allow", b"GET, HEAD")])
+
+
+async def respond(scope: dict[str, Any], send: Any, status: int, body: bytes, content_type: str,
+                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer an ASGI HTTP request with ``body`` (none to a HEAD), never cached: a probe's or a scrape's."""
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(encoded)).encode()),
-        (b"cache-control", b"no-store"), *extra]})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else encoded})
+        (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"), *headers]})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

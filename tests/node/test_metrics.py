@@ -61,6 +61,12 @@ async def test_refused_handshakes_are_counted_by_why():
     assert after[key] - before.get(key, 0) == 1
 
 
+async def test_a_scrape_is_a_get_or_a_head():
+    """It answered a POST as a GET, where the probes answered 405."""
+    assert (await probe("/freeim/metrics", "POST"))[0] == 405
+    assert await probe("/freeim/metrics", "HEAD") == (200, b"")
+
+
 @pytest.mark.parametrize("freeim", [{"METRICS_PATH": None}, {"METRICS_PATH": "/ops/metrics"}])
 async def test_the_path_is_a_setting(freeim):
     with override_settings(FREEIM=freeim):
