@@ -91,6 +91,8 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         await self.accept()
         TALLY.handshakes += 1
         node.delivery.activate(self.connection)
+        if not logger.isEnabledFor(logging.DEBUG):  # a connect storm builds no line nor its fields for nothing
+            return
         client_id, own = self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ()))
         logger.debug("freeim node %s: client %r connected; sockets here: %d of its own, %d in all", node.name,
                      client_id, own, node.registry.connection_count,
@@ -134,6 +136,7 @@ class FreeIMConsumer(LeanWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.connection is not None and self.node is not None:
             await self.node.attachments.detach(self.connection)
-            logger.debug("freeim node %s: client %r disconnected with %s; sockets here: %d in all",
-                         self.node.name, self.connection.client_id, code, self.node.registry.connection_count,
-                         extra=fields("disconnect", self.node.name, client_id=self.connection.client_id, code=code))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("freeim node %s: client %r disconnected with %s; sockets here: %d in all",
+                             self.node.name, self.connection.client_id, code, self.node.registry.connection_count,
+                             extra=fields("disconnect", self.node.name, client_id=self.connection.client_id, code=code))
