@@ -107,6 +107,9 @@ if rate := os.environ.get("FREEIM_MAX_INBOUND_RATE"):
 # (demo_project/cluster.py daphne_command).
 if handshake_timeout := os.environ.get("FREEIM_HANDSHAKE_TIMEOUT"):
     FREEIM["HANDSHAKE_TIMEOUT"] = float(handshake_timeout)
+# FREEIM_DRAIN_GRACE: how long a node told to stop waits for its terminals to come back elsewhere (tests shorten it).
+if drain_grace := os.environ.get("FREEIM_DRAIN_GRACE"):
+    FREEIM["DRAIN_GRACE"] = float(drain_grace)
 
 if FREEIM.get("REDIS_URL"):
     # The project's own Channels code (not freeim, which has its own transport) gets

@@ -47,6 +47,10 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     ttl = raw.get("HEARTBEAT_TTL", DEFAULTS["HEARTBEAT_TTL"])
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 1 <= ttl <= 300:
         errors.append(Error(f"FREEIM['HEARTBEAT_TTL'] must be 1-300 seconds, not {ttl!r}.", id="freeim.E010"))
+    grace = raw.get("DRAIN_GRACE", DEFAULTS["DRAIN_GRACE"])
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 300:
+        errors.append(Error(f"FREEIM['DRAIN_GRACE'] must be 0-300 seconds, not {grace!r}.",
+                            hint="0 stops a node at once; its clients go offline with it.", id="freeim.E021"))
     prefix = raw.get("REDIS_PREFIX", DEFAULTS["REDIS_PREFIX"])
     if not isinstance(prefix, str) or not prefix or any(ch.isspace() or ch in "{}" for ch in prefix):
         errors.append(Error("FREEIM['REDIS_PREFIX'] must be a non-empty string without spaces or braces.",

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     "REDIS_PREFIX": "freeim",
     "HEARTBEAT_TTL": 10,
+    "DRAIN_GRACE": 10,
     "PATH": "/ws",
     "TOKEN_TTL": 30,
     "ROUTING": "rendezvous",
@@ -109,6 +110,13 @@ class Settings:
     def HEARTBEAT_TTL(self) -> float:
         """Seconds a node stays registered without a heartbeat; nodes beat every fifth of it."""
         return cast(float, self._get("HEARTBEAT_TTL"))
+
+    @property
+    def DRAIN_GRACE(self) -> float:
+        """Seconds a node that is told to stop (SIGTERM) waits for its terminals to come back on other nodes;
+        until then their presence stays as it was (no offline, no online). 0: it stops at once, and its clients go
+        offline with it."""
+        return cast(float, self._get("DRAIN_GRACE"))
 
     @property
     def PATH(self) -> str:

@@ -1,7 +1,7 @@
 """freeim's log lines as JSON, for a log pipeline: ``JSONFormatter`` in your ``LOGGING``.
 
 The lines of connects, disconnects, refused handshakes, sockets the node closes (a forced offline among
-them), a node's start and stop and the reaping of a dead node carry their facts as fields of their
+them), a node's start, drain and stop and the reaping of a dead node carry their facts as fields of their
 record (``extra``): ``event``, ``node``, ``client_id``, ``code``... The formatter writes them beside the
 time, level, logger and message, one JSON object per line; other lines (yours, Django's) get the first four.
 """

@@ -55,6 +55,9 @@ class CloseCode(enum.IntEnum):
     RATE_LIMITED = 4005
     #: The client id already holds ``MAX_CONNECTIONS_PER_CLIENT`` sockets.
     TOO_MANY_CONNECTIONS = 4006
+    #: The node is shutting down (a deploy): reconnect at once, with a fresh token, to another node. Within
+    #: ``DRAIN_GRACE`` seconds the client's presence does not change: no offline, no online.
+    NODE_DRAINING = 4007
 
 
 RECEIPT_DELIVERED = "delivered"

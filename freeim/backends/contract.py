@@ -197,9 +197,18 @@ class Nodes(Protocol):
     async def heartbeat(self, node: str, boot: str) -> bool:
         """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
 
-    async def alive_nodes(self, within: float | None = None) -> list[str]:
+    async def alive_nodes(self, within: float | None = None, accepting: bool = False) -> list[str]:
         """Names of the nodes that are alive, sorted: that beat within the heartbeat TTL, or within ``within``
-        seconds (a shorter time finds the nodes whose heartbeat is not late)."""
+        seconds (a shorter time finds the nodes whose heartbeat is not late); with ``accepting``, only those
+        that take new terminals (not draining)."""
+
+    async def set_draining(self, node: str, draining: bool) -> None:
+        """Mark ``node`` draining, so no new terminal is sent there (``alive_nodes(accepting=True)``), or not."""
+
+    async def release_moved(self, node: str) -> int:
+        """Take off ``node`` (which drains) the connections of each client that has one on another node now: its
+        terminal moved there, so it stays online and no event is sent. Return how many connections ``node``
+        still holds for clients that did not come back yet."""
 
     async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         """Remove every connection and the registration of ``node``; return clients now offline.

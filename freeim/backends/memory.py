@@ -31,6 +31,7 @@ class MemoryState:
         self._lock = threading.RLock()
         self._tokens: dict[str, tuple[float, TokenRecord]] = {}
         self._nodes: set[str] = set()
+        self._draining: set[str] = set()
         self._connections: dict[ClientId, dict[str, str]] = {}  # client -> connection id -> node
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
@@ -60,9 +61,25 @@ class MemoryState:
     async def reap(self, me: str) -> list[str]:
         return []  # one process: no peer to die
 
-    async def alive_nodes(self, within: float | None = None) -> list[str]:
+    async def alive_nodes(self, within: float | None = None, accepting: bool = False) -> list[str]:
         with self._lock:
-            return sorted(self._nodes)
+            return sorted(self._nodes - self._draining if accepting else self._nodes)
+
+    async def set_draining(self, node: str, draining: bool) -> None:
+        with self._lock:
+            (self._draining.add if draining else self._draining.discard)(node)
+
+    async def release_moved(self, node: str) -> int:
+        with self._lock:
+            kept = 0
+            for conns in self._connections.values():
+                here = [conn for conn, at in conns.items() if at == node]
+                if len(here) == len(conns):  # not back on another node (yet)
+                    kept += len(here)
+                    continue
+                for conn in here:
+                    del conns[conn]
+            return kept
 
     async def heartbeats(self) -> dict[str, float | None]:
         with self._lock:

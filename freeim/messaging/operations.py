@@ -47,8 +47,9 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     ``ws(s)://`` base URL, or the request being answered (its scheme and host).
 
     The node is the client's by ``ROUTING`` among the nodes whose heartbeat is not late (a node
-    that died is left out within half a heartbeat TTL, long before it is reaped), and never
-    ``avoid`` (the node the terminal just lost, or could not reach) while there is another.
+    that died is left out within half a heartbeat TTL, long before it is reaped) and that do not
+    drain (a node told to stop), and never ``avoid`` (the node the terminal just lost, or could
+    not reach) while there is another.
     """
     client = ids.client_id(client_id)
     if not isinstance(meta, str) or len(meta) > MAX_META_LENGTH:
@@ -62,7 +63,7 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
         raise InvalidMessage("join must list at most MAX_CHANS_PER_CLIENT chans.")
     servers = conf.SERVERS
     if servers:
-        fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER))
+        fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER, accepting=True))
         candidates = [s for s in servers if s in fresh] or servers
         node = router.pick(client, [s for s in candidates if s != avoid] or candidates, conf.ROUTING)
         base = server_base(node)

@@ -48,6 +48,9 @@ class Attachments:
         self._numbers = itertools.count()
         self._gate = StoreGate()
         self._unreleased: list[tuple[ClientId, str, str]] = []  # (client, connection id, meta)
+        #: The node drains: a closed connection stays in the store's presence until its client is back elsewhere
+        #: (:meth:`freeim.node.runtime.Node.drain`).
+        self.parking = False
 
     async def attach(self, connection: Connection) -> None:
         """Register a connection here and in the store (before its handshake completes).
@@ -158,7 +161,7 @@ class Attachments:
         return False
 
     async def detach(self, connection: Connection) -> None:
-        """Forget a closed connection; the client goes offline with its last one."""
+        """Forget a closed connection; the client goes offline with its last one (unless the node drains)."""
         connection.closed = True
         self.delivery.forget(connection)
         if connection not in self.registry.clients.get(connection.client_id, ()):
@@ -166,6 +169,8 @@ class Attachments:
         chans = tuple(self.registry.chans_of(connection.client_id))  # the store's, most likely
         self.registry.remove(connection)
         self.heap.detached()
+        if self.parking:
+            return
         try:
             async with self._gate.shared():
                 await self._release(connection.client_id, connection.id, connection.meta, chans)

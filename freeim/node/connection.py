@@ -256,6 +256,12 @@ class Connection:
             self._stop_writing(code)
             await self.consumer.close(code=int(code))  # autobahn accepts exactly int, not an IntEnum
 
+    async def flush_and_close(self, code: int) -> None:
+        """Write what is pending, then :meth:`close`: the node leaves, it does not give up on the terminal."""
+        if self._pending and not self.closed and not self.slow and not self.write_pending():
+            await self.send_pending()
+        await self.close(code)
+
     def close_soon(self, code: int) -> None:
         """:meth:`close` a terminal that floods, from synchronous code (a Twisted callback).
 
@@ -290,5 +296,7 @@ def log_close(node: str, client_id: ClientId | None, code: int) -> None:
         reason = "not a freeim close code"
     TALLY.closes[code] += 1
     event = "force_offline" if code == CloseCode.FORCED_OFFLINE else "close"
-    logger.info("freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason,
+    # A drain closes every socket at once: the node logs it in one line (DEBUG has each).
+    level = logging.DEBUG if code == CloseCode.NODE_DRAINING else logging.INFO
+    logger.log(level, "freeim node %s: closing a socket of client %r with %d (%s)", node, client_id, code, reason,
                 extra=fields(event, node, client_id=client_id, code=code, reason=reason))

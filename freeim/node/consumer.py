@@ -48,6 +48,9 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         except StoreUnavailable as error:  # the node could not start: refused (HTTP 403), tried again later
             await self._refuse(None, "store", logging.WARNING, "the node cannot start: %s", error)
             return
+        if node.draining:  # connect/ sends no terminal here now: a token issued just before, or the last node
+            await self._refuse(node, "draining", logging.INFO, "the node is draining")
+            return
         if not await node.admit_handshake():  # the terminal backs off and retries with a fresh token
             await self._refuse(node, "busy", logging.INFO, "busy: no handshake slot came free within %s s",
                                HANDSHAKE_WAIT)
@@ -91,6 +94,9 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         await self.accept()
         TALLY.handshakes += 1
         node.delivery.activate(self.connection)
+        if node.draining:  # the drain began during the handshake, after it closed the sockets open then
+            await self.connection.close(protocol.CloseCode.NODE_DRAINING)
+            return
         if not logger.isEnabledFor(logging.DEBUG):  # a connect storm builds no line nor its fields for nothing
             return
         client_id, own = self.connection.client_id, len(node.registry.clients.get(self.connection.client_id, ()))
@@ -111,7 +117,7 @@ class FreeIMConsumer(LeanWebsocketConsumer):
 
     async def ended_abruptly(self) -> None:
         """The consumer crashed or was cancelled: detach its connection (at server shutdown the node's
-        bulk cleanup does that instead)."""
+        bulk cleanup does that instead; while it drains, the detach keeps the client's presence)."""
         if self.connection is not None and self.node is not None and not self.node.stopping:
             await self.node.attachments.detach(self.connection)
 

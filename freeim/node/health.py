@@ -2,7 +2,7 @@
 
 ``GET <HEALTH_PATH>/live`` answers 200 while the process's event loop answers at all (a blocked loop
 does not answer: the probe times out). ``GET <HEALTH_PATH>/ready`` answers 200 while the node may be given
-terminals, else 503 with the reasons: not started yet, stopping, its store unreachable (no heartbeat got
+terminals, else 503 with the reasons: not started yet, draining or stopping, its store unreachable (no heartbeat got
 through for half of ``HEARTBEAT_TTL``, when connect/ stops sending terminals there anyway), or its loop
 lagging (a sleep woke more than ``HEALTH_MAX_LOOP_LAG`` late in the last two seconds). Both are answered
 by :func:`freeim.asgi.wrap` before the request reaches Django, on every node.
@@ -51,7 +51,9 @@ def readiness(node: Node | None) -> dict[str, Any]:
     if node is None:
         return {"ready": False, "reasons": ["the node has not started"]}
     reasons = []
-    if node.stopping:
+    if node.draining:
+        reasons.append("the node is draining")
+    elif node.stopping:
         reasons.append("the node is stopping")
     age = node.heartbeat_age()
     if age is not None and node.backend.heartbeat_ttl and age > node.backend.heartbeat_ttl / 2:
@@ -60,7 +62,7 @@ def readiness(node: Node | None) -> dict[str, Any]:
         reasons.append(f"the loop lags {node.lag.recent * 1000:.0f} ms")
     return {"ready": not reasons, "reasons": reasons, "node": node.name, "connections": node.registry.connection_count,
             "clients": node.client_count(), "loop_lag_ms": round(node.lag.recent * 1000, 1),
-            "heartbeat_age": None if age is None else round(age, 2)}
+            "heartbeat_age": None if age is None else round(age, 2), "draining": node.draining}
 
 
 def probe_for(scope: dict[str, Any]) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None:

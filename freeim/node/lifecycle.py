@@ -4,7 +4,8 @@ daphne has no ASGI lifespan, so :func:`install_server_hooks` has its adapter
 (:func:`freeim.servers.daphne.run_with_reactor`) start the node when Twisted's
 reactor runs and stop it before it shuts down; servers with lifespan (uvicorn,
 hypercorn) use :func:`freeim.asgi.wrap`'s handler. Either way the first
-WebSocket starts the node if nothing else did.
+WebSocket starts the node if nothing else did. A node of a cluster drains on SIGTERM before the server stops
+(:mod:`freeim.servers.signals`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..backends import get_backend, host_here
 from ..conf import conf
-from ..servers import daphne
+from ..servers import daphne, signals
 from .runtime import Node
 
 _node: Node | None = None
@@ -41,7 +42,16 @@ async def ensure_node() -> Node:
         if _node is node and started.done():  # the start failed: the next caller tries again
             _node = _started = None
         raise
+    if conf.DRAIN_GRACE and not backend.process_local:  # an embedded node has nowhere to move its terminals to
+        signals.drain_first(drain_node)
     return node
+
+
+async def drain_node() -> None:
+    """Move this process's node's terminals to other nodes (SIGTERM: :mod:`freeim.servers.signals`)."""
+    node = current_node()
+    if node is not None:
+        await node.drain(conf.DRAIN_GRACE)
 
 
 def current_node() -> Node | None:

@@ -19,6 +19,7 @@ from ..conf import conf
 from ..exceptions import StoreUnavailable
 from ..ids import ClientId
 from ..logs import fields
+from ..protocol import CloseCode
 from ..servers import daphne
 from . import probe
 from .attachments import Attachments
@@ -35,6 +36,8 @@ HANDSHAKE_CONCURRENCY = 64
 #: ...but not for long: a terminal refused quickly backs off, while one left waiting gives up
 #: and retries on a new socket, leaving the old handshake to be done for nothing.
 HANDSHAKE_WAIT = 3.0
+#: Seconds between two looks at which drained terminals came back on other nodes.
+DRAIN_POLL = 0.25
 
 
 class Node:
@@ -53,6 +56,8 @@ class Node:
         self.attachments = Attachments(name, self.boot, backend, self.registry, self.delivery, self.heap, self._emit)
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.stopping = False
+        #: Told to stop (:meth:`drain`): it takes no new terminal and moves its own to other nodes.
+        self.draining = False
         self.lag = LoopLag()
         self._last_beat: float | None = None  # loop time of the last heartbeat that reached the store
         self._tasks: list[asyncio.Task[Any]] = []
@@ -61,6 +66,7 @@ class Node:
         """Clean what a previous process of this name left, register, and start receiving."""
         if self.events is not None:
             self.events.start()
+        await self.backend.nodes.set_draining(self.name, False)  # a previous process of this name died draining
         for client_id in await self.backend.nodes.drop_node(self.name, True):
             self._emit("offline", client_id, "")
         # Read from before the registration: a sender finds this node from it on.
@@ -84,6 +90,39 @@ class Node:
         self._tasks.append(asyncio.ensure_future(work))
         self._tasks[-1].set_name(f"freeim-{what}")
 
+    async def drain(self, grace: float) -> None:
+        """Move this node's terminals to other nodes before it stops (on SIGTERM: :mod:`freeim.servers.signals`).
+
+        It refuses new handshakes and leaves connect/'s choice (the store marks it draining), writes what each
+        socket still holds, and closes every socket with 4007: freeim.js reconnects at once, to another node.
+        Their connections stay in the store's presence meanwhile, so a client back on another node within
+        ``grace`` seconds never looked offline: no offline event, no online one. Each is taken off as its client
+        shows up elsewhere; :meth:`stop` takes off the rest (those clients go offline then).
+        """
+        if self.draining or self.stopping:
+            return
+        # In one step with the snapshot: a socket accepted after it sees ``draining`` and closes itself (consumer).
+        self.draining = self.attachments.parking = True
+        accepted = [connection for connection in self.registry.connections() if connection.accepted]
+        began, moving = self.loop.time(), len(accepted)
+        logger.info("freeim node %s draining: moving %d sockets to other nodes within %s s", self.name, moving, grace,
+                    extra=fields("drain", self.name, sockets=moving))
+        try:
+            await self.backend.nodes.set_draining(self.name, True)
+        except StoreUnavailable as error:  # handshakes are refused here anyway: their terminals try elsewhere
+            logger.warning("freeim node %s: %s; connect/ may send terminals here while it drains", self.name, error)
+        for connection in accepted:
+            await connection.flush_and_close(CloseCode.NODE_DRAINING)
+        kept = moving
+        while kept and self.loop.time() - began < grace:
+            await asyncio.sleep(DRAIN_POLL)
+            try:
+                kept = await self.backend.nodes.release_moved(self.name)
+            except StoreUnavailable as error:
+                logger.warning("freeim node %s: %s; retrying", self.name, error)
+        logger.info("freeim node %s drained in %.1f s: %d connections not back on another node", self.name,
+                    self.loop.time() - began, kept, extra=fields("drained", self.name, sockets=kept))
+
     async def stop(self) -> None:
         """Remove this node's presence in bulk (servers cancel consumers without disconnect)."""
         self.stopping = True
@@ -92,6 +131,8 @@ class Node:
         metas = {c.client_id: c.meta for c in self.registry.connections()}
         for client_id in await self.backend.nodes.drop_node(self.name, True):
             self._emit("offline", client_id, metas.get(client_id, ""))
+        if self.draining:
+            await self.backend.nodes.set_draining(self.name, False)
         self.registry.forget_all()
         if self.events is not None:
             await self.events.drain(timeout=5)

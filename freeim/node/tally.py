@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Tally:
     handshakes: int = 0
-    #: Refused handshakes by why: ``token``, ``wrong_node``, ``busy``, ``store``, ``no_node``.
+    #: Refused handshakes by why: ``token``, ``wrong_node``, ``busy``, ``store``, ``no_node``, ``draining``.
     refusals: Counter[str] = field(default_factory=Counter)
     #: Sockets the node closed, by close code.
     closes: Counter[int] = field(default_factory=Counter)

@@ -138,6 +138,35 @@ def test_drop_node_returns_clients_only_there(sync):
     assert sync.store.chan_list() == [] and sync.nodes.alive_nodes() == []
 
 
+def test_a_draining_node_is_alive_but_takes_no_new_terminals(sync):
+    for node in ("a", "b"):
+        sync.nodes.register_node(node, f"boot-{node}")
+    sync.nodes.set_draining("a", True)
+    assert sync.nodes.alive_nodes() == ["a", "b"]  # still delivered to: its terminals are moving
+    assert sync.nodes.alive_nodes(accepting=True) == ["b"]
+    sync.nodes.set_draining("a", False)
+    assert sync.nodes.alive_nodes(accepting=True) == ["a", "b"]
+
+
+def test_release_moved_takes_off_only_clients_back_on_another_node(sync):
+    """A drained node's connections stay in presence until their clients are back elsewhere: no offline, no
+    online for them; those not back yet stay, and the node's final drop takes them offline."""
+    sync.nodes.register_node("a", "boot-a")
+    sync.store.add_connection("a", 1, "a-1")
+    sync.store.add_connection("a", 1, "a-1b")
+    sync.store.add_connection("a", 2, "a-2")
+    sync.store.add_connection("a", 3, "a-3")
+    sync.store.join(1, ["room"])
+    assert sync.nodes.release_moved("a") == 4  # nobody back yet: nothing changes
+    assert sync.store.add_connection("b", 1, "b-1") is False  # still online: no online event
+    assert sync.store.add_connection("b", 3, "b-3") is False
+    assert sync.nodes.release_moved("a") == 1
+    assert sync.store.locate([1, 2, 3]) == {1: {"b": 1}, 2: {"a": 1}, 3: {"b": 1}}
+    assert sync.store.client_chans(1) == ["room"] and sync.store.chan_nodes("room") == ["b"]
+    assert sync.nodes.drop_node("a") == [2]
+    assert sorted(sync.store.online_clients()) == [1, 3]
+
+
 def test_clients_chans_reads_many_at_once(sync):
     sync.store.add_connection("a", 1, "a-1")
     sync.store.join(1, ["room", "lobby"])

@@ -33,6 +33,8 @@ from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
 HEARTBEAT_TTL = 2
+#: Short, so a node stopped under terminals that do not come back (a test's) exits in seconds.
+DRAIN_GRACE = 1
 PREFIX = "freeim"
 #: The settings module of the events workers: the demo's plus the recording receivers.
 WORKER_SETTINGS = "tests.e2e.cluster_settings"
@@ -72,7 +74,8 @@ class Worker:
 class Cluster:
     """A private Redis, ``size`` daphne nodes on free ports, and any events workers a test starts."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, drain_grace: float = DRAIN_GRACE) -> None:
+        self.drain_grace = drain_grace
         self.redis = RedisServer()  # not the session one: tests stop and restart this one
         self.directory = Path(tempfile.mkdtemp(prefix="freeim-cluster-"))
         self.database = self.directory / "db.sqlite3"
@@ -88,7 +91,7 @@ class Cluster:
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
         """A cluster process's environment: a node when ``server`` is given, else a business process."""
         return cluster_env(self.redis.url, self.servers, server, FREEIM_DEMO_DB=str(self.database),
-                           FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), **extra)
+                           FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), FREEIM_DRAIN_GRACE=str(self.drain_grace), **extra)
 
     def business_settings(self) -> dict[str, Any]:
         """The ``FREEIM`` settings of a business process (no ``SERVER``): the pytest process's."""
@@ -158,7 +161,8 @@ class Cluster:
         stop(self.nodes[index].process, signal.SIGKILL)
 
     def terminate(self, index: int) -> None:
-        """SIGTERM and wait: daphne's shutdown hook removes the node's presence."""
+        """SIGTERM and wait: the node drains (its terminals have ``drain_grace`` seconds to come back elsewhere),
+        then daphne's shutdown hook removes what presence it has left."""
         stop(self.nodes[index].process, signal.SIGTERM)
 
     def alive_key(self, index: int) -> str:

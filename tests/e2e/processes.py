@@ -11,7 +11,8 @@ from pathlib import Path
 from demo_project.cluster import ROOT
 
 STARTUP_TIMEOUT = 30
-STOP_TIMEOUT = 10
+#: Past a draining node's grace (tests/e2e/test_drain.py gives 10 s), with room for its shutdown.
+STOP_TIMEOUT = 30
 
 
 def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:

@@ -2,18 +2,21 @@
 
 Each serves the demo project as a cluster node on a private Redis, so what its start and its shutdown did can
 be read from outside: the node registers when the server starts (before any socket), a message sent by the
-business side (this process) arrives over a real WebSocket, and a SIGTERM removes the node's presence at once
+business side (this process) arrives over a real WebSocket, and a SIGTERM drains the node: its socket is closed
+with 4007 at once, and the node's presence is removed once its grace has passed without the terminal coming back
 (the heartbeat TTL is a minute, so no reaper does it). The node logs which write path it uses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,21 +26,24 @@ import pytest
 import redis
 from django.test import override_settings
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, free_port
 from freeim import im
 from freeim.backends.redis.keys import Keys
+from freeim.protocol import CloseCode
 from freeim.testing import eventually
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 HEARTBEAT_TTL = 60  # no node is reaped during a test: only its own shutdown removes its presence
+DRAIN_GRACE = 1
 
 COMMANDS: dict[str, Callable[[int], list[str]]] = {
     "daphne": daphne_command,
     "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                              "--lifespan", "on", "--no-access-log", "demo_project.asgi:application"],
     "hypercorn": lambda port: [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
-                               "--graceful-timeout", "2", "demo_project.asgi:application"],
+                               "--graceful-timeout", "2", "--workers", "0", "demo_project.asgi:application"],
 }
 WRITE_PATHS = {"daphne": "frames written to daphne's Twisted transports directly",
                "uvicorn": "frames sent through ASGI send", "hypercorn": "frames sent through ASGI send"}
@@ -85,7 +91,7 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
     store = redis.Redis.from_url(private_redis.url, decode_responses=True)
     alive = Keys("freeim").node(name, "alive")
     env = cluster_env(private_redis.url, [name], name, FREEIM_DEMO_DB=str(database),
-                      FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
+                      FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), FREEIM_DRAIN_GRACE=str(DRAIN_GRACE))
     process = spawn(COMMANDS[server](port), env, log)
     try:
         # The node started with the server, not with a first socket.
@@ -106,7 +112,13 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
                 frame = json.loads(await terminal.recv())
                 assert (frame["id"], frame["data"]) == (sent, {"text": f"hi over {server}"})
 
-                stop(process, signal.SIGTERM)  # with the socket still open
+                began = time.monotonic()
+                stopping = asyncio.create_task(asyncio.to_thread(stop, process, signal.SIGTERM))  # the socket open
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(terminal.recv(), 5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.NODE_DRAINING
+                await stopping
+                assert time.monotonic() - began >= DRAIN_GRACE, "the node did not wait for its terminal to come back"
                 # uvicorn re-raises the signal once it has shut down cleanly (it exits "by" SIGTERM)
                 assert process.returncode in (0, -signal.SIGTERM), tail(log)
                 assert not await im.ahas_online(1)  # removed by the shutdown, not by a reaper

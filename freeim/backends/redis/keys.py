@@ -16,6 +16,7 @@ key                            type     holds
 ``p:{g}:chans``                zset     chan -> member count
 ``p:{g}:events``               stream   online/offline events for ``freeim_events``
 ``p:{g}:reaper``               string   the node reaping dead peers now (``NX PX``)
+``p:{g}:draining``             set      the nodes that drain: connect sends no new terminal there
 ``p:{n:<node>}:alive``         string   the node process's boot id (``PX`` heartbeat TTL)
 ``p:{n:<node>}:conns``         hash     connection id -> client id, the node's sockets
 ``p:{n:<node>}:metas``         hash     connection id -> its meta (when not empty), for the reaper's offline events
@@ -66,7 +67,7 @@ class Keys:
         return f"{self.prefix}:tok:{encoded(token)}"
 
     def shared(self, what: str) -> str:
-        """A global key: ``nodes``, ``online``, ``chans``, ``events`` or ``reaper``."""
+        """A global key: ``nodes``, ``online``, ``chans``, ``events``, ``reaper`` or ``draining``."""
         return self._key("g", what)
 
     def node(self, node: str, what: str) -> str:

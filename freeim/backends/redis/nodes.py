@@ -32,7 +32,8 @@ class RedisNodes:
                    (node, boot, self.ttl_ms, mode))
 
     def _nodes_by_age(self, which: str, within_ms: int | None = None) -> Lua:
-        return Lua("nodes_by_age", (self.keys.shared("nodes"),), (within_ms or self.ttl_ms, which))
+        return Lua("nodes_by_age", (self.keys.shared("nodes"), self.keys.shared("draining")),
+                   (within_ms or self.ttl_ms, which))
 
     def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
         return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
@@ -46,8 +47,26 @@ class RedisNodes:
         return bool((yield self._beat(node, boot, "beat")))
 
     @performed
-    def alive_nodes(self, within: float | None = None) -> Steps[list[str]]:
-        return sorted((yield self._nodes_by_age("alive", None if within is None else int(within * 1000))))
+    def alive_nodes(self, within: float | None = None, accepting: bool = False) -> Steps[list[str]]:
+        which = "accepting" if accepting else "alive"
+        return sorted((yield self._nodes_by_age(which, None if within is None else int(within * 1000))))
+
+    @performed
+    def set_draining(self, node: str, draining: bool) -> Steps[None]:
+        yield one("sadd" if draining else "srem", self.keys.shared("draining"), node)
+
+    @performed
+    def release_moved(self, node: str) -> Steps[int]:
+        kept, cursor = 0, 0
+        while True:  # what is released is behind the cursor, what is kept too: one pass sees each connection once
+            cursor, entries = yield one("hscan", self.keys.node(node, "conns"), cursor, None, DROP_CHUNK)
+            by_client: dict[str, list[str]] = defaultdict(list)
+            for conn, client in entries.items():
+                by_client[client].append(conn)
+            results = (yield from detach_many(self.keys, node, by_client, {}, "moved")) if by_client else {}
+            kept += sum(len(by_client[client]) for client, result in results.items() if result == "parked")
+            if not cursor:
+                return kept
 
     @performed
     def heartbeats(self) -> Steps[dict[str, float | None]]:

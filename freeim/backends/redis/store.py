@@ -67,7 +67,8 @@ def chan_keys(keys: Keys, chans: list[str]) -> tuple[str, ...]:
 def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], metas: dict[str, str], mode: str,
                 chans: dict[str, list[str]] | None = None) -> Steps[dict[str, str]]:
     """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer
-    (``offline``, ``more``, or ``alive`` when ``mode`` is ``reap`` and the node is alive again).
+    (``offline``, ``stay``, ``gone``; ``alive`` when ``mode`` is ``reap`` and the node is alive again; ``parked``
+    when ``mode`` is ``moved`` and the client is on no other node, so nothing was taken off).
 
     ``metas``: each client's meta for its offline event; ``chans`` guesses each client's chans, to
     declare at once; without a guess, none are.

@@ -60,8 +60,8 @@
  *
  * Reconnecting: every attempt fetches a fresh token (tokens are single-use and
  * short-lived). Close codes 4000 (forced offline) and 4004 (unknown path), a 401/403
- * from the connect request (logged out) and close() stop reconnecting; everything else
- * retries with backoff.
+ * from the connect request (logged out) and close() stop reconnecting; 4007 (the node is
+ * draining: a deploy) reconnects at once, to another node; everything else retries with backoff.
  * Leaving the page closes the socket; coming back to it from the back/forward cache
  * connects again.
  *
@@ -92,6 +92,7 @@
 
   const FORCED_OFFLINE = 4000;
   const UNKNOWN_PATH = 4004;  // the URL is wrong: trying it again cannot help
+  const NODE_DRAINING = 4007;  // the node is stopping (a deploy): go to another one at once
   const PING = JSON.stringify({type: "ping"});
   const POSITION_KEY = "freeim.position";
   const CHANS_KEY = "freeim.chanPositions";
@@ -379,7 +380,7 @@
         this._emit("close", {code, reason, reconnectIn: null});
         return;
       }
-      this._retry(generation, {code, reason});
+      this._retry(generation, {code, reason}, code === NODE_DRAINING);
     }
 
     _drop() {
@@ -392,10 +393,12 @@
       }
     }
 
-    _retry(generation, event) {
+    // A drained node's terminals come back at once (within backoff.min, spread so a node's thousands do not dial in
+    // the same millisecond), and it counts as no failure: their presence holds only for the node's grace period.
+    _retry(generation, event, now = false) {
       const {min, max} = this.options.backoff;
-      const ceiling = Math.min(max, min * 2 ** this._attempt++);
-      const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2); // jitter spreads a herd of reconnects
+      const ceiling = now ? min : Math.min(max, min * 2 ** this._attempt++);
+      const delay = Math.round((now ? 0 : ceiling / 2) + Math.random() * ceiling / (now ? 1 : 2)); // jitter spreads a herd
       this.state = "waiting";
       this._emit("close", Object.assign({}, event, {reconnectIn: delay}));
       this._timer = setTimeout(() => this._dial(generation), delay);

@@ -24,12 +24,19 @@ redis.call('ZADD', KEYS[2], now_ms(), ARGV[1])
 return 1
 """
 
-# KEYS: nodes
-# ARGV: ttl ms, 'alive' | 'dead' -> node names beaten within (or not within) the TTL
+# KEYS: nodes, draining
+# ARGV: ttl ms, 'alive' | 'accepting' | 'dead' -> node names beaten within (or not within) the TTL; 'accepting': of
+#       the alive ones, those not draining
 NODES_BY_AGE = PRELUDE + r"""
 local edge = now_ms() - tonumber(ARGV[1])
-if ARGV[2] == 'alive' then return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. edge, '+inf') end
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', edge)
+if ARGV[2] == 'dead' then return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', edge) end
+local alive = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. edge, '+inf')
+if ARGV[2] == 'alive' then return alive end
+local accepting = {}
+for _, node in ipairs(alive) do
+  if redis.call('SISMEMBER', KEYS[2], node) == 0 then table.insert(accepting, node) end
+end
+return accepting
 """
 
 # KEYS: reaper

@@ -32,9 +32,10 @@ return {'online'}
 
 # KEYS: node conns, node alive, client conns, client chans, online, events, chans, node metas,
 #       then per declared chan: its members, its nodes
-# ARGV: node, client, meta, events maxlen, 'own' | 'reap' (stop if the node is alive), n, n conns...,
-#       declared chans...
-# -> {'offline'} | {'stay'} | {'gone'} (none of the conns was the client's here) | {'alive'} | {'retry', chans...}
+# ARGV: node, client, meta, events maxlen, 'own' | 'reap' (stop if the node is alive) | 'moved' (only if the
+#       client has a connection on another node), n, n conns..., declared chans...
+# -> {'offline'} | {'stay'} | {'gone'} (none of the conns was the client's here) | {'alive'} | {'parked'} (moved: the
+#    client is on no other node; nothing changed) | {'retry', chans...}
 DETACH = PRELUDE + r"""
 local node, c, n = ARGV[1], ARGV[2], tonumber(ARGV[6])
 if ARGV[5] == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then return {'alive'} end
@@ -56,6 +57,7 @@ if gone == 0 then  -- not the client's connections here (any more): only the nod
   redis.call('HDEL', KEYS[8], unpack(conns))
   return {'gone'}
 end
+if ARGV[5] == 'moved' and left_anywhere == left_here then return {'parked'} end
 local chans = {}
 if left_here == 0 then chans = redis.call('SMEMBERS', KEYS[4]) end
 local index = declared(7 + n, 8, 2)
