@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,13 +277,18 @@ def until_said(driver: WebDriver, expected: list[tuple[str, str]]) -> None:
         raise AssertionError(f"the conversation is {said(driver)!r}, not {expected!r}") from None
 
 
+def notices(driver: WebDriver) -> list[str]:
+    """The activity list, its times left out."""
+    return list(driver.execute_script(
+        'return Array.from(document.querySelectorAll("#notices li"), (li) => li.childNodes[1].textContent.trim());'))
+
+
 def until_notice(driver: WebDriver, text: str) -> None:
-    """Until the activity list has ``text`` (its time left out)."""
-    script = 'return Array.from(document.querySelectorAll("#notices li"), (li) => li.childNodes[1].textContent.trim());'
+    """Until the activity list has ``text``."""
     try:
-        WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: text in d.execute_script(script))
+        WebDriverWait(driver, WAIT, poll_frequency=POLL).until(lambda d: text in notices(d))
     except Exception:
-        raise AssertionError(f"no notice {text!r} in {driver.execute_script(script)!r}") from None
+        raise AssertionError(f"no notice {text!r} in {notices(driver)!r}") from None
 
 
 def styled(driver: WebDriver) -> bool:
@@ -397,6 +403,37 @@ def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhi
     say(bob.page, "welcome back")  # she is in the chan again
     until_log(alice.page, [("hello lobby", ""), ("said while you were away", ""), ("and this too", ""),
                            ("welcome back", "")])
+    assert pages.console_errors() == []
+
+
+def test_a_reader_whose_node_is_restarted_moves_at_once_and_no_one_sees_him_go_offline(
+        cluster_demo: ClusterDemo, pages: Pages) -> None:
+    """A deploy: bob's node gets SIGTERM while alice writes to him. His page moves to another node at once, gets
+    every message once, and alice's page never says he went offline (the drain keeps his presence)."""
+    alice, bob = user(pages, cluster_demo, "alice"), user(pages, cluster_demo, "bob")
+    open_conversation(alice.page, "bob")
+    say(alice.page, "m1")
+    until_log(alice.page, [("m1", "✓")])
+    bob_id, cluster = cluster_demo.ids["bob"], cluster_demo.cluster
+    [draining] = cluster_demo.nodes_of(bob_id)
+    seen_before = notices(alice.page)
+    stopping = threading.Thread(target=cluster.terminate, args=(draining,))
+    began = time.monotonic()
+    stopping.start()
+    for n in (2, 3, 4):
+        say(alice.page, f"m{n}")
+    WebDriverWait(bob.page, WAIT, poll_frequency=POLL).until(
+        lambda d: cluster_demo.nodes_of(bob_id) and draining not in cluster_demo.nodes_of(bob_id))
+    online(bob.page)
+    moved = time.monotonic() - began
+    stopping.join()
+    print(f"\nfreeim browser: SIGTERM of bob's node -> his page online on another node: {moved:.2f} s; "
+          f"the node exited after {time.monotonic() - began:.2f} s")
+    cluster.start(draining)
+    until_log(alice.page, [(f"m{n}", "✓") for n in range(1, 5)])
+    open_conversation(bob.page, "alice")
+    until_log(bob.page, [(f"m{n}", "") for n in range(1, 5)])  # each once, in order
+    assert notices(alice.page) == seen_before  # no "bob is offline", no "bob is online" again
     assert pages.console_errors() == []
 
 
