@@ -63,7 +63,7 @@ class ClusterDemo:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         log = cluster.directory / "business.log"
-        spec = json.dumps({"password": PASSWORD, "users": {"alice": False, "bob": False}})
+        spec = json.dumps({"password": PASSWORD, "users": dict.fromkeys(("alice", "bob", "ivan", "judy"), False)})
         # Side by side: the users, the business process, and the events worker (where the presence signals run,
         # so the chat's notices come from there, as in demo_project/cluster.py).
         making = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CREATE_USERS], cwd=ROOT,
@@ -408,32 +408,32 @@ def test_a_page_that_comes_back_is_in_its_chans_again_with_what_was_said_meanwhi
 
 def test_a_reader_whose_node_is_restarted_moves_at_once_and_no_one_sees_him_go_offline(
         cluster_demo: ClusterDemo, pages: Pages) -> None:
-    """A deploy: bob's node gets SIGTERM while alice writes to him. His page moves to another node at once, gets
-    every message once, and alice's page never says he went offline (the drain keeps his presence)."""
-    alice, bob = user(pages, cluster_demo, "alice"), user(pages, cluster_demo, "bob")
-    open_conversation(alice.page, "bob")
-    say(alice.page, "m1")
-    until_log(alice.page, [("m1", "✓")])
-    bob_id, cluster = cluster_demo.ids["bob"], cluster_demo.cluster
-    [draining] = cluster_demo.nodes_of(bob_id)
-    seen_before = notices(alice.page)
+    """A deploy: judy's node gets SIGTERM while ivan writes to her. Her page moves to another node at once, gets
+    every message once, and ivan's page never says she went offline (the drain keeps her presence)."""
+    ivan, judy = user(pages, cluster_demo, "ivan"), user(pages, cluster_demo, "judy")  # a conversation of their own
+    open_conversation(ivan.page, "judy")
+    say(ivan.page, "m1")
+    until_log(ivan.page, [("m1", "✓")])
+    judy_id, cluster = cluster_demo.ids["judy"], cluster_demo.cluster
+    [draining] = cluster_demo.nodes_of(judy_id)
+    seen_before = notices(ivan.page)
     stopping = threading.Thread(target=cluster.terminate, args=(draining,))
     began = time.monotonic()
     stopping.start()
     for n in (2, 3, 4):
-        say(alice.page, f"m{n}")
-    WebDriverWait(bob.page, WAIT, poll_frequency=POLL).until(
-        lambda d: cluster_demo.nodes_of(bob_id) and draining not in cluster_demo.nodes_of(bob_id))
-    online(bob.page)
+        say(ivan.page, f"m{n}")
+    WebDriverWait(judy.page, WAIT, poll_frequency=POLL).until(
+        lambda d: cluster_demo.nodes_of(judy_id) and draining not in cluster_demo.nodes_of(judy_id))
+    online(judy.page)
     moved = time.monotonic() - began
     stopping.join()
-    print(f"\nfreeim browser: SIGTERM of bob's node -> his page online on another node: {moved:.2f} s; "
+    print(f"\nfreeim browser: SIGTERM of judy's node -> her page online on another node: {moved:.2f} s; "
           f"the node exited after {time.monotonic() - began:.2f} s")
     cluster.start(draining)
-    until_log(alice.page, [(f"m{n}", "✓") for n in range(1, 5)])
-    open_conversation(bob.page, "alice")
-    until_log(bob.page, [(f"m{n}", "") for n in range(1, 5)])  # each once, in order
-    assert notices(alice.page) == seen_before  # no "bob is offline", no "bob is online" again
+    until_log(ivan.page, [(f"m{n}", "✓") for n in range(1, 5)])
+    open_conversation(judy.page, "ivan")
+    until_log(judy.page, [(f"m{n}", "") for n in range(1, 5)])  # each once, in order
+    assert notices(ivan.page) == seen_before  # no "judy is offline", no "judy is online" again
     assert pages.console_errors() == []
 
 
