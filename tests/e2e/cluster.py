@@ -13,18 +13,21 @@ pytest registers it as a plugin (which would warn that it cannot rewrite it).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
 from freeim.backends.redis.client import pool_options
@@ -102,6 +105,27 @@ class Cluster:
     keys = Keys(PREFIX)
 
     # Whole cluster
+    def __enter__(self) -> Cluster:
+        """Booted (stopped again if the boot fails half-way)."""
+        try:
+            self.boot()
+        except BaseException:
+            self.stop_all()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_all()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """A clean cluster (:meth:`reset`), with this process as its business side, until the block ends; the
+        events workers started in it are stopped then."""
+        self.reset()
+        with override_settings(FREEIM=self.business_settings()):
+            yield
+        self.stop_workers()
+
     def boot(self) -> None:
         """Redis, the database (migrated once), then every node, started side by side."""
         self.redis.start()

@@ -86,16 +86,12 @@ class ClusterDemo:
 
 @pytest.fixture(scope="module")
 def cluster_demo() -> Iterator[ClusterDemo]:
-    cluster = Cluster()
-    try:
-        cluster.boot()
+    with Cluster() as cluster:
         demo = ClusterDemo(cluster)
         try:
             yield demo
         finally:
             stop(demo.process, signal.SIGTERM)
-    finally:
-        cluster.stop_all()
 
 
 ARTIFACTS = Path(os.environ.get("FREEIM_ARTIFACTS") or ROOT / ".artifacts") / "browser"

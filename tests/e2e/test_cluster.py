@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -54,21 +53,15 @@ EVENT_TIMEOUT = 20.0
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    running = Cluster()
-    try:
-        running.boot()
+    with Cluster() as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture(autouse=True)
 def business(cluster: Cluster) -> Iterator[None]:
     """A clean cluster, and this process as its business side, for each test."""
-    cluster.reset()
-    with override_settings(FREEIM=cluster.business_settings()):
+    with cluster.serving():
         yield
-    cluster.stop_workers()
 
 
 class Terminals:

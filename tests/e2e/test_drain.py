@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -43,24 +42,18 @@ NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    running = Cluster(drain_grace=GRACE)
-    try:
-        running.boot()
+    with Cluster(drain_grace=GRACE) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture(autouse=True)
 def business(cluster: Cluster) -> Iterator[str]:
     """A clean cluster, this process as its business side, and a worker recording every presence signal in the
     Redis list whose name it yields."""
-    cluster.reset()
-    records = f"freeim-test-records:{uuid.uuid4().hex}"
-    cluster.start_worker(**{RECORD_KEY: records})
-    with override_settings(FREEIM=cluster.business_settings()):
+    with cluster.serving():
+        records = f"freeim-test-records:{uuid.uuid4().hex}"
+        cluster.start_worker(**{RECORD_KEY: records})
         yield records
-    cluster.stop_workers()
 
 
 def signals(cluster: Cluster, records: str) -> list[tuple[str, str]]:
