@@ -211,7 +211,8 @@ class Nodes(Protocol):
         still holds for clients that did not come back yet."""
 
     async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
-        """Remove every connection and the registration of ``node``; return clients now offline.
+        """Remove every connection and the registration of ``node`` (and its draining mark); return clients now
+        offline.
 
         Without ``force`` nothing is removed while ``node`` looks alive (a reaper racing a restart).
         """

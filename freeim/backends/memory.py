@@ -88,6 +88,7 @@ class MemoryState:
     async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
         with self._lock:
             self._nodes.discard(node)
+            self._draining.discard(node)
             self._inboxes.pop(node, None)
             gone = []
             for client_id, conns in list(self._connections.items()):

@@ -170,6 +170,7 @@ class Attachments:
         self.registry.remove(connection)
         self.heap.detached()
         if self.parking:
+            self.registry.parked.setdefault(connection.client_id, []).append((connection.id, connection.meta))
             return
         try:
             async with self._gate.shared():
@@ -182,6 +183,16 @@ class Attachments:
     async def _release(self, client_id: ClientId, conn: str, meta: str, chans: tuple[str, ...] = ()) -> None:
         if await self.backend.store.remove_connection(self.node, client_id, conn, meta, chans):
             self.emit("offline", client_id, meta)
+
+    async def release_forced(self) -> None:
+        """Take the parked clients forced offline off the store: they go offline now, not when the drain ends.
+        Their terminals, told to move before the force, are not told of it: as after any lost socket, they may
+        connect again (``force_offline`` closes sockets; refusing a user is the connect endpoint's to do)."""
+        while self.registry.forced:
+            client_id = self.registry.forced.pop()
+            for conn, meta in self.registry.parked.pop(client_id, []):
+                async with self._gate.shared():
+                    await self._release(client_id, conn, meta)
 
     async def release_pending(self) -> None:
         """Take off the store what a store outage left there (connections closed meanwhile)."""

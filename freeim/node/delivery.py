@@ -113,6 +113,8 @@ class Delivery:
         elif payload["op"] == "offline":
             for connection in self.registry.clients.get(payload["client"], ()):
                 self._to_close.append((connection, CloseCode.FORCED_OFFLINE))
+            if payload["client"] in self.registry.parked:  # a drain closed its sockets: the drain releases it
+                self.registry.forced.add(payload["client"])
         else:
             raise ValueError(f"unknown op {payload['op']!r}")
 
@@ -124,6 +126,8 @@ class Delivery:
                 self._write_at(client_id, frame, at)
         if receipt:
             for client_id in to:
+                if client_id in self.registry.parked and client_id not in self.registry.clients:
+                    continue  # moving to another node (a drain): its catch-up there reports it delivered
                 status = protocol.RECEIPT_DELIVERED if client_id in self.registry.clients else protocol.RECEIPT_OFFLINE
                 self._receipts.append(operations.ReceiptDue(receipt["sender"], receipt["id"], client_id, status))
 

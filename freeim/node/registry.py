@@ -15,6 +15,11 @@ class Registry:
         self.clients: dict[ClientId, list[Connection]] = {}
         #: Connections held, of all clients.
         self.connection_count = 0
+        #: What a drain closed, by client: ``(connection id, meta)`` of connections the store keeps until their
+        #: client is back on another node (:meth:`freeim.node.runtime.Node.drain`).
+        self.parked: dict[ClientId, list[tuple[str, str]]] = {}
+        #: Parked clients forced offline meanwhile: taken off the store at once, not kept for their return.
+        self.forced: set[ClientId] = set()
         self._chans: dict[str, set[ClientId]] = {}
         self._client_chans: dict[ClientId, set[str]] = {}
 
@@ -22,6 +27,8 @@ class Registry:
         """Drop every connection and chan (the node stopped)."""
         self.clients.clear()
         self.connection_count = 0
+        self.parked.clear()
+        self.forced.clear()
         self._chans.clear()
         self._client_chans.clear()
 

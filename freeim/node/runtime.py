@@ -19,6 +19,7 @@ from ..conf import conf
 from ..exceptions import StoreUnavailable
 from ..ids import ClientId
 from ..logs import fields
+from ..messaging.operations import LATE_AFTER
 from ..protocol import CloseCode
 from ..servers import daphne
 from . import probe
@@ -56,8 +57,10 @@ class Node:
         self.attachments = Attachments(name, self.boot, backend, self.registry, self.delivery, self.heap, self._emit)
         self.handshakes = asyncio.Semaphore(HANDSHAKE_CONCURRENCY)
         self.stopping = False
-        #: Told to stop (:meth:`drain`): it takes no new terminal and moves its own to other nodes.
+        #: Told to stop (:meth:`drain`): it takes no new terminal and moves its own to other nodes...
         self.draining = False
+        #: ...until they are back elsewhere, or its grace is over.
+        self.drained = False
         self.lag = LoopLag()
         self._last_beat: float | None = None  # loop time of the last heartbeat that reached the store
         self._tasks: list[asyncio.Task[Any]] = []
@@ -66,7 +69,6 @@ class Node:
         """Clean what a previous process of this name left, register, and start receiving."""
         if self.events is not None:
             self.events.start()
-        await self.backend.nodes.set_draining(self.name, False)  # a previous process of this name died draining
         for client_id in await self.backend.nodes.drop_node(self.name, True):
             self._emit("offline", client_id, "")
         # Read from before the registration: a sender finds this node from it on.
@@ -101,6 +103,10 @@ class Node:
         """
         if self.draining or self.stopping:
             return
+        if not await self._others_take_terminals():
+            logger.info("freeim node %s: no other node takes terminals; it stops without draining", self.name,
+                        extra=fields("drain", self.name, sockets=0))
+            return
         # In one step with the snapshot: a socket accepted after it sees ``draining`` and closes itself (consumer).
         self.draining = self.attachments.parking = True
         accepted = [connection for connection in self.registry.connections() if connection.accepted]
@@ -116,12 +122,24 @@ class Node:
         kept = moving
         while kept and self.loop.time() - began < grace:
             await asyncio.sleep(DRAIN_POLL)
+            if not await self._others_take_terminals():  # they drain too: a full shutdown
+                break
             try:
+                await self.attachments.release_forced()
                 kept = await self.backend.nodes.release_moved(self.name)
             except StoreUnavailable as error:
                 logger.warning("freeim node %s: %s; retrying", self.name, error)
+        self.drained = True
         logger.info("freeim node %s drained in %.1f s: %d connections not back on another node", self.name,
                     self.loop.time() - began, kept, extra=fields("drained", self.name, sockets=kept))
+
+    async def _others_take_terminals(self) -> bool:
+        """Whether another node takes new terminals now, as connect/ sees them (no store: none can be told)."""
+        try:
+            accepting = await self.backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER, accepting=True)
+        except StoreUnavailable:
+            return False
+        return any(node != self.name for node in accepting)
 
     async def stop(self) -> None:
         """Remove this node's presence in bulk (servers cancel consumers without disconnect)."""
@@ -129,14 +147,18 @@ class Node:
         for task in self._tasks:
             task.cancel()
         metas = {c.client_id: c.meta for c in self.registry.connections()}
-        for client_id in await self.backend.nodes.drop_node(self.name, True):
-            self._emit("offline", client_id, metas.get(client_id, ""))
-        if self.draining:
-            await self.backend.nodes.set_draining(self.name, False)
+        try:
+            for client_id in await self.backend.nodes.drop_node(self.name, True):  # and its draining mark
+                self._emit("offline", client_id, metas.get(client_id, ""))
+        except StoreUnavailable as error:  # the server's shutdown goes on: a node cannot wait for its store
+            logger.warning("freeim node %s: %s; its presence stays until its peers' reaper takes it off, or a node "
+                           "of its name starts", self.name, error)
         self.registry.forget_all()
         if self.events is not None:
             await self.events.drain(timeout=5)
-        logger.info("freeim node %s stopped", self.name, extra=fields("stop", self.name))
+        cut_short = self.draining and not self.drained  # a second SIGTERM, or the server stopped on its own
+        logger.info("freeim node %s stopped%s", self.name, " before its drain ended" if cut_short else "",
+                    extra=fields("stop", self.name))
 
     def client_count(self) -> int:
         """How many clients have a connection here."""

@@ -148,6 +148,15 @@ def test_a_draining_node_is_alive_but_takes_no_new_terminals(sync):
     assert sync.nodes.alive_nodes(accepting=True) == ["a", "b"]
 
 
+def test_a_node_dropped_while_draining_is_not_draining_when_it_comes_back(sync):
+    """Killed mid-drain, then reaped (or cleaned by its restart): its next process takes terminals again."""
+    sync.nodes.register_node("a", "boot-1")
+    sync.nodes.set_draining("a", True)
+    sync.nodes.drop_node("a")
+    sync.nodes.register_node("a", "boot-2")
+    assert sync.nodes.alive_nodes(accepting=True) == ["a"]
+
+
 def test_release_moved_takes_off_only_clients_back_on_another_node(sync):
     """A drained node's connections stay in presence until their clients are back elsewhere: no offline, no
     online for them; those not back yet stay, and the node's final drop takes them offline."""

@@ -85,6 +85,7 @@ class Roaming:
         self.duplicates = 0
         self.node: str | None = None  # where its socket is open now, if it is
         self.closes: list[int | None] = []
+        self.receipts: dict[str, str] = {}  # message id -> the last receipt status it got
         self._epoch: str | None = None
         self._mark = 0
         self._above: set[int] = set()
@@ -94,11 +95,14 @@ class Roaming:
         return f"{self._epoch}.{self._mark}" if self._epoch is not None else "*"
 
     def take(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") != "message":
+        if frame.get("type") == "receipt":
+            self.receipts[frame["id"]] = frame["status"]
+        elif frame.get("type") == "message":
+            if frame["id"] in self.seen:
+                self.duplicates += 1
+            self.seen.add(frame["id"])
+        if "pos" not in frame:
             return
-        if frame["id"] in self.seen:
-            self.duplicates += 1
-        self.seen.add(frame["id"])
         epoch, offset = frame["pos"].split(".")
         if epoch != self._epoch:
             self._epoch, self._mark, self._above = epoch, int(offset) - 1, set()
@@ -208,6 +212,57 @@ async def test_a_terminal_that_does_not_come_back_goes_offline_after_the_grace(c
     assert await im.ahas_online([gone]) == {gone: False}
     await eventually(lambda: signals(cluster, business) == [("online", gone), ("offline", gone)], timeout=20)
     print(f"\nfreeim drain: a terminal that never came back went offline after {waited:.2f} s (grace {GRACE} s)")
+
+
+async def test_a_client_forced_offline_while_it_moves_goes_offline_at_once(cluster, business):
+    """Its socket was closed by the drain (4007) and it is not back yet: the force takes it offline now, once, and
+    the drain's end does not send a second offline."""
+    [client] = on(cluster, 1, 1)
+    async with connect(await im.aprev_connect_server(client), proxy=None) as ws:
+        await eventually(lambda: signals(cluster, business) == [("online", client)], timeout=20)
+        stopping = asyncio.create_task(asyncio.to_thread(cluster.terminate, 1))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert await im.ahas_online([client]) == {client: True}  # parked: its terminal may be on its way
+    await im.aforce_offline(client)
+
+    async def offline() -> bool:
+        return await im.ahas_online([client]) == {client: False}
+
+    await eventually(offline, timeout=2)
+    await stopping
+    await eventually(lambda: handled_every_event(cluster), timeout=20)
+    assert signals(cluster, business) == [("online", client), ("offline", client)]
+
+
+async def test_a_sender_gets_the_receipt_of_each_message_to_a_moving_client_right(cluster, business):
+    """The draining node reports no receipt for a client on its way elsewhere (it said "offline", and that could
+    come after the new node's "delivered"); the new node's catch-up reports each one delivered."""
+    [sender], [receiver] = on(cluster, 0, 1), on(cluster, 2, 1)
+    async with roaming([sender, receiver]) as (sending, receiving):
+        stopping = asyncio.create_task(asyncio.to_thread(cluster.terminate, 2))
+        sent = []
+        for n in range(100):
+            sent.append(await im.asend_message(sender, [receiver], n, receipt=True))
+            await asyncio.sleep(0.005)
+        await stopping
+        await eventually(lambda: set(sent) <= receiving.seen, timeout=10)
+        await eventually(lambda: all(sending.receipts.get(id_) == "delivered" for id_ in sent), timeout=10,
+                         failure="not every message's last receipt is delivered")
+        assert receiving.duplicates == 0
+
+
+async def test_a_full_shutdown_does_not_wait_for_terminals_that_have_nowhere_to_go(cluster, business):
+    """Every node told to stop at once: none waits out its grace for terminals no other node would take."""
+    clients = [on(cluster, index, 1)[0] for index in range(len(cluster.nodes))]
+    async with roaming(clients):
+        await eventually(lambda: len(signals(cluster, business)) == len(clients), timeout=20)
+        began = time.monotonic()
+        await asyncio.gather(*(asyncio.to_thread(cluster.terminate, index) for index in range(len(cluster.nodes))))
+        stopped = time.monotonic() - began
+    assert stopped < GRACE / 2, "the nodes waited out their grace with nowhere to send their terminals"
+    assert await im.ahas_online(clients) == dict.fromkeys(clients, False)
+    print(f"\nfreeim drain: all 3 nodes told to stop at once exited within {stopped:.2f} s")
 
 
 async def test_a_rolling_restart_of_every_node_loses_no_message_and_flaps_no_presence(cluster, business):

@@ -85,27 +85,34 @@ def private_redis() -> Iterator[RedisServer]:
 @pytest.mark.parametrize("server", sorted(COMMANDS))
 async def test_a_node_under_each_server(server: str, database: Path, private_redis: RedisServer,
                                         tmp_path: Path) -> None:
-    port = free_port()
-    name = f"127.0.0.1:{port}"
-    log = tmp_path / f"{server}.log"
+    """The node under test, and a peer under the same server for its terminal to move to when it drains (a node
+    with no other node to send its terminals to stops without draining)."""
+    ports = free_port(), free_port()
+    name, peer = names = [f"127.0.0.1:{port}" for port in ports]
+    logs = [tmp_path / f"{server}-{index}.log" for index in range(2)]
+    log = logs[0]
     store = redis.Redis.from_url(private_redis.url, decode_responses=True)
     alive = Keys("freeim").node(name, "alive")
-    env = cluster_env(private_redis.url, [name], name, FREEIM_DEMO_DB=str(database),
-                      FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), FREEIM_DRAIN_GRACE=str(DRAIN_GRACE))
-    process = spawn(COMMANDS[server](port), env, log)
+    settings = {"FREEIM_DEMO_DB": str(database), "FREEIM_HEARTBEAT_TTL": str(HEARTBEAT_TTL),
+                "FREEIM_DRAIN_GRACE": str(DRAIN_GRACE)}
+    processes = [spawn(COMMANDS[server](port), cluster_env(private_redis.url, names, node, **settings), node_log)
+                 for port, node, node_log in zip(ports, names, logs, strict=True)]
+    process = processes[0]
     try:
         # The node started with the server, not with a first socket.
-        wait_until(lambda: answers(port) and store.exists(alive) == 1, process, log, f"{server} node")
+        for port, node, node_log, started in zip(ports, names, logs, processes, strict=True):
+            wait_until(lambda p=port, n=node: answers(p) and store.exists(Keys("freeim").node(n, "alive")) == 1,
+                       started, node_log, f"{server} node")
         assert f"freeim node {name} started: {WRITE_PATHS[server]}" in log.read_text()
         # The load balancer's probe, polled as one polls it (a loop busy with the start is not ready yet)...
         wait_until(lambda: ready(name), process, log, f"{server} node ready")
         with NO_PROXY.open(f"http://{name}/freeim/metrics", timeout=5) as scrape:  # ...and Prometheus's scrape
             assert f'freeim_node_connections{{node="{name}"}} 0.0' in scrape.read().decode()
 
-        business = {"REDIS_URL": private_redis.url, "SERVERS": [name], "HEARTBEAT_TTL": HEARTBEAT_TTL}
+        business = {"REDIS_URL": private_redis.url, "SERVERS": names, "HEARTBEAT_TTL": HEARTBEAT_TTL}
         with override_settings(FREEIM=business):
-            url = await im.aprev_connect_server(1)
-            assert url.startswith(f"ws://{name}/ws?token=")
+            url, node = await im.aconnect_ticket(1, avoid=peer)
+            assert node == name
             async with connect(url) as terminal:
                 await eventually(lambda: im.ahas_online(1))
                 sent = await im.asend_message(2, [1], {"text": f"hi over {server}"})
@@ -117,6 +124,7 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
                 with pytest.raises(ConnectionClosed) as closed:
                     await asyncio.wait_for(terminal.recv(), 5)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.NODE_DRAINING
+                assert (await im.aconnect_ticket(3))[1] == peer  # connect/ leaves the draining node out
                 await stopping
                 assert time.monotonic() - began >= DRAIN_GRACE, "the node did not wait for its terminal to come back"
                 # uvicorn re-raises the signal once it has shut down cleanly (it exits "by" SIGTERM)
@@ -125,5 +133,6 @@ async def test_a_node_under_each_server(server: str, database: Path, private_red
                 assert store.exists(alive) == 0
         assert f"freeim node {name} stopped" in log.read_text()
     finally:
-        stop(process, signal.SIGKILL)
+        for started in processes:
+            stop(started, signal.SIGKILL)
         store.close()

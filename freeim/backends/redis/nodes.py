@@ -114,5 +114,6 @@ class RedisNodes:
                 return None
             gone += [ids.client_id(c) for c, result in results.items() if result == "offline"]
         node_keys = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), *self.keys.inbox(node))
-        forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes")), (node, "1" if force else "0"))
+        forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes"), self.keys.shared("draining")),
+                              (node, "1" if force else "0"))
         return gone if forgotten or force else None

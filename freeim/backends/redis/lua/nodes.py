@@ -2,7 +2,7 @@
 
 from .prelude import PRELUDE
 
-# KEYS: node conns, node alive, node inbox, node inbox size, node inbox index, nodes
+# KEYS: node conns, node alive, node inbox, node inbox size, node inbox index, nodes, draining
 # ARGV: node, force -> 1 when the node's keys are gone
 FORGET_NODE = PRELUDE + r"""
 if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -11,6 +11,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 -- A reaped node's inbox goes too; a node of this name that cleans up after itself keeps reading its inbox.
 if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3], KEYS[4], KEYS[5]) end
 redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('SREM', KEYS[7], ARGV[1])  -- killed while it drained: its next process takes terminals
 return 1
 """
 
