@@ -7,8 +7,9 @@ counted on the way of a frame. prometheus-client's own process and GC collectors
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,6 +18,9 @@ from prometheus_client.registry import Collector
 from .node.health import readiness, respond
 from .node.lifecycle import current_node
 from .node.tally import TALLY
+
+if TYPE_CHECKING:
+    from .node.runtime import Node
 
 
 class NodeCollector(Collector):
@@ -31,7 +35,7 @@ class NodeCollector(Collector):
                       ["code"])
         yield counter("freeim_payloads", "Payloads applied by the node, by operation (send, chan, broadcast, ...).",
                       [([op], count) for op, count in sorted(TALLY.payloads.items())], ["op"])
-        node = current_node()
+        node = _node_on_this_loop()
         if node is None:
             return
         state = readiness(node)
@@ -48,6 +52,16 @@ class NodeCollector(Collector):
         age = node.heartbeat_age()  # None in the embedded mode: the family without a sample
         yield gauge("freeim_node_heartbeat_age_seconds", "Seconds since a heartbeat last reached the store.",
                     [] if age is None else [([node.name], age)], labels)
+
+
+def _node_on_this_loop() -> Node | None:
+    """The node, for a scrape on its loop (at ``METRICS_PATH``); None for one from another thread (prometheus-client's
+    own server, a view under WSGI), where no loop runs."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return current_node()
 
 
 def counter(name: str, text: str, samples: list[tuple[list[str], float]], labels: list[str] | None = None) -> Metric:

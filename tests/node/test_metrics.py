@@ -1,11 +1,13 @@
 """Prometheus metrics on every node (freeim.metrics): what the node holds and has done, read at scrape time."""
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from freeim import im
@@ -49,6 +51,14 @@ async def test_a_scrape_shows_the_nodes_sockets_handshakes_closes_and_payloads()
     after = await scrape()
     assert grew("freeim_closes_total", [("code", "4000")]) == 1
     assert ("process_resident_memory_bytes", ()) in after  # prometheus-client's process collector
+
+
+async def test_a_scrape_from_a_thread_without_the_nodes_loop_answers():
+    """prometheus-client's own server and a view under WSGI scrape from another thread: the node's collector
+    raised there (no running loop), and the whole scrape failed with it."""
+    async with connected(application, 1):
+        text = (await asyncio.to_thread(generate_latest, REGISTRY)).decode()
+    assert "freeim_handshakes_total" in text and "freeim_node_connections" not in text  # the node is not on it
 
 
 async def test_refused_handshakes_are_counted_by_why():
