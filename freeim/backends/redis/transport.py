@@ -80,8 +80,8 @@ class RedisTransport:
                     for _stream, entries in found:
                         for entry_id, fields in entries:
                             last_id = entry_id
-                            if _first_time(seen, fields.get("b", entry_id)):
-                                deliver(json.loads(fields["p"]))
+                            if _first_time(seen, fields.get("b", entry_id)):  # an entry id is "<ms>-<seq>"
+                                deliver(json.loads(fields["p"]), int(entry_id.partition("-")[0]) / 1000)
                 except REDIS_ERRORS as error:
                     logger.warning("freeim node %s: inbox read failed (%s); retrying", node, error)
                     await asyncio.sleep(0.5)
