@@ -2,7 +2,8 @@
 accept gate, garbage collections (the README's *Metrics* lists each name and label).
 
 They are prometheus-client's own histograms and counters (the ``metrics`` extra), in its default registry: a
-node serves them at ``METRICS_PATH``.
+node serves them at ``METRICS_PATH``, a business process with :func:`freeim.metrics.view` or
+:func:`freeim.metrics.serve`, and its multiprocess mode sums them over a web server's worker processes.
 Without prometheus-client nothing is recorded and :func:`timed` leaves a helper as it is. Each is a
 ``perf_counter`` pair and an observation where it happens (about 1 µs), nothing per frame.
 

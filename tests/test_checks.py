@@ -39,6 +39,8 @@ def test_default_settings_pass():
     ({"HEALTH_PATH": "health"}, ["freeim.E020"]), ({"HEALTH_PATH": "/health/"}, ["freeim.E020"]),
     ({"METRICS_PATH": "metrics"}, ["freeim.E020"]), ({"HEALTH_MAX_LOOP_LAG": 0}, ["freeim.E020"]),
     ({"HEALTH_MAX_LOOP_LAG": "1"}, ["freeim.E020"]),
+    ({"METRICS_TOKEN": "short"}, ["freeim.E020"]), ({"METRICS_TOKEN": "sixteen chars ok"}, ["freeim.E020"]),
+    ({"METRICS_TOKEN": 1234567890123456}, ["freeim.E020"]), ({"METRICS_TOKEN": "x" * 16}, []),
     ({"JSON_ENCODER": "json.dumps"}, ["freeim.E019"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
     ({"HISTORY": "no.such.thing"}, ["freeim.E012"]),
