@@ -102,3 +102,21 @@ async def test_the_inbox_hands_each_batch_with_the_time_of_its_entry(backend):
         assert abs(received[0] - published) < 0.5  # Redis's clock at XADD, in ms
     finally:
         reader.cancel()
+
+
+async def test_the_inbox_readers_failures_are_counted_too():
+    """The node's inbox reader reads on a connection of its own, not through Connections.issue: its failures
+    (it retries every half second) went uncounted."""
+    server = RedisServer()
+    server.start()
+    before = sample("freeim_redis_errors_total", kind="xread", error="ConnectionError")
+    try:
+        backend = RedisBackend(server.url, "t", 1)
+        reader = asyncio.create_task(backend.transport.receive("a", lambda batch, sent: None, "0-0"))
+        await asyncio.sleep(0.2)
+    finally:
+        server.stop()
+    try:
+        await eventually(lambda: sample("freeim_redis_errors_total", kind="xread", error="ConnectionError") > before)
+    finally:
+        reader.cancel()
