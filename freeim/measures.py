@@ -5,7 +5,7 @@ They are prometheus-client's own histograms and counters (the ``metrics`` extra)
 node serves them at ``METRICS_PATH``, a business process with :func:`freeim.metrics.view` or
 :func:`freeim.metrics.serve`, and its multiprocess mode sums them over a web server's worker processes.
 Without prometheus-client nothing is recorded and :func:`timed` leaves a helper as it is. Each is a
-``perf_counter`` pair and an observation where it happens (about 1 µs), nothing per frame.
+``perf_counter`` pair and an observation where it happens (a few µs), nothing per frame.
 
 Garbage collections are timed into plain ints instead (:class:`GcPauses`, read when scraped): a
 ``gc.callbacks`` hook runs wherever a collection starts, possibly inside a prometheus-client metric's
