@@ -83,6 +83,12 @@ class Sender:
             await self.layer.group_send("bench.warmup", {"type": "im.message", "text": "{}"})
         return True
 
+    async def metrics(self) -> str:
+        """This process's Prometheus scrape (freeim: its helper calls and Redis round trips; freeim.measures)."""
+        from prometheus_client import REGISTRY, generate_latest
+
+        return generate_latest(REGISTRY).decode()
+
     async def broadcast(self, count: int) -> dict[str, Any]:
         """``count`` broadcasts back to back, each awaited."""
         return await self._timed([self.to_everyone() for _ in range(count)], parallel=1)

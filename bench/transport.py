@@ -34,7 +34,7 @@ def read(url: str, prefix: str, expected: int, ready: multiprocessing.Event, res
     received = 0
     first = last = 0.0
 
-    def deliver(payloads: list[dict]) -> None:
+    def deliver(payloads: list[dict], _sent: float) -> None:
         nonlocal received, first, last
         if not received:
             first = time.perf_counter()

@@ -77,6 +77,12 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             errors.append(Error(f"FREEIM['{key}'] must be a path like {DEFAULTS[key]!r}, or None, not {path!r}.",
                                 hint="The probes are <HEALTH_PATH>/live and /ready; scrapes go to METRICS_PATH.",
                                 id="freeim.E020"))
+    token = raw.get("METRICS_TOKEN")
+    if token is not None and not (isinstance(token, str) and len(token) >= 16 and token.isprintable()
+                                  and " " not in token):
+        errors.append(Error("FREEIM['METRICS_TOKEN'] must be a string of at least 16 printable characters without "
+                            "spaces, or None.", hint="For example secrets.token_urlsafe(); a scrape sends it as "
+                            "'Authorization: Bearer <token>'.", id="freeim.E020"))
     lag = raw.get("HEALTH_MAX_LOOP_LAG", DEFAULTS["HEALTH_MAX_LOOP_LAG"])
     if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not lag > 0:
         errors.append(Error(f"FREEIM['HEALTH_MAX_LOOP_LAG'] must be a positive number of seconds, not {lag!r}.",

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_PATH": "/freeim/health",
     "HEALTH_MAX_LOOP_LAG": 1.0,
     "METRICS_PATH": "/freeim/metrics",
+    "METRICS_TOKEN": None,
     "MAX_CLIENT_ID_LENGTH": 128,
     "MAX_CHANS_PER_CLIENT": 100,
     "MAX_CONNECTIONS_PER_CLIENT": 20,
@@ -162,6 +163,11 @@ class Settings:
     def METRICS_PATH(self) -> str | None:
         """Where a node answers Prometheus scrapes (with prometheus-client installed); None: nowhere."""
         return cast(str | None, self._get("METRICS_PATH"))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        """The bearer token :func:`freeim.metrics.view` asks of a scrape; None: the view answers 404 to all."""
+        return cast(str | None, self._get("METRICS_TOKEN")) or None
 
     @property
     def HEALTH_MAX_LOOP_LAG(self) -> float:

@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from asgiref.sync import sync_to_async
 
-from . import ids, signals
+from . import ids, measures, signals
 from .backends import Backend, get_backend, run_blocking
 from .history import History, database_errors
 from .history import configured as configured_history
@@ -31,10 +31,11 @@ P = ParamSpec("P")
 ClientIds = list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]
 
 
-def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
+def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]], public: bool = True
            ) -> tuple[Callable[P, T], Callable[P, Coroutine[Any, Any, T]]]:
     """The blocking and the awaiting form of one operation, with its parameters but the backend
-    (for type checkers and IDEs)."""
+    (for type checkers and IDEs); ``public`` ones timed (:func:`freeim.measures.timed`), as every
+    helper is once, where it is called (a helper that runs another runs a private twin)."""
 
     @functools.wraps(operation)
     def sync(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -45,7 +46,7 @@ def _twins(operation: Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]
         return await operation(get_backend(), *args, **kwargs)
 
     asynchronous.__name__ = asynchronous.__qualname__ = f"a{operation.__name__}"
-    return sync, asynchronous
+    return (measures.timed(sync), measures.timed(asynchronous)) if public else (sync, asynchronous)
 
 
 def _to_history(call: Callable[[History], object]) -> None:
@@ -80,10 +81,15 @@ prev_connect_server, aprev_connect_server = _twins(operations.prev_connect_serve
 connect_ticket, aconnect_ticket = _twins(operations.connect_ticket)
 
 
+@measures.timed
 def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
     """Send each ``(sender, receivers, message)`` (see :func:`send_message`; a fourth item is its ``key``) with
     one presence lookup and one write per node for them all; return their ids. The history keeps them
     first; ``message_stored`` follows for absent receivers."""
+    return _send_messages(messages, receipt)
+
+
+def _send_messages(messages: Iterable[operations.Outgoing], receipt: bool) -> list[str]:
     prepared = operations.prepare_messages(messages, receipt)
     backend = get_backend()  # first: a backend this process may not use keeps nothing in the history
     _to_history(lambda history: history.keep_messages(prepared.messages))
@@ -94,9 +100,14 @@ def send_messages(messages: Iterable[operations.Outgoing], receipt: bool = False
     return [message.message_id for message in sent.messages]
 
 
+@measures.timed
 async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool = False) -> list[str]:
     """The async twin of :func:`send_messages`; the history runs through ``sync_to_async`` (it may use the ORM),
     as Django's async ORM methods do."""
+    return await _asend_messages(messages, receipt)
+
+
+async def _asend_messages(messages: Iterable[operations.Outgoing], receipt: bool) -> list[str]:
     prepared = operations.prepare_messages(messages, receipt)
     backend = get_backend()
     await _ato_history(lambda history: history.keep_messages(prepared.messages))
@@ -107,6 +118,7 @@ async def asend_messages(messages: Iterable[operations.Outgoing], receipt: bool 
     return [message.message_id for message in sent.messages]
 
 
+@measures.timed
 def send_message(sender: object, receivers: object, message: Any, receipt: bool = False,
                  key: str | None = None) -> str:
     """Send ``message`` from ``sender`` to every connection of each of ``receivers``, and into each one's
@@ -115,20 +127,22 @@ def send_message(sender: object, receivers: object, message: Any, receipt: bool 
     A receiver with no socket gets it when it comes back; ``message_stored`` is sent for it now.
     ``key``: the sender's idempotency key; sent again with it, the message is the same one (same id),
     received and kept once."""
-    [message_id] = send_messages([(sender, receivers, message, key)], receipt)
+    [message_id] = _send_messages([(sender, receivers, message, key)], receipt)
     return message_id
 
 
+@measures.timed
 async def asend_message(sender: object, receivers: object, message: Any, receipt: bool = False,
                         key: str | None = None) -> str:
     """The async twin of :func:`send_message`."""
-    [message_id] = await asend_messages([(sender, receivers, message, key)], receipt)
+    [message_id] = await _asend_messages([(sender, receivers, message, key)], receipt)
     return message_id
 
 
-_mark_read, _amark_read = _twins(operations.mark_read)
+_mark_read, _amark_read = _twins(operations.mark_read, public=False)
 
 
+@measures.timed
 def mark_read(reader: object, message_ids: object) -> int:
     """``reader`` read these messages (ids of message frames): the senders that asked for receipts get ``read``
     ones (return how many), and the history marks them read."""
@@ -137,6 +151,7 @@ def mark_read(reader: object, message_ids: object) -> int:
     return receipts
 
 
+@measures.timed
 async def amark_read(reader: object, message_ids: object) -> int:
     """The async twin of :func:`mark_read`."""
     receipts = await _amark_read(reader, message_ids)
@@ -145,14 +160,15 @@ async def amark_read(reader: object, message_ids: object) -> int:
 
 
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
-_is_online, _ais_online = _twins(operations.is_online)
-_which_online, _awhich_online = _twins(operations.which_online)
+_is_online, _ais_online = _twins(operations.is_online, public=False)
+_which_online, _awhich_online = _twins(operations.which_online, public=False)
 
 
 @overload
 def has_online(client_id: ids.ClientId) -> bool: ...
 @overload
 def has_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
+@measures.timed
 def has_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
     """Is one client online (``bool``), or which of a list are (``{id: bool}``)."""
     if isinstance(client_id, (int, str)):
@@ -164,6 +180,7 @@ def has_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
 async def ahas_online(client_id: ids.ClientId) -> bool: ...
 @overload
 async def ahas_online(client_id: ClientIds) -> dict[ids.ClientId, bool]: ...
+@measures.timed
 async def ahas_online(client_id: object) -> bool | dict[ids.ClientId, bool]:
     """The async twin of :func:`has_online`."""
     if isinstance(client_id, (int, str)):
@@ -182,9 +199,10 @@ get_chan_list_by_client_id, aget_chan_list_by_client_id = _twins(operations.get_
 get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
 
 
-_deliver_chan_message, _adeliver_chan_message = _twins(operations.deliver_chan_message)
+_deliver_chan_message, _adeliver_chan_message = _twins(operations.deliver_chan_message, public=False)
 
 
+@measures.timed
 def send_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
     """Send ``message`` to every member of ``chan`` (the history keeps it first); return its id (``key`` as for
     :func:`send_message`)."""
@@ -196,6 +214,7 @@ def send_chan_message(sender: object, chan: object, message: Any, key: str | Non
     return sent.message_id
 
 
+@measures.timed
 async def asend_chan_message(sender: object, chan: object, message: Any, key: str | None = None) -> str:
     """The async twin of :func:`send_chan_message`."""
     sent, frame = operations.prepare_chan_message(sender, chan, message, key)
@@ -206,9 +225,10 @@ async def asend_chan_message(sender: object, chan: object, message: Any, key: st
     return sent.message_id
 
 
-_forget_chan_stream, _aforget_chan_stream = _twins(operations.forget_chan_stream)
+_forget_chan_stream, _aforget_chan_stream = _twins(operations.forget_chan_stream, public=False)
 
 
+@measures.timed
 def forget_chan(chan: object, history_to: object = None) -> None:
     """Forget what ``chan`` kept: its stream (what members that come back catch up on) and its history, or
     move the history to ``history_to``. For a chan whose name goes to others next: a group deleted, or
@@ -217,6 +237,7 @@ def forget_chan(chan: object, history_to: object = None) -> None:
     _to_history(_forgetting(chan, history_to))
 
 
+@measures.timed
 async def aforget_chan(chan: object, history_to: object = None) -> None:
     """The async twin of :func:`forget_chan`."""
     await _aforget_chan_stream(chan)
@@ -228,15 +249,17 @@ def _forgetting(chan: object, history_to: object) -> Callable[[History], None]:
     return lambda history: history.forget_chan(name, to)
 
 
-_send_broadcast_message, _asend_broadcast_message = _twins(operations.send_broadcast_message)
+_send_broadcast_message, _asend_broadcast_message = _twins(operations.send_broadcast_message, public=False)
 
 
+@measures.timed
 def send_broadcast_message(message: Any) -> None:
     """Send ``message`` to every connection on every node (kept nowhere: whoever is connected gets it)."""
     _send_broadcast_message(message)
     _announce([operations.SentBroadcast(message)])
 
 
+@measures.timed
 async def asend_broadcast_message(message: Any) -> None:
     """The async twin of :func:`send_broadcast_message`."""
     await _asend_broadcast_message(message)

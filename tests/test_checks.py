@@ -41,6 +41,8 @@ def test_default_settings_pass():
     ({"HEALTH_MAX_LOOP_LAG": "1"}, ["freeim.E020"]),
     ({"DRAIN_GRACE": -1}, ["freeim.E021"]), ({"DRAIN_GRACE": 301}, ["freeim.E021"]),
     ({"DRAIN_GRACE": "5"}, ["freeim.E021"]),
+    ({"METRICS_TOKEN": "short"}, ["freeim.E020"]), ({"METRICS_TOKEN": "sixteen chars ok"}, ["freeim.E020"]),
+    ({"METRICS_TOKEN": 1234567890123456}, ["freeim.E020"]), ({"METRICS_TOKEN": "x" * 16}, []),
     ({"JSON_ENCODER": "json.dumps"}, ["freeim.E019"]),
     ({"SERVERS": ["a:1", "b:2"]}, ["freeim.E009"]),
     ({"HISTORY": "no.such.thing"}, ["freeim.E012"]),

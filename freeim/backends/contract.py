@@ -22,8 +22,9 @@ from ..ids import ClientId
 from ..messaging.payloads import Payload
 
 T = TypeVar("T")
-#: Takes one batch of payloads for the node, on the node's loop.
-Deliver = Callable[[list[Payload]], None]
+#: Takes one batch of payloads for the node, on the node's loop, with when it was sent (seconds since the epoch, by
+#: the sender's clock: Redis's for an inbox entry).
+Deliver = Callable[[list[Payload], float], None]
 
 
 class TokenRecord(TypedDict):

@@ -36,7 +36,7 @@ class MemoryState:
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
         self._inboxes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
-        self._held: dict[str, list[list[Payload]]] = {}  # for a node between its inbox_tail and its receive
+        self._held: dict[str, list[tuple[list[Payload], float]]] = {}  # between a node's inbox_tail and receive
         self._client_inboxes: _Inboxes[ClientId] = _Inboxes()
         self._chan_streams: _Inboxes[str] = _Inboxes()
 
@@ -267,20 +267,21 @@ class MemoryState:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
+        sent = time.time()
         for node, payloads in batches.items():
             with self._lock:
                 inbox = self._inboxes.get(node)
                 if inbox is None:
                     if node in self._held:  # the node is starting: it reads this once it receives
-                        self._held[node].append(payloads)
+                        self._held[node].append((payloads, sent))
                     continue  # else no loop runs for that node, so no connection is there to deliver to
             loop, deliver = inbox
             if loop.is_closed():
                 continue
             if loop is running:
-                deliver(payloads)
+                deliver(payloads, sent)
             else:
-                loop.call_soon_threadsafe(deliver, payloads)
+                loop.call_soon_threadsafe(deliver, payloads, sent)
 
     async def trim_inbox(self, node: str) -> None:
         return None  # an in-process transport keeps nothing
@@ -297,8 +298,8 @@ class MemoryState:
         with self._lock:
             self._inboxes[node] = (asyncio.get_running_loop(), deliver)
             held = self._held.pop(node, [])
-        for payloads in held:
-            deliver(payloads)
+        for payloads, sent in held:
+            deliver(payloads, sent)
         try:
             await asyncio.Event().wait()
         finally:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
-from .. import protocol
+from .. import measures, protocol
 from ..backends import Backend
 from ..backends.contract import InboxRead
 from ..ids import ClientId
@@ -46,14 +47,16 @@ class Delivery:
         self.registry = registry
         self.backlog_limit = backlog_limit
         self.chan_sync = ChanSync(backend, registry, self.tell_left)
-        self._inbox: asyncio.Queue[list[Payload]] = asyncio.Queue()
+        #: Batches, each with when it was sent (None: a wake-up, no batch).
+        self._inbox: asyncio.Queue[tuple[list[Payload], float | None]] = asyncio.Queue()
         self._dirty: dict[Connection, None] = {}
         self._to_close: list[tuple[Connection, int]] = []
         self._receipts: list[operations.ReceiptDue] = []
 
-    def receive(self, batch: list[Payload]) -> None:
-        """Take a batch for delivery (the transport's callback; any code on the node's loop may call it)."""
-        self._inbox.put_nowait(batch)
+    def receive(self, batch: list[Payload], sent: float | None = None) -> None:
+        """Take a batch for delivery, sent at ``sent`` (seconds since the epoch; the transport's callback: any
+        code on the node's loop may call it)."""
+        self._inbox.put_nowait((batch, sent))
 
     def activate(self, connection: Connection) -> None:
         """``connection``'s handshake completed: write what was queued for it meanwhile."""
@@ -64,7 +67,7 @@ class Delivery:
     def wake(self, connection: Connection) -> None:
         """Flush ``connection`` soon (it has frames pending, or its socket takes writes again)."""
         self._dirty[connection] = None
-        self._inbox.put_nowait([])
+        self._inbox.put_nowait(([], None))
 
     def forget(self, connection: Connection) -> None:
         """``connection`` closed: write nothing more to it."""
@@ -73,7 +76,7 @@ class Delivery:
     def tell_left(self, client_id: ClientId, chan: str) -> None:
         """Tell ``client_id``'s sockets here that it is no longer in ``chan``."""
         self._write([client_id], Frame(protocol.left_frame(chan)))
-        self._inbox.put_nowait([])  # flushed by the delivery loop, also when this comes from elsewhere
+        self._inbox.put_nowait(([], None))  # flushed by the delivery loop, also when this comes from elsewhere
 
     async def run(self) -> None:
         """Until cancelled: apply what arrived, then flush."""
@@ -81,7 +84,11 @@ class Delivery:
             batches = [await self._inbox.get()]
             while not self._inbox.empty():
                 batches.append(self._inbox.get_nowait())
-            for payload in (p for batch in batches for p in batch):
+            now = time.time()
+            for _batch, sent in batches:
+                if sent is not None:  # by two clocks, the sender's and this one: never below 0
+                    measures.TRANSPORT_LAG.observe(max(0.0, now - sent))
+            for payload in (p for batch, _sent in batches for p in batch):
                 try:
                     self._apply(payload)
                 except Exception:  # one bad payload must not stop delivery

@@ -188,7 +188,7 @@ async def test_what_is_published_after_the_inbox_tail_is_read_reaches_the_reader
     after = await backend.transport.inbox_tail("a")
     await backend.transport.publish({"a": [{"op": "early"}]})
     received = []
-    reader = asyncio.create_task(backend.transport.receive("a", received.append, after))
+    reader = asyncio.create_task(backend.transport.receive("a", lambda batch, _sent: received.append(batch), after))
     try:
         await backend.transport.publish({"a": [{"op": "late"}]})
         await eventually(lambda: len(received) == 2)

@@ -1,11 +1,13 @@
 """Prometheus metrics on every node (freeim.metrics): what the node holds and has done, read at scrape time."""
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from freeim import im
@@ -51,6 +53,28 @@ async def test_a_scrape_shows_the_nodes_sockets_handshakes_closes_and_payloads()
     assert ("process_resident_memory_bytes", ()) in after  # prometheus-client's process collector
 
 
+async def test_the_age_of_each_batch_the_node_applies_is_observed():
+    before = await scrape()
+    async with connected(application, 1) as alice:
+        await im.asend_message(2, [1], "hi")
+        await alice.receive_frame()
+        await im.asend_broadcast_message("all")
+        await alice.receive_frame()
+        after = await scrape()
+    key = ("freeim_transport_lag_seconds_count", ())
+    assert after[key] - before.get(key, 0) == 2  # one batch a send
+    assert 0 <= after[("freeim_transport_lag_seconds_sum", ())] - before.get(("freeim_transport_lag_seconds_sum", ()),
+                                                                              0) < 1
+
+
+async def test_a_scrape_from_a_thread_without_the_nodes_loop_answers():
+    """prometheus-client's own server and a view under WSGI scrape from another thread: the node's collector
+    raised there (no running loop), and the whole scrape failed with it."""
+    async with connected(application, 1):
+        text = (await asyncio.to_thread(generate_latest, REGISTRY)).decode()
+    assert "freeim_handshakes_total" in text and "freeim_node_connections" not in text  # the node is not on it
+
+
 async def test_refused_handshakes_are_counted_by_why():
     before = await scrape()
     from freeim.testing import FreeIMCommunicator
@@ -83,5 +107,10 @@ async def test_every_metric_of_the_grafana_dashboard_is_one_a_node_serves():
     async with connected(application, 1):
         _status, body = await probe("/freeim/metrics")
     families = list(text_string_to_metric_families(body.decode()))  # those with no sample yet too
-    served = {family.name + ("_total" if family.type == "counter" else "") for family in families}
+    served = {family.name + suffix for family in families for suffix in SUFFIXES.get(family.type, [""])}
     assert queried and queried <= served, queried - served
+    assert {"freeim_helper_seconds_bucket", "freeim_gc_pause_seconds_bucket", "freeim_reaper_runs_total"} <= queried
+
+
+#: The names a family's samples take, by its type.
+SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}

@@ -5,6 +5,7 @@ import functools
 
 import pytest
 import txaio
+from prometheus_client import REGISTRY
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -40,6 +41,19 @@ def test_the_gate_stops_accepting_under_lag_and_resumes_once_the_loop_keeps_up(p
     assert gate.paused
     gate.observe(0.01, now=1.2)
     assert all(reading(p) for p in ports) and not gate.paused and gate.pauses == 1
+
+
+def test_pauses_and_the_time_paused_are_counted(ports):
+    before = [REGISTRY.get_sample_value(name) for name in ("freeim_accept_pauses_total",
+                                                            "freeim_accept_paused_seconds_total")]
+    gate = admission.AcceptGate(ports)
+    gate.observe(0.5, now=1.0)
+    gate.observe(0.01, now=1.25)
+    gate.observe(0.5, now=2.0)
+    gate.observe(0.1, now=2.0 + admission.MAX_PAUSE)
+    after = [REGISTRY.get_sample_value(name) for name in ("freeim_accept_pauses_total",
+                                                           "freeim_accept_paused_seconds_total")]
+    assert after[0] - before[0] == 2 and after[1] - before[1] == pytest.approx(0.25 + admission.MAX_PAUSE)
 
 
 def test_a_loop_that_stays_busy_still_takes_new_connections_after_a_while(ports):

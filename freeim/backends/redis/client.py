@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+from time import perf_counter
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis
@@ -22,6 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
+from ... import measures
 from ...exceptions import StoreUnavailable
 from .lua import SCRIPTS
 from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
@@ -73,7 +75,20 @@ class Connections:
 
     def issue(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
         """Send ``step`` through ``client`` (one of these): its reply, or an awaitable of it for an
-        asyncio client. Every step goes to Redis through here, once."""
+        asyncio client. Every step goes to Redis through here, once: each is timed, and counted if it
+        fails, by its kind (:func:`kind`)."""
+        started = perf_counter()
+        try:
+            reply = self._send(client, scripts, step)
+        except REDIS_ERRORS as error:
+            _measure(step, started, error)
+            raise
+        if inspect.isawaitable(reply):
+            return _measured(reply, step, started)
+        _measure(step, started)
+        return reply
+
+    def _send(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
         if isinstance(step, Pipe) and len(step.steps) == 1:  # in redis-py a pipeline of one costs several
             reply = _single(client, scripts, step.steps[0])  # times the plain command
             return _as_list(reply) if inspect.isawaitable(reply) else [reply]
@@ -87,6 +102,31 @@ class Connections:
             for script in scripts.values():
                 client.script_load(script.script)
             return _piped(client, scripts, step)
+
+
+def kind(step: Step) -> str:
+    """What :data:`~freeim.measures.REDIS_SECONDS` calls ``step``: a script's name, a command's, or
+    ``pipeline:<its first step's>`` (a pipeline of one is sent as that one)."""
+    if isinstance(step, Pipe):
+        return kind(step.steps[0]) if len(step.steps) == 1 else f"pipeline:{kind(step.steps[0])}"
+    return step.name if isinstance(step, Lua) else step.method
+
+
+def _measure(step: Step, started: float, error: BaseException | None = None) -> None:
+    what = kind(step)
+    measures.REDIS_SECONDS.observe(perf_counter() - started, what)
+    if error is not None:
+        measures.REDIS_ERRORS.inc(what, type(error).__name__)
+
+
+async def _measured(reply: Awaitable[Any], step: Step, started: float) -> Any:
+    try:
+        answer = await reply
+    except REDIS_ERRORS as error:
+        _measure(step, started, error)
+        raise
+    _measure(step, started)
+    return answer
 
 
 def _piped(client: Any, scripts: dict[str, Any], step: Pipe) -> Any:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from time import perf_counter
 
-from ... import ids
+from ... import ids, measures
 from ...ids import ClientId
 from ...logs import fields
 from .client import Performer, performed
@@ -70,6 +71,10 @@ class RedisNodes:
 
     @performed
     def heartbeats(self) -> Steps[dict[str, float | None]]:
+        return dict((yield from self._ages()))
+
+    def _ages(self) -> Steps[dict[str, float]]:
+        """Seconds since each node's last heartbeat."""
         beats, (seconds, microseconds) = yield Pipe((one("zrange", self.keys.shared("nodes"), 0, -1, False, True),
                                                     one("time")))
         now_ms = seconds * 1000 + microseconds // 1000  # Redis's clock, which wrote the beats
@@ -79,15 +84,21 @@ class RedisNodes:
     def reap(self, me: str) -> Steps[list[str]]:
         dead = yield self._nodes_by_age("dead")
         if not dead or not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
+            measures.REAPER_RUNS.inc("lock_held" if dead else "nothing_dead")
             return []
         try:
+            ages = yield from self._ages()  # for the time from each one's last beat to its clients offline
+            started = perf_counter()
             reaped = []
             for node in dead:
                 gone = yield from self._drop(node, force=False)
                 if gone is not None:
                     reaped.append(node)
+                    measures.REAPED_NODES.inc()
+                    measures.TIME_TO_OFFLINE.observe(ages.get(node, 0.0) + perf_counter() - started)
                     logger.warning("freeim: node %s is dead; %d of its clients went offline", node, len(gone),
                                    extra=fields("reap", node, clients=len(gone)))
+            measures.REAPER_RUNS.inc("reaped")
             return reaped
         finally:
             yield self._reaper_lock(me, 0, "give")

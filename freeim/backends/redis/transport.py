@@ -19,6 +19,7 @@ from typing import cast
 
 import redis.asyncio
 
+from ... import measures
 from ...conf import conf
 from ...messaging.payloads import Payload
 from ..contract import Deliver
@@ -80,9 +81,10 @@ class RedisTransport:
                     for _stream, entries in found:
                         for entry_id, fields in entries:
                             last_id = entry_id
-                            if _first_time(seen, fields.get("b", entry_id)):
-                                deliver(json.loads(fields["p"]))
-                except REDIS_ERRORS as error:
+                            if _first_time(seen, fields.get("b", entry_id)):  # an entry id is "<ms>-<seq>"
+                                deliver(json.loads(fields["p"]), int(entry_id.partition("-")[0]) / 1000)
+                except REDIS_ERRORS as error:  # counted as the steps' are, which go through Connections.issue
+                    measures.REDIS_ERRORS.inc("xread", type(error).__name__)
                     logger.warning("freeim node %s: inbox read failed (%s); retrying", node, error)
                     await asyncio.sleep(0.5)
         finally:

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+from importlib.util import find_spec
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -26,12 +27,24 @@ class Command(FreeIMCommand):
                             help="this worker's name in the group (default: host-pid)")
         parser.add_argument("--claim-idle", type=float, default=30.0,
                             help="seconds before an event a dead worker took is handled again (default 30)")
+        parser.add_argument("--metrics-port", type=int,
+                            help="serve this worker's Prometheus metrics on this port (needs prometheus-client)")
+        parser.add_argument("--metrics-address", default="127.0.0.1",
+                            help="the address they are served on (default 127.0.0.1: this host only)")
 
-    def handle(self, *args: Any, group: str, consumer: str, claim_idle: float, **options: Any) -> None:
+    def handle(self, *args: Any, group: str, consumer: str, claim_idle: float, metrics_port: int | None,
+               metrics_address: str, **options: Any) -> None:
         events = get_backend().blocking().events
         if events is None:
             raise CommandError("freeim_events needs a backend with an events stream (FREEIM['REDIS_URL']); the "
                                "embedded mode sends signals in the server process itself.")
+        if metrics_port is not None:
+            if find_spec("prometheus_client") is None:
+                raise CommandError("--metrics-port needs prometheus-client: pip install 'django-freeim[metrics]'.")
+            from freeim.metrics import serve
+
+            serve(metrics_port, metrics_address)
+            self.stdout.write(f"freeim events: metrics on http://{metrics_address}:{metrics_port}/")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())

@@ -17,6 +17,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ... import measures
+
 logger = logging.getLogger("freeim.node")
 
 TICK = 0.05
@@ -57,9 +59,11 @@ class AcceptGate:
             if lag > PAUSE_ABOVE:
                 self.paused_at = now
                 self.pauses += 1
+                measures.ACCEPT_PAUSES.inc()
                 for port in self.ports:
                     port.stopReading()
         elif lag < RESUME_BELOW or now - self.paused_at >= MAX_PAUSE:
+            measures.ACCEPT_PAUSED.inc(amount=now - self.paused_at)
             self.paused_at = None
             for port in self.ports:
                 port.startReading()

@@ -44,7 +44,7 @@ def own_redis():
 async def read_inbox(backend, received):
     """A task reading node ``a``'s inbox into ``received``, from its tail now on."""
     after = await backend.transport.inbox_tail("a")
-    return asyncio.create_task(backend.transport.receive("a", received.append, after))
+    return asyncio.create_task(backend.transport.receive("a", lambda batch, _sent: received.append(batch), after))
 
 
 def events_of(backend):
