@@ -189,14 +189,40 @@ class Store(Tokens, Presence, Chans, Inboxes, Protocol):
     """Tokens, presence, chans and inboxes: the state every process of a deployment shares."""
 
 
+class NodeHealth(TypedDict):
+    """What a node reports of itself with each heartbeat: its readiness probe's facts (:mod:`freeim.node.health`),
+    for ``freeim_status`` and the admin's live-ops page, which run in other processes. A report lasts a heartbeat
+    TTL: a dead node's is gone before the node is reaped."""
+
+    ready: bool
+    #: Why it is not ready (none when it is).
+    reasons: list[str]
+    #: How late its loop woke, at worst, in the last two seconds.
+    loop_lag_ms: float
+    draining: bool
+    #: Its sockets and their clients, by its own count (presence keeps a draining node's until each client is back).
+    connections: int
+    clients: int
+    #: When the node started (Unix time, seconds), and the freeim version it runs.
+    started: float
+    version: str
+
+
 class Nodes(Protocol):
-    """Which nodes are alive, and the cleanup after those that are not."""
+    """Which nodes are alive, what each reports of its health, and the cleanup after those that are not."""
 
     async def register_node(self, node: str, boot: str) -> None:
         """Mark ``node`` (the process with boot id ``boot``) alive: it receives payloads from now on."""
 
-    async def heartbeat(self, node: str, boot: str) -> bool:
-        """Keep ``node`` registered; False when its registration was lost and must be rebuilt."""
+    async def heartbeat(self, node: str, boot: str, health: NodeHealth | None = None) -> bool:
+        """Keep ``node`` registered, and publish ``health`` with the beat (as :meth:`publish_health`, in the same
+        round trip); False when its registration was lost and must be rebuilt."""
+
+    async def publish_health(self, node: str, health: NodeHealth) -> None:
+        """Keep ``health`` as ``node``'s report, until its next one or for the heartbeat TTL."""
+
+    async def node_health(self, nodes: list[str]) -> dict[str, NodeHealth]:
+        """The report of each of ``nodes`` that has one (read-only, for status reports)."""
 
     async def alive_nodes(self, within: float | None = None, accepting: bool = False) -> list[str]:
         """Names of the nodes that are alive, sorted: that beat within the heartbeat TTL, or within ``within``
@@ -205,6 +231,9 @@ class Nodes(Protocol):
 
     async def set_draining(self, node: str, draining: bool) -> None:
         """Mark ``node`` draining, so no new terminal is sent there (``alive_nodes(accepting=True)``), or not."""
+
+    async def draining_nodes(self) -> list[str]:
+        """The nodes marked draining, sorted."""
 
     async def release_moved(self, node: str) -> int:
         """Take off ``node`` (which drains) the connections of each client that has one on another node now: its

@@ -19,7 +19,7 @@ from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from ..messaging.payloads import Payload
 from ..protocol import position
-from .contract import Backend, Deliver, InboxRead, Letter, NodeLoad, TokenRecord
+from .contract import Backend, Deliver, InboxRead, Letter, NodeHealth, NodeLoad, TokenRecord
 from .inboxes import META_LIFE, Entry, read_after
 
 
@@ -32,6 +32,7 @@ class MemoryState:
         self._tokens: dict[str, tuple[float, TokenRecord]] = {}
         self._nodes: set[str] = set()
         self._draining: set[str] = set()
+        self._health: dict[str, NodeHealth] = {}
         self._connections: dict[ClientId, dict[str, str]] = {}  # client -> connection id -> node
         self._chans: dict[str, set[ClientId]] = defaultdict(set)
         self._client_chans: dict[ClientId, set[str]] = defaultdict(set)
@@ -55,8 +56,18 @@ class MemoryState:
         with self._lock:
             self._nodes.add(node)
 
-    async def heartbeat(self, node: str, boot: str) -> bool:
+    async def heartbeat(self, node: str, boot: str, health: NodeHealth | None = None) -> bool:
+        if health is not None:
+            await self.publish_health(node, health)
         return True  # one process: the node cannot lose its registration
+
+    async def publish_health(self, node: str, health: NodeHealth) -> None:
+        with self._lock:
+            self._health[node] = NodeHealth(**health)  # no TTL: the node forgets its report as it stops (drop_node)
+
+    async def node_health(self, nodes: list[str]) -> dict[str, NodeHealth]:
+        with self._lock:
+            return {node: self._health[node] for node in nodes if node in self._health}
 
     async def reap(self, me: str) -> list[str]:
         return []  # one process: no peer to die
@@ -68,6 +79,10 @@ class MemoryState:
     async def set_draining(self, node: str, draining: bool) -> None:
         with self._lock:
             (self._draining.add if draining else self._draining.discard)(node)
+
+    async def draining_nodes(self) -> list[str]:
+        with self._lock:
+            return sorted(self._draining)
 
     async def release_moved(self, node: str) -> int:
         with self._lock:
@@ -89,6 +104,7 @@ class MemoryState:
         with self._lock:
             self._nodes.discard(node)
             self._draining.discard(node)
+            self._health.pop(node, None)
             self._inboxes.pop(node, None)
             gone = []
             for client_id, conns in list(self._connections.items()):

@@ -3,7 +3,7 @@
 Presence is read once per page, never per row: the group list's online counts come from
 one ``get_chan_list()``, a page of members' from one ``has_online([...])``, the "online
 now" page's nodes from one ``get_client_nodes([...])`` (:mod:`.admin_pages`). If the store cannot be reached the
-pages still render, with presence left blank and a warning.
+pages still render, with presence left blank and a warning. The live-ops page shows the nodes (:mod:`.admin_liveops`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from freeim import ids, im
 from freeim.auth import client_id_of
 from freeim.exceptions import FreeIMError
 
+from .admin_liveops import live_ops, live_ops_status
 from .admin_pages import MessageForm, as_message, online_now, presence, reporting
 from .models import Group, Membership
 
@@ -215,9 +216,10 @@ class GroupAdmin(GroupAdminBase):
         return None
 
     def get_urls(self) -> list[Any]:
-        online = path("online/", self.admin_site.admin_view(functools.partial(online_now, self)),
-                      name="freeim_groups_online")
-        return [online, *super().get_urls()]
+        pages = [path(route, self.admin_site.admin_view(functools.partial(view, self)), name=f"freeim_groups_{name}")
+                 for route, view, name in (("online/", online_now, "online"), ("liveops/", live_ops, "liveops"),
+                                           ("liveops/status/", live_ops_status, "liveops_status"))]
+        return [*pages, *super().get_urls()]
 
 
 @admin.register(Membership)

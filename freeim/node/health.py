@@ -6,6 +6,9 @@ terminals, else 503 with the reasons: not started yet, draining or stopping, its
 through for half of ``HEARTBEAT_TTL``, when connect/ stops sending terminals there anyway), or its loop
 lagging (a sleep woke more than ``HEALTH_MAX_LOOP_LAG`` late in the last two seconds). Both are answered
 by :func:`freeim.asgi.wrap` before the request reaches Django, on every node.
+
+The node also publishes these facts with each heartbeat (:func:`report`), so ``freeim_status`` and the admin's
+live-ops page, in other processes, show every node's readiness.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
+from ..backends.contract import NodeHealth
 from ..conf import conf
 
 if TYPE_CHECKING:
@@ -46,8 +51,12 @@ class LoopLag:
         return max(self.samples, default=0.0)
 
 
-def readiness(node: Node | None) -> dict[str, Any]:
-    """``{"ready", "reasons", ...}`` for ``node`` (None: no node started in this process)."""
+def readiness(node: Node | None, published: bool = False) -> dict[str, Any]:
+    """``{"ready", "reasons", ...}`` for ``node`` (None: no node started in this process).
+
+    ``published``: for a report that goes to the store, which the store's absence cannot be a reason of (if it
+    arrives, the store answered).
+    """
     if node is None:
         return {"ready": False, "reasons": ["the node has not started"]}
     reasons = []
@@ -56,13 +65,21 @@ def readiness(node: Node | None) -> dict[str, Any]:
     elif node.stopping:
         reasons.append("the node is stopping")
     age = node.heartbeat_age()
-    if age is not None and node.backend.heartbeat_ttl and age > node.backend.heartbeat_ttl / 2:
+    if not published and age is not None and node.backend.heartbeat_ttl and age > node.backend.heartbeat_ttl / 2:
         reasons.append(f"no heartbeat reached the store for {age:.1f} s")
     if node.lag.recent > conf.HEALTH_MAX_LOOP_LAG:
         reasons.append(f"the loop lags {node.lag.recent * 1000:.0f} ms")
     return {"ready": not reasons, "reasons": reasons, "node": node.name, "connections": node.registry.connection_count,
             "clients": node.client_count(), "loop_lag_ms": round(node.lag.recent * 1000, 1),
             "heartbeat_age": None if age is None else round(age, 2), "draining": node.draining}
+
+
+def report(node: Node) -> NodeHealth:
+    """What ``node`` publishes of its readiness with each heartbeat (:meth:`.Nodes.heartbeat`)."""
+    facts = readiness(node, published=True)
+    return NodeHealth(ready=facts["ready"], reasons=facts["reasons"], loop_lag_ms=facts["loop_lag_ms"],
+                      draining=facts["draining"], connections=facts["connections"], clients=facts["clients"],
+                      started=node.started, version=__version__)
 
 
 def probe_for(scope: dict[str, Any]) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None:

@@ -2,14 +2,15 @@
 
 It holds this process's connections (:mod:`.registry`), keeps them in the store's presence
 (:mod:`.attachments`), receives payload batches for its name from the backend's transport and
-writes their frames to its sockets (:mod:`.delivery`), and keeps itself registered: heartbeats,
-upkeep, and the reaping of dead peers.
+writes their frames to its sockets (:mod:`.delivery`), and keeps itself registered: heartbeats (each
+with its health report, :func:`.health.report`), upkeep, and the reaping of dead peers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +26,7 @@ from ..servers import daphne
 from . import probe
 from .attachments import Attachments
 from .delivery import Delivery
-from .health import LoopLag
+from .health import LoopLag, report
 from .heap import HeapKeeper
 from .local_events import LocalEvents
 from .registry import Registry
@@ -39,6 +40,8 @@ HANDSHAKE_CONCURRENCY = 64
 HANDSHAKE_WAIT = 3.0
 #: Seconds between two looks at which drained terminals came back on other nodes.
 DRAIN_POLL = 0.25
+#: Seconds between two health reports of a node that beats no heartbeat (the embedded one), for the admin's page.
+REPORT_EVERY = 1.0
 
 
 class Node:
@@ -50,6 +53,7 @@ class Node:
         self.backlog_limit = backlog_limit
         self.loop = asyncio.get_running_loop()
         self.boot = uuid.uuid4().hex
+        self.started = time.time()
         self.registry = Registry()
         self.heap = HeapKeeper()
         self.events = LocalEvents() if backend.events is None else None
@@ -75,12 +79,15 @@ class Node:
         after = await self.backend.transport.inbox_tail(self.name)
         await self.backend.nodes.register_node(self.name, self.boot)
         self._last_beat = self.loop.time()
+        await self.backend.nodes.publish_health(self.name, report(self))
         self._spawn(self.lag.run(), "loop-lag")
         self._spawn(self.backend.transport.receive(self.name, self.delivery.receive, after), "receive")
         self._spawn(self.delivery.run(), "deliver")
         self._spawn(self.delivery.chan_sync.run(), "chan-sync")
-        if ttl := self.backend.heartbeat_ttl:
-            self._spawn(self._every(ttl / 5, "heartbeat", self._beat), "beat")
+        ttl = self.backend.heartbeat_ttl
+        # Each beat carries the node's health report; a node that needs no heartbeat still reports.
+        self._spawn(self._every(ttl / 5 if ttl else REPORT_EVERY, "heartbeat", self._beat), "beat")
+        if ttl:
             self._spawn(self._every(ttl / 5, "upkeep", self._upkeep), "upkeep")
         if conf.GC_FREEZE:
             self._spawn(self.heap.run(self.client_count), "heap")
@@ -115,6 +122,7 @@ class Node:
                     extra=fields("drain", self.name, sockets=moving))
         try:
             await self.backend.nodes.set_draining(self.name, True)
+            await self.backend.nodes.publish_health(self.name, report(self))  # now, not at the next beat
         except StoreUnavailable as error:  # handshakes are refused here anyway: their terminals try elsewhere
             logger.warning("freeim node %s: %s; connect/ may send terminals here while it drains", self.name, error)
         for connection in accepted:
@@ -192,7 +200,7 @@ class Node:
                 logger.exception("freeim node %s: %s failed", self.name, what)
 
     async def _beat(self) -> None:
-        if not await self.backend.nodes.heartbeat(self.name, self.boot):
+        if not await self.backend.nodes.heartbeat(self.name, self.boot, report(self)):
             await self.attachments.register_again()
         self._last_beat = self.loop.time()
 

@@ -11,6 +11,7 @@ from freeim.backends.memory import MemoryBackend
 from freeim.backends.redis import RedisBackend
 from freeim.exceptions import TooManyChans, TooManyConnections
 from tests.blocking import blocking
+from tests.health import report
 from tests.waiting import eventually
 
 
@@ -144,8 +145,26 @@ def test_a_draining_node_is_alive_but_takes_no_new_terminals(sync):
     sync.nodes.set_draining("a", True)
     assert sync.nodes.alive_nodes() == ["a", "b"]  # still delivered to: its terminals are moving
     assert sync.nodes.alive_nodes(accepting=True) == ["b"]
+    assert sync.nodes.draining_nodes() == ["a"]
     sync.nodes.set_draining("a", False)
     assert sync.nodes.alive_nodes(accepting=True) == ["a", "b"]
+    assert sync.nodes.draining_nodes() == []
+
+
+def test_a_node_publishes_its_health_with_its_heartbeat_and_the_report_goes_with_the_node(sync, backend):
+    """Status reports read each node's own readiness, loop lag and drain state, which live in its process."""
+    sync.nodes.register_node("a", "boot-a")
+    assert sync.nodes.node_health(["a", "b"]) == {} and sync.nodes.node_health([]) == {}
+    assert sync.nodes.heartbeat("a", "boot-a", report()) is True
+    assert sync.nodes.node_health(["a", "b"]) == {"a": report()}
+    draining = report(ready=False, reasons=["the node is draining"], draining=True)
+    sync.nodes.publish_health("a", draining)  # at once as it starts draining, not at its next beat
+    assert sync.nodes.node_health(["a"]) == {"a": draining}
+    if isinstance(backend, MemoryBackend):
+        sync.nodes.drop_node("a")  # one process: the node forgets its report as it stops
+    else:
+        time.sleep(1.1)  # past the heartbeat TTL (1 s): a dead node's report is gone before it is reaped
+    assert sync.nodes.node_health(["a"]) == {}
 
 
 def test_a_node_dropped_while_draining_is_not_draining_when_it_comes_back(sync):

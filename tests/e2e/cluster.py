@@ -77,8 +77,9 @@ class Worker:
 class Cluster:
     """A private Redis, ``size`` daphne nodes on free ports, and any events workers a test starts."""
 
-    def __init__(self, size: int = 3, drain_grace: float = DRAIN_GRACE) -> None:
+    def __init__(self, size: int = 3, drain_grace: float = DRAIN_GRACE, heartbeat_ttl: float = HEARTBEAT_TTL) -> None:
         self.drain_grace = drain_grace
+        self.heartbeat_ttl = heartbeat_ttl
         self.redis = RedisServer()  # not the session one: tests stop and restart this one
         self.directory = Path(tempfile.mkdtemp(prefix="freeim-cluster-"))
         self.database = self.directory / "db.sqlite3"
@@ -94,11 +95,12 @@ class Cluster:
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
         """A cluster process's environment: a node when ``server`` is given, else a business process."""
         return cluster_env(self.redis.url, self.servers, server, FREEIM_DEMO_DB=str(self.database),
-                           FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), FREEIM_DRAIN_GRACE=str(self.drain_grace), **extra)
+                           FREEIM_HEARTBEAT_TTL=str(self.heartbeat_ttl), FREEIM_DRAIN_GRACE=str(self.drain_grace),
+                           **extra)
 
     def business_settings(self) -> dict[str, Any]:
         """The ``FREEIM`` settings of a business process (no ``SERVER``): the pytest process's."""
-        return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": HEARTBEAT_TTL,
+        return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": self.heartbeat_ttl,
                 "REDIS_PREFIX": PREFIX}
 
     #: The key layout freeim writes (the pytest process reads the cluster's keys through it).

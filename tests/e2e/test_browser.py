@@ -25,10 +25,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import websockets.sync.client
 from django.test import override_settings
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
@@ -84,14 +85,26 @@ class ClusterDemo:
         return {self.cluster.servers.index(node) for node in nodes}
 
 
-@pytest.fixture(scope="module")
-def cluster_demo() -> Iterator[ClusterDemo]:
-    with Cluster() as cluster:
+def demo_on(cluster: Cluster) -> Iterator[ClusterDemo]:
+    """The demo on ``cluster``, booted; everything stopped after."""
+    with cluster:
         demo = ClusterDemo(cluster)
         try:
             yield demo
         finally:
             stop(demo.process, signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def cluster_demo() -> Iterator[ClusterDemo]:
+    yield from demo_on(Cluster())
+
+
+@pytest.fixture(scope="module")
+def slow_cluster_demo() -> Iterator[ClusterDemo]:
+    """The cluster demo with states that last longer than the live-ops page's 2 s between refreshes: a killed node is
+    late for 3 s (half its heartbeat TTL of 6 s) and dead for up to a fifth of it; a stopped node drains for 4 s."""
+    yield from demo_on(Cluster(drain_grace=4, heartbeat_ttl=6))
 
 
 ARTIFACTS = Path(os.environ.get("FREEIM_ARTIFACTS") or ROOT / ".artifacts") / "browser"
@@ -456,3 +469,89 @@ def test_a_reader_whose_node_is_killed_gets_every_message_once_and_the_writer_se
     until_log(bob.page, [(f"m{n}", "") for n in range(1, 7)])  # each once, in order
     until_log(alice.page, [(f"m{n}", "✓✓") for n in range(1, 7)])
     assert pages.console_errors() == []
+
+
+#: A superuser for the admin's pages (its password is hashed once: a third of a second).
+MAKE_OPERATOR = f"""
+from django.contrib.auth.models import User
+User.objects.create_superuser("ops", password="{PASSWORD}")
+"""
+#: Each row of the live-ops page's nodes table: its cells' text, by node name.
+NODE_ROWS = """return Array.from(document.querySelectorAll("#liveops-nodes tbody tr"),
+    (tr) => Array.from(tr.cells, (td) => td.textContent));"""
+
+
+def live_nodes(driver: WebDriver) -> dict[str, list[str]]:
+    """The live-ops page's nodes: node -> [state, ready, last heartbeat, loop lag, sockets, clients, why not ready]."""
+    return {row[0]: row[1:] for row in driver.execute_script(NODE_ROWS)}
+
+
+def until_nodes(driver: WebDriver, what: str, condition: Callable[[dict[str, list[str]]], bool],
+                wait: float = WAIT) -> None:
+    try:
+        WebDriverWait(driver, wait, poll_frequency=POLL).until(lambda d: condition(live_nodes(d)))
+    except Exception:
+        raise AssertionError(f"the page never showed {what}: {live_nodes(driver)!r}") from None
+
+
+def notice(driver: WebDriver) -> str:
+    """The live-ops page's notice ("" when hidden)."""
+    return str(driver.execute_script('const n = document.getElementById("liveops-notice"); '
+                                     'return n.hidden ? "" : n.textContent;'))
+
+
+def test_the_live_ops_page_follows_a_drain_a_kill_and_a_redis_outage_without_a_reload(
+        slow_cluster_demo: ClusterDemo, pages: Pages) -> None:
+    """The admin's live-ops page of a real 3-node cluster, refreshing itself every 2 s: one node is stopped (SIGTERM)
+    while a terminal that never comes back holds a socket there, so it drains for the whole grace; another is killed
+    (SIGKILL); Redis stops and starts again; the nodes are started again. The page follows each step in place."""
+    cluster, demo = slow_cluster_demo.cluster, slow_cluster_demo
+    made = subprocess.run([sys.executable, "manage.py", "shell", "-c", MAKE_OPERATOR], cwd=ROOT, env=cluster.env(),
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    ops = pages.new()
+    ops.page.get(f"{demo.base}/admin/login/?next=/admin/freeim_groups/group/liveops/")
+    ops.page.find_element(By.ID, "id_username").send_keys("ops")
+    ops.page.find_element(By.ID, "id_password").send_keys(PASSWORD, Keys.ENTER)
+    until_nodes(ops.page, "three nodes ready", lambda nodes: sorted(nodes) == sorted(cluster.servers) and all(
+        cells[:2] == ["alive", "yes"] for cells in nodes.values()))
+    assert styled(ops.page), "the live-ops page's stylesheets did not load"
+    ops.page.execute_script("window.notReloaded = true;")  # gone with a reload
+    pages.screenshot(ops, "live-ops-1-three-nodes")
+
+    with override_settings(FREEIM=cluster.business_settings()):
+        url = im.prev_connect_server("ops-terminal")
+    stopping = cluster.index_of_url(url)
+    with websockets.sync.client.connect(url, proxy=None):  # it never reconnects: the drain lasts its grace
+        drain = threading.Thread(target=cluster.terminate, args=(stopping,))
+        drain.start()
+        until_nodes(ops.page, "the node draining", lambda nodes: nodes.get(cluster.servers[stopping], [])[:2] == [
+            "draining", "no"])
+        assert live_nodes(ops.page)[cluster.servers[stopping]][-1] == "the node is draining"
+        pages.screenshot(ops, "live-ops-2-draining")
+        until_nodes(ops.page, "the drained node gone", lambda nodes: cluster.servers[stopping] not in nodes)
+        drain.join()
+
+    killed = (stopping + 1) % len(cluster.servers)
+    cluster.kill(killed)
+    until_nodes(ops.page, "the killed node late", lambda nodes: nodes.get(cluster.servers[killed], [""])[0] == "late")
+    pages.screenshot(ops, "live-ops-3-late")
+    until_nodes(ops.page, "the killed node reaped", lambda nodes: list(nodes) == [
+        server for index, server in enumerate(cluster.servers) if index not in (stopping, killed)])
+
+    cluster.redis.stop()
+    try:
+        WebDriverWait(ops.page, WAIT, poll_frequency=POLL).until(lambda d: notice(d).startswith("Redis is unavailable"))
+        pages.screenshot(ops, "live-ops-4-redis-down")
+    finally:
+        cluster.redis.start()
+    WebDriverWait(ops.page, WAIT, poll_frequency=POLL).until(lambda d: notice(d) == "")
+    cluster.start(stopping, killed)
+    until_nodes(ops.page, "three nodes ready again", lambda nodes: sorted(nodes) == sorted(cluster.servers) and all(
+        cells[:2] == ["alive", "yes"] for cells in nodes.values()), wait=WAIT * 2)
+    pages.screenshot(ops, "live-ops-5-back")
+    assert ops.page.execute_script("return window.notReloaded === true;")
+    # The browser logs each answer that was not a 2xx: the 503s of the outage, and the admin's missing favicon.
+    errors = [error for error in pages.console_errors() if "/favicon.ico " not in error]
+    assert errors and all("/liveops/status/ " in error and " 503 " in error for error in errors), errors
+    ops.page.delete_all_cookies()  # the admin's session: the chat pages of the other tests use none

@@ -30,6 +30,7 @@ from django.core.management import call_command
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import freeim
 from demo_project.cluster import ROOT
 from freeim import im
 from freeim.backends import get_backend
@@ -712,10 +713,13 @@ async def test_freeim_status_from_a_shell_shows_every_node_its_sockets_and_the_e
     await eventually(worker_caught_up, EVENT_TIMEOUT)
     report = worker_caught_up.report  # type: ignore[attr-defined]
     assert all(0 <= node.pop("heartbeat_age") < HEARTBEAT_TTL / 2 for node in report["nodes"])
+    for node in report["nodes"]:
+        assert node.pop("loop_lag_ms") >= 0 and 0 <= time.time() - node.pop("started") < 600
+    ready = {"state": "alive", "ready": True, "reasons": [], "draining": False, "version": freeim.__version__}
     assert report["nodes"] == sorted([  # by name
-        {"name": cluster.servers[0], "state": "alive", "connections": 2, "clients": 1},
-        {"name": cluster.servers[1], "state": "alive", "connections": 1, "clients": 1},
-        {"name": cluster.servers[2], "state": "alive", "connections": 0, "clients": 0}], key=lambda node: node["name"])
+        {"name": cluster.servers[0], **ready, "connections": 2, "clients": 1},
+        {"name": cluster.servers[1], **ready, "connections": 1, "clients": 1},
+        {"name": cluster.servers[2], **ready, "connections": 0, "clients": 0}], key=lambda node: node["name"])
     assert report["online_clients"] == 2 and report["connections"] == 3 and report["chan_count"] == 1
     assert report["events"]["length"] == 2  # alice and bob came online
 

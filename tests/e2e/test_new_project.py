@@ -53,7 +53,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     [sdist] = out.glob("django_freeim-*.tar.gz")
     [wheel] = out.glob("django_freeim-*.whl")
-    assert {"LICENSE", "py.typed", "freeim.js"} <= {Path(name).name for name in _wheel_files(wheel)}
+    assert {"LICENSE", "py.typed", "freeim.js", "liveops.js", "liveops.css", "liveops.html", "app_index.html"} <= {
+        Path(name).name for name in _wheel_files(wheel)}
     assert sdist.stat().st_size > 0
     return wheel
 

@@ -10,15 +10,19 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from freeim import im
+from freeim.backends import get_backend
 from freeim.groups.models import Group, Membership
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
 from tests.groups.helpers import chan_frame, make_group, run, silent
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GROUPS = "/admin/freeim_groups/group/"
 MEMBERS = "/admin/freeim_groups/membership/"
 ONLINE = f"{GROUPS}online/"
+LIVEOPS = f"{GROUPS}liveops/"
+LIVEOPS_STATUS = f"{LIVEOPS}status/"
 
 
 @pytest.fixture
@@ -58,10 +62,14 @@ def test_every_page_renders(staff, users):
     pages = [GROUPS, f"{GROUPS}?q=tea", f"{GROUPS}?is_active__exact=0", f"{GROUPS}add/",
              f"{GROUPS}{group.pk}/change/", MEMBERS, f"{MEMBERS}?role__exact=member&q=sensor",
              f"{MEMBERS}{Membership.objects.first().pk}/change/", f"{MEMBERS}add/",
-             ONLINE, "/admin/"]
+             ONLINE, LIVEOPS, LIVEOPS_STATUS, "/admin/freeim_groups/", "/admin/"]
+
+    async def reported_both_sockets():  # the live-ops page shows the node's own counts, reported every second
+        return (await get_backend().nodes.node_health(["local"]))["local"]["connections"] == 2
 
     async def scenario():
         async with connected(application, users["alice"].pk), connected(application, users["alice"].pk):
+            await eventually(reported_both_sockets, timeout=3)
             return {page: await sync_to_async(staff.get)(page) for page in pages}
 
     responses = run(scenario)
@@ -71,20 +79,33 @@ def test_every_page_renders(staff, users):
     online = responses[ONLINE].content.decode()
     assert "1 client online" in online and "alice" in online and "local (2)" in online
     assert 'alt="True"' in responses[f"{GROUPS}{group.pk}/change/"].content.decode()  # alice, online
+    assert f'href="{LIVEOPS}"' in listing and f'href="{LIVEOPS}"' in responses["/admin/freeim_groups/"].content.decode()
+    assert re.search(r'<tr data-key="local" data-state="alive"><td>local</td><td>alive</td><td>yes</td><td>-</td>'
+                     r'<td>\d+ ms</td><td>2</td><td>1</td><td></td></tr>', responses[LIVEOPS].content.decode())
+    live = responses[LIVEOPS_STATUS].json()
+    assert live["summary"] == "1 node(s), 1 client(s) online on 2 socket(s), 1 chan(s)" and live["error"] is None
+    assert [(row["key"], row["state"], row["cells"][2]) for row in live["nodes"]] == [("local", "alive", "yes")]
+    assert live["events"] == "events: sent by the node itself (embedded mode), no stream" and live["groups"] == []
 
 
 def test_pages_need_staff(users):
     client = Client()
+    for page in (LIVEOPS, LIVEOPS_STATUS):  # logged out
+        response = client.get(page)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     client.force_login(users["alice"])
-    for page in (GROUPS, ONLINE, MEMBERS):
+    for page in (GROUPS, ONLINE, MEMBERS, LIVEOPS, LIVEOPS_STATUS):
         assert client.get(page).status_code == 302  # to the admin login
     users["bob"].is_staff = True
     users["bob"].save()
     client.force_login(users["bob"])
-    assert client.get(ONLINE).status_code == 403  # staff, but no permission on groups
+    for page in (ONLINE, LIVEOPS, LIVEOPS_STATUS):
+        response = client.get(page)
+        assert response.status_code == 403 and b"alive" not in response.content  # staff, but no permission on groups
     view = Permission.objects.get(codename="view_group", content_type__app_label="freeim_groups")
     users["bob"].user_permissions.add(view)
     assert client.get(ONLINE).status_code == 200
+    assert client.get(LIVEOPS).status_code == 200
     assert client.post(ONLINE, {"do": "broadcast", "text": "hi"}).status_code == 403  # viewing is not acting
 
 

@@ -6,11 +6,14 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
+from unittest.mock import ANY
 
 import pytest
 from django.core.management import CommandError, call_command
 
+import freeim
 from demo_project.cluster import ROOT, free_port
 from freeim import im
 from freeim.backends import get_backend
@@ -18,6 +21,7 @@ from freeim.conf import conf
 from freeim.testing import connected
 from tests.asgi import application
 from tests.blocking import blocking
+from tests.health import report
 
 
 def run(*args):
@@ -33,18 +37,19 @@ def run(*args):
 async def test_status_shows_the_embedded_node_and_what_it_holds():
     async with connected(application, 1), connected(application, 1), connected(application, 2) as bob:
         await im.ajoin_chan(2, "room")
-        report = json.loads(run("freeim_status", "--json", "--chans"))
-        assert report == {
-            "nodes": [{"name": "local", "state": "alive", "heartbeat_age": None, "connections": 3, "clients": 2}],
+        status = json.loads(run("freeim_status", "--json", "--chans"))
+        assert status == {
+            "nodes": [{"name": "local", "state": "alive", "ready": True, "reasons": [], "heartbeat_age": None,
+                       "loop_lag_ms": ANY, "connections": 3, "clients": 2, "draining": False, "started": ANY,
+                       "version": freeim.__version__}],
             "heartbeat_ttl": None, "connections": 3, "online_clients": 2, "chan_count": 1,
             "chans": [{"chan": "room", "members": 1}], "events": None}
-        assert run("freeim_status").splitlines() == [
-            "1 node(s), 2 client(s) online on 3 socket(s), 1 chan(s)",
-            "",
-            "node   state  last heartbeat  sockets  clients",
-            "local  alive               -        3        2",
-            "",
-            "events: sent by the node itself (embedded mode), no stream"]
+        assert 0 < time.time() - status["nodes"][0]["started"] < 60
+        table = run("freeim_status").splitlines()
+        assert table[:3] == ["1 node(s), 2 client(s) online on 3 socket(s), 1 chan(s)", "",
+                             "node   state  ready  last heartbeat  loop lag  sockets  clients"]
+        assert re.fullmatch(r"local  alive  yes                 -  [ 0-9]{5} ms        3        2", table[3]), table[3]
+        assert table[4:] == ["", "events: sent by the node itself (embedded mode), no stream"]
         assert run("freeim_send", "system", "2", "3", "--data", '{"text": "hi"}').endswith(
             "; 1 of its 2 receiver(s) online\n")
         assert (await bob.receive_frame())["data"] == {"text": "hi"}
@@ -69,33 +74,47 @@ def cluster_store(redis_server, settings):
 
 def test_status_reads_every_node_the_cluster_knows(cluster_store):
     sync = blocking(cluster_store)
-    for node in ("a:1", "b:1", "c:1"):
+    for node in ("a:1", "b:1", "c:1", "d:1"):
         sync.nodes.register_node(node, "boot")
     for node, client, conn in (("a:1", 1, "a1"), ("a:1", 1, "a2"), ("b:1", 2, "b1"), ("c:1", "bob", "c1")):
         sync.store.add_connection(node, client, conn)
     sync.store.join(2, ["room"])
+    sync.nodes.publish_health("a:1", report(2, 1))
+    lagging = {"ready": False, "reasons": ["the loop lags 812 ms"], "loop_lag_ms": 812.4}
+    sync.nodes.publish_health("b:1", report(1, 1, **lagging))
+    sync.nodes.set_draining("d:1", True)
+    sync.nodes.publish_health("d:1", report(0, 0, ready=False, reasons=["the node is draining"], draining=True))
     nodes = cluster_store.keys.shared("nodes")
     redis = cluster_store.connections.blocking
     now_ms = int(redis.zscore(nodes, "a:1"))
-    redis.zadd(nodes, {"b:1": now_ms - 7_000, "c:1": now_ms - 60_000})  # b missed beats, c is dead
+    redis.zadd(nodes, {"b:1": now_ms - 7_000, "c:1": now_ms - 60_000})  # b missed beats, c is dead (no report)
     taken = sync.events.read("freeim", "worker-1", 60_000, 10)
     sync.events.ack("freeim", [entry_id for entry_id, _ in taken[:2]])
 
-    report = json.loads(run("freeim_status", "--json"))
-    ages = [node.pop("heartbeat_age") for node in report["nodes"]]
-    assert ages[0] < 5 and 7 <= ages[1] < 12 and 60 <= ages[2] < 65
-    assert report == {
-        "nodes": [{"name": "a:1", "state": "alive", "connections": 2, "clients": 1},
-                  {"name": "b:1", "state": "late", "connections": 1, "clients": 1},
-                  {"name": "c:1", "state": "dead", "connections": 1, "clients": 1}],
+    status = json.loads(run("freeim_status", "--json"))
+    ages = [node.pop("heartbeat_age") for node in status["nodes"]]
+    assert ages[0] < 5 and 7 <= ages[1] < 12 and 60 <= ages[2] < 65 and ages[3] < 5
+    known = {"started": 1_700_000_000.25, "version": "0.1.0"}
+    unknown = {"ready": None, "reasons": [], "loop_lag_ms": None, "draining": False, "started": None, "version": None}
+    assert status == {
+        "nodes": [{"name": "a:1", "state": "alive", "ready": True, "reasons": [], "loop_lag_ms": 1.0,
+                   "connections": 2, "clients": 1, "draining": False, **known},
+                  {"name": "b:1", "state": "late", "ready": False, "reasons": ["the loop lags 812 ms"],
+                   "loop_lag_ms": 812.4, "connections": 1, "clients": 1, "draining": False, **known},
+                  {"name": "c:1", "state": "dead", "connections": 1, "clients": 1, **unknown},
+                  {"name": "d:1", "state": "draining", "ready": False, "reasons": ["the node is draining"],
+                   "loop_lag_ms": 1.0, "connections": 0, "clients": 0, "draining": True, **known}],
         "heartbeat_ttl": 10, "connections": 4, "online_clients": 3, "chan_count": 1,
         "events": {"length": 3, "groups": [{"name": "freeim", "consumers": 1, "pending": 1, "lag": 0}]}}
     table = run("freeim_status").splitlines()
-    assert table[0] == "3 node(s), 3 client(s) online on 4 socket(s), 1 chan(s)"
-    assert table[2] == "node  state  last heartbeat  sockets  clients"
-    assert re.fullmatch(r"b:1   late       [ 0-9]{2}\.\d s ago        1        1", table[4]), table[4]
-    assert table[6:] == ["", "events stream: 3 kept", "group   consumers  pending  lag",
-                         "freeim          1        1    0"]
+    assert table[0] == "4 node(s), 3 client(s) online on 4 socket(s), 1 chan(s)"
+    assert table[2] == "node  state     ready  last heartbeat  loop lag  sockets  clients"
+    assert re.fullmatch(r"a:1   alive     yes         [ 0-9]\.\d s ago      1 ms        2        1", table[3]), table[3]
+    assert re.fullmatch(r"b:1   late      no          [ 0-9]\.\d s ago    812 ms        1        1", table[4]), table[4]
+    assert re.fullmatch(r"c:1   dead      -          6\d\.\d s ago         -        1        1", table[5]), table[5]
+    assert re.fullmatch(r"d:1   draining  no          [ 0-9]\.\d s ago      1 ms        0        0", table[6]), table[6]
+    assert table[7:] == ["b:1 is not ready: the loop lags 812 ms", "d:1 is not ready: the node is draining", "",
+                         "events stream: 3 kept", "group   consumers  pending  lag", "freeim          1        1    0"]
 
 
 def test_status_before_any_events_worker_ran(cluster_store):

@@ -3,12 +3,18 @@ terminals (started, not stopping, its heartbeat reaching the store, its loop on 
 
 import asyncio
 import time
+import uuid
 
 import pytest
 from django.test import override_settings
 
+import freeim
 from demo_project.cluster import RedisServer
-from freeim.node import health
+from freeim.backends import get_backend
+from freeim.node import health, runtime
+from freeim.node.lifecycle import current_node
+from freeim.testing import connected
+from tests.asgi import application
 from tests.node.asgi_http import probe, start_node, stop_node
 from tests.waiting import eventually
 
@@ -76,3 +82,46 @@ async def test_probes_can_be_turned_off():
 async def test_probes_answer_get_and_head_only():
     assert await probe("/freeim/health/live", "HEAD") == (200, b"")
     assert await probe("/freeim/health/ready", "POST") == (405, {"detail": "Probes answer GET and HEAD."})
+
+
+# --- what a node publishes, for freeim_status and the admin's live-ops page in other processes -------------------
+
+
+async def test_the_embedded_node_publishes_its_readiness_every_second():
+    lifespan = await start_node()
+    store = get_backend().nodes
+    [first] = (await store.node_health(["local"])).values()  # published as it registered
+    assert first["ready"] and first["reasons"] == [] and first["connections"] == 0 and not first["draining"]
+    assert first["version"] == freeim.__version__ and 0 <= time.time() - first["started"] < 60
+
+    async def reported_the_socket():
+        return (await store.node_health(["local"]))["local"]["connections"] == 1
+
+    async with connected(application, 1):
+        await eventually(reported_the_socket, timeout=runtime.REPORT_EVERY * 3)
+    await stop_node(lifespan)
+    assert await store.node_health(["local"]) == {}  # the node forgot its report as it stopped
+
+
+async def test_a_node_publishes_its_readiness_with_its_heartbeat_and_at_once_as_it_drains(redis_server):
+    with override_settings(FREEIM={"REDIS_URL": redis_server.url, "REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+                                   "SERVERS": ["n1:1", "n2:1"], "SERVER": "n1:1", "HEARTBEAT_TTL": 5}):
+        backend = get_backend()
+        lifespan = await start_node()
+        health_key = backend.keys.node("n1:1", "health")
+        assert (await backend.nodes.node_health(["n1:1"]))["n1:1"]["ready"] is True
+        backend.connections.blocking.delete(health_key)
+
+        async def beaten():
+            return await backend.nodes.node_health(["n1:1"]) != {}
+
+        await eventually(beaten, timeout=2)  # the next heartbeat (every second) wrote it again
+        await backend.nodes.register_node("n2:1", "peer")  # a node to move terminals to: else it stops undrained
+        await current_node().drain(grace=1)  # no socket to move: it returns at once, draining until it stops
+        assert (await backend.nodes.node_health(["n1:1"]))["n1:1"] | {"started": 0, "loop_lag_ms": 0} == {
+            "ready": False, "reasons": ["the node is draining"], "loop_lag_ms": 0, "draining": True,
+            "connections": 0, "clients": 0, "started": 0, "version": freeim.__version__}
+        assert await backend.nodes.draining_nodes() == ["n1:1"]
+        await stop_node(lifespan)
+        assert await backend.nodes.draining_nodes() == []
+        backend.flush()

@@ -18,6 +18,7 @@ key                            type     holds
 ``p:{g}:reaper``               string   the node reaping dead peers now (``NX PX``)
 ``p:{g}:draining``             set      the nodes that drain: connect sends no new terminal there
 ``p:{n:<node>}:alive``         string   the node process's boot id (``PX`` heartbeat TTL)
+``p:{n:<node>}:health``        string   the node's health report, JSON, written with each beat (``PX`` heartbeat TTL)
 ``p:{n:<node>}:conns``         hash     connection id -> client id, the node's sockets
 ``p:{n:<node>}:metas``         hash     connection id -> its meta (when not empty), for the reaper's offline events
 ``p:{n:<node>}:inbox``         stream   payload batches for the node (bounded in age and bytes)
@@ -71,7 +72,7 @@ class Keys:
         return self._key("g", what)
 
     def node(self, node: str, what: str) -> str:
-        """A node's key: ``alive``, ``conns``, ``inbox``, ``inbox-sz`` or ``inbox-ix``."""
+        """A node's key: ``alive``, ``health``, ``conns``, ``metas``, ``inbox``, ``inbox-sz`` or ``inbox-ix``."""
         return self._key(f"n:{encoded(node)}", what)
 
     def client(self, client: object, what: str) -> str:

@@ -1,8 +1,10 @@
 """Node liveness in Redis (:class:`~freeim.backends.contract.Nodes`): registrations kept by
-heartbeats, and the reaper that takes a dead node's connections off (one reaper at a time)."""
+heartbeats, each node's health report, and the reaper that takes a dead node's connections off (one reaper at a
+time)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from time import perf_counter
@@ -10,9 +12,10 @@ from time import perf_counter
 from ... import ids, measures
 from ...ids import ClientId
 from ...logs import fields
+from ..contract import NodeHealth
 from .client import Performer, performed
 from .keys import Keys
-from .steps import Lua, Pipe, Steps, one
+from .steps import Cmd, Lua, Pipe, Steps, one
 from .store import detach_many
 
 logger = logging.getLogger("freeim.redis")
@@ -43,9 +46,28 @@ class RedisNodes:
     def register_node(self, node: str, boot: str) -> Steps[None]:
         yield self._beat(node, boot, "register")
 
+    def _report(self, node: str, health: NodeHealth) -> Cmd:
+        """Write ``node``'s health report, kept for a heartbeat TTL: a dead node's goes before the node is reaped."""
+        return one("set", self.keys.node(node, "health"), json.dumps(health), None, self.ttl_ms)
+
     @performed
-    def heartbeat(self, node: str, boot: str) -> Steps[bool]:
-        return bool((yield self._beat(node, boot, "beat")))
+    def heartbeat(self, node: str, boot: str, health: NodeHealth | None = None) -> Steps[bool]:
+        if health is None:
+            return bool((yield self._beat(node, boot, "beat")))
+        # A pipeline, not one script: the beat's script writes a global key, the report is the node's own.
+        beaten, _ = yield Pipe((self._beat(node, boot, "beat"), self._report(node, health)))
+        return bool(beaten)
+
+    @performed
+    def publish_health(self, node: str, health: NodeHealth) -> Steps[None]:
+        yield self._report(node, health)
+
+    @performed
+    def node_health(self, nodes: list[str]) -> Steps[dict[str, NodeHealth]]:
+        if not nodes:
+            return {}
+        reports = yield Pipe(tuple(one("get", self.keys.node(node, "health")) for node in nodes))
+        return {node: json.loads(report) for node, report in zip(nodes, reports, strict=True) if report is not None}
 
     @performed
     def alive_nodes(self, within: float | None = None, accepting: bool = False) -> Steps[list[str]]:
@@ -55,6 +77,10 @@ class RedisNodes:
     @performed
     def set_draining(self, node: str, draining: bool) -> Steps[None]:
         yield one("sadd" if draining else "srem", self.keys.shared("draining"), node)
+
+    @performed
+    def draining_nodes(self) -> Steps[list[str]]:
+        return sorted((yield one("smembers", self.keys.shared("draining"))))
 
     @performed
     def release_moved(self, node: str) -> Steps[int]:

@@ -9,12 +9,24 @@ from django.core.management.base import CommandParser
 
 from freeim.backends import get_backend, run_blocking
 from freeim.management.base import FreeIMCommand
-from freeim.status import Status, as_json, read_status
+from freeim.status import (
+    GROUP_HEADINGS,
+    NO_GROUP,
+    NODE_HEADINGS,
+    Status,
+    as_json,
+    events_line,
+    group_cells,
+    node_cells,
+    not_ready,
+    read_status,
+    summary,
+)
 
 
 class Command(FreeIMCommand):
-    help = ("Show freeim's nodes (state, seconds since their last heartbeat, sockets and clients each holds), "
-            "online clients, chans and the events stream's backlog per consumer group.")
+    help = ("Show freeim's nodes (state, readiness, seconds since their last heartbeat, loop lag, sockets and "
+            "clients each holds), online clients, chans and the events stream's backlog per consumer group.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
@@ -27,22 +39,14 @@ class Command(FreeIMCommand):
 
 def _table(status: Status) -> list[str]:
     """``status`` for people: a summary line, then a table per part."""
-    sockets = sum(node.connections for node in status.nodes)
-    lines = [f"{len(status.nodes)} node(s), {status.online_clients:,} client(s) online on {sockets:,} socket(s), "
-             f"{status.chan_count:,} chan(s)", ""]
-    lines += _columns(["node", "state", "last heartbeat", "sockets", "clients"], 2,
-                      [[node.name, node.state, "-" if node.heartbeat_age is None else f"{node.heartbeat_age:.1f} s ago",
-                        f"{node.connections:,}", f"{node.clients:,}"] for node in status.nodes])
-    if status.events is None:
-        lines += ["", "events: sent by the node itself (embedded mode), no stream"]
-    else:
-        lines += ["", f"events stream: {status.events.length:,} kept"]
-        if status.events.groups:
-            lines += _columns(["group", "consumers", "pending", "lag"], 1,
-                              [[group.name, f"{group.consumers:,}", f"{group.pending:,}",
-                                "?" if group.lag is None else f"{group.lag:,}"] for group in status.events.groups])
-        else:
-            lines.append("no consumer group yet: no freeim_events worker ever ran")
+    lines = [summary(status), ""]
+    lines += _columns(NODE_HEADINGS, 3, [node_cells(node) for node in status.nodes])
+    lines += [f"{node.name} is not ready: {why}" for node in status.nodes if (why := not_ready(node))]
+    lines += ["", events_line(status.events)]
+    if status.events is not None and status.events.groups:
+        lines += _columns(GROUP_HEADINGS, 1, [group_cells(group) for group in status.events.groups])
+    elif status.events is not None:
+        lines.append(NO_GROUP)
     if status.chans is not None:
         lines += ["", *_columns(["chan", "members"], 1, [[chan, f"{members:,}"] for chan, members in status.chans])]
     return lines

@@ -7,9 +7,9 @@ from freeim import ids
 from freeim.backends.redis.keys import Keys
 from freeim.exceptions import InvalidClientId
 
-KINDS = {"node": ("alive", "conns", "inbox", "inbox-sz", "inbox-ix"), "client": ("conns", "chans"),
+KINDS = {"node": ("alive", "health", "conns", "metas", "inbox", "inbox-sz", "inbox-ix"), "client": ("conns", "chans"),
          "chan": ("members", "nodes")}
-SHARED = ("nodes", "online", "chans", "events", "reaper")
+SHARED = ("nodes", "online", "chans", "events", "reaper", "draining")
 keys = Keys("freeim")
 #: What ids hold: ':' and braces and '%' (which the encoding uses), spaces, unicode.
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40) | st.sampled_from(

@@ -17,6 +17,7 @@ from freeim.backends.redis.client import Connections
 from freeim.backends.redis.steps import Cmd
 from freeim.exceptions import StoreUnavailable
 from tests.blocking import blocking
+from tests.health import report
 from tests.waiting import eventually
 
 
@@ -212,7 +213,7 @@ def every_script(backend):
     sync = blocking(backend)
     sync.nodes.register_node("a", "boot-a")
     sync.nodes.register_node("b", "boot-b")
-    assert sync.nodes.heartbeat("a", "boot-a")
+    assert sync.nodes.heartbeat("a", "boot-a", report())  # a pipeline: the beat's script and the report
     assert sync.nodes.alive_nodes() == ["a", "b"] and sync.nodes.reap("a") == []
     sync.store.add_connection("a", 1, "a1", "web")
     sync.store.add_connection("a", 2, "a2")
@@ -325,6 +326,21 @@ class CountingSteps(Connections):
     def issue(self, client, scripts, step):
         CountingSteps.steps += 1
         return super().issue(client, scripts, step)
+
+
+def test_a_heartbeat_carries_the_node_s_health_report_in_its_one_round_trip(backend):
+    counted = RedisBackend(backend.url, backend.keys.prefix, 1, connections=CountingSteps)
+    sync = blocking(counted)
+    sync.nodes.register_node("a", "boot-a")
+    CountingSteps.steps = 0
+    assert sync.nodes.heartbeat("a", "boot-a", report()) is True
+    assert CountingSteps.steps == 1
+    health = backend.keys.node("a", "health")
+    assert json.loads(backend.connections.blocking.get(health)) == report()
+    assert 0 < backend.connections.blocking.pttl(health) <= 1000  # the heartbeat's TTL
+    backend.connections.blocking.delete(backend.keys.node("a", "alive"))
+    assert sync.nodes.heartbeat("a", "boot-a", report(clients=1)) is False  # lost: the node registers again
+    assert sync.nodes.node_health(["a"]) == {"a": report(clients=1)}
 
 
 def test_a_disconnect_with_the_right_chans_hint_takes_one_round_trip(redis_server):
