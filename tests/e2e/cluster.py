@@ -4,6 +4,8 @@ The processes are built exactly as ``demo_project/cluster.py`` builds them (its
 ``cluster_env``, ``daphne_command`` and ``events_command``); only the ports, the
 database and the heartbeat TTL differ. The pytest process is the business side:
 :meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with.
+The test modules share the helpers below: real WebSocket terminals, client ids by node,
+waiting and reporting figures.
 
 Also a pytest plugin (``pytest_plugins = ["tests.e2e.cluster"]``): a failing test that
 used the ``cluster`` fixture gets the tails of every process log in its report.
@@ -13,22 +15,33 @@ pytest registers it as a plugin (which would warn that it cannot rewrite it).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
+from freeim import im
+from freeim.backends import get_backend
 from freeim.backends.redis.client import pool_options
 from freeim.backends.redis.keys import Keys
+from freeim.conf import server_base
+from freeim.messaging.router import rendezvous
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
@@ -38,6 +51,8 @@ PREFIX = "freeim"
 WORKER_SETTINGS = "tests.e2e.cluster_settings"
 #: What ``freeim_events`` prints just before it starts reading.
 WORKER_READY = "freeim events: consumer"
+#: Seconds a terminal waits for its next frame.
+FRAME_TIMEOUT = 5.0
 
 
 @dataclass
@@ -190,6 +205,65 @@ class Cluster:
     def log_tails(self) -> str:
         logs = [node.log for node in self.nodes] + [worker.log for worker in self.workers]
         return "\n\n".join(f"--- {log.name}\n{tail(log)}" for log in logs)
+
+
+class Terminals:
+    """Real WebSocket clients, connected where ``prev_connect_server`` says; closed after the test."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self.stack = stack
+
+    async def open(self, client_id: str, meta: str = "", since: str | None = None) -> ClientConnection:
+        url = await im.aprev_connect_server(client_id, meta, since=since)
+        return await self._connect(url)
+
+    async def open_on(self, server: str, client_id: str) -> ClientConnection:
+        """Connect ``client_id`` to ``server`` whatever the router says (a device that reached another node)."""
+        token = uuid.uuid4().hex
+        await get_backend().store.issue_token(token, {"client_id": client_id, "meta": "", "server": server}, 10)
+        return await self._connect(f"{server_base(server)}/ws?token={token}")
+
+    async def _connect(self, url: str) -> ClientConnection:
+        return await self.stack.enter_async_context(connect(url, proxy=None, close_timeout=2))
+
+
+class Ids:
+    """Client ids of this test only, chosen by the node that owns them while every node is alive."""
+
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
+        self.prefix = f"c{uuid.uuid4().hex[:6]}"
+        self.numbers = itertools.count()
+
+    def any(self, count: int) -> list[str]:
+        return [f"{self.prefix}-{next(self.numbers)}" for _ in range(count)]
+
+    def on(self, node: int, count: int = 1) -> list[str]:
+        found: list[str] = []
+        while len(found) < count:
+            candidate = self.any(1)[0]
+            if rendezvous(candidate, self.servers) == self.servers[node]:
+                found.append(candidate)
+        return found
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step: float = 0.05) -> float:
+    """Seconds until ``check()`` is true; fail after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{check.__name__} not true within {timeout} s")
+        await asyncio.sleep(step)
+    return time.monotonic() - started
+
+
+def report(what: str, seconds: float) -> None:
+    """Measured figures show with ``pytest -s`` (or ``-rP``)."""
+    print(f"\nfreeim cluster: {what}: {seconds:.2f} s")
 
 
 @pytest.hookimpl(wrapper=True)
