@@ -15,7 +15,7 @@ without an event loop. An operation is therefore written once, as a coroutine ov
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict, TypeVar, cast
 
 from ..ids import ClientId
@@ -201,10 +201,12 @@ class Nodes(Protocol):
         """Names of the nodes that are alive, sorted: that beat within the heartbeat TTL, or within ``within``
         seconds (a shorter time finds the nodes whose heartbeat is not late)."""
 
-    async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+    async def drop_node(self, node: str, force: bool = True, keep: Collection[str] = ()) -> list[ClientId]:
         """Remove every connection and the registration of ``node``; return clients now offline.
 
         Without ``force`` nothing is removed while ``node`` looks alive (a reaper racing a restart).
+        The connections in ``keep`` (ids) stay, and so does the registration if there are any: what a node
+        that rebuilds its presence holds (its clients must not flap offline and online).
         """
 
     async def reap(self, me: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 
 from ... import ids
 from ...ids import ClientId
@@ -74,16 +75,20 @@ class RedisNodes:
             yield self._reaper_lock(me, 0, "give")
 
     @performed
-    def drop_node(self, node: str, force: bool = True) -> Steps[list[ClientId]]:
-        return (yield from self._drop(node, force)) or []
+    def drop_node(self, node: str, force: bool = True, keep: Collection[str] = ()) -> Steps[list[ClientId]]:
+        return (yield from self._drop(node, force, frozenset(keep))) or []
 
-    def _drop(self, node: str, force: bool) -> Steps[list[ClientId] | None]:
-        """Take ``node``'s connections off, a chunk of them a round; None if it came back alive."""
+    def _drop(self, node: str, force: bool, keep: frozenset[str] = frozenset()) -> Steps[list[ClientId] | None]:
+        """Take ``node``'s connections off (but those in ``keep``), a chunk of them a round; None if it came back
+        alive."""
         gone: list[ClientId] = []
-        while True:  # each round deletes what it saw, so scanning from 0 again moves on
-            _cursor, entries = yield one("hscan", self.keys.node(node, "conns"), 0, None, DROP_CHUNK)
+        cursor = -1
+        while cursor:  # HSCAN answers cursor 0 once it went through the whole hash
+            reply_cursor, found = yield one("hscan", self.keys.node(node, "conns"), max(cursor, 0), None, DROP_CHUNK)
+            cursor = int(reply_cursor)
+            entries = {conn: client for conn, client in found.items() if conn not in keep}
             if not entries:
-                break
+                continue
             by_client: dict[str, list[str]] = defaultdict(list)
             for conn, client in entries.items():
                 by_client[client].append(conn)
