@@ -3,7 +3,8 @@
 The processes are built exactly as ``demo_project/cluster.py`` builds them (its
 ``cluster_env``, ``daphne_command`` and ``events_command``); only the ports, the
 database and the heartbeat TTL differ. The pytest process is the business side:
-:meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with.
+:meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with. Its Redis is
+one server, or any topology with a URL that starts and stops (``RedisSentinel``).
 The test modules share the helpers below: real WebSocket terminals, client ids by node,
 waiting and reporting figures.
 
@@ -29,17 +30,16 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
-import redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
 from freeim import im
 from freeim.backends import get_backend
-from freeim.backends.redis.client import pool_options
 from freeim.backends.redis.keys import Keys
+from freeim.backends.redis.pools import connect as connect_redis
 from freeim.conf import server_base
 from freeim.messaging.router import rendezvous
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
@@ -53,6 +53,15 @@ WORKER_SETTINGS = "tests.e2e.cluster_settings"
 WORKER_READY = "freeim events: consumer"
 #: Seconds a terminal waits for its next frame.
 FRAME_TIMEOUT = 5.0
+
+
+class RedisTopology(Protocol):
+    """What a cluster runs on: one ``RedisServer``, or a ``RedisSentinel``."""
+
+    url: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -85,29 +94,30 @@ class Worker:
 
 
 class Cluster:
-    """A private Redis, ``size`` daphne nodes on free ports, and any events workers a test starts."""
+    """A private Redis (``redis``: one server by default), ``size`` daphne nodes on free ports, and any events
+    workers a test starts; every process with ``heartbeat_ttl``."""
 
-    def __init__(self, size: int = 3) -> None:
-        self.redis = RedisServer()  # not the session one: tests stop and restart this one
+    def __init__(self, size: int = 3, redis: RedisTopology | None = None, heartbeat_ttl: float = HEARTBEAT_TTL) -> None:
+        self.redis = redis or RedisServer()  # not the session one: tests stop and restart this one
+        self.heartbeat_ttl = heartbeat_ttl
         self.directory = Path(tempfile.mkdtemp(prefix="freeim-cluster-"))
         self.database = self.directory / "db.sqlite3"
         self.nodes = [Node(free_port(), self.directory / f"node{index}.log") for index in range(size)]
         self.servers = [node.name for node in self.nodes]
         self.workers: list[Worker] = []
         self._worker_numbers = itertools.count()
-        # freeim's own pool settings: fail in seconds, reconnect after a Redis restart.
-        self.store = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            self.redis.url, **pool_options()))
+        # Built as freeim builds its clients: fails in seconds, reconnects after a restart, follows a failover.
+        self.store = connect_redis(self.redis.url)
 
     # Environment and settings
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
         """A cluster process's environment: a node when ``server`` is given, else a business process."""
         return cluster_env(self.redis.url, self.servers, server, FREEIM_DEMO_DB=str(self.database),
-                           FREEIM_HEARTBEAT_TTL=str(HEARTBEAT_TTL), **extra)
+                           FREEIM_HEARTBEAT_TTL=str(self.heartbeat_ttl), **extra)
 
     def business_settings(self) -> dict[str, Any]:
         """The ``FREEIM`` settings of a business process (no ``SERVER``): the pytest process's."""
-        return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": HEARTBEAT_TTL,
+        return {"REDIS_URL": self.redis.url, "SERVERS": list(self.servers), "HEARTBEAT_TTL": self.heartbeat_ttl,
                 "REDIS_PREFIX": PREFIX}
 
     #: The key layout freeim writes (the pytest process reads the cluster's keys through it).

@@ -12,6 +12,8 @@ from ...ids import ClientId
 from ...logs import fields
 from .client import Performer, performed
 from .keys import Keys
+from .lineage import Lineage
+from .pools import MASTER_CHECK
 from .steps import Lua, Pipe, Steps, one
 from .store import detach_many
 
@@ -27,6 +29,7 @@ class RedisNodes:
         self.keys = keys
         self.performer = performer
         self.ttl_ms = int(heartbeat_ttl * 1000)
+        self.lineage = Lineage(MASTER_CHECK)
 
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
         return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
@@ -44,7 +47,9 @@ class RedisNodes:
 
     @performed
     def heartbeat(self, node: str, boot: str) -> Steps[bool]:
-        return bool((yield self._beat(node, boot, "beat")))
+        """False too once Redis is another data set than the node wrote its presence to (:mod:`.lineage`)."""
+        beat, replication = yield Pipe((self._beat(node, boot, "beat"), one("info", "replication")))
+        return self.lineage.unchanged(node, replication.get("master_replid", "")) and bool(beat)
 
     @performed
     def alive_nodes(self, within: float | None = None) -> Steps[list[str]]:
