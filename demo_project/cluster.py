@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -28,6 +29,7 @@ if str(ROOT) not in sys.path:  # run as a script, only demo_project/ is on the p
     sys.path.insert(0, str(ROOT))
 
 from freeim.conf import DEFAULTS  # noqa: E402
+from freeim.redis_url import parse as parse_redis_url  # noqa: E402
 
 NODE_PORTS = (6001, 6002, 6003)
 BUSINESS_PORT = 8000
@@ -71,9 +73,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, without persistence; start, stop, restart."""
+    """``redis-server`` on a free loopback port, without persistence; start, stop, restart.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``options``: more command-line options (``--replicaof``, ``--sentinel``...); ``config``: the text of a
+    configuration file of its own, written at the first start (a sentinel rewrites it with what it learns).
+    """
+
+    def __init__(self, port: int | None = None, options: Sequence[str] = (), config: str = "") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: install it (Debian package redis-server)")
@@ -81,12 +87,17 @@ class RedisServer:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = tempfile.mkdtemp(prefix="freeim-redis-")
+        self.options = list(options)
+        self.config = config
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        config = Path(self.directory) / "redis.conf"
+        if self.config and not config.exists():
+            config.write_text(self.config)
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.directory],
+            [self.binary, *([str(config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.directory, *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
@@ -112,9 +123,116 @@ class RedisServer:
         time.sleep(down_for)
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: what it had not sent its replicas yet is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def remove(self) -> None:
+        """Stop it and delete its directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RedisSentinel:
+    """A Redis master, ``replicas`` replicas of it and three sentinels watching it as :attr:`SERVICE`, all on
+    free loopback ports: ``url`` (``redis+sentinel://``) names them. Two sentinels must find the master
+    silent for ``down_after_ms`` to fail it over."""
+
+    SERVICE = "freeim"
+
+    def __init__(self, replicas: int = 1, down_after_ms: int = 1000) -> None:
+        fast = ["--repl-diskless-sync-delay", "0"]  # any server may be the master: none waits to feed a replica
+        master = RedisServer(options=fast)
+        self.servers = [master, *(RedisServer(options=[*fast, "--replicaof", "127.0.0.1", str(master.port)])
+                                  for _ in range(replicas))]
+        config = (f"sentinel monitor {self.SERVICE} 127.0.0.1 {master.port} 2\n"
+                  f"sentinel down-after-milliseconds {self.SERVICE} {down_after_ms}\n"
+                  f"sentinel failover-timeout {self.SERVICE} 5000\n")
+        self.sentinels = [RedisServer(options=["--sentinel"], config=config) for _ in range(3)]
+        self.url = f"redis+sentinel://{','.join(f'127.0.0.1:{s.port}' for s in self.sentinels)}/{self.SERVICE}"
+
+    def start(self) -> None:
+        """The servers, then the sentinels; back once the replicas are in sync and each sentinel knows them and
+        the other two sentinels (two must agree that the master is down, and elect one to fail it over)."""
+        for server in [*self.servers, *self.sentinels]:
+            server.start()
+        self.wait_settled()
+
+    def wait_settled(self) -> None:
+        """Until every replica follows the master in sync and each sentinel knows them all and the other
+        two: after a failover the sentinels tell the old master to follow the new one only some seconds later."""
+        self.wait(self._settled, "settled topology (every replica in sync, every sentinel aware)")
+
+    def stop(self) -> None:
+        """The sentinels first (they would fail over a master being stopped), then the servers; no file stays."""
+        for server in [*self.sentinels, *self.servers]:
+            server.remove()
+
+    def master(self) -> RedisServer:
+        """The server the sentinels name the master now."""
+        _host, port = self._ask(self.sentinels[0], "sentinel_get_master_addr_by_name", self.SERVICE)
+        return next(server for server in self.servers if server.port == int(port))
+
+    def replicas(self) -> list[RedisServer]:
+        master = self.master()
+        return [server for server in self.servers if server is not master]
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``: a replica becomes the master though the master is fine (sentinels tell the old
+        one to follow it some seconds later)."""
+        self._ask(self.sentinels[0], "sentinel_failover", self.SERVICE)
+
+    def wait_new_master(self, old: RedisServer) -> RedisServer:
+        """Until every sentinel names a master other than ``old``, and it answers as one; that master."""
+        def moved() -> bool:
+            named = {int(self._ask(s, "sentinel_get_master_addr_by_name", self.SERVICE)[1]) for s in self.sentinels}
+            return len(named) == 1 and old.port not in named and self._role(self.master()) == "master"
+
+        self.wait(moved, "a new master")
+        return self.master()
+
+    def wait(self, done: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if done():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Redis Sentinel: no {what} within {timeout} s")
+            time.sleep(0.05)
+
+    def _settled(self) -> bool:
+        master = self.master()
+        replication = self._ask(master, "info", "replication")
+        in_sync = [replication[f"slave{n}"]["state"] for n in range(int(replication["connected_slaves"]))]
+        if in_sync != ["online"] * (len(self.servers) - 1):
+            return False
+        states = [self._ask(sentinel, "sentinel_master", self.SERVICE) for sentinel in self.sentinels]
+        return all(int(state["num-slaves"]) == len(self.servers) - 1 and int(state["num-other-sentinels"]) == 2
+                   for state in states)
+
+    def _role(self, server: RedisServer) -> str:
+        return str(self._ask(server, "execute_command", "ROLE")[0])
+
+    @staticmethod
+    def _ask(server: RedisServer, method: str, *args: Any) -> Any:
+        client = redis.Redis(port=server.port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+        try:
+            return getattr(client, method)(*args)
+        finally:
+            client.close()
+
 
 def ensure_redis(url: str) -> RedisServer | None:
-    """Start redis-server for ``url``'s port unless something already answers there."""
+    """Start redis-server for ``url``'s port unless something already answers there (or it names Sentinel's
+    master, which the sentinels find)."""
+    if not isinstance(parse_redis_url(url), str):
+        return None
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return None

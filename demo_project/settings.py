@@ -83,7 +83,7 @@ SPECTACULAR_SETTINGS = {"TITLE": "freeim demo", "SERVE_INCLUDE_SCHEMA": False,
 # SERVERS, so the connect endpoint answers with the host and scheme the request came
 # in on and the demo works on any port). For a cluster, the same project runs as any
 # node or as the business app (see demo_project/cluster.py):
-#   FREEIM_REDIS_URL=redis://127.0.0.1:6379/0
+#   FREEIM_REDIS_URL=redis://127.0.0.1:6379/0   (or redis+sentinel://host:26379,host:26380/<service>)
 #   FREEIM_SERVERS=127.0.0.1:6001,127.0.0.1:6002,127.0.0.1:6003   (host:port or ws(s):// bases)
 #   FREEIM_SERVER=127.0.0.1:6001   (on a node; unset in the business app)
 FREEIM = {
@@ -110,15 +110,20 @@ if handshake_timeout := os.environ.get("FREEIM_HANDSHAKE_TIMEOUT"):
 # FREEIM_DRAIN_GRACE: how long a node told to stop waits for its terminals to come back elsewhere (tests shorten it).
 if drain_grace := os.environ.get("FREEIM_DRAIN_GRACE"):
     FREEIM["DRAIN_GRACE"] = float(drain_grace)
+# FREEIM_REDIS_WAIT_REPLICAS: replicas that must have a send before it returns (default: 1 with a Sentinel URL, else 0).
+if wait_replicas := os.environ.get("FREEIM_REDIS_WAIT_REPLICAS"):
+    FREEIM["REDIS_WAIT_REPLICAS"] = int(wait_replicas)
 
 if FREEIM.get("REDIS_URL"):
+    from freeim.redis_url import channels_redis_host
+
     # The project's own Channels code (not freeim, which has its own transport) gets
-    # channels_redis, configured for redis-py 8: blocking reads need socket_timeout=None.
+    # channels_redis on the same Redis (or Sentinel master), configured for redis-py 8:
+    # blocking reads need socket_timeout=None.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": FREEIM["REDIS_URL"], "socket_timeout": None}],
-                       "prefix": "demo-channels"},
+            "CONFIG": {"hosts": [channels_redis_host(FREEIM["REDIS_URL"])], "prefix": "demo-channels"},
         }
     }
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
+from . import redis_url
 from .conf import DATABASE_HISTORY, DEFAULTS, REDIS_BACKEND, conf
 
 _POSITIVE_INTS = ("TOKEN_TTL", "MAX_MESSAGE_BYTES", "MAX_BACKLOG_BYTES", "MAX_CHANS_PER_CLIENT",
@@ -40,17 +41,19 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         value = raw.get(key, DEFAULTS[key])
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             errors.append(Error(f"FREEIM['{key}'] must be a positive int, not {value!r}.", id="freeim.E005"))
-    url = raw.get("REDIS_URL")
-    if url is not None and not _is_redis_url(url):
-        errors.append(Error(f"FREEIM['REDIS_URL'] is not a Redis URL: {url!r}.",
-                            hint="redis://host:6379/0, rediss://... or unix:///path", id="freeim.E006"))
+    errors += _check_redis_url(raw.get("REDIS_URL"))
+    replicas = raw.get("REDIS_WAIT_REPLICAS", DEFAULTS["REDIS_WAIT_REPLICAS"])
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0):
+        errors.append(Error(f"FREEIM['REDIS_WAIT_REPLICAS'] must be an int >= 0 or None, not {replicas!r}.",
+                            hint="How many Redis replicas must have a send before it returns; 0: none; None: 1 "
+                                 "with a Sentinel URL, else 0.", id="freeim.E021"))
     ttl = raw.get("HEARTBEAT_TTL", DEFAULTS["HEARTBEAT_TTL"])
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 1 <= ttl <= 300:
         errors.append(Error(f"FREEIM['HEARTBEAT_TTL'] must be 1-300 seconds, not {ttl!r}.", id="freeim.E010"))
     grace = raw.get("DRAIN_GRACE", DEFAULTS["DRAIN_GRACE"])
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 300:
         errors.append(Error(f"FREEIM['DRAIN_GRACE'] must be 0-300 seconds, not {grace!r}.",
-                            hint="0 stops a node at once; its clients go offline with it.", id="freeim.E021"))
+                            hint="0 stops a node at once; its clients go offline with it.", id="freeim.E022"))
     prefix = raw.get("REDIS_PREFIX", DEFAULTS["REDIS_PREFIX"])
     if not isinstance(prefix, str) or not prefix or any(ch.isspace() or ch in "{}" for ch in prefix):
         errors.append(Error("FREEIM['REDIS_PREFIX'] must be a non-empty string without spaces or braces.",
@@ -92,17 +95,17 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _is_redis_url(url: object) -> bool:
-    """A ``redis://``, ``rediss://`` or ``unix://`` URL that parses (redis-py raises ``ValueError`` at the first
-    call for a port out of range or a broken IPv6 address)."""
-    if not isinstance(url, str):
-        return False
+def _check_redis_url(url: object) -> list[CheckMessage]:
+    """One Redis server's URL, or a Sentinel one (:mod:`freeim.redis_url`), that parses: redis-py would
+    raise ``ValueError`` only at the first call, for a port out of range or a broken IPv6 address."""
+    if url is None:
+        return []
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError when out of range)
-    except ValueError:
-        return False
-    return parts.scheme in ("redis", "rediss", "unix")
+        redis_url.parse(url)
+    except ValueError as error:
+        return [Error(f"FREEIM['REDIS_URL'] is not a Redis URL ({error}): {url!r}.", hint=redis_url.FORMS,
+                      id="freeim.E006")]
+    return []
 
 
 def _check_import(key: str, fits: Callable[[Any], bool], what: str, check_id: str) -> list[CheckMessage]:

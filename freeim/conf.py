@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "BACKEND_OPTIONS": {},
     "REDIS_URL": None,
     "REDIS_PREFIX": "freeim",
+    "REDIS_WAIT_REPLICAS": None,
     "HEARTBEAT_TTL": 10,
     "DRAIN_GRACE": 10,
     "PATH": "/ws",
@@ -106,6 +107,12 @@ class Settings:
     @property
     def REDIS_PREFIX(self) -> str:
         return cast(str, self._get("REDIS_PREFIX"))
+
+    @property
+    def REDIS_WAIT_REPLICAS(self) -> int | None:
+        """Replicas that must have a send before the call returns (Redis ``WAIT``); 0: none; None: 1 with a
+        Sentinel URL, else 0 (:class:`freeim.backends.redis.client.Connections` decides)."""
+        return cast(int | None, self._get("REDIS_WAIT_REPLICAS"))
 
     @property
     def HEARTBEAT_TTL(self) -> float:

@@ -31,6 +31,11 @@ def test_default_settings_pass():
     ({"REDIS_URL": "http://x"}, ["freeim.E006"]),
     ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, ["freeim.E006"]),  # a ValueError at the first call
     ({"REDIS_URL": "redis://[::1/0"}, ["freeim.E006"]),  # crashed `check` itself
+    ({"REDIS_URL": "redis+sentinel://s1:26379,s2:26379/freeim/0"}, []),
+    ({"REDIS_URL": "redis+sentinel://s1:26379"}, ["freeim.E006"]),  # no service name
+    ({"REDIS_WAIT_REPLICAS": 1}, []), ({"REDIS_WAIT_REPLICAS": None}, []),
+    ({"REDIS_WAIT_REPLICAS": -1}, ["freeim.E021"]),
+    ({"REDIS_WAIT_REPLICAS": True}, ["freeim.E021"]),
     ({"ROUTING": "random"}, ["freeim.E007"]),
     ({"CLIENT_ID_RESOLVER": "no.such.thing"}, ["freeim.E008"]),
     ({"CLIENT_ID_RESOLVER": "os.sep"}, ["freeim.E008"]),  # imports, but is not callable
@@ -39,8 +44,8 @@ def test_default_settings_pass():
     ({"HEALTH_PATH": "health"}, ["freeim.E020"]), ({"HEALTH_PATH": "/health/"}, ["freeim.E020"]),
     ({"METRICS_PATH": "metrics"}, ["freeim.E020"]), ({"HEALTH_MAX_LOOP_LAG": 0}, ["freeim.E020"]),
     ({"HEALTH_MAX_LOOP_LAG": "1"}, ["freeim.E020"]),
-    ({"DRAIN_GRACE": -1}, ["freeim.E021"]), ({"DRAIN_GRACE": 301}, ["freeim.E021"]),
-    ({"DRAIN_GRACE": "5"}, ["freeim.E021"]),
+    ({"DRAIN_GRACE": -1}, ["freeim.E022"]), ({"DRAIN_GRACE": 301}, ["freeim.E022"]),
+    ({"DRAIN_GRACE": "5"}, ["freeim.E022"]),
     ({"METRICS_TOKEN": "short"}, ["freeim.E020"]), ({"METRICS_TOKEN": "sixteen chars ok"}, ["freeim.E020"]),
     ({"METRICS_TOKEN": 1234567890123456}, ["freeim.E020"]), ({"METRICS_TOKEN": "x" * 16}, []),
     ({"JSON_ENCODER": "json.dumps"}, ["freeim.E019"]),

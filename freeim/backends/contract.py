@@ -15,7 +15,7 @@ without an event loop. An operation is therefore written once, as a coroutine ov
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict, TypeVar, cast
 
 from ..ids import ClientId
@@ -240,11 +240,13 @@ class Nodes(Protocol):
         terminal moved there, so it stays online and no event is sent. Return how many connections ``node``
         still holds for clients that did not come back yet."""
 
-    async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+    async def drop_node(self, node: str, force: bool = True, keep: Collection[str] = ()) -> list[ClientId]:
         """Remove every connection and the registration of ``node`` (and its draining mark); return clients now
         offline.
 
         Without ``force`` nothing is removed while ``node`` looks alive (a reaper racing a restart).
+        The connections in ``keep`` (ids) stay, and so does the registration if there are any: what a node
+        that rebuilds its presence holds (its clients must not flap offline and online).
         """
 
     async def reap(self, me: str) -> list[str]:

@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Collection
 from typing import Generic, TypeVar
 
 from ..conf import conf
@@ -100,15 +101,16 @@ class MemoryState:
         with self._lock:
             return dict.fromkeys(sorted(self._nodes))  # one process: no heartbeats
 
-    async def drop_node(self, node: str, force: bool = True) -> list[ClientId]:
+    async def drop_node(self, node: str, force: bool = True, keep: Collection[str] = ()) -> list[ClientId]:
         with self._lock:
-            self._nodes.discard(node)
-            self._draining.discard(node)
-            self._health.pop(node, None)
-            self._inboxes.pop(node, None)
+            if not keep:
+                self._nodes.discard(node)
+                self._draining.discard(node)
+                self._health.pop(node, None)
+                self._inboxes.pop(node, None)
             gone = []
             for client_id, conns in list(self._connections.items()):
-                here = [conn for conn, at in conns.items() if at == node]
+                here = [conn for conn, at in conns.items() if at == node and conn not in keep]
                 if here and self._remove(client_id, here):
                     gone.append(client_id)
             return gone

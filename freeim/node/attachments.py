@@ -203,15 +203,18 @@ class Attachments:
                     self._unreleased.pop(0)
 
     async def register_again(self) -> None:
-        """Write this node's live connections and chans back (after a Redis restart, or being reaped).
+        """Write this node's live connections and chans back (after a Redis restart or failover, or being reaped).
 
-        Attaches and detaches wait meanwhile (:mod:`.storegate`). The node's own registration
-        comes last: if a step fails, the next heartbeat still finds it missing and starts over.
+        What the store holds of the node's and is not live here goes; its live connections stay, so a
+        store that lost only some writes (a failover) makes no client flap offline. Attaches and detaches
+        wait meanwhile (:mod:`.storegate`). The node's own registration comes last: if a step fails, the
+        next heartbeat still finds it missing and starts over.
         """
         async with self._gate.exclusive():
-            logger.warning("freeim node %s lost its registration; registering %d clients again",
-                           self.node, len(self.registry.clients))
-            await self.backend.nodes.drop_node(self.node, True)
+            logger.warning("freeim node %s lost its registration (or the store lost writes); registering %d clients "
+                           "again", self.node, len(self.registry.clients))
+            live = [connection.id for connection in self.registry.connections()]
+            await self.backend.nodes.drop_node(self.node, True, keep=live)
             self._unreleased.clear()  # dropping the node released them all
             for connection in list(self.registry.connections()):
                 await self._register(connection)

@@ -1,7 +1,7 @@
 """Lets a node's store updates run side by side, or its rebuild run alone.
 
-A node that lost its registration drops what the store has of it and writes its
-connections back. An attach or a detach whose store update lands in the middle
+A node that lost its registration drops what the store has of it but its live connections, and writes
+those back. An attach or a detach whose store update lands in the middle
 would be counted twice or not at all, and presence would stay wrong after the
 storm that caused it. So attaches, detaches and late releases are *shared* users
 of the gate, and the rebuild its *exclusive* user: it waits for the shared ones

@@ -195,6 +195,19 @@ def test_release_moved_takes_off_only_clients_back_on_another_node(sync):
     assert sorted(sync.store.online_clients()) == [1, 3]
 
 
+def test_drop_node_keeps_the_connections_it_is_told_to(sync):
+    """What a node that rebuilds its presence does: its live connections stay (no offline event, no flap), the
+    ones the store wrongly holds go."""
+    sync.nodes.register_node("a", "boot-1")
+    for client, conn in ((1, "a-1"), (2, "a-2"), (2, "a-3"), (3, "a-4")):
+        sync.store.add_connection("a", client, conn)
+    sync.store.join(1, ["room"])
+    sync.store.join(3, ["room"])
+    assert sync.nodes.drop_node("a", True, keep={"a-2", "a-4"}) == [1]
+    assert sync.store.locate([1, 2, 3]) == {2: {"a": 1}, 3: {"a": 1}}
+    assert sync.store.chan_members("room") == [3] and sync.nodes.alive_nodes() == ["a"]
+
+
 def test_clients_chans_reads_many_at_once(sync):
     sync.store.add_connection("a", 1, "a-1")
     sync.store.join(1, ["room", "lobby"])

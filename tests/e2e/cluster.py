@@ -3,7 +3,10 @@
 The processes are built exactly as ``demo_project/cluster.py`` builds them (its
 ``cluster_env``, ``daphne_command`` and ``events_command``); only the ports, the
 database and the heartbeat TTL differ. The pytest process is the business side:
-:meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with.
+:meth:`Cluster.business_settings` is the ``FREEIM`` dict it runs with. Its Redis is
+one server, or any topology with a URL that starts and stops (``RedisSentinel``).
+The test modules share the helpers below: real WebSocket terminals, client ids by node,
+waiting and reporting figures.
 
 Also a pytest plugin (``pytest_plugins = ["tests.e2e.cluster"]``): a failing test that
 used the ``cluster`` fixture gets the tails of every process log in its report.
@@ -13,25 +16,34 @@ pytest registers it as a plugin (which would warn that it cannot rewrite it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import json
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
-import redis
 from django.test import override_settings
+from websockets.asyncio.client import ClientConnection, connect
 
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, events_command, free_port
-from freeim.backends.redis.client import pool_options
+from freeim import im
+from freeim.backends import get_backend
 from freeim.backends.redis.keys import Keys
+from freeim.backends.redis.pools import connect as connect_redis
+from freeim.conf import server_base
+from freeim.messaging.router import rendezvous
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 #: Short, so a killed node is noticed in seconds; nodes beat every fifth of it.
@@ -43,6 +55,17 @@ PREFIX = "freeim"
 WORKER_SETTINGS = "tests.e2e.cluster_settings"
 #: What ``freeim_events`` prints just before it starts reading.
 WORKER_READY = "freeim events: consumer"
+#: Seconds a terminal waits for its next frame.
+FRAME_TIMEOUT = 5.0
+
+
+class RedisTopology(Protocol):
+    """What a cluster runs on: one ``RedisServer``, or a ``RedisSentinel``."""
+
+    url: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -75,21 +98,22 @@ class Worker:
 
 
 class Cluster:
-    """A private Redis, ``size`` daphne nodes on free ports, and any events workers a test starts."""
+    """A private Redis (``redis``: one server by default), ``size`` daphne nodes on free ports, and any events
+    workers a test starts; every process with ``heartbeat_ttl``, every node with ``drain_grace``."""
 
-    def __init__(self, size: int = 3, drain_grace: float = DRAIN_GRACE, heartbeat_ttl: float = HEARTBEAT_TTL) -> None:
-        self.drain_grace = drain_grace
+    def __init__(self, size: int = 3, redis: RedisTopology | None = None, heartbeat_ttl: float = HEARTBEAT_TTL,
+                 drain_grace: float = DRAIN_GRACE) -> None:
+        self.redis = redis or RedisServer()  # not the session one: tests stop and restart this one
         self.heartbeat_ttl = heartbeat_ttl
-        self.redis = RedisServer()  # not the session one: tests stop and restart this one
+        self.drain_grace = drain_grace
         self.directory = Path(tempfile.mkdtemp(prefix="freeim-cluster-"))
         self.database = self.directory / "db.sqlite3"
         self.nodes = [Node(free_port(), self.directory / f"node{index}.log") for index in range(size)]
         self.servers = [node.name for node in self.nodes]
         self.workers: list[Worker] = []
         self._worker_numbers = itertools.count()
-        # freeim's own pool settings: fail in seconds, reconnect after a Redis restart.
-        self.store = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            self.redis.url, **pool_options()))
+        # Built as freeim builds its clients: fails in seconds, reconnects after a restart, follows a failover.
+        self.store = connect_redis(self.redis.url)
 
     # Environment and settings
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
@@ -220,6 +244,65 @@ class Cluster:
     def log_tails(self) -> str:
         logs = [node.log for node in self.nodes] + [worker.log for worker in self.workers]
         return "\n\n".join(f"--- {log.name}\n{tail(log)}" for log in logs)
+
+
+class Terminals:
+    """Real WebSocket clients, connected where ``prev_connect_server`` says; closed after the test."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self.stack = stack
+
+    async def open(self, client_id: str, meta: str = "", since: str | None = None) -> ClientConnection:
+        url = await im.aprev_connect_server(client_id, meta, since=since)
+        return await self._connect(url)
+
+    async def open_on(self, server: str, client_id: str) -> ClientConnection:
+        """Connect ``client_id`` to ``server`` whatever the router says (a device that reached another node)."""
+        token = uuid.uuid4().hex
+        await get_backend().store.issue_token(token, {"client_id": client_id, "meta": "", "server": server}, 10)
+        return await self._connect(f"{server_base(server)}/ws?token={token}")
+
+    async def _connect(self, url: str) -> ClientConnection:
+        return await self.stack.enter_async_context(connect(url, proxy=None, close_timeout=2))
+
+
+class Ids:
+    """Client ids of this test only, chosen by the node that owns them while every node is alive."""
+
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
+        self.prefix = f"c{uuid.uuid4().hex[:6]}"
+        self.numbers = itertools.count()
+
+    def any(self, count: int) -> list[str]:
+        return [f"{self.prefix}-{next(self.numbers)}" for _ in range(count)]
+
+    def on(self, node: int, count: int = 1) -> list[str]:
+        found: list[str] = []
+        while len(found) < count:
+            candidate = self.any(1)[0]
+            if rendezvous(candidate, self.servers) == self.servers[node]:
+                found.append(candidate)
+        return found
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step: float = 0.05) -> float:
+    """Seconds until ``check()`` is true; fail after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{check.__name__} not true within {timeout} s")
+        await asyncio.sleep(step)
+    return time.monotonic() - started
+
+
+def report(what: str, seconds: float) -> None:
+    """Measured figures show with ``pytest -s`` (or ``-rP``)."""
+    print(f"\nfreeim cluster: {what}: {seconds:.2f} s")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import itertools
 import json
 import re
 import socket
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 from unittest.mock import ANY
@@ -37,14 +36,13 @@ from freeim.backends import get_backend
 from freeim.conf import server_base
 from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
-from tests.e2e.cluster import HEARTBEAT_TTL, Cluster
+from tests.e2e.cluster import FRAME_TIMEOUT, HEARTBEAT_TTL, Cluster, Ids, Terminals, eventually, next_frame, report
 from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
 from tests.frames import unpositioned, without_position
 from tests.groups.helpers import MAKE_GROUP
 
 pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
 
-FRAME_TIMEOUT = 5.0
 #: Long enough for a worker to start (Django setup) and handle an event.
 EVENT_TIMEOUT = 20.0
 
@@ -65,50 +63,10 @@ def business(cluster: Cluster) -> Iterator[None]:
         yield
 
 
-class Terminals:
-    """Real WebSocket clients, connected where ``prev_connect_server`` says; closed after the test."""
-
-    def __init__(self, stack: AsyncExitStack) -> None:
-        self.stack = stack
-
-    async def open(self, client_id: str, meta: str = "", since: str | None = None) -> ClientConnection:
-        url = await im.aprev_connect_server(client_id, meta, since=since)
-        return await self._connect(url)
-
-    async def open_on(self, server: str, client_id: str) -> ClientConnection:
-        """Connect ``client_id`` to ``server`` whatever the router says (a device that reached another node)."""
-        token = uuid.uuid4().hex
-        await get_backend().store.issue_token(token, {"client_id": client_id, "meta": "", "server": server}, 10)
-        return await self._connect(f"{server_base(server)}/ws?token={token}")
-
-    async def _connect(self, url: str) -> ClientConnection:
-        return await self.stack.enter_async_context(connect(url, proxy=None, close_timeout=2))
-
-
 @pytest.fixture
 async def terminals() -> AsyncIterator[Terminals]:
     async with AsyncExitStack() as stack:
         yield Terminals(stack)
-
-
-class Ids:
-    """Client ids of this test only, chosen by the node that owns them while every node is alive."""
-
-    def __init__(self, servers: list[str]) -> None:
-        self.servers = servers
-        self.prefix = f"c{uuid.uuid4().hex[:6]}"
-        self.numbers = itertools.count()
-
-    def any(self, count: int) -> list[str]:
-        return [f"{self.prefix}-{next(self.numbers)}" for _ in range(count)]
-
-    def on(self, node: int, count: int = 1) -> list[str]:
-        found: list[str] = []
-        while len(found) < count:
-            candidate = self.any(1)[0]
-            if rendezvous(candidate, self.servers) == self.servers[node]:
-                found.append(candidate)
-        return found
 
 
 @pytest.fixture
@@ -117,10 +75,6 @@ def ids(cluster: Cluster) -> Ids:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-async def next_frame(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
 
 
 async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, list[dict[str, Any]]]:
@@ -140,21 +94,6 @@ async def frames_until_fence(sockets: dict[str, ClientConnection]) -> dict[str, 
 
     results = await asyncio.gather(*(before_fence(ws) for ws in sockets.values()))
     return dict(zip(sockets, results, strict=True))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step: float = 0.05) -> float:
-    """Seconds until ``check()`` is true; fail after ``timeout``."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{check.__name__} not true within {timeout} s")
-        await asyncio.sleep(step)
-    return time.monotonic() - started
-
-
-def report(what: str, seconds: float) -> None:
-    """Measured figures show with ``pytest -s`` (or ``-rP``)."""
-    print(f"\nfreeim cluster: {what}: {seconds:.2f} s")
 
 
 async def online(client_ids: list[str]) -> dict[str, bool]:

@@ -6,9 +6,11 @@ module             owns
 :mod:`.keys`       the key layout, written once
 :mod:`.lua`        the scripts (presence and chans, node liveness, streams), each one atomic
 :mod:`.steps`      Redis work as generators of steps, run blocking or awaited
-:mod:`.client`     connection pools, retries, errors -> ``StoreUnavailable``
+:mod:`.pools`      every client freeim opens, of one server or a Sentinel master
+:mod:`.client`     running steps on them, waiting for replicas, errors -> ``StoreUnavailable``
 :mod:`.store`      tokens, presence, chans
 :mod:`.nodes`      heartbeats, the reaper
+:mod:`.lineage`    whether Redis lost a node's writes (a failover)
 :mod:`.transport`  one inbox stream per node
 :mod:`.events`     the online/offline events stream for ``freeim_events``
 =================  =========================================================

@@ -18,14 +18,13 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
-from redis.retry import Retry
 
-from ... import measures
+from ... import measures, redis_url
+from ...conf import conf
 from ...exceptions import StoreUnavailable
 from .lua import SCRIPTS
+from .pools import connect
 from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
 
 T = TypeVar("T")
@@ -33,20 +32,8 @@ P = ParamSpec("P")
 #: What Redis fails with: unreachable, timed out, or refusing the command (out of memory, a replica that takes no
 #: writes, a bad database index); scripts that Redis forgot are loaded again before this (:meth:`Connections.issue`).
 REDIS_ERRORS = (redis.RedisError,)
-
-
-def pool_options(asynchronous: bool = False) -> dict[str, Any]:
-    """Connection settings for a pool (of ``redis.asyncio`` if ``asynchronous``): wait for a free
-    connection, fail in seconds, not minutes.
-
-    A command that fails on a broken connection or times out is sent again on a new connection,
-    twice at most: after a Redis restart every pooled connection is dead, and each would otherwise
-    fail one call. A command may then run twice; every script is safe to (:mod:`.lua`). The
-    asyncio client needs redis-py's asyncio ``Retry``: given the blocking one, it retried nothing.
-    """
-    retry = (AsyncRetry if asynchronous else Retry)(ExponentialBackoff(cap=0.5, base=0.05), 2)
-    return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
-            "socket_timeout": 5, "retry": retry}
+#: How long a durable step waits for its replicas (``REDIS_WAIT_REPLICAS``) before it fails.
+WAIT_TIMEOUT_MS = 1000
 
 
 class Connections:
@@ -56,7 +43,9 @@ class Connections:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.blocking = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **pool_options()))
+        #: With Sentinel, sends wait for one replica unless ``REDIS_WAIT_REPLICAS`` says otherwise.
+        self.sentinel = not isinstance(redis_url.parse(url), str)
+        self.blocking = connect(url)
         self.blocking_scripts = {name: Script(self.blocking, source) for name, source in SCRIPTS.items()}
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                dict[bool, tuple[redis.asyncio.Redis, dict[str, AsyncScript]]]] = \
@@ -67,16 +56,22 @@ class Connections:
         clients = self._loops.setdefault(asyncio.get_running_loop(), {})
         found = clients.get(upkeep)
         if found is None:
-            options = {**pool_options(asynchronous=True), **({"max_connections": 2} if upkeep else {})}
-            client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url,
-                                                                                                     **options))
+            client = connect(self.url, asynchronous=True, **({"max_connections": 2} if upkeep else {}))
             found = clients[upkeep] = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
         return found
+
+    def wait_replicas(self) -> int:
+        """The replicas a durable step waits for: ``REDIS_WAIT_REPLICAS``, by default 1 with Sentinel, else 0."""
+        replicas = conf.REDIS_WAIT_REPLICAS
+        return (1 if self.sentinel else 0) if replicas is None else replicas
 
     def issue(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
         """Send ``step`` through ``client`` (one of these): its reply, or an awaitable of it for an
         asyncio client. Every step goes to Redis through here, once: each is timed, and counted if it
-        fails, by its kind (:func:`kind`)."""
+        fails, by its kind (:func:`kind`). A durable pipeline ends with ``WAIT`` for :meth:`wait_replicas`."""
+        if isinstance(step, Pipe) and step.durable and (replicas := self.wait_replicas()):
+            reply = self.issue(client, scripts, Pipe((*step.steps, Cmd("wait", (replicas, WAIT_TIMEOUT_MS)))))
+            return _areplicated(reply, replicas) if inspect.isawaitable(reply) else _replicated(reply, replicas)
         started = perf_counter()
         try:
             reply = self._send(client, scripts, step)
@@ -151,6 +146,20 @@ async def _apiped(client: redis.asyncio.Redis, scripts: dict[str, Any], step: Pi
         for script in scripts.values():
             await client.script_load(script.script)
         return await _piped(client, scripts, step)
+
+
+def _replicated(replies: list[Any], replicas: int) -> list[Any]:
+    """The replies of a durable pipeline but its ``WAIT``'s, which must count ``replicas`` replicas."""
+    *replies, acknowledged = replies
+    if acknowledged < replicas:
+        raise StoreUnavailable(f"Redis is unavailable: {acknowledged} of the {replicas} replicas asked for "
+                               f"(REDIS_WAIT_REPLICAS) had the write within {WAIT_TIMEOUT_MS} ms; a failover "
+                               f"could lose it, so it may or may not be done")
+    return replies
+
+
+async def _areplicated(replies: Awaitable[list[Any]], replicas: int) -> list[Any]:
+    return _replicated(await replies, replicas)
 
 
 def _single(client: Any, scripts: dict[str, Any], step: Lua | Cmd) -> Any:

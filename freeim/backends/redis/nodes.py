@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from time import perf_counter
 
 from ... import ids, measures
@@ -15,6 +16,8 @@ from ...logs import fields
 from ..contract import NodeHealth
 from .client import Performer, performed
 from .keys import Keys
+from .lineage import Lineage
+from .pools import MASTER_CHECK
 from .steps import Cmd, Lua, Pipe, Steps, one
 from .store import detach_many
 
@@ -30,6 +33,7 @@ class RedisNodes:
         self.keys = keys
         self.performer = performer
         self.ttl_ms = int(heartbeat_ttl * 1000)
+        self.lineage = Lineage(MASTER_CHECK)
 
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
         return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
@@ -52,11 +56,11 @@ class RedisNodes:
 
     @performed
     def heartbeat(self, node: str, boot: str, health: NodeHealth | None = None) -> Steps[bool]:
-        if health is None:
-            return bool((yield self._beat(node, boot, "beat")))
+        """False too once Redis is another data set than the node wrote its presence to (:mod:`.lineage`)."""
         # A pipeline, not one script: the beat's script writes a global key, the report is the node's own.
-        beaten, _ = yield Pipe((self._beat(node, boot, "beat"), self._report(node, health)))
-        return bool(beaten)
+        report = () if health is None else (self._report(node, health),)
+        beaten, replication, *_ = yield Pipe((self._beat(node, boot, "beat"), one("info", "replication"), *report))
+        return self.lineage.unchanged(node, replication.get("master_replid", "")) and bool(beaten)
 
     @performed
     def publish_health(self, node: str, health: NodeHealth) -> Steps[None]:
@@ -130,16 +134,20 @@ class RedisNodes:
             yield self._reaper_lock(me, 0, "give")
 
     @performed
-    def drop_node(self, node: str, force: bool = True) -> Steps[list[ClientId]]:
-        return (yield from self._drop(node, force)) or []
+    def drop_node(self, node: str, force: bool = True, keep: Collection[str] = ()) -> Steps[list[ClientId]]:
+        return (yield from self._drop(node, force, frozenset(keep))) or []
 
-    def _drop(self, node: str, force: bool) -> Steps[list[ClientId] | None]:
-        """Take ``node``'s connections off, a chunk of them a round; None if it came back alive."""
+    def _drop(self, node: str, force: bool, keep: frozenset[str] = frozenset()) -> Steps[list[ClientId] | None]:
+        """Take ``node``'s connections off (but those in ``keep``), a chunk of them a round; None if it came back
+        alive."""
         gone: list[ClientId] = []
-        while True:  # each round deletes what it saw, so scanning from 0 again moves on
-            _cursor, entries = yield one("hscan", self.keys.node(node, "conns"), 0, None, DROP_CHUNK)
+        cursor = -1
+        while cursor:  # HSCAN answers cursor 0 once it went through the whole hash
+            reply_cursor, found = yield one("hscan", self.keys.node(node, "conns"), max(cursor, 0), None, DROP_CHUNK)
+            cursor = int(reply_cursor)
+            entries = {conn: client for conn, client in found.items() if conn not in keep}
             if not entries:
-                break
+                continue
             by_client: dict[str, list[str]] = defaultdict(list)
             for conn, client in entries.items():
                 by_client[client].append(conn)

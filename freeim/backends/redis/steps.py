@@ -35,9 +35,14 @@ class Cmd:
 
 @dataclass(frozen=True)
 class Pipe:
-    """Run ``steps`` in one non-transactional pipeline; the reply is the list of their replies."""
+    """Run ``steps`` in one non-transactional pipeline; the reply is the list of their replies.
+
+    ``durable``: what a caller is told was done, so it must survive a failover: with ``REDIS_WAIT_REPLICAS``,
+    the same round trip waits for that many replicas to have it (:meth:`.client.Connections.issue`).
+    """
 
     steps: tuple[Lua | Cmd, ...]
+    durable: bool = False
 
 
 Step = Lua | Cmd | Pipe

@@ -216,7 +216,7 @@ class RedisStore:
         steps += [one("hvals", keys.client(client, "conns")) for client in locate]
         if not steps:
             return [], {}
-        replies = yield Pipe(tuple(steps))
+        replies = yield Pipe(tuple(steps), durable=bool(letters))
         stored = [(position(epoch, offset), dict(Counter(nodes)))
                   for epoch, offset, *nodes in replies[:len(letters)]]
         located = {client: dict(Counter(nodes)) for client, nodes in zip(locate, replies[len(letters):], strict=True)
@@ -226,9 +226,9 @@ class RedisStore:
     @performed
     def store_chan_message(self, chan: str, message_id: str, frame: str) -> Steps[tuple[str, list[str]]]:
         keys = self.keys
-        epoch, offset, *nodes = yield _store_message(
+        [(epoch, offset, *nodes)] = yield Pipe((_store_message(
             (keys.chan(chan, "stream"), keys.chan(chan, "stream-meta"), keys.chan(chan, "nodes"),
-             keys.chan(chan, "stream-ids")), Letter(chan, message_id, frame), "nodes", _limits())
+             keys.chan(chan, "stream-ids")), Letter(chan, message_id, frame), "nodes", _limits()),), durable=True)
         return position(epoch, offset), sorted(nodes)
 
     @performed

@@ -17,7 +17,8 @@ import time
 from collections import OrderedDict
 from typing import cast
 
-import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
 from ... import measures
 from ...conf import conf
@@ -25,6 +26,7 @@ from ...messaging.payloads import Payload
 from ..contract import Deliver
 from .client import REDIS_ERRORS, Performer, performed
 from .keys import Keys
+from .pools import MASTER_CHECK, connect
 from .steps import Lua, Pipe, Steps, one
 
 logger = logging.getLogger("freeim.redis")
@@ -32,6 +34,10 @@ logger = logging.getLogger("freeim.redis")
 INBOX_RETENTION_MS = 60_000
 #: Entries read at once.
 READ_COUNT = 500
+#: How long one read waits for entries (ms). Each read lets the reader's pool ask the sentinels where the master is
+#: (:data:`.pools.MASTER_CHECK`), so after a failover a reader blocked on the old master moves within about this
+#: (reads of 5 s left a node delivering nothing for 5 s).
+READ_BLOCK_MS = int(MASTER_CHECK * 1000)
 #: What ``XREAD`` answers (with ``decode_responses``): per stream, its entries' ids and fields.
 StreamsReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 #: Batch ids a node remembers, to skip a batch that a retried append wrote twice.
@@ -51,7 +57,7 @@ class RedisTransport:
         if batches:
             limit = conf.TRANSPORT_MAX_BYTES
             yield Pipe(tuple(Lua("append", self.keys.inbox(node), (os.urandom(8).hex(), json.dumps(payloads), limit))
-                             for node, payloads in batches.items()))
+                             for node, payloads in batches.items()), durable=True)
 
     @performed
     def trim_inbox(self, node: str) -> Steps[None]:
@@ -70,14 +76,18 @@ class RedisTransport:
         A batch whose append was retried after Redis ran it is in the stream twice: delivered once.
         """
         inbox = self.keys.node(node, "inbox")
-        reader = redis.asyncio.Redis.from_url(self.url, decode_responses=True, socket_timeout=None,
-                                              socket_connect_timeout=2)
+        # A connection of its own. A read blocks well within the pools' socket timeout, so a master that went
+        # silent (its host down) fails the read in seconds, where no timeout hung it until TCP gave up; and
+        # this loop is the retry, since redis-py retries a command on the address it had (redis/redis-py#3874):
+        # a read on a silent master failed only after three socket timeouts.
+        reader = connect(self.url, asynchronous=True, max_connections=1, retry=AsyncRetry(NoBackoff(), 0))
         seen: OrderedDict[str, None] = OrderedDict()
         last_id = after
         try:
-            while True:
+            while not _cancelled():
                 try:
-                    found = cast(StreamsReply, await reader.xread({inbox: last_id}, count=READ_COUNT, block=5000))
+                    found = cast(StreamsReply, await reader.xread({inbox: last_id}, count=READ_COUNT,
+                                                                      block=READ_BLOCK_MS))
                     for _stream, entries in found:
                         for entry_id, fields in entries:
                             last_id = entry_id
@@ -87,8 +97,17 @@ class RedisTransport:
                     measures.REDIS_ERRORS.inc("xread", type(error).__name__)
                     logger.warning("freeim node %s: inbox read failed (%s); retrying", node, error)
                     await asyncio.sleep(0.5)
+            raise asyncio.CancelledError
         finally:
             await reader.aclose()
+
+
+def _cancelled() -> bool:
+    """Whether the running task was cancelled and runs on all the same. A read cancelled as a master that stopped
+    answering timed out can come back from redis-py as its timeout error (seen in about one failover in six), and
+    the reader, which retries those, then read for ever: its node's stop, or the event loop's close, hung on it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _first_time(seen: OrderedDict[str, None], batch: str) -> bool:

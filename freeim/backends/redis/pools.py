@@ -1,0 +1,122 @@
+"""Every Redis client freeim opens is built here, by :func:`connect`, from ``REDIS_URL``
+(:mod:`freeim.redis_url`): one server, or the master that Redis Sentinel watches.
+
+The Sentinel pools are redis-py's (``redis.sentinel``, ``redis.asyncio.sentinel``: discovery, and a
+connection that meets ``READONLY`` on a demoted master reconnects to the new one), made to wait for a
+free connection as :func:`pool_options` asks, and to ask the sentinels again at most every
+:data:`MASTER_CHECK` seconds when they hand out a connection. redis-py asks only when it opens a
+connection, so a pool whose connections stay open would go on writing to a master the sentinels
+replaced until that master is demoted (measured here: 10 s after a ``SENTINEL FAILOVER``); everything
+written there meanwhile is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Literal, overload
+
+import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ...redis_url import SentinelTarget, parse
+
+#: Seconds between two questions to the sentinels about where the master is, per pool, while it is used.
+MASTER_CHECK = 1.0
+#: What asking the sentinels may fail with; the pool then keeps the master it knows.
+_SENTINELS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+def pool_options(asynchronous: bool = False) -> dict[str, Any]:
+    """Connection settings for a pool (of ``redis.asyncio`` if ``asynchronous``): wait for a free
+    connection, fail in seconds, not minutes.
+
+    A command that fails on a broken connection or times out is sent again on a new connection,
+    twice at most: after a Redis restart or a failover every pooled connection is dead, and each
+    would otherwise fail one call. A command may then run twice; every script is safe to (:mod:`.lua`).
+    The asyncio client needs redis-py's asyncio ``Retry``: given the blocking one, it retried nothing.
+    """
+    retry = (AsyncRetry if asynchronous else Retry)(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    return {"max_connections": 64, "timeout": 5, "decode_responses": True, "socket_connect_timeout": 2,
+            "socket_timeout": 5, "retry": retry}
+
+
+class _MasterCheck:
+    """When a Sentinel pool asks the sentinels where the master is, besides when it opens a connection."""
+
+    def __init__(self) -> None:
+        self._checked = 0.0
+
+    def due(self) -> bool:
+        """True at most every :data:`MASTER_CHECK` seconds."""
+        now = time.monotonic()
+        if now - self._checked < MASTER_CHECK:
+            return False
+        self._checked = now
+        return True
+
+
+class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool that waits for a free connection and follows a failover (module docstring)."""
+
+    def __init__(self, service: str, sentinels: redis.sentinel.Sentinel, **options: Any) -> None:
+        redis.sentinel.SentinelConnectionPool.__init__(self, service, sentinels, **options)  # and on along the MRO
+        self.master_check = _MasterCheck()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.master_check.due():
+            with contextlib.suppress(*_SENTINELS_UNREACHABLE):  # a new address drops the idle connections, and
+                redis.sentinel.SentinelConnectionPool.get_master_address(self)  # those in use as they come back
+        # Called on the class: redis-py's pools have no type hints, and mypy flags calls through super().
+        return redis.BlockingConnectionPool.get_connection(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
+    """:class:`BlockingSentinelPool` for ``redis.asyncio``."""
+
+    def __init__(self, service: str, sentinels: redis.asyncio.sentinel.Sentinel, **options: Any) -> None:
+        redis.asyncio.sentinel.SentinelConnectionPool.__init__(self, service, sentinels, **options)
+        self.master_check = _MasterCheck()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.master_check.due():
+            with contextlib.suppress(*_SENTINELS_UNREACHABLE):
+                await redis.asyncio.sentinel.SentinelConnectionPool.get_master_address(self)
+        pool = redis.asyncio.BlockingConnectionPool
+        return await pool.get_connection(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+@overload
+def connect(url: str, asynchronous: Literal[False] = False, **overrides: Any) -> redis.Redis: ...
+@overload
+def connect(url: str, asynchronous: Literal[True], **overrides: Any) -> redis.asyncio.Redis: ...
+
+
+def connect(url: str, asynchronous: bool = False, **overrides: Any) -> redis.Redis | redis.asyncio.Redis:
+    """A client (of ``redis.asyncio`` if ``asynchronous``) of the Redis ``url`` names, with a pool of its own
+    built with :func:`pool_options` and ``overrides``; closing the client closes the pool."""
+    options = {**pool_options(asynchronous), **overrides}
+    target = parse(url)
+    if isinstance(target, str):
+        if asynchronous:
+            return redis.asyncio.Redis.from_pool(redis.asyncio.BlockingConnectionPool.from_url(target, **options))
+        return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(target, **options))
+    master = {"db": target.db, "username": target.username, "password": target.password, **options}
+    if asynchronous:
+        sentinels = redis.asyncio.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
+        return redis.asyncio.Redis.from_pool(AsyncBlockingSentinelPool(target.service, sentinels, **master))
+    blocking = redis.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
+    return redis.Redis.from_pool(BlockingSentinelPool(target.service, blocking, **master))
+
+
+def _sentinel_options(target: SentinelTarget) -> dict[str, Any]:
+    """How to reach the sentinels: fail in seconds, as with the master (redis-py would wait forever)."""
+    options: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    if target.sentinel_password is not None:
+        options["password"] = target.sentinel_password
+    return options

@@ -1,0 +1,101 @@
+"""What ``FREEIM['REDIS_URL']`` names: one Redis server, or the master that Redis Sentinel watches.
+
+Pure (no redis-py), so the system checks read it where redis-py is not installed. The forms:
+
+* ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path?db=N``: one server,
+  read by redis-py's ``from_url``;
+* ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<service>[/db][?sentinel_password=...]``:
+  the sentinels (port 26379 if left out) and the name they monitor the master under (``sentinel monitor
+  <service> ...``); the user and password are the master's (and its replicas'), ``sentinel_password`` the
+  sentinels' own when they ask for one (``requirepass`` in their configuration).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
+#: Each form, for error messages and hints.
+FORMS = ("redis://host:6379/0, rediss://... (TLS), unix:///path, or "
+         "redis+sentinel://[:password@]host:26379[,host:26379...]/<service>[/db]")
+_HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\s:/\[\]]+))(?::(?P<port>\d+))?$")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """The master that the sentinels at ``sentinels`` know as ``service``, database ``db``."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+
+def parse(url: object) -> str | SentinelTarget:
+    """``url`` itself for one server (redis-py reads it), or its :class:`SentinelTarget`; ``ValueError`` saying
+    what is wrong otherwise."""
+    if not isinstance(url, str):
+        raise ValueError(f"expected a URL string, not {type(url).__name__}")
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        return _sentinel_target(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError when out of range, as redis-py would at the first call)
+    except ValueError as error:
+        raise ValueError(f"it does not parse ({error})") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"the scheme {parts.scheme!r} is not one of redis, rediss, unix, {SENTINEL_SCHEME}")
+    return url
+
+
+def _sentinel_target(url: str) -> SentinelTarget:
+    rest = url[len(SENTINEL_SCHEME) + 3:]
+    netloc, _, path_and_query = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at:
+        hosts = netloc
+    path, _, query = path_and_query.partition("?")
+    sentinels = tuple(_sentinel(entry) for entry in hosts.split(","))
+    segments = path.split("/") if path else []
+    if not segments or not segments[0] or len(segments) > 2:
+        raise ValueError("it needs the service name the sentinels monitor the master under: "
+                         "redis+sentinel://host:26379/<service>[/db]")
+    if len(segments) == 2 and not segments[1].isdigit():
+        raise ValueError(f"the database {segments[1]!r} is not a number")
+    options = parse_qs(query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(options) - {"sentinel_password"})
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(unknown)}: the only one is sentinel_password")
+    username, colon, password = userinfo.partition(":")
+    return SentinelTarget(sentinels, unquote(segments[0]), int(segments[1]) if len(segments) == 2 else 0,
+                          unquote(username) or None, unquote(password) if colon else None,
+                          options["sentinel_password"][-1] if "sentinel_password" in options else None)
+
+
+def _sentinel(entry: str) -> tuple[str, int]:
+    found = _HOST.match(entry)
+    if found is None:
+        raise ValueError(f"the sentinel {entry!r} is not host[:port]")
+    port = int(found["port"] or SENTINEL_PORT)
+    if not 0 < port < 65536:
+        raise ValueError(f"the sentinel port {port} is out of range")
+    return found["v6"] or found["name"], port
+
+
+def channels_redis_host(url: str) -> dict[str, object]:
+    """``url`` as a host of channels_redis's ``CHANNEL_LAYERS`` config (its Sentinel form for a Sentinel URL),
+    so the project's own Channels code follows the same master; redis-py 8's blocking reads need no
+    socket timeout."""
+    target = parse(url)
+    if isinstance(target, str):
+        return {"address": target, "socket_timeout": None}
+    options = {key: value for key, value in (("username", target.username), ("password", target.password))
+               if value is not None}
+    sentinel_options = {} if target.sentinel_password is None else {"password": target.sentinel_password}
+    return {"sentinels": list(target.sentinels), "master_name": target.service, "db": target.db,
+            "sentinel_kwargs": sentinel_options, "socket_timeout": None, **options}
