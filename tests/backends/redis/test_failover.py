@@ -163,7 +163,7 @@ async def test_an_inbox_reader_leaves_a_master_that_went_silent(sentinel, settin
     settings.FREEIM = {**settings.FREEIM, "REDIS_WAIT_REPLICAS": 0}  # the new master's one replica is the frozen one
     backend = RedisBackend(sentinel.url, f"t{uuid.uuid4().hex[:8]}", 10)
     received = []
-    reader = asyncio.create_task(backend.transport.receive("a", received.append,
+    reader = asyncio.create_task(backend.transport.receive("a", lambda batch, _sent_at: received.append(batch),
                                                            await backend.transport.inbox_tail("a")))
     await backend.transport.publish({"a": [{"op": "before"}]})
     await eventually(lambda: received, timeout=5)
