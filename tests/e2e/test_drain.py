@@ -275,11 +275,15 @@ async def test_a_rolling_restart_of_every_node_loses_no_message_and_flaps_no_pre
         sending = True
 
         async def send_at_rate() -> None:
+            """Every 10 ms, as many sends as keep the count at ``RATE`` a second since the start (a late tick sends
+            more), each to a client at random, side by side."""
             nonlocal refused
-            tick, per_tick = 0.01, RATE // 100
+            began, count = time.monotonic(), 0
             while sending:
                 started = time.monotonic()
-                receivers = random.sample(clients, per_tick)
+                due = int((started - began) * RATE) - count
+                count += due
+                receivers = random.choices(clients, k=due)
                 results = await asyncio.gather(*(im.asend_message("sender", [client], {"t": started})
                                                  for client in receivers), return_exceptions=True)
                 for client, result in zip(receivers, results, strict=True):
@@ -289,7 +293,7 @@ async def test_a_rolling_restart_of_every_node_loses_no_message_and_flaps_no_pre
                         raise result
                     else:
                         expected[client].add(result)
-                await asyncio.sleep(max(0.0, tick - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - started)))
 
         sender, sending_since = asyncio.create_task(send_at_rate()), time.monotonic()
         await asyncio.sleep(2)
