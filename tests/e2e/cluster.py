@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +303,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step:
 def report(what: str, seconds: float) -> None:
     """Measured figures show with ``pytest -s`` (or ``-rP``)."""
     print(f"\nfreeim cluster: {what}: {seconds:.2f} s")
+
+
+@pytest.fixture
+async def terminals() -> AsyncIterator[Terminals]:
+    """Real WebSocket clients, closed after the test."""
+    async with AsyncExitStack() as stack:
+        yield Terminals(stack)
+
+
+@pytest.fixture
+def ids(cluster: Cluster) -> Ids:
+    """Client ids of this test only, on the nodes of the module's ``cluster``."""
+    return Ids(cluster.servers)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,8 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
 from typing import Any
 from unittest.mock import ANY
 from urllib.parse import urlsplit
@@ -36,7 +35,7 @@ from freeim.backends import get_backend
 from freeim.conf import server_base
 from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
-from tests.e2e.cluster import FRAME_TIMEOUT, HEARTBEAT_TTL, Cluster, Ids, Terminals, eventually, next_frame, report
+from tests.e2e.cluster import FRAME_TIMEOUT, HEARTBEAT_TTL, Cluster, Terminals, eventually, next_frame, report
 from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
 from tests.frames import unpositioned, without_position
 from tests.groups.helpers import MAKE_GROUP
@@ -61,17 +60,6 @@ def business(cluster: Cluster) -> Iterator[None]:
     """A clean cluster, and this process as its business side, for each test."""
     with cluster.serving():
         yield
-
-
-@pytest.fixture
-async def terminals() -> AsyncIterator[Terminals]:
-    async with AsyncExitStack() as stack:
-        yield Terminals(stack)
-
-
-@pytest.fixture
-def ids(cluster: Cluster) -> Ids:
-    return Ids(cluster.servers)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------

@@ -14,12 +14,10 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
 
 import pytest
 import redis
-from django.test import override_settings
 from websockets.asyncio.client import ClientConnection
 
 from demo_project.cluster import RedisSentinel
@@ -57,20 +55,8 @@ def cluster(sentinel: RedisSentinel) -> Iterator[Cluster]:
 @pytest.fixture(autouse=True)
 def business(cluster: Cluster, sentinel: RedisSentinel) -> Iterator[None]:
     sentinel.wait_settled()  # after a failover, the old master follows the new one some seconds later
-    cluster.reset()
-    with override_settings(FREEIM=cluster.business_settings()):
+    with cluster.serving():
         yield
-
-
-@pytest.fixture
-async def terminals() -> AsyncIterator[Terminals]:
-    async with AsyncExitStack() as stack:
-        yield Terminals(stack)
-
-
-@pytest.fixture
-def ids(cluster: Cluster) -> Ids:
-    return Ids(cluster.servers)
 
 
 class Traffic:
