@@ -58,13 +58,18 @@ def _throughput(axes: Any, scenarios: dict[str, Any], kinds: list[str]) -> None:
     names = list(scenarios)
     width = 0.8 / max(1, len(kinds))
     for k, kind in enumerate(kinds):
-        values = [scenarios[n].get(kind, {}).get("plot", {}).get("per_s", 0) or 0 for n in names]
-        axes.bar([i + k * width - 0.4 + width / 2 for i in range(len(names))], values, width,
-                 color=COLOURS[kind], label=kind)
+        plots = [scenarios[n].get(kind, {}).get("plot", {}) for n in names]
+        values = [p.get("per_s", 0) or 0 for p in plots]
+        bars = axes.bar([i + k * width - 0.4 + width / 2 for i in range(len(names))], values, width,
+                        color=COLOURS[kind], label=kind)
+        labels = [f"{p['loadgen_cpu']}%" if p.get("loadgen_cpu") is not None and v else ""
+                  for p, v in zip(plots, values, strict=True)]
+        axes.bar_label(bars, labels, fontsize=6, rotation=90, padding=2)
     axes.set_xticks(range(len(names)), names, rotation=15)
     axes.set_yscale("log")
     axes.set_ylabel("per second (log)")
-    axes.set_title("connects/s (capacity), deliveries/s (10 broadcasts, flood, chan)")
+    axes.set_title("connects/s (capacity), deliveries/s (10 broadcasts, flood, chan);\n"
+                   "above each bar: load generators' CPU% meanwhile", fontsize=10)
     axes.legend()
 
 

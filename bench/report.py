@@ -128,7 +128,7 @@ def ratios(runs: dict[str, dict[str, Any]], key: str, peers: list[str]) -> list[
     for kind in peers:
         theirs = runs.get(kind, {}).get("metrics", {}).get(key)
         value = metrics.ratio(mine, theirs, higher) if higher is not None else None
-        found.append(fmt(value) if value else "")
+        found.append("" if not value else f"{value:.2f}" if value < 1 else fmt(value))
     return found
 
 

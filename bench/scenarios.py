@@ -148,7 +148,8 @@ def capacity(kind: str, clients: int, nodes: int, layer: str) -> Result:
                "rss_max_node_mb": round(max(after.values()) / 1024),
                "kb_per_conn": metrics.kb_per_connection(sum(before.values()), sum(after.values()), held),
                "idle_cpu_nodes": sum(v for k, v in idle.items() if "node" in k)}
-    return {"metrics": figures, "plot": {"per_s": figures["connect_per_s"]}, "errors": errors}
+    plot = {"per_s": figures["connect_per_s"], "loadgen_cpu": figures.get("connecting_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot, "errors": errors}
 
 
 def broadcast(kind: str, clients: int, layer: str) -> Result:
@@ -179,7 +180,8 @@ def broadcast(kind: str, clients: int, layer: str) -> Result:
                "loop_p99_ms": lateness, "send_failed": sent["failed"] + sent_burst["failed"],
                **_cpu(single_cpu, "b1"), **_cpu(burst_cpu, "burst")}
     latency = metrics.latency_ms(single["recv"], single["ts"])
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": ten["per_s"]}}
+    plot = {"latency_ms": latency, "per_s": ten["per_s"], "loadgen_cpu": figures.get("burst_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot}
 
 
 def private(kind: str, clients: int, rate: int, seconds: float, flood: int, senders: int, layer: str) -> Result:
@@ -209,7 +211,8 @@ def private(kind: str, clients: int, rate: int, seconds: float, flood: int, send
                "flood_per_s": fast_figures["per_s"], "flood_p99_ms": metrics.latency_ms(
                    flooded["recv"], flooded["ts"])["p99"],
                "send_failed": paced["failed"] + fast["failed"], **_cpu(fast_cpu, "flood")}
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": fast_figures["per_s"]},
+    plot = {"latency_ms": latency, "per_s": fast_figures["per_s"], "loadgen_cpu": figures.get("flood_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot,
             "errors": {k: v for k, v in (("paced", paced["error"]), ("flood", fast["error"])) if v}}
 
 
@@ -236,4 +239,5 @@ def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
                "chan_time_to_all_max_ms": max(times), "chan_per_s": statistics.median(r["per_s"] for r in results),
                "chan_lost": sum(r["lost"] for r in results),
                **_cpu({name: statistics.median(c[name] for c in cpus) for name in cpus[0]}, "chan")}
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": figures["chan_per_s"]}}
+    plot = {"latency_ms": latency, "per_s": figures["chan_per_s"], "loadgen_cpu": figures.get("chan_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot}

@@ -118,7 +118,7 @@ def test_report_rows_give_a_ratio_to_each_peer_and_the_target():
     rows = report.scenario_table("capacity", runs)
     assert rows[0] == "| capacity | freeim | channels | bare | freeim vs channels (x) | freeim vs bare (x) | target |"
     kb = next(row for row in rows if row.startswith("| RSS per idle connection"))
-    assert "| 20 | 40 | 10 | 2 | 0.5 | <= 27: met |" in kb
+    assert "| 20 | 40 | 10 | 2 | 0.50 | <= 27: met |" in kb
     assert all(label in report.METRICS for _, label, _, _ in report.TARGETS)
 
 
