@@ -4,8 +4,9 @@ Each client is a tiny :class:`asyncio.Protocol` doing its own HTTP upgrade and
 RFC 6455 framing (:mod:`bench.wire`): no compression, pings answered, closed
 with a RST (no TIME_WAIT). A freeim client first asks the business API for its
 connect URL (``POST /im/connect/``, keep-alive connections) and then opens
-the returned ``ws://node/ws?token=...``; a baseline client opens
-``ws://node/ws/<id>``. Every benchmark frame is recorded as ``(receive time,
+the returned ``ws://node/ws?token=...``; a peer's client opens the path its
+target gives (``ws://node/ws/<id>``; Socket.IO's ``/socket.io/?EIO=4&...``, spoken
+by :class:`SocketIOClient`). Every benchmark frame is recorded as ``(receive time,
 seq, ts)``; the controller (:mod:`bench.workers`) drives the process through a
 pipe with the commands of :class:`Loadgen`.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import socket
@@ -59,12 +61,12 @@ class Recorder:
 
 
 class Client(asyncio.Protocol):
-    """One WebSocket: the upgrade, then frames; ``opened`` resolves with the handshake."""
+    """One WebSocket: the upgrade, then frames; ``opened`` resolves once the client can receive."""
 
     def __init__(self, request: bytes, recorder: Recorder, sockets: set[Client]) -> None:
         self.request, self.recorder, self.sockets = request, recorder, sockets
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.head = b""
+        self.head: bytes | None = b""  # the HTTP answer so far; None once upgraded
         self.parser = wire.FrameParser()
         self.transport: asyncio.Transport | None = None
 
@@ -73,7 +75,7 @@ class Client(asyncio.Protocol):
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        if not self.opened.done():
+        if self.head is not None:
             self.head += data
             head, found, rest = self.head.partition(b"\r\n\r\n")
             if not found:
@@ -83,19 +85,33 @@ class Client(asyncio.Protocol):
                 self.opened.set_exception(ConnectionRefusedError(f"handshake answered {status}"))
                 self.abort()
                 return
-            self.sockets.add(self)
-            self.opened.set_result(None)
+            self.head = None
+            self.upgraded()
             data = rest
         now = time.time()
         for opcode, payload in self.parser.feed(data):
             if opcode == wire.OP_TEXT:
-                self.recorder.add(now, payload)
+                self.text(now, payload)
             elif opcode == wire.OP_PING:
                 self.transport.write(wire.client_frame(wire.OP_PONG, payload))  # type: ignore[union-attr]
             elif opcode == wire.OP_CLOSE:
                 self.recorder.closes[wire.close_code(payload)] += 1
                 self.transport.write(wire.client_frame(wire.OP_CLOSE, payload[:2]))  # type: ignore[union-attr]
                 self.transport.close()  # type: ignore[union-attr]
+
+    def upgraded(self) -> None:
+        """The server answered 101: a plain WebSocket client is open."""
+        self.ready()
+
+    def ready(self) -> None:
+        self.sockets.add(self)
+        self.opened.set_result(None)
+
+    def text(self, now: float, payload: bytes) -> None:
+        self.recorder.add(now, payload)
+
+    def send_text(self, payload: bytes) -> None:
+        self.transport.write(wire.client_frame(wire.OP_TEXT, payload))  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sockets.discard(self)
@@ -110,6 +126,35 @@ class Client(asyncio.Protocol):
         with contextlib.suppress(OSError, ValueError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+
+class SocketIOClient(Client):
+    """A Socket.IO 4 client over a bare WebSocket: Engine.IO v4 packets, one per text frame.
+
+    The server opens with ``0{...}`` (Engine.IO open); the client asks for the main
+    namespace (``40``) and is open once the server accepts it (``40{"sid":...}``): only
+    then is it in its rooms. ``2`` (ping) is answered ``3``; events (``42["message",{...}]``)
+    are recorded; a refused namespace (``44``) fails the connect.
+    """
+
+    def upgraded(self) -> None:
+        pass  # not in its rooms yet
+
+    def text(self, now: float, payload: bytes) -> None:
+        if payload[:2] == b"42":
+            self.recorder.add(now, payload)
+        elif payload == b"2":
+            self.send_text(b"3")
+        elif payload[:2] == b"40":
+            if not self.opened.done():
+                self.ready()
+        elif payload[:1] == b"0":
+            self.send_text(b"40")
+        elif payload[:2] == b"44" and not self.opened.done():
+            self.opened.set_exception(ConnectionRefusedError(f"namespace refused: {payload[:60]!r}"))
+            self.abort()
+        else:
+            self.recorder.other += 1
 
 
 class Api:
@@ -168,9 +213,13 @@ class Loadgen:
         self.api: Api | None = None
         self.errors: Counter[str] = Counter()
         self.steps: dict[str, array] = {"rest": array("d"), "handshake": array("d")}  # seconds per successful step
+        self.sockets_made = itertools.count()
 
-    def source(self, number: int) -> str:
-        return f"127.0.{self.index + 1}.{1 + number % SOURCES_PER_PROCESS}"
+    def source(self) -> str:
+        """The loopback address the next socket binds to: each in turn. (Not by client id: a process's ids
+        share their remainder by the number of processes, which crowded 4 processes' sockets onto 2
+        addresses each, and the kernel's search for a free port to bind made 50,000 connects 5x slower.)"""
+        return f"127.0.{self.index + 1}.{1 + next(self.sockets_made) % SOURCES_PER_PROCESS}"
 
     async def open(self, target: dict[str, Any], ids: list[int], concurrency: int) -> dict[str, Any]:
         """Connect ``ids`` with ``concurrency`` requests in flight; return when all are done.
@@ -210,6 +259,7 @@ class Loadgen:
     async def _open_one(self, target: dict[str, Any], client_id: int, gate: asyncio.Semaphore,
                         address: Address | None) -> float | None:
         loop = asyncio.get_running_loop()
+        protocol = SocketIOClient if target["kind"] == "socketio" else Client
         for attempt in range(ATTEMPTS):
             if attempt:
                 await asyncio.sleep(random.uniform(0.2, 0.5 * 2 ** attempt))  # back off like freeim.js
@@ -221,8 +271,8 @@ class Loadgen:
                     asked = time.time()
                     request = wire.upgrade_request(host, port, path)
                     _, client = await loop.create_connection(
-                        lambda r=request: Client(r, self.recorder, self.sockets), host, port,
-                        local_addr=(self.source(client_id), 0))
+                        lambda r=request: protocol(r, self.recorder, self.sockets), host, port,
+                        local_addr=(self.source(), 0))
                     await asyncio.wait_for(client.opened, HANDSHAKE_TIMEOUT)
                     done = time.time()
                     self.steps["handshake"].append(done - asked)
@@ -240,8 +290,7 @@ class Loadgen:
             self.steps["rest"].append(time.time() - began)
             return address
         host, port = target["nodes"][client_id % len(target["nodes"])]
-        chans = target.get("chans")
-        return host, port, f"/ws/{client_id}" + (f"?chans={','.join(chans)}" if chans else "")
+        return host, port, target["path"].format(id=client_id)
 
     async def stats(self) -> dict[str, Any]:
         recorder = self.recorder

@@ -1,4 +1,4 @@
-"""plot.png of a report: latency percentiles and deliveries/s per scenario, freeim vs the baseline.
+"""plot.png of a report: latency percentiles and deliveries/s per scenario, freeim beside each peer.
 
     python bench/plot.py [bench/results/report.json]
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"freeim": "#2a7ab0", "channels": "#d0743c"}
+COLOURS = {"freeim": "#2a7ab0", "channels": "#d0743c", "bare": "#4a9a4a", "socketio": "#8a5ab0"}
 PERCENTILES = ("p50", "p90", "p99", "max")
 
 
@@ -26,10 +26,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     scenarios = {name: runs for name, runs in report["scenarios"].items()
                  if any(run.get("plot") for run in runs.values())}
     kinds = [k for k in COLOURS if any(k in runs for runs in scenarios.values())]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(16, 6))
     _latency(left, scenarios, kinds)
     _throughput(right, scenarios, kinds)
-    figure.suptitle(f"freeim vs plain Channels ({report['mode']} sizes, {report['date']})")
+    figure.suptitle(f"freeim beside {', '.join(k for k in kinds if k != 'freeim') or 'no peer'} "
+                    f"({report['mode']} sizes, {report['date']})")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -50,20 +51,25 @@ def _latency(axes: Any, scenarios: dict[str, Any], kinds: list[str]) -> None:
     axes.set_yscale("log")
     axes.set_ylabel("latency (ms, log): p50 / p90 / p99 / max")
     axes.set_title("latency per delivery (1 broadcast, paced private, chan)")
-    axes.legend(fontsize=7, ncol=2)
+    axes.legend(fontsize=6, ncol=len(kinds))
 
 
 def _throughput(axes: Any, scenarios: dict[str, Any], kinds: list[str]) -> None:
     names = list(scenarios)
     width = 0.8 / max(1, len(kinds))
     for k, kind in enumerate(kinds):
-        values = [scenarios[n].get(kind, {}).get("plot", {}).get("per_s", 0) or 0 for n in names]
-        axes.bar([i + k * width - 0.4 + width / 2 for i in range(len(names))], values, width,
-                 color=COLOURS[kind], label=kind)
+        plots = [scenarios[n].get(kind, {}).get("plot", {}) for n in names]
+        values = [p.get("per_s", 0) or 0 for p in plots]
+        bars = axes.bar([i + k * width - 0.4 + width / 2 for i in range(len(names))], values, width,
+                        color=COLOURS[kind], label=kind)
+        labels = [f"{p['loadgen_cpu']}%" if p.get("loadgen_cpu") is not None and v else ""
+                  for p, v in zip(plots, values, strict=True)]
+        axes.bar_label(bars, labels, fontsize=6, rotation=90, padding=2)
     axes.set_xticks(range(len(names)), names, rotation=15)
     axes.set_yscale("log")
     axes.set_ylabel("per second (log)")
-    axes.set_title("connects/s (capacity), deliveries/s (10 broadcasts, flood, chan)")
+    axes.set_title("connects/s (capacity), deliveries/s (10 broadcasts, flood, chan);\n"
+                   "above each bar: load generators' CPU% meanwhile", fontsize=10)
     axes.legend()
 
 

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PACKAGES = ("Django", "channels", "channels-redis", "daphne", "Twisted", "redis", "uvloop")
+PACKAGES = ("Django", "channels", "channels-redis", "daphne", "Twisted", "redis", "hiredis", "websockets", "uvloop")
 
 
 def rss_kb(pid: int) -> int:
@@ -26,7 +26,19 @@ def rss_kb(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far."""
+    """CPU time of ``pid``'s live threads so far, to the nanosecond (``/proc/<pid>/task/*/schedstat``):
+    a broadcast to 5,000 can be over in 60 ms, 6 clock ticks of ``/proc/<pid>/stat``. Node.js's
+    libuv and V8 threads count. Falls back to utime + stime where schedstat is missing."""
+    total, found = 0, False
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0])
+                found = True
+    except OSError:
+        return 0.0
+    if found:
+        return total / 1e9
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
@@ -47,7 +59,7 @@ class CpuMeter:
 
     def percent(self) -> dict[str, float]:
         wall = max(time.monotonic() - self.t0, 1e-9)
-        return {name: round(100 * (cpu_seconds(pid) - self.cpu0[name]) / wall)
+        return {name: max(0, round(100 * (cpu_seconds(pid) - self.cpu0[name]) / wall))  # < 0: a thread ended
                 for name, pid in self.pids.items()}
 
 

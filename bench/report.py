@@ -8,66 +8,77 @@ from typing import Any
 
 from bench import metrics
 
-#: key -> (label, True if higher is better / False if lower is / None if neither).
-METRICS: dict[str, tuple[str, bool | None]] = {
-    "asked": ("clients asked to connect", None),
-    "connected": ("clients connected", True),
-    "failed": ("clients that never connected (4 attempts)", False),
-    "held": ("connections held after settling", True),
-    "online_in_store": ("clients online in the server's store (freeim: Redis; must equal held)", None),
-    "connect_per_s": ("connect rate (connections/s, whole flow)", True),
-    "connect_per_s_second_half": ("connect rate, second half of the clients (connections/s)", True),
-    "rest_per_s": ("REST connect requests/s (freeim only; tokens fetched a chunk ahead)", True),
-    "handshake_per_s": ("WebSocket handshakes/s (the node's share of connecting)", True),
-    "rest_p50_ms": ("REST connect request p50 (ms; freeim only)", False),
-    "rest_p99_ms": ("REST connect request p99 (ms; freeim only)", False),
-    "handshake_p50_ms": ("WebSocket handshake p50 (ms)", False),
-    "handshake_p99_ms": ("WebSocket handshake p99 (ms)", False),
-    "rss_before_mb": ("server RSS before (MB, nodes summed)", False),
-    "rss_after_mb": ("server RSS after (MB, nodes summed)", False),
-    "rss_max_node_mb": ("largest node RSS after (MB)", False),
-    "kb_per_conn": ("RSS per idle connection (KB)", False),
-    "connecting_cpu_nodes": ("node CPU% while connecting (100 = 1 core, summed)", None),
-    "connecting_cpu_business": ("business app CPU% while connecting (REST connect)", None),
-    "connecting_cpu_redis": ("redis CPU% while connecting", None),
-    "connecting_cpu_loadgens": ("loadgen CPU% while connecting", None),
-    "idle_cpu_nodes": ("node CPU% idle, holding all", False),
-    "b1_time_to_all_ms": ("1 broadcast: time to all (ms)", False),
-    "b1_per_s": ("1 broadcast: deliveries/s", True),
-    "b1_lost": ("1 broadcast: lost", False),
-    "b10_time_to_all_ms": ("10 back to back: time to all (ms)", False),
-    "b10_per_s": ("10 back to back: deliveries/s", True),
-    "b10_lost": ("10 back to back: lost", False),
-    "loop_p99_ms": ("node loop: p99 lateness of a 10 ms task during 1 broadcast (ms)", False),
-    "burst_cpu_nodes": ("node CPU% during the 10", None),
-    "burst_cpu_redis": ("redis CPU% during the 10", None),
-    "burst_cpu_senders": ("sender CPU% (summed) during the 10", None),
-    "burst_cpu_loadgens": ("loadgen CPU% during the 10", None),
-    "send_failed": ("sends that raised", False),
-    "sent": ("paced: messages sent", None),
-    "sent_per_s": ("paced: achieved send rate (msg/s)", True),
-    "delivered_pct": ("paced: delivered / sent (%)", True),
-    "lat_p50_ms": ("paced: latency p50 (ms)", False),
-    "lat_p90_ms": ("paced: latency p90 (ms)", False),
-    "lat_p99_ms": ("paced: latency p99 (ms)", False),
-    "lat_max_ms": ("paced: latency max (ms)", False),
-    "paced_cpu_nodes": ("paced: node CPU% (summed)", None),
-    "paced_cpu_redis": ("paced: redis CPU%", None),
-    "paced_cpu_senders": ("paced: sender CPU% (summed)", None),
-    "paced_cpu_loadgens": ("paced: loadgen CPU%", None),
-    "flood_sent": ("as fast as possible: messages sent", None),
-    "flood_delivered_pct": ("as fast as possible: delivered / sent (%)", True),
-    "flood_per_s": ("as fast as possible: delivered/s", True),
-    "flood_p99_ms": ("as fast as possible: latency p99 under the flood (ms)", False),
-    "flood_cpu_nodes": ("as fast as possible: node CPU% (summed)", None),
-    "flood_cpu_redis": ("as fast as possible: redis CPU%", None),
-    "flood_cpu_senders": ("as fast as possible: sender CPU% (summed)", None),
-    "flood_cpu_loadgens": ("as fast as possible: loadgen CPU%", None),
-    "chan_time_to_all_ms": ("1 chan message: time to all members (ms, median)", False),
-    "chan_time_to_all_max_ms": ("1 chan message: time to all (ms, worst)", False),
-    "chan_per_s": ("1 chan message: deliveries/s (median)", True),
-    "chan_lost": ("chan: lost (all repeats)", False),
+#: The phases of a scenario whose CPU is measured: key prefix -> when.
+PHASES = {"connecting": "while connecting", "b1": "during the 1 broadcast", "burst": "during the 10",
+          "paced": "paced", "flood": "as fast as possible", "chan": "during a chan message (median)"}
+#: Whose CPU: key suffix -> label (100 = one core).
+ROLES = {"nodes": "node CPU% (summed)", "business": "business app CPU% (REST connect)", "redis": "redis CPU%",
+         "senders": "sender CPU% (summed, helpers included)", "loadgens": "loadgen CPU% (summed)"}
+
+
+def _cpu_rows(phase: str) -> dict[str, tuple[str, bool | None, str | None]]:
+    return {f"{phase}_cpu_{role}": (f"{PHASES[phase]}: {label}", None, None) for role, label in ROLES.items()}
+
+
+#: key -> (label, True if higher is better / False if lower is / None if neither, the phase it was measured in:
+#: the load generators' CPU then is shown beside the figure).
+METRICS: dict[str, tuple[str, bool | None, str | None]] = {
+    "asked": ("clients asked to connect", None, None),
+    "connected": ("clients connected", True, None),
+    "failed": ("clients that never connected (4 attempts)", False, None),
+    "held": ("connections held after settling", True, None),
+    "online_in_store": ("clients online in the server's store (freeim: Redis; must equal held)", None, None),
+    "connect_per_s": ("connect rate (connections/s, whole flow)", True, "connecting"),
+    "connect_per_s_second_half": ("connect rate, second half of the clients (connections/s)", True, "connecting"),
+    "rest_per_s": ("REST connect requests/s (freeim only; tokens fetched a chunk ahead)", True, "connecting"),
+    "handshake_per_s": ("WebSocket handshakes/s (the node's share of connecting)", True, "connecting"),
+    "rest_p50_ms": ("REST connect request p50 (ms; freeim only)", False, "connecting"),
+    "rest_p99_ms": ("REST connect request p99 (ms; freeim only)", False, "connecting"),
+    "handshake_p50_ms": ("WebSocket handshake p50 (ms)", False, "connecting"),
+    "handshake_p99_ms": ("WebSocket handshake p99 (ms)", False, "connecting"),
+    **_cpu_rows("connecting"),
+    "rss_before_mb": ("server RSS before (MB, nodes summed)", False, None),
+    "rss_after_mb": ("server RSS after (MB, nodes summed)", False, None),
+    "rss_max_node_mb": ("largest node RSS after (MB)", False, None),
+    "kb_per_conn": ("RSS per idle connection (KB)", False, None),
+    "idle_cpu_nodes": ("node CPU% idle, holding all", False, None),
+    "b1_time_to_all_ms": ("1 broadcast: time to all (ms)", False, "b1"),
+    "b1_per_s": ("1 broadcast: deliveries/s", True, "b1"),
+    "b1_lost": ("1 broadcast: lost", False, None),
+    "loop_p99_ms": ("node loop: p99 lateness of a 10 ms task during 1 broadcast (ms; Python servers)", False, "b1"),
+    **_cpu_rows("b1"),
+    "b10_time_to_all_ms": ("10 back to back: time to all (ms)", False, "burst"),
+    "b10_per_s": ("10 back to back: deliveries/s", True, "burst"),
+    "b10_lost": ("10 back to back: lost", False, None),
+    **_cpu_rows("burst"),
+    "send_failed": ("sends that raised", False, None),
+    "sent": ("paced: messages sent", None, None),
+    "sent_per_s": ("paced: achieved send rate (msg/s)", True, "paced"),
+    "delivered_pct": ("paced: delivered / sent (%)", True, None),
+    "lat_p50_ms": ("paced: latency p50 (ms)", False, "paced"),
+    "lat_p90_ms": ("paced: latency p90 (ms)", False, "paced"),
+    "lat_p99_ms": ("paced: latency p99 (ms)", False, "paced"),
+    "lat_max_ms": ("paced: latency max (ms)", False, "paced"),
+    **_cpu_rows("paced"),
+    "flood_sent": ("as fast as possible: messages sent", None, None),
+    "flood_delivered_pct": ("as fast as possible: delivered / sent (%)", True, None),
+    "flood_per_s": ("as fast as possible: delivered/s", True, "flood"),
+    "flood_p99_ms": ("as fast as possible: latency p99 under the flood (ms)", False, "flood"),
+    **_cpu_rows("flood"),
+    "chan_time_to_all_ms": ("1 chan message: time to all members (ms, median)", False, "chan"),
+    "chan_time_to_all_max_ms": ("1 chan message: time to all (ms, worst)", False, "chan"),
+    "chan_per_s": ("1 chan message: deliveries/s (median)", True, "chan"),
+    "chan_lost": ("chan: lost (all repeats)", False, None),
+    **_cpu_rows("chan"),
 }
+#: The figures of the summary at the top of report.md: (scenario, key); the first broadcast size stands for all.
+SUMMARY: list[tuple[str, str]] = [
+    ("capacity", "held"), ("capacity", "kb_per_conn"), ("capacity", "connect_per_s"), ("capacity", "handshake_per_s"),
+    ("broadcast", "b1_per_s"), ("broadcast", "b10_per_s"), ("broadcast", "b10_lost"),
+    ("private", "lat_p99_ms"), ("private", "delivered_pct"), ("private", "flood_per_s"),
+    ("private", "flood_delivered_pct"), ("chan", "chan_time_to_all_ms"), ("cluster", "held"),
+    ("cluster", "kb_per_conn"),
+]
 #: The issue's targets for freeim: (scenario, key, ">=" or "<", threshold).
 TARGETS: list[tuple[str, str, str, float]] = [
     ("capacity", "held", ">=", 19_000),
@@ -101,26 +112,51 @@ def fmt(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
+def cell(figures: dict[str, Any], key: str) -> str:
+    """A figure, with the load generators' CPU% while it was measured beside it (``lg 56%``)."""
+    value = figures.get(key)
+    phase = METRICS[key][2]
+    loadgens = figures.get(f"{phase}_cpu_loadgens") if phase and value is not None else None
+    return fmt(value) + (f" (lg {fmt(loadgens)}%)" if loadgens is not None else "")
+
+
+def ratios(runs: dict[str, dict[str, Any]], key: str, peers: list[str]) -> list[str]:
+    """freeim's advantage over each of ``peers`` on ``key`` (>1: freeim better)."""
+    higher = METRICS[key][1]
+    mine = runs.get("freeim", {}).get("metrics", {}).get(key)
+    found = []
+    for kind in peers:
+        theirs = runs.get(kind, {}).get("metrics", {}).get(key)
+        value = metrics.ratio(mine, theirs, higher) if higher is not None else None
+        found.append("" if not value else f"{value:.2f}" if value < 1 else fmt(value))
+    return found
+
+
+def peers_of(kinds: list[str]) -> list[str]:
+    """The targets freeim is compared with: all the others, none if freeim did not run."""
+    return [kind for kind in kinds if kind != "freeim"] if "freeim" in kinds else []
+
+
+def header(first: str, kinds: list[str], peers: list[str], extra: str = "") -> list[str]:
+    columns = [first, *kinds, *(f"freeim vs {peer} (x)" for peer in peers), *([extra] if extra else [])]
+    return [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+
+
 def scenario_table(name: str, runs: dict[str, dict[str, Any]]) -> list[str]:
-    """Markdown rows of one scenario: each metric for every target, the ratio, the issue's target."""
+    """Markdown rows of one scenario: each metric for every target (with the load generators' CPU
+    beside the figures measured in a phase), freeim's ratio to each peer, the issue's target."""
     kinds = list(runs)
-    lines = [f"| {name} | {' | '.join(kinds)} | freeim vs baseline (x, >1 = better) | target |",
-             f"|---|{'---|' * len(kinds)}---|---|"]
+    peers = peers_of(kinds)
+    lines = header(name, kinds, peers, "target")
     keys = [k for k in METRICS if any(k in runs[kind].get("metrics", {}) for kind in kinds)]
     for key in keys:
-        label, higher = METRICS[key]
-        values = [runs[kind].get("metrics", {}).get(key) for kind in kinds]
-        ratio = None
-        if higher is not None and "freeim" in runs and "channels" in runs:
-            ratio = metrics.ratio(runs["freeim"].get("metrics", {}).get(key),
-                                  runs["channels"].get("metrics", {}).get(key), higher)
         goal = target_of(name.split(" ")[0], key)
         goal_text = ""
         if goal is not None:
             ok = met(*goal, runs.get("freeim", {}).get("metrics", {}).get(key))
             goal_text = f"{goal[0]} {fmt(goal[1])}: {'met' if ok else '**not met**'}"
-        lines.append(f"| {label} | {' | '.join(fmt(v) for v in values)} | {fmt(ratio) if ratio else ''} | "
-                     f"{goal_text} |")
+        values = [cell(runs[kind].get("metrics", {}), key) for kind in kinds]
+        lines.append(f"| {METRICS[key][0]} | {' | '.join([*values, *ratios(runs, key, peers), goal_text])} |")
     for kind in kinds:
         if runs[kind].get("error"):
             lines.append(f"\n{kind} failed: `{runs[kind]['error']}`")
@@ -129,18 +165,49 @@ def scenario_table(name: str, runs: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def summary_table(scenarios: dict[str, dict[str, Any]]) -> list[str]:
+    """The headline figures of every scenario run, every target side by side, freeim's ratio to each peer."""
+    kinds = list(dict.fromkeys(kind for runs in scenarios.values() for kind in runs))
+    peers = peers_of(kinds)
+    rows = []
+    for scenario, key in SUMMARY:
+        name = next((n for n in scenarios if n.split("-")[0] == scenario), None)
+        if name is None or not any(key in run.get("metrics", {}) for run in scenarios[name].values()):
+            continue
+        runs = scenarios[name]
+        values = [cell(runs.get(kind, {}).get("metrics", {}), key) for kind in kinds]
+        rows.append(f"| {name}: {METRICS[key][0]} | {' | '.join([*values, *ratios(runs, key, peers)])} |")
+    return [*header("figure", kinds, peers), *rows] if rows else []
+
+
+PEERS = {
+    "channels": "plain Django Channels (`AsyncWebsocketConsumer` on daphne, `group_send` through channels_redis "
+                "`{layer}` layer): clients open `ws://node/ws/<id>`, no token flow, as a Django developer would "
+                "write it",
+    "bare": "a bare `websockets` server per node (`bench/peers/bare_server.py`), fed by one Redis PUBLISH per "
+            "message (private, chan or broadcast), written with `websockets`' `broadcast`: the Python ceiling",
+    "socketio": "Socket.IO 4 on Node.js with `@socket.io/redis-adapter`, the business side publishing through "
+                "`@socket.io/redis-emitter` (`bench/peers/socketio/`); its clients speak Engine.IO v4 over "
+                "the load generator's WebSocket",
+}
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine = report["machine"]
+    kinds = list(dict.fromkeys(k for runs in report["scenarios"].values() for k in runs))
+    described = [f"* **{kind}**: {PEERS[kind].format(layer=report['layer'])}." for kind in kinds if kind in PEERS]
+    skipped = [f"* **{kind}** skipped: {why}." for kind, why in report.get("skipped", {}).items()]
     lines = ["# freeim benchmark report", "",
              f"Command: `{report['command']}` ({report['mode']} sizes), {report['date']}.", "",
              "| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in machine.items()), "",
              "Everything runs on this one machine: servers, a private redis-server, the load generators "
              "and the sender share its cores. freeim clients go through the real connect flow "
-             "(`POST /im/connect/` on a business daphne process, then the node's `ws://.../ws?token=`); "
-             "the baseline (plain Channels, `AsyncWebsocketConsumer`, channels_redis "
-             f"`{report['layer']}` layer) has no token flow: clients open `ws://node/ws/<id>` directly, as a "
-             "Django developer would write it. Ratios are freeim's advantage (>1: freeim better).", "",
-             "![latency and deliveries](plot.png)", ""]
+             "(`POST /im/connect/` on a business daphne process, then the node's `ws://.../ws?token=`). "
+             "Its peers, each run in the same invocation:", "", *described, *skipped, "",
+             "Ratios are freeim's advantage over each peer (>1: freeim better). `(lg N%)` beside a figure is "
+             "the load generators' CPU while it was measured (100 = one core): near 100 per load process, "
+             "the figure is the client's, not the server's.", "",
+             "![latency and deliveries](plot.png)", "", "## Summary", "", *summary_table(report["scenarios"]), ""]
     for name, runs in report["scenarios"].items():
         load = "; ".join(f"{kind} {run.get('load', '')}" for kind, run in runs.items())
         lines += [f"## {name}", "", f"Load average before: {load}.", "", *scenario_table(name, runs), ""]

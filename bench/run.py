@@ -1,11 +1,14 @@
-"""freeim's benchmark suite: every scenario against freeim, then the plain Channels baseline.
+"""freeim's benchmark suite: every scenario against freeim, then against each of its peers.
 
     pip install -r bench/requirements.txt
     python bench/run.py [--quick] [--scenarios capacity,broadcast,private,chan,cluster]
-                        [--targets freeim,channels] [--layer core|pubsub] [--size capacity=10000]
+                        [--targets freeim,channels,bare,socketio] [--layer core|pubsub] [--size capacity=10000]
 
-Prints each scenario's table (with freeim's advantage as a ratio) as soon as it
-ends, and writes ``bench/results/report.md``, ``report.json`` and ``plot.png``.
+The peers: the plain Channels baseline, a bare ``websockets`` server fed by Redis
+and Socket.IO 4 with its Redis adapter (Node.js; its npm packages are installed
+on first use, and it is skipped with a message where node or npm is missing).
+Prints each scenario's table (with freeim's advantage over each peer as a ratio)
+as soon as it ends, and writes ``bench/results/report.md``, ``report.json`` and ``plot.png``.
 ``--quick`` uses small sizes (the suite takes a few minutes); without it, the
 issue's sizes (19,500 on one node, broadcasts to 5,000 and 15,000, 3,000 clients
 at 2,000 msg/s for 30 s, a chan of 5,000, 50,000 over 3 nodes). ``--merge`` keeps
@@ -29,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import proc, report, scenarios  # noqa: E402
+from bench import peers, proc, report, scenarios, targets  # noqa: E402
 from bench.scenarios import Sizes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -72,6 +75,20 @@ def sized(base: Sizes, overrides: list[str]) -> Sizes:
     return dataclasses.replace(base, **changes)
 
 
+def available(kinds: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The targets of ``kinds`` that can run here, and why each other one cannot (Socket.IO without node)."""
+    unknown = [kind for kind in kinds if kind not in targets.KINDS]
+    if unknown:
+        raise SystemExit(f"unknown target {unknown[0]!r}; choose from {', '.join(targets.KINDS)}")
+    skipped = {}
+    if "socketio" in kinds:
+        reason = peers.install_socketio()
+        if reason:
+            skipped["socketio"] = reason
+            print(f"skipping socketio: {reason}")
+    return [kind for kind in kinds if kind not in skipped], skipped
+
+
 def run_one(name: str, kind: str, scenario: Run) -> dict[str, Any]:
     load = proc.load_average()
     print(f"\n== {name} / {kind}  (load average {load})", flush=True)
@@ -89,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole suite in a few minutes")
     parser.add_argument("--scenarios", default=",".join(ALL))
-    parser.add_argument("--targets", default="freeim,channels")
+    parser.add_argument("--targets", default=",".join(targets.KINDS))
     parser.add_argument("--layer", choices=("core", "pubsub"), default="core", help="the baseline's channel layer")
     parser.add_argument("--size", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a size ({', '.join(f.name for f in dataclasses.fields(Sizes))})")
@@ -99,14 +116,17 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up on SIGTERM as on Ctrl-C
 
     sizes = sized(scenarios.QUICK if options.quick else scenarios.FULL, options.size)
-    kinds = options.targets.split(",")
+    kinds, skipped = available(options.targets.split(","))
     previous = options.out / "report.json"
     results: dict[str, dict[str, Any]] = {}
     if options.merge and previous.exists():
         results = json.loads(previous.read_text())["scenarios"]
     document = {"command": " ".join(["python bench/run.py", *sys.argv[1:]]), "mode": "quick" if options.quick
                 else "full", "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "layer": options.layer,
-                "sizes": dataclasses.asdict(sizes), "machine": proc.machine(), "scenarios": results}
+                "sizes": dataclasses.asdict(sizes), "machine": proc.machine(), "skipped": skipped,
+                "scenarios": results}
+    if "socketio" in kinds:
+        document["machine"]["node"] = peers.socketio_versions()
     print(f"machine: {document['machine']}\nsizes: {document['sizes']}")
     for name, scenario in plan(options.scenarios.split(","), sizes, options.layer):
         results[name] = {kind: run_one(name, kind, scenario) for kind in kinds}

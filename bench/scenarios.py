@@ -1,4 +1,4 @@
-"""The scenarios of issue 5, each run against one target (freeim or the Channels baseline).
+"""The scenarios of issue 5, each run against one target (freeim or a peer: ``bench.targets.KINDS``).
 
 Every scenario starts fresh servers on a fresh private redis-server
 (:func:`session`) and stops everything it started when it ends, even on error or
@@ -55,8 +55,11 @@ class Session:
     ids: list[int] = field(default_factory=list)
 
     def connect(self, ids: list[int], chans: list[str] | None = None) -> Result:
+        """Connect ``ids``; what :meth:`Loadgens.open` answers, with every process's CPU% meanwhile (``cpu``)."""
         self.ids = ids
-        return self.loadgens.open(self.target.client_target(chans), ids)
+        meter = self.cpu()
+        opened = self.loadgens.open(self.target.client_target(chans), ids)
+        return {**opened, "cpu": meter.percent()}
 
     def start_senders(self, count: int = 1) -> Senders:
         self.senders = Senders(self.target.sender_target(), count)
@@ -65,7 +68,10 @@ class Session:
     def cpu(self) -> CpuMeter:
         pids = self.target.pids()
         pids.update({f"loadgen{i}": pid for i, pid in enumerate(self.loadgens.pids)})
-        pids.update({f"sender{i}": pid for i, pid in enumerate(self.senders.pids if self.senders else ())})
+        if self.senders:
+            pids.update({f"sender{i}": pid for i, pid in enumerate(self.senders.pids)})
+            pids.update({f"sender{i}helper{j}": pid for i, helpers in enumerate(self.senders.helpers)
+                         for j, pid in enumerate(helpers)})
         return CpuMeter(pids)
 
     def held(self) -> int:
@@ -100,7 +106,8 @@ def session(kind: str, nodes: int, clients: int, layer: str) -> Iterator[Session
 
 
 def _connected(opened: Result, asked: int) -> dict[str, Any]:
-    """How the connects went: counts, rate overall and over the second half, each step's rate and p50/p99."""
+    """How the connects went: counts, rate overall and over the second half, each step's rate and p50/p99,
+    CPU meanwhile."""
     times = opened["opened"]
     half = times[len(times) // 2:]
     figures = {"connected": len(times), "asked": asked, "failed": opened["failed"],
@@ -111,7 +118,7 @@ def _connected(opened: Result, asked: int) -> dict[str, Any]:
             figures[f"{step}_per_s"] = opened[f"{step}_per_s"]
             figures[f"{step}_p50_ms"] = round(metrics.percentile(opened[step], 50) * 1000, 1)
             figures[f"{step}_p99_ms"] = round(metrics.percentile(opened[step], 99) * 1000, 1)
-    return figures
+    return {**figures, **_cpu(opened["cpu"], "connecting")}
 
 
 def _cpu(figures: dict[str, float], prefix: str) -> dict[str, float]:
@@ -128,22 +135,21 @@ def capacity(kind: str, clients: int, nodes: int, layer: str) -> Result:
     with session(kind, nodes, clients, layer) as s:
         s.warm_up()
         before = {pid: rss_kb(pid) for pid in s.target.node_pids}
-        meter = s.cpu()
         opened = s.connect(list(range(1, clients + 1)))
-        connecting = meter.percent()
         errors = opened["errors"]
         time.sleep(SETTLE)
         held, online = s.held(), s.target.online()
         after = {pid: rss_kb(pid) for pid in s.target.node_pids}
-        meter.start()
+        meter = s.cpu()
         time.sleep(SETTLE)
         idle = meter.percent()
     figures = {**_connected(opened, clients), "held": held, "online_in_store": online,
                "rss_before_mb": round(sum(before.values()) / 1024), "rss_after_mb": round(sum(after.values()) / 1024),
                "rss_max_node_mb": round(max(after.values()) / 1024),
                "kb_per_conn": metrics.kb_per_connection(sum(before.values()), sum(after.values()), held),
-               **_cpu(connecting, "connecting"), "idle_cpu_nodes": sum(v for k, v in idle.items() if "node" in k)}
-    return {"metrics": figures, "plot": {"per_s": figures["connect_per_s"]}, "errors": errors}
+               "idle_cpu_nodes": sum(v for k, v in idle.items() if "node" in k)}
+    plot = {"per_s": figures["connect_per_s"], "loadgen_cpu": figures.get("connecting_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot, "errors": errors}
 
 
 def broadcast(kind: str, clients: int, layer: str) -> Result:
@@ -154,8 +160,10 @@ def broadcast(kind: str, clients: int, layer: str) -> Result:
         held = s.held()
         sender = s.start_senders()
         started = time.time()
+        meter = s.cpu()
         sent = sender.one("broadcast", count=1)
         s.loadgens.wait_frames(held * sent["sent"])
+        single_cpu = meter.percent()
         single = s.loadgens.take()
         time.sleep(loopprobe.REPORT_EVERY + 0.5)  # the probe's window covering the broadcast is printed
         lateness = loopprobe.p99_during(s.target.probe_file(0), started, max(single["recv"], default=started))
@@ -170,9 +178,10 @@ def broadcast(kind: str, clients: int, layer: str) -> Result:
                "b1_time_to_all_ms": one["time_to_all_ms"], "b1_per_s": one["per_s"], "b1_lost": one["lost"],
                "b10_time_to_all_ms": ten["time_to_all_ms"], "b10_per_s": ten["per_s"], "b10_lost": ten["lost"],
                "loop_p99_ms": lateness, "send_failed": sent["failed"] + sent_burst["failed"],
-               **_cpu(burst_cpu, "burst")}
+               **_cpu(single_cpu, "b1"), **_cpu(burst_cpu, "burst")}
     latency = metrics.latency_ms(single["recv"], single["ts"])
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": ten["per_s"]}}
+    plot = {"latency_ms": latency, "per_s": ten["per_s"], "loadgen_cpu": figures.get("burst_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot}
 
 
 def private(kind: str, clients: int, rate: int, seconds: float, flood: int, senders: int, layer: str) -> Result:
@@ -202,7 +211,8 @@ def private(kind: str, clients: int, rate: int, seconds: float, flood: int, send
                "flood_per_s": fast_figures["per_s"], "flood_p99_ms": metrics.latency_ms(
                    flooded["recv"], flooded["ts"])["p99"],
                "send_failed": paced["failed"] + fast["failed"], **_cpu(fast_cpu, "flood")}
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": fast_figures["per_s"]},
+    plot = {"latency_ms": latency, "per_s": fast_figures["per_s"], "loadgen_cpu": figures.get("flood_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot,
             "errors": {k: v for k, v in (("paced", paced["error"]), ("flood", fast["error"])) if v}}
 
 
@@ -214,10 +224,12 @@ def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
         sender.one("join", chan=CHAN, ids=s.ids)
         time.sleep(1)
         held = s.held()
-        runs = []
+        runs, cpus = [], []
         for _ in range(repeats):
+            meter = s.cpu()
             sent = sender.one("chan", chan=CHAN, count=1)
             s.loadgens.wait_frames(held * sent["sent"])
+            cpus.append(meter.percent())
             runs.append((s.loadgens.take(), held * sent["sent"]))
             time.sleep(0.5)
     results = [metrics.deliveries(r["recv"], r["ts"], expected) for r, expected in runs]
@@ -225,5 +237,7 @@ def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
     latency = metrics.latency_ms([t for r, _ in runs for t in r["recv"]], [t for r, _ in runs for t in r["ts"]])
     figures = {**_connected(opened, members), "held": held, "chan_time_to_all_ms": statistics.median(times),
                "chan_time_to_all_max_ms": max(times), "chan_per_s": statistics.median(r["per_s"] for r in results),
-               "chan_lost": sum(r["lost"] for r in results)}
-    return {"metrics": figures, "plot": {"latency_ms": latency, "per_s": figures["chan_per_s"]}}
+               "chan_lost": sum(r["lost"] for r in results),
+               **_cpu({name: statistics.median(c[name] for c in cpus) for name in cpus[0]}, "chan")}
+    plot = {"latency_ms": latency, "per_s": figures["chan_per_s"], "loadgen_cpu": figures.get("chan_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot}

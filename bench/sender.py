@@ -1,12 +1,16 @@
 """The sender process: the business side that pushes messages while the clock runs.
 
-freeim: through the helper ``freeim.im`` (its async twins), as a Django view or
-task would; private messages that are due together go out in one
-``asend_messages`` call (Channels has no batch send). Baseline:
-``channel_layer.group_send`` to ``user.<id>``, ``room.all`` or ``chan.<name>``,
-as a plain Channels app would. Every message carries
-``{"seq": n, "ts": <time.time() when its send began>}`` so the load generator
-measures latency end to end.
+Each target's business side is a :class:`Business`, sending as that system's own
+business code would: freeim through the helper ``freeim.im`` (its async twins),
+as a Django view or task would; the Channels baseline with
+``channel_layer.group_send`` to ``user.<id>``, ``room.all`` or ``chan.<name>``;
+the bare peer with a Redis ``PUBLISH`` of ``<room> <text>``; Socket.IO through
+its Redis emitter, a Node.js process (``bench/peers/socketio/emitter.js``) this
+one drives line by line. Private messages that are due together go out in one
+call where the system has one (freeim's ``asend_messages``, a Redis pipeline, one
+write to the emitter); Channels has none, so they go one ``group_send`` each.
+Every message carries ``{"seq": n, "ts": <time.time()>}``, stamped when its send
+began (in a batch: when it was due), so the load generator measures latency end to end.
 """
 
 from __future__ import annotations
@@ -16,72 +20,249 @@ import json
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 PAD = "x" * 60  # ~100-byte payloads, as in the reference harness
-PARALLEL = 100  # sends in flight for paced and flood sends
-BATCH = 500  # freeim: at most so many private messages per asend_messages call...
+PARALLEL = 100  # sends in flight for paced and flood sends, one message each
+BATCH = 500  # at most so many private messages per batch call...
 BATCHES_IN_FLIGHT = 2  # ...and so many calls in flight
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+EVERYONE = "room.all"
+Data = dict[str, Any]
 
 
-class Sender:
-    """One target's ways to send: to one client, to everyone, to a chan."""
+def text_of(data: Data) -> str:
+    """Compact JSON: ``seq`` and ``ts`` stay first, where the load generator looks for them."""
+    return json.dumps(data, separators=(",", ":"))
 
-    def __init__(self, kind: str) -> None:
+
+class Business:
+    """How one system's business side sends. ``batched``: private messages go out by :meth:`to_clients`."""
+
+    batched = False
+
+    async def ready(self) -> list[int]:
+        """Connect before any clock starts; the pids of helper processes whose CPU counts as the sender's."""
+        return []
+
+    async def to_client(self, client_id: int, data: Data) -> None:
+        raise NotImplementedError
+
+    async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
+        raise NotImplementedError
+
+    async def to_everyone(self, data: Data) -> None:
+        raise NotImplementedError
+
+    async def to_chan(self, chan: str, data: Data) -> None:
+        raise NotImplementedError
+
+    async def join(self, chan: str, ids: list[int]) -> None:
+        """Put online clients in ``chan``. The peers' clients joined theirs when they connected."""
+
+    async def close(self) -> None:
+        pass
+
+
+class FreeIM(Business):
+    batched = True
+
+    def __init__(self) -> None:
         import django
 
         django.setup()
-        self.kind = kind
+        from freeim import im
+
+        self.im = im
+
+    async def ready(self) -> list[int]:
+        await self.im.aget_chan_list()  # opens the connection pool
+        return []
+
+    async def to_client(self, client_id: int, data: Data) -> None:
+        await self.im.asend_message(0, [client_id], data)
+
+    async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
+        await self.im.asend_messages([(0, [client_id], data) for client_id, data in messages])
+
+    async def to_everyone(self, data: Data) -> None:
+        await self.im.asend_broadcast_message(data)
+
+    async def to_chan(self, chan: str, data: Data) -> None:
+        await self.im.asend_chan_message(0, chan, data)
+
+    async def join(self, chan: str, ids: list[int]) -> None:
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(client_id: int) -> None:
+            async with gate:
+                await self.im.ajoin_chan(client_id, chan)
+
+        await asyncio.gather(*(one(c) for c in ids))
+
+
+class Channels(Business):
+    def __init__(self) -> None:
+        import django
+
+        django.setup()
+        from channels.layers import get_channel_layer
+
+        self.layer = get_channel_layer()
+
+    async def _group(self, group: str, data: Data) -> None:
+        await self.layer.group_send(group, {"type": "im.message", "text": text_of(data)})
+
+    async def ready(self) -> list[int]:
+        await self.layer.group_send("bench.warmup", {"type": "im.message", "text": "{}"})
+        return []
+
+    async def to_client(self, client_id: int, data: Data) -> None:
+        await self._group(f"user.{client_id}", data)
+
+    async def to_everyone(self, data: Data) -> None:
+        await self._group(EVERYONE, data)
+
+    async def to_chan(self, chan: str, data: Data) -> None:
+        await self._group(f"chan.{chan}", data)
+
+
+class Bare(Business):
+    """``PUBLISH bench.im "<room> <text>"`` (``bench.peers.bare_server``); a batch is one pipeline."""
+
+    batched = True
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        from bench.peers.bare_server import CHANNEL
+
+        self.redis, self.channel = redis.Redis.from_url(url), CHANNEL
+
+    async def ready(self) -> list[int]:
+        await self.redis.ping()
+        return []
+
+    async def _publish(self, room: str, data: Data) -> None:
+        await self.redis.publish(self.channel, f"{room} {text_of(data)}")
+
+    async def to_client(self, client_id: int, data: Data) -> None:
+        await self._publish(f"user.{client_id}", data)
+
+    async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for client_id, data in messages:
+            pipe.publish(self.channel, f"user.{client_id} {text_of(data)}")
+        await pipe.execute()
+
+    async def to_everyone(self, data: Data) -> None:
+        await self._publish(EVERYONE, data)
+
+    async def to_chan(self, chan: str, data: Data) -> None:
+        await self._publish(f"chan.{chan}", data)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class SocketIO(Business):
+    """Socket.IO's Redis emitter in a node process: ``<room>\\t<json>`` lines in, ``#`` awaits them all.
+
+    A node backend would call ``emitter.to(room).emit("message", data)``; here every
+    call is a line to ``emitter.js``, and a send is done when the emitter says its
+    PUBLISHes reached Redis (answers come in order: :attr:`acks` is a FIFO).
+    """
+
+    batched = True
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.acks: deque[asyncio.Future[None]] = deque()
+
+    async def ready(self) -> list[int]:
+        self.process = await asyncio.create_subprocess_exec(*self.command, stdin=asyncio.subprocess.PIPE,
+                                                            stdout=asyncio.subprocess.PIPE)
+        assert self.process.stdout is not None
+        if await self.process.stdout.readline() != b"\n":
+            raise RuntimeError(f"the Socket.IO emitter did not start ({self.command})")
+        self.reader = asyncio.create_task(self._read_acks())
+        return [self.process.pid]
+
+    async def _read_acks(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            ack = self.acks.popleft()
+            if line == b"\n":
+                ack.set_result(None)
+            else:
+                ack.set_exception(RuntimeError(f"emitter: {line.decode(errors='replace').strip()}"))
+        for ack in self.acks:
+            ack.set_exception(RuntimeError("the Socket.IO emitter exited"))
+
+    async def _emit(self, lines: list[str]) -> None:
+        assert self.process.stdin is not None
+        ack = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        self.process.stdin.write(("".join(lines) + "#\n").encode())
+        await ack
+
+    async def to_client(self, client_id: int, data: Data) -> None:
+        await self._emit([f"user.{client_id}\t{text_of(data)}\n"])
+
+    async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
+        await self._emit([f"user.{client_id}\t{text_of(data)}\n" for client_id, data in messages])
+
+    async def to_everyone(self, data: Data) -> None:
+        await self._emit([f"\t{text_of(data)}\n"])
+
+    async def to_chan(self, chan: str, data: Data) -> None:
+        await self._emit([f"chan.{chan}\t{text_of(data)}\n"])
+
+    async def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 10)
+
+
+def business(target: dict[str, Any]) -> Business:
+    """The business side of ``target`` (``bench.targets.Target.sender_target``)."""
+    kind = target["kind"]
+    if kind in ("freeim", "channels"):
+        os.environ.update(target["env"])
+        return FreeIM() if kind == "freeim" else Channels()
+    if kind == "bare":
+        return Bare(target["redis"])
+    if kind == "socketio":
+        return SocketIO(target["emitter"])
+    raise ValueError(f"no business side for {kind!r}")
+
+
+class Sender:
+    """The commands of a sender process: what to send, how fast; :class:`Business` does the sending."""
+
+    def __init__(self, side: Business) -> None:
+        self.side = side
         self.seq = 0
-        if kind == "freeim":
-            from freeim import im
 
-            self.im = im
-        else:
-            from channels.layers import get_channel_layer
-
-            self.layer = get_channel_layer()
-
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> Data:
         self.seq += 1
         return {"seq": self.seq, "ts": time.time(), "pad": PAD}
 
-    async def _group(self, group: str, data: dict[str, Any]) -> None:
-        text = json.dumps(data, separators=(",", ":"))
-        await self.layer.group_send(group, {"type": "im.message", "text": text})
+    async def _to_client(self, client_id: int) -> None:
+        await self.side.to_client(client_id, self.payload())  # stamped when the send begins
 
-    async def to_client(self, client_id: int) -> None:
-        data = self.payload()
-        if self.kind == "freeim":
-            await self.im.asend_message(0, [client_id], data)
-        else:
-            await self._group(f"user.{client_id}", data)
+    async def _to_everyone(self) -> None:
+        await self.side.to_everyone(self.payload())
 
-    async def to_everyone(self) -> None:
-        data = self.payload()
-        if self.kind == "freeim":
-            await self.im.asend_broadcast_message(data)
-        else:
-            await self._group("room.all", data)
-
-    async def to_chan(self, chan: str) -> None:
-        data = self.payload()
-        if self.kind == "freeim":
-            await self.im.asend_chan_message(0, chan, data)
-        else:
-            await self._group(f"chan.{chan}", data)
+    async def _to_chan(self, chan: str) -> None:
+        await self.side.to_chan(chan, self.payload())
 
     # Commands
-    async def ready(self) -> bool:
-        """Open the connection pool before any clock starts."""
-        if self.kind == "freeim":
-            await self.im.aget_chan_list()
-        else:
-            await self.layer.group_send("bench.warmup", {"type": "im.message", "text": "{}"})
-        return True
+    async def ready(self) -> list[int]:
+        """Connect before any clock starts; the pids of helper processes (see :meth:`Business.ready`)."""
+        return await self.side.ready()
 
     async def metrics(self) -> str:
         """This process's Prometheus scrape (freeim: its helper calls and Redis round trips; freeim.measures)."""
@@ -91,50 +272,42 @@ class Sender:
 
     async def broadcast(self, count: int) -> dict[str, Any]:
         """``count`` broadcasts back to back, each awaited."""
-        return await self._timed([self.to_everyone() for _ in range(count)], parallel=1)
+        return await self._timed([self._to_everyone() for _ in range(count)], parallel=1)
 
     async def chan(self, chan: str, count: int) -> dict[str, Any]:
-        return await self._timed([self.to_chan(chan) for _ in range(count)], parallel=1)
+        return await self._timed([self._to_chan(chan) for _ in range(count)], parallel=1)
 
     async def join(self, chan: str, ids: list[int]) -> int:
-        """Put online clients in ``chan`` (freeim; baseline clients joined at connect)."""
-        if self.kind == "freeim":
-            gate = asyncio.Semaphore(PARALLEL)
-
-            async def one(client_id: int) -> None:
-                async with gate:
-                    await self.im.ajoin_chan(client_id, chan)
-
-            await asyncio.gather(*(one(c) for c in ids))
+        await self.side.join(chan, ids)
         return len(ids)
 
     async def private(self, ids: list[int], rate: float, seconds: float, seed: int = 1) -> dict[str, Any]:
         """Messages to random ``ids`` at ``rate`` per second for ``seconds``."""
         pick = random.Random(seed).choice
-        if self.kind == "freeim":
+        if self.side.batched:
             return await self._batched(lambda elapsed: int(elapsed * rate), seconds, pick, ids)
         gate = asyncio.Semaphore(PARALLEL)
         tasks: list[asyncio.Task[Any]] = []
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < seconds:
             for _ in range(int(elapsed * rate) - len(tasks)):
-                tasks.append(asyncio.create_task(self._gated(gate, self.to_client(pick(ids)))))
+                tasks.append(asyncio.create_task(self._gated(gate, self._to_client(pick(ids)))))
             await asyncio.sleep(0.002)
         return await self._collect(tasks, started)
 
     async def flood(self, ids: list[int], count: int, seed: int = 1) -> dict[str, Any]:
         """``count`` messages to random ``ids`` as fast as the sender can."""
         pick = random.Random(-seed).choice
-        if self.kind == "freeim":
+        if self.side.batched:
             return await self._batched(lambda elapsed: count, 0, pick, ids)
-        return await self._timed([self.to_client(pick(ids)) for _ in range(count)], parallel=PARALLEL)
+        return await self._timed([self._to_client(pick(ids)) for _ in range(count)], parallel=PARALLEL)
 
     async def _batched(self, due: Callable[[float], int], seconds: float, pick: Callable[[list[int]], int],
                        ids: list[int]) -> dict[str, Any]:
-        """freeim: what is due goes out in one ``asend_messages`` call (one presence lookup and
-        one write per node for all of it) while the previous calls are in flight, as a
-        business process pushing many messages would. Each message's ``ts`` is when it was due."""
-        pending: list[tuple[int, list[int], dict[str, Any]]] = []
+        """What is due goes out in one :meth:`Business.to_clients` call (freeim: one presence lookup and
+        one write per node for all of it) while the previous calls are in flight, as a business process
+        pushing many messages would. Each message's ``ts`` is when it was due."""
+        pending: list[tuple[int, Data]] = []
         made, sent, failed, errors = 0, 0, 0, []
         finished, due_now = asyncio.Event(), asyncio.Event()
 
@@ -147,7 +320,7 @@ class Sender:
                     continue
                 batch, pending[:] = pending[:BATCH], pending[BATCH:]
                 try:
-                    await self.im.asend_messages(batch)
+                    await self.side.to_clients(batch)
                     sent += len(batch)
                 except Exception as error:  # counted and reported, like a failed single send
                     failed += len(batch)
@@ -158,7 +331,7 @@ class Sender:
         while True:
             elapsed = time.monotonic() - started
             for _ in range(due(elapsed) - made):
-                pending.append((0, [pick(ids)], self.payload()))
+                pending.append((pick(ids), self.payload()))
                 made += 1
             due_now.set()
             if elapsed >= seconds:
@@ -190,14 +363,16 @@ class Sender:
 
 
 def serve(conn: Connection, target: dict[str, Any]) -> None:
-    """The process's entry point: set up Django for ``target``, then run commands until ``None``."""
-    os.environ.update(target["env"])
+    """The process's entry point: set up ``target``'s business side, then run commands until ``None``."""
 
     async def main() -> None:
-        sender = Sender(target["kind"])
+        sender = Sender(business(target))
         loop = asyncio.get_running_loop()
-        while (command := await loop.run_in_executor(None, conn.recv)) is not None:
-            name, kwargs = command
-            conn.send(await getattr(sender, name)(**kwargs))
+        try:
+            while (command := await loop.run_in_executor(None, conn.recv)) is not None:
+                name, kwargs = command
+                conn.send(await getattr(sender, name)(**kwargs))
+        finally:
+            await sender.side.close()
 
     asyncio.run(main())

@@ -1,25 +1,33 @@
-"""The two systems under test, each started fresh per scenario on a private redis-server.
+"""The systems under test, each started fresh per scenario on a private redis-server.
 
 :class:`FreeIM`: ``nodes`` daphne nodes plus one business process serving the
 REST connect endpoint (``bench.freeim_site``), exactly as ``demo_project/cluster.py``
-builds a cluster. :class:`Channels`: ``nodes`` daphne processes of the plain
-Channels baseline (``bench.baseline``) sharing one channels_redis layer.
+builds a cluster. The peers it is measured beside, all fed through the same Redis:
+:class:`Channels`: ``nodes`` daphne processes of the plain Channels baseline
+(``bench.baseline``) sharing one channels_redis layer; :class:`Bare`: ``nodes``
+bare ``websockets`` servers fed by Redis PUBLISH (``bench.peers.bare_server``);
+:class:`SocketIO`: ``nodes`` Socket.IO 4 servers with the Redis adapter
+(``bench/peers/socketio``, Node.js).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from demo_project.cluster import RedisServer, cluster_env, daphne_command, free_port
+from bench import peers
+from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, free_port
 from freeim.backends.redis.keys import Keys
+from freeim.node.probe import PROBE_ENV
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
 HOST = "127.0.0.1"
@@ -57,6 +65,10 @@ class Target:
 
     def node_log(self, index: int) -> Path:
         return self.logs / f"node{index}.log"
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(HOST, port) for port in self.ports]
 
     def probe_file(self, index: int) -> Path:
         """Where node ``index`` writes its loop probe (``FREEIM_LOOP_PROBE``, :mod:`bench.loopprobe`)."""
@@ -127,7 +139,7 @@ class FreeIM(Target):
         return daphne(port)
 
     def node_env(self, index: int) -> dict[str, str]:
-        return self.env(self.servers[index], FREEIM_LOOP_PROBE=str(self.probe_file(index)))
+        return self.env(self.servers[index], **{PROBE_ENV: str(self.probe_file(index))})
 
     def start(self) -> None:
         super().start()
@@ -170,17 +182,71 @@ class Channels(Target):
         return daphne(port, BASELINE_APP)
 
     def node_env(self, index: int) -> dict[str, str]:
-        return self.env(FREEIM_LOOP_PROBE=str(self.probe_file(index)))
+        return self.env(**{PROBE_ENV: str(self.probe_file(index))})
 
     def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
-        return {"kind": "channels", "nodes": [(HOST, port) for port in self.ports], "chans": chans or []}
+        return {"kind": self.kind, "nodes": self.addresses, "path": ws_path(chans)}
 
     def sender_target(self) -> dict[str, Any]:
         return {"kind": "channels", "env": self.env()}
 
 
+class Bare(Target):
+    """Bare ``websockets`` servers, one process per node, fed by Redis PUBLISH (``bench.peers.bare_server``)."""
+
+    kind = "bare"
+
+    def node_command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "bench.peers.bare_server", str(port), self.redis.url]
+
+    def node_env(self, index: int) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(ROOT), PROBE_ENV: str(self.probe_file(index))}
+
+    def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
+        return {"kind": self.kind, "nodes": self.addresses, "path": ws_path(chans)}
+
+    def sender_target(self) -> dict[str, Any]:
+        return {"kind": self.kind, "redis": self.redis.url}
+
+
+class SocketIO(Target):
+    """Socket.IO 4 servers with the Redis adapter, one node process each; the business side is the
+    Redis emitter (``bench/peers/socketio``). Needs node and npm: :func:`bench.peers.install_socketio`."""
+
+    kind = "socketio"
+
+    def start(self) -> None:
+        missing = peers.install_socketio()
+        if missing:
+            raise RuntimeError(f"the Socket.IO peer cannot run: {missing}")
+        super().start()
+
+    def node_command(self, port: int) -> list[str]:
+        return ["node", str(peers.SOCKETIO / "server.js"), str(port), self.redis.url]
+
+    def node_env(self, index: int) -> dict[str, str]:
+        return dict(os.environ)
+
+    def client_target(self, chans: list[str] | None = None) -> dict[str, Any]:
+        path = "/socket.io/?EIO=4&transport=websocket&id={id}" + (f"&chans={','.join(chans)}" if chans else "")
+        return {"kind": self.kind, "nodes": self.addresses, "path": path}
+
+    def sender_target(self) -> dict[str, Any]:
+        return {"kind": self.kind, "emitter": ["node", str(peers.SOCKETIO / "emitter.js"), self.redis.url]}
+
+
+KINDS: dict[str, type[Target]] = {"freeim": FreeIM, "channels": Channels, "bare": Bare, "socketio": SocketIO}
+
+
+def ws_path(chans: list[str] | None) -> str:
+    """A plain WebSocket client's path, ``{id}`` standing for its id: ``/ws/<id>``, its chans in the query."""
+    return "/ws/{id}" + (f"?chans={','.join(chans)}" if chans else "")
+
+
 def make(kind: str, nodes: int, layer: str = "core") -> Target:
-    return FreeIM(nodes) if kind == "freeim" else Channels(nodes, layer)
+    if kind not in KINDS:
+        raise ValueError(f"unknown target {kind!r}; choose from {', '.join(KINDS)}")
+    return Channels(nodes, layer) if kind == "channels" else KINDS[kind](nodes)
 
 
 def log_tails(target: Target) -> str:

@@ -86,7 +86,8 @@ class Senders(Group):
 
     def __init__(self, target: dict[str, Any], count: int) -> None:
         self.workers = [Worker(sender.serve, target) for _ in range(count)]
-        self._all("ready")
+        #: Per sender, the processes that send for it (Socket.IO's node emitter): their CPU is the sender's.
+        self.helpers: list[list[int]] = self._all("ready")
 
     def one(self, name: str, **kwargs: Any) -> Any:
         """A command for the first sender alone (a broadcast or chan message is one business call)."""

@@ -1,13 +1,17 @@
-"""The benchmark harness's pure parts: WebSocket framing, metrics, credentials, probe lines, report rows."""
+"""The benchmark harness: its pure parts (WebSocket framing, metrics, credentials, probe lines, report rows),
+and each peer run for real in a tiny size."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import struct
+from collections import Counter
 
 import pytest
 
-from bench import loopprobe, metrics, report, wire
+from bench import loadgen, loopprobe, metrics, peers, report, scenarios, wire
 from bench.freeim_site.credentials import credential, verify
 
 
@@ -108,10 +112,72 @@ def test_probe_windows_overlapping_a_phase(tmp_path):
     assert loopprobe.p99_during(tmp_path / "missing.jsonl", 0, 1) is None
 
 
-def test_report_rows_give_ratio_and_target():
+def test_report_rows_give_a_ratio_to_each_peer_and_the_target():
     runs = {"freeim": {"metrics": {"kb_per_conn": 20.0, "held": 19_500}},
-            "channels": {"metrics": {"kb_per_conn": 40.0, "held": 19_500}}}
+            "channels": {"metrics": {"kb_per_conn": 40.0, "held": 19_500}},
+            "bare": {"metrics": {"kb_per_conn": 10.0, "held": 19_500}}}
     rows = report.scenario_table("capacity", runs)
+    assert rows[0] == "| capacity | freeim | channels | bare | freeim vs channels (x) | freeim vs bare (x) | target |"
     kb = next(row for row in rows if row.startswith("| RSS per idle connection"))
-    assert "| 20 | 40 | 2 | <= 27: met |" in kb
+    assert "| 20 | 40 | 10 | 2 | 0.50 | <= 27: met |" in kb
     assert all(label in report.METRICS for _, label, _, _ in report.TARGETS)
+
+
+def test_report_shows_the_load_generators_cpu_beside_a_figure_of_a_phase():
+    runs = {"freeim": {"metrics": {"b10_per_s": 100_000, "burst_cpu_loadgens": 56, "b10_lost": 0}},
+            "socketio": {"metrics": {"b10_per_s": 50_000, "burst_cpu_loadgens": 97, "b10_lost": 0}}}
+    rows = report.scenario_table("broadcast-5000", runs)
+    assert "| 10 back to back: deliveries/s | 100,000 (lg 56%) | 50,000 (lg 97%) | 2 | >= 100,000: met |" in rows
+    assert "| 10 back to back: lost | 0 | 0 |  | <= 0: met |" in rows
+    assert "| during the 10: loadgen CPU% (summed) | 56 | 97 |  |  |" in rows
+    summary = report.summary_table({"broadcast-5000": runs})
+    assert summary[0] == "| figure | freeim | socketio | freeim vs socketio (x) |"
+    assert "| broadcast-5000: 10 back to back: deliveries/s | 100,000 (lg 56%) | 50,000 (lg 97%) | 2 |" in summary
+
+
+def test_socketio_is_skipped_with_its_reason_where_node_is_missing(tmp_path, monkeypatch):
+    from bench import run
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node, no npm
+    assert run.available(["freeim", "socketio"]) == (["freeim"], {"socketio": peers.install_socketio()})
+    assert "node and npm are not installed" in peers.install_socketio()
+    with pytest.raises(SystemExit, match="unknown target 'other'"):
+        run.available(["freeim", "other"])
+
+
+@pytest.fixture(params=["bare", "socketio"])
+def peer(request):
+    """Each peer the bench adds beside Channels; Socket.IO is skipped only where node or npm is missing."""
+    if request.param == "socketio":
+        if peers.node_version() is None or shutil.which("npm") is None:
+            pytest.skip("the Socket.IO peer needs node and npm")
+        assert peers.install_socketio() is None  # npm ci from the committed lock file, unless already done
+    return request.param
+
+
+def test_a_peer_runs_every_kind_of_message_in_a_tiny_bench(peer):
+    """Real servers, Redis, load generator and sender: a broadcast, private messages (3 nodes, 2 senders)
+    and a chan message all arrive, none lost, and the report shows the peer with its load generator's CPU."""
+    runs = {"broadcast": scenarios.broadcast(peer, 60, "core"),
+            "private": scenarios.private(peer, 60, rate=200, seconds=1, flood=400, senders=2, layer="core"),
+            "chan": scenarios.chan(peer, 40, "core", repeats=1)}
+    broadcast, private, chan = (runs[name]["metrics"] for name in ("broadcast", "private", "chan"))
+    assert broadcast["held"] == 60 and broadcast["b1_lost"] == 0 and broadcast["b10_lost"] == 0
+    assert private["connected"] == 60 and private["delivered_pct"] == 100 and private["flood_delivered_pct"] == 100
+    assert private["flood_sent"] == 400 and private["send_failed"] == 0
+    assert chan["held"] == 40 and chan["chan_lost"] == 0
+    assert {"connecting_cpu_loadgens", "b1_cpu_loadgens", "burst_cpu_senders"} <= broadcast.keys()
+    text = report.markdown({"command": "test", "mode": "quick", "date": "today", "layer": "core", "machine": {},
+                            "scenarios": {name: {peer: run} for name, run in runs.items()}})
+    assert f"| broadcast | {peer} | target |" in text
+    assert re.search(r"\| 1 broadcast: deliveries/s \| [\d,]+ \(lg \d+%\) \|", text)
+
+
+def test_a_load_process_binds_its_sockets_to_each_of_its_source_addresses_in_turn():
+    """Not by client id: the first of 4 load processes gets ids 4, 8, 12..., which put its 12,500 sockets
+    of the cluster scenario on 2 of its 8 addresses, and the kernel's search for a free port to bind then
+    cost 1.5 ms of CPU per connect: the load generator, not the servers, set the connect rate."""
+    load = loadgen.Loadgen(0)
+    used = Counter(load.source() for _ in range(3 * loadgen.SOURCES_PER_PROCESS))
+    assert sorted(used) == [f"127.0.1.{n}" for n in range(1, loadgen.SOURCES_PER_PROCESS + 1)]
+    assert set(used.values()) == {3}
