@@ -180,18 +180,19 @@ class SocketIO(Business):
     def __init__(self, command: list[str]) -> None:
         self.command = command
         self.acks: deque[asyncio.Future[None]] = deque()
+        self.process: asyncio.subprocess.Process | None = None
 
     async def ready(self) -> list[int]:
         self.process = await asyncio.create_subprocess_exec(*self.command, stdin=asyncio.subprocess.PIPE,
                                                             stdout=asyncio.subprocess.PIPE)
         assert self.process.stdout is not None
-        if await self.process.stdout.readline() != b"\n":
+        if await self.process.stdout.readline() != b"\n":  # emitter.js's "ready"
             raise RuntimeError(f"the Socket.IO emitter did not start ({self.command})")
         self.reader = asyncio.create_task(self._read_acks())
         return [self.process.pid]
 
     async def _read_acks(self) -> None:
-        assert self.process.stdout is not None
+        assert self.process is not None and self.process.stdout is not None
         while line := await self.process.stdout.readline():
             ack = self.acks.popleft()
             if line == b"\n":
@@ -202,7 +203,7 @@ class SocketIO(Business):
             ack.set_exception(RuntimeError("the Socket.IO emitter exited"))
 
     async def _emit(self, lines: list[str]) -> None:
-        assert self.process.stdin is not None
+        assert self.process is not None and self.process.stdin is not None
         ack = asyncio.get_running_loop().create_future()
         self.acks.append(ack)
         self.process.stdin.write(("".join(lines) + "#\n").encode())
@@ -221,8 +222,10 @@ class SocketIO(Business):
         await self._emit([f"chan.{chan}\t{text_of(data)}\n"])
 
     async def close(self) -> None:
+        if self.process is None:  # never started
+            return
         if self.process.stdin is not None:
-            self.process.stdin.close()
+            self.process.stdin.close()  # emitter.js quits its Redis client and exits
         await asyncio.wait_for(self.process.wait(), 10)
 
 
