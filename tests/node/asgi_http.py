@@ -1,11 +1,28 @@
 """HTTP requests and the lifespan, straight to the suite's ASGI application (as a load balancer or Prometheus would
 reach a node)."""
 
+import contextlib
 import json
 
 from asgiref.testing import ApplicationCommunicator
+from django.test import override_settings
 
+from demo_project.cluster import RedisServer
 from tests.asgi import application
+
+
+@contextlib.contextmanager
+def on_private_redis():
+    """A one-node cluster's settings on a Redis of the test's own (which it may stop and start), beating every
+    fifth of a second; the Redis is stopped after."""
+    redis = RedisServer()
+    redis.start()
+    try:
+        with override_settings(FREEIM={"REDIS_URL": redis.url, "SERVERS": ["n1:1"], "SERVER": "n1:1",
+                                       "HEARTBEAT_TTL": 1}):
+            yield redis
+    finally:
+        redis.stop()
 
 
 async def probe(path, method="GET"):

@@ -9,13 +9,12 @@ import pytest
 from django.test import override_settings
 
 import freeim
-from demo_project.cluster import RedisServer
 from freeim.backends import get_backend
 from freeim.node import health, runtime
 from freeim.node.lifecycle import current_node
 from freeim.testing import connected
 from tests.asgi import application
-from tests.node.asgi_http import probe, start_node, stop_node
+from tests.node.asgi_http import on_private_redis, probe, start_node, stop_node
 from tests.waiting import eventually
 
 
@@ -42,26 +41,20 @@ async def test_a_lagging_loop_is_not_ready(settings):
 
 
 async def test_a_node_whose_store_is_gone_is_not_ready():
-    redis = RedisServer()
-    redis.start()
-    try:
-        with override_settings(FREEIM={"REDIS_URL": redis.url, "SERVERS": ["n1:1"], "SERVER": "n1:1",
-                                       "HEARTBEAT_TTL": 1}):
-            lifespan = await start_node()
-            status, body = await probe("/freeim/health/ready")
-            assert status == 200 and body["heartbeat_age"] < 0.5
-            redis.stop()
-
-            async def not_ready():
-                return (await probe("/freeim/health/ready"))[0] == 503
-
-            await eventually(not_ready, timeout=5)
-            assert (await probe("/freeim/health/ready"))[1]["reasons"][0].startswith("no heartbeat reached the store")
-            redis.start()
-            await eventually(probe_ok, timeout=5)  # the next heartbeat registers it again
-            await stop_node(lifespan)
-    finally:
+    with on_private_redis() as redis:
+        lifespan = await start_node()
+        status, body = await probe("/freeim/health/ready")
+        assert status == 200 and body["heartbeat_age"] < 0.5
         redis.stop()
+
+        async def not_ready():
+            return (await probe("/freeim/health/ready"))[0] == 503
+
+        await eventually(not_ready, timeout=5)
+        assert (await probe("/freeim/health/ready"))[1]["reasons"][0].startswith("no heartbeat reached the store")
+        redis.start()
+        await eventually(probe_ok, timeout=5)  # the next heartbeat registers it again
+        await stop_node(lifespan)
 
 
 async def probe_ok():
