@@ -1,7 +1,7 @@
 """freeim's benchmark suite: every scenario against freeim, then against each of its peers.
 
     pip install -r bench/requirements.txt
-    python bench/run.py [--quick] [--scenarios capacity,broadcast,private,chan,cluster]
+    python bench/run.py [--quick] [--scenarios capacity,broadcast,private,chan,cluster,sends]
                         [--targets freeim,channels,bare,socketio] [--layer core|pubsub] [--size capacity=10000]
 
 The peers: the plain Channels baseline, a bare ``websockets`` server fed by Redis
@@ -36,7 +36,7 @@ from bench import peers, proc, report, scenarios, targets  # noqa: E402
 from bench.scenarios import Sizes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-ALL = ("capacity", "broadcast", "private", "chan", "cluster")
+ALL = ("capacity", "broadcast", "private", "chan", "cluster", "sends")
 Run = Callable[[str], dict[str, Any]]
 
 
@@ -56,6 +56,9 @@ def plan(names: list[str], sizes: Sizes, layer: str) -> list[tuple[str, Run]]:
             runs.append(("chan", lambda k: scenarios.chan(k, sizes.chan_members, layer)))
         elif name == "cluster":
             runs.append(("cluster", lambda k: scenarios.capacity(k, sizes.cluster, 3, layer)))
+        elif name == "sends":
+            runs.append(("sends", lambda k: scenarios.sends(k, sizes.sends_clients, sizes.sends, sizes.sends_sync,
+                                                              layer)))
         else:
             raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(ALL)}")
     return runs

@@ -38,11 +38,14 @@ class Sizes:
     senders: int = 2  # sender processes sharing the private scenario's rate and flood
     chan_members: int = 5_000
     cluster: int = 50_000
+    sends_clients: int = 1_000
+    sends: int = 20_000  # one call each, async (100 callers) and as batches x 5
+    sends_sync: int = 10_000  # one call each from one thread
 
 
 FULL = Sizes()
 QUICK = Sizes(capacity=1_500, broadcast=(1_000, 2_000), private_clients=1_500, private_seconds=5, flood=5_000,
-              chan_members=1_500, cluster=3_000)
+              chan_members=1_500, cluster=3_000, sends_clients=500, sends=5_000, sends_sync=2_000)
 
 
 @dataclass
@@ -240,4 +243,40 @@ def chan(kind: str, members: int, layer: str, repeats: int = 3) -> Result:
                "chan_lost": sum(r["lost"] for r in results),
                **_cpu({name: statistics.median(c[name] for c in cpus) for name in cpus[0]}, "chan")}
     plot = {"latency_ms": latency, "per_s": figures["chan_per_s"], "loadgen_cpu": figures.get("chan_cpu_loadgens")}
+    return {"metrics": figures, "plot": plot}
+
+
+#: The business side's ways to send private messages: phase -> (sender command, how many times ``sends``).
+SEND_WAYS = {"async": ("one_by_one", 1), "sync": ("one_by_one_sync", 0), "batches": ("in_batches", 5)}
+
+
+def sends(kind: str, clients: int, count: int, sync_count: int, layer: str) -> Result:
+    """One sender process pushing private messages to ``clients`` on one node: one call each from 100 coroutines,
+    one call each from a plain thread, and in calls of 100. Per way: the sender's rate (calls answered), the
+    deliveries, its CPU and Redis round trips per message, Redis commands per message."""
+    figures: Result = {}
+    with session(kind, 1, clients, layer) as s:
+        figures.update(_connected(s.connect(list(range(1, clients + 1))), clients))
+        time.sleep(2)
+        sender = s.start_senders()
+        for phase, (command, times) in SEND_WAYS.items():
+            commands = s.target.redis_commands()
+            meter = s.cpu()
+            sent = sender.one(command, ids=s.ids, count=count * times or sync_count)
+            if sent.get("unsupported"):
+                continue
+            s.loadgens.wait_frames(sent["sent"])
+            cpu = meter.percent()
+            frames = s.loadgens.take()
+            delivered = metrics.deliveries(frames["recv"], frames["ts"], sent["sent"])
+            per_message = max(sent["sent"], 1)
+            figures.update({
+                f"{phase}_sends_per_s": round(sent["sent"] / max(sent["seconds"], 1e-9)),
+                f"{phase}_delivered_per_s": delivered["per_s"], f"{phase}_lost": delivered["lost"],
+                f"{phase}_sender_us": round(sent["cpu_seconds"] * 1e6 / per_message, 1),
+                f"{phase}_round_trips": None if sent["round_trips"] is None
+                else round(sent["round_trips"] / per_message, 3),
+                f"{phase}_redis_commands": round((s.target.redis_commands() - commands) / per_message, 2),
+                f"{phase}_failed": sent["failed"], **_cpu(cpu, phase)})
+    plot = {"per_s": figures.get("async_sends_per_s"), "loadgen_cpu": figures.get("async_cpu_loadgens")}
     return {"metrics": figures, "plot": plot}

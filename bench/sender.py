@@ -50,6 +50,15 @@ class Business:
     async def to_client(self, client_id: int, data: Data) -> None:
         raise NotImplementedError
 
+    def to_client_sync(self, client_id: int, data: Data) -> None:
+        """One private message from a plain thread, as a sync view or task sends (a system without a blocking
+        form raises NotImplementedError)."""
+        raise NotImplementedError
+
+    def round_trips(self) -> int | None:
+        """Redis round trips this process made so far, where the system counts them (freeim: its metrics)."""
+        return None
+
     async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
         raise NotImplementedError
 
@@ -83,6 +92,15 @@ class FreeIM(Business):
 
     async def to_client(self, client_id: int, data: Data) -> None:
         await self.im.asend_message(0, [client_id], data)
+
+    def to_client_sync(self, client_id: int, data: Data) -> None:
+        self.im.send_message(0, [client_id], data)
+
+    def round_trips(self) -> int | None:
+        from prometheus_client import REGISTRY
+
+        return round(sum(sample.value for family in REGISTRY.collect() if family.name == "freeim_redis_seconds"
+                         for sample in family.samples if sample.name.endswith("_count")))
 
     async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
         await self.im.asend_messages([(0, [client_id], data) for client_id, data in messages])
@@ -122,6 +140,11 @@ class Channels(Business):
     async def to_client(self, client_id: int, data: Data) -> None:
         await self._group(f"user.{client_id}", data)
 
+    def to_client_sync(self, client_id: int, data: Data) -> None:
+        from asgiref.sync import async_to_sync  # what a sync Django view or task calls
+
+        async_to_sync(self._group)(f"user.{client_id}", data)
+
     async def to_everyone(self, data: Data) -> None:
         await self._group(EVERYONE, data)
 
@@ -140,6 +163,8 @@ class Bare(Business):
         from bench.peers.bare_server import CHANNEL
 
         self.redis, self.channel = redis.Redis.from_url(url), CHANNEL
+        self.url = url
+        self.blocking: Any = None  # a sync client, made in the thread that sends
 
     async def ready(self) -> list[int]:
         await self.redis.ping()
@@ -150,6 +175,13 @@ class Bare(Business):
 
     async def to_client(self, client_id: int, data: Data) -> None:
         await self._publish(f"user.{client_id}", data)
+
+    def to_client_sync(self, client_id: int, data: Data) -> None:
+        if self.blocking is None:
+            import redis
+
+            self.blocking = redis.Redis.from_url(self.url)
+        self.blocking.publish(self.channel, f"user.{client_id} {text_of(data)}")
 
     async def to_clients(self, messages: list[tuple[int, Data]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -304,6 +336,54 @@ class Sender:
         if self.side.batched:
             return await self._batched(lambda elapsed: count, 0, pick, ids)
         return await self._timed([self._to_client(pick(ids)) for _ in range(count)], parallel=PARALLEL)
+
+    async def one_by_one(self, ids: list[int], count: int, parallel: int = PARALLEL, seed: int = 1
+                         ) -> dict[str, Any]:
+        """``count`` messages to random ``ids``, one call each, ``parallel`` callers at once (the requests of
+        an async server, a task's fan-out): what the system's batching does for callers that do not batch."""
+        pick = random.Random(seed).choice
+        return await self._counted(self._timed([self._to_client(pick(ids)) for _ in range(count)], parallel))
+
+    async def one_by_one_sync(self, ids: list[int], count: int, seed: int = 1) -> dict[str, Any]:
+        """``count`` messages to random ``ids`` from one plain thread, one blocking call after the other."""
+        pick = random.Random(seed).choice
+
+        def send_all() -> dict[str, Any]:
+            failed, error = 0, None
+            started = time.monotonic()
+            for _ in range(count):
+                try:
+                    self.side.to_client_sync(pick(ids), self.payload())
+                except NotImplementedError:
+                    raise
+                except Exception as problem:
+                    failed, error = failed + 1, error or problem
+            return {"sent": count - failed, "failed": failed, "seconds": time.monotonic() - started,
+                    "error": repr(error)[:200] if error else None}
+
+        try:
+            return await self._counted(asyncio.to_thread(send_all))
+        except NotImplementedError:
+            return {"sent": 0, "failed": 0, "seconds": 0.0, "error": None, "unsupported": True}
+
+    async def in_batches(self, ids: list[int], count: int, size: int = 100, parallel: int = 10, seed: int = 1
+                         ) -> dict[str, Any]:
+        """``count`` messages (rounded down to whole calls) to random ``ids`` in calls of ``size`` (freeim's
+        ``asend_messages``), ``parallel`` calls at once."""
+        if not self.side.batched:
+            return {"sent": 0, "failed": 0, "seconds": 0.0, "error": None, "unsupported": True}
+        pick = random.Random(seed).choice
+        chunks = [[(pick(ids), self.payload()) for _ in range(size)] for _ in range(count // size)]
+        result = await self._counted(self._timed([self.side.to_clients(chunk) for chunk in chunks], parallel))
+        return {**result, "sent": result["sent"] * size, "failed": result["failed"] * size}
+
+    async def _counted(self, sending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """``sending``'s answer with the sender's CPU seconds and Redis round trips meanwhile."""
+        trips, cpu = self.side.round_trips(), time.process_time()
+        result = await sending
+        after = self.side.round_trips()
+        return {**result, "cpu_seconds": time.process_time() - cpu,
+                "round_trips": after - trips if after is not None and trips is not None else None}
 
     async def _batched(self, due: Callable[[float], int], seconds: float, pick: Callable[[list[int]], int],
                        ids: list[int]) -> dict[str, Any]:

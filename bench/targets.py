@@ -120,6 +120,10 @@ class Target:
         """What the sender process needs: the kind and its environment."""
         raise NotImplementedError
 
+    def redis_commands(self) -> int:
+        """Commands the private redis-server has processed so far (its INFO stats)."""
+        return int(redis.Redis.from_url(self.redis.url).info("stats")["total_commands_processed"])
+
 
 class FreeIM(Target):
     kind = "freeim"

@@ -1,7 +1,9 @@
 """The ``FREEIM`` settings dict, read lazily so ``override_settings`` works.
 
-Every property reads ``settings.FREEIM`` on access; nothing is cached at import.
-:mod:`freeim.checks` validates the values and reports problems as system checks.
+Every property reads the ``settings.FREEIM`` dict on access; the dict itself is looked up once and again
+after Django says a setting changed (``setting_changed``: ``override_settings``, pytest-django's
+``settings``), as DRF does with its own settings: Django's lazy settings object costs a send a few µs
+per look-up otherwise. :mod:`freeim.checks` validates the values and reports problems as system checks.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 from typing import Any, Protocol, cast
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     "SERVERS": [],
@@ -54,10 +57,19 @@ DATABASE_HISTORY = "freeim.history.store.ModelHistory"
 class Settings:
     """Typed access to ``settings.FREEIM`` with defaults."""
 
+    _raw: dict[str, Any] | None = None
+
     @property
     def raw(self) -> dict[str, Any]:
-        value = getattr(settings, "FREEIM", {})
-        return value if isinstance(value, dict) else {}
+        found = self._raw
+        if found is None:
+            value = getattr(settings, "FREEIM", {})
+            found = self._raw = value if isinstance(value, dict) else {}
+        return found
+
+    def forget(self, **changed: Any) -> None:
+        """Look ``settings.FREEIM`` up again (a ``setting_changed`` receiver)."""
+        self._raw = None
 
     def _get(self, key: str) -> Any:
         return self.raw.get(key, DEFAULTS[key])
@@ -239,6 +251,7 @@ class Settings:
 
 
 conf = Settings()
+setting_changed.connect(conf.forget, dispatch_uid="freeim.conf")
 
 
 class IncomingRequest(Protocol):

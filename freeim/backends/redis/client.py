@@ -34,6 +34,9 @@ P = ParamSpec("P")
 REDIS_ERRORS = (redis.RedisError,)
 #: How long a durable step waits for its replicas (``REDIS_WAIT_REPLICAS``) before it fails.
 WAIT_TIMEOUT_MS = 1000
+#: Seconds an awaited step may take, its retries included, before it fails (a blocking one: each read's socket
+#: timeout, :func:`.pools.pool_options`).
+STEP_TIMEOUT = 5.0
 
 
 class Connections:
@@ -52,11 +55,16 @@ class Connections:
             weakref.WeakKeyDictionary()
 
     def for_loop(self, upkeep: bool) -> tuple[redis.asyncio.Redis, dict[str, AsyncScript]]:
-        """The running loop's client (the upkeep one if ``upkeep``) and its scripts."""
+        """The running loop's client (the upkeep one if ``upkeep``) and its scripts.
+
+        Its reads have no timeout of their own: redis-py's asyncio connection arms one per reply (a timer
+        handle made and cancelled: a sixth of a send's CPU in a pipeline of replies), so each step is given
+        :data:`STEP_TIMEOUT` as a whole instead (:func:`_measured`)."""
         clients = self._loops.setdefault(asyncio.get_running_loop(), {})
         found = clients.get(upkeep)
         if found is None:
-            client = connect(self.url, asynchronous=True, **({"max_connections": 2} if upkeep else {}))
+            client = connect(self.url, asynchronous=True, socket_timeout=None,
+                             **({"max_connections": 2} if upkeep else {}))
             found = clients[upkeep] = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
         return found
 
@@ -115,8 +123,14 @@ def _measure(step: Step, started: float, error: BaseException | None = None) -> 
 
 
 async def _measured(reply: Awaitable[Any], step: Step, started: float) -> Any:
+    """``reply`` awaited within :data:`STEP_TIMEOUT` (cut short, redis-py drops the connection it read from)."""
     try:
-        answer = await reply
+        async with asyncio.timeout(STEP_TIMEOUT):
+            answer = await reply
+    except TimeoutError as late:
+        error = redis.TimeoutError(f"no answer from Redis within {STEP_TIMEOUT} s")
+        _measure(step, started, error)
+        raise error from late
     except REDIS_ERRORS as error:
         _measure(step, started, error)
         raise

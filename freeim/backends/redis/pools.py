@@ -13,9 +13,11 @@ written there meanwhile is lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Literal, overload
 
+import hiredis
 import redis
 import redis.asyncio
 import redis.asyncio.sentinel
@@ -91,6 +93,28 @@ class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, r
         return await pool.get_connection(self, *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
+class _PackedInC:
+    """Packs commands with hiredis's C packer, as redis-py's blocking connections do when hiredis is installed;
+    its asyncio connections pack in Python, a fifth of what a send costs its caller (19 µs against 2 µs for a
+    script call of a private message)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:  # 'SCRIPT LOAD': Redis takes the words apart
+            args = (*args[0].split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+@functools.cache
+def _packed_in_c(connection_class: type) -> type:
+    """``connection_class`` (plain, TLS, Unix socket, Sentinel-managed) packing with :class:`_PackedInC`."""
+    return type(connection_class.__name__, (_PackedInC, connection_class), {})
+
+
+def _asynchronous(pool: Any) -> redis.asyncio.Redis:
+    pool.connection_class = _packed_in_c(pool.connection_class)
+    return redis.asyncio.Redis.from_pool(pool)
+
+
 @overload
 def connect(url: str, asynchronous: Literal[False] = False, **overrides: Any) -> redis.Redis: ...
 @overload
@@ -104,12 +128,12 @@ def connect(url: str, asynchronous: bool = False, **overrides: Any) -> redis.Red
     target = parse(url)
     if isinstance(target, str):
         if asynchronous:
-            return redis.asyncio.Redis.from_pool(redis.asyncio.BlockingConnectionPool.from_url(target, **options))
+            return _asynchronous(redis.asyncio.BlockingConnectionPool.from_url(target, **options))
         return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(target, **options))
     master = {"db": target.db, "username": target.username, "password": target.password, **options}
     if asynchronous:
         sentinels = redis.asyncio.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
-        return redis.asyncio.Redis.from_pool(AsyncBlockingSentinelPool(target.service, sentinels, **master))
+        return _asynchronous(AsyncBlockingSentinelPool(target.service, sentinels, **master))
     blocking = redis.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
     return redis.Redis.from_pool(BlockingSentinelPool(target.service, blocking, **master))
 

@@ -3,6 +3,7 @@
 import asyncio
 import inspect
 import json
+import signal
 import time
 import uuid
 
@@ -11,6 +12,7 @@ import pytest
 from demo_project.cluster import RedisServer
 from freeim.backends.contract import Letter
 from freeim.backends.redis import RedisBackend
+from freeim.backends.redis import client as redis_client
 from freeim.backends.redis import store as redis_store
 from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
@@ -446,3 +448,33 @@ async def test_a_redis_that_refuses_commands_is_store_unavailable_too(own_redis)
     finally:
         client.config_set("maxmemory", 0)
     assert await backend.store.add_connection("a", 1, "a1") is True
+
+
+async def test_an_awaited_step_fails_within_its_deadline_and_its_connection_is_not_reused(own_redis, monkeypatch):
+    """Awaited steps have one deadline each (``STEP_TIMEOUT``), not one per reply: a Redis that stops answering
+    fails the step with StoreUnavailable in time, and the connection it was cut short on is dropped, so the
+    next step on a Redis that answers again reads its own reply, never the late one of the step before."""
+    monkeypatch.setattr(redis_client, "STEP_TIMEOUT", 0.5)
+    backend = RedisBackend(own_redis.url, f"t{uuid.uuid4().hex[:8]}", 1)
+    await backend.store.issue_token("before", {"client_id": 1, "meta": "", "server": "a"}, 30)
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await backend.store.redeem_token("before")
+        assert time.monotonic() - began < 5
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    await backend.store.issue_token("after", {"client_id": 2, "meta": "", "server": "b"}, 30)
+    assert (await backend.store.redeem_token("after"))["client_id"] == 2
+
+
+async def test_commands_are_packed_as_redis_reads_them(backend):
+    """The asyncio client packs commands in C (hiredis): a command of two words, numbers and text beyond ASCII
+    reach Redis as redis-py would have sent them."""
+    client, _scripts = backend.connections.for_loop(False)
+    assert await client.execute_command("CONFIG GET", "maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    key = f"{backend.keys.prefix}:packed"
+    assert await client.execute_command("SET", key, "é ü 🙂") is True
+    assert await client.execute_command("INCRBYFLOAT", f"{key}:n", 1.5) == 1.5
+    assert await client.get(key) == "é ü 🙂"
