@@ -178,21 +178,43 @@ def prepare_messages(messages: Iterable[Outgoing], receipt: bool = False) -> Pre
 
 async def deliver_messages(backend: Backend, prepared: Prepared) -> Sent:
     """Send prepared messages: one round trip stores them in their receivers' inboxes (and finds where those
-    are connected), one hands each node its batch.
+    are connected), one hands each node its batch (:func:`store_prepared`, then :func:`hand_over`).
 
     A receiver that is the sender gets it only on its other devices (when it has more than one
     connection). A sender that asked for receipts gets one per receiver, naming the message by its
     id: ``delivered`` from the receiver's node, or ``offline`` (it waits in the receiver's inbox).
     """
-    triples = list(zip(prepared.messages, prepared.frames, prepared.receipts, strict=True))
+    return await hand_over(backend, await store_prepared(backend, prepared))
+
+
+class Stored(NamedTuple):
+    """Prepared messages in their receivers' inboxes: each receiver's position and nodes, in the order of the
+    messages' receivers, and where their senders are connected."""
+
+    prepared: Prepared
+    placed: list[tuple[str, dict[str, int]]]
+    senders: dict[ClientId, dict[str, int]]
+
+
+async def store_prepared(backend: Backend, prepared: Prepared) -> Stored:
+    """Put prepared messages in their receivers' inboxes: the first half of :func:`deliver_messages`."""
     letters = [Letter(target, sent.message_id, frame, sent.sender if receipt else None)
-               for sent, frame, receipt in triples for target in sent.receivers]
-    stored, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender for s, *_ in triples)))
+               for sent, frame, receipt in zip(prepared.messages, prepared.frames, prepared.receipts, strict=True)
+               for target in sent.receivers]
+    placed, senders = await backend.store.store_messages(letters, list(dict.fromkeys(s.sender
+                                                                                     for s in prepared.messages)))
+    return Stored(prepared, placed, senders)
+
+
+async def hand_over(backend: Backend, stored: Stored) -> Sent:
+    """Hand stored messages to the nodes of their receivers, and receipts to their senders: the second half of
+    :func:`deliver_messages`."""
+    prepared, senders = stored.prepared, stored.senders
     batches: dict[str, list[Payload]] = defaultdict(list)
     waiting, offline = [], []
     taken = 0
-    for sent, frame, receipt in triples:
-        placed = dict(zip(sent.receivers, stored[taken:taken + len(sent.receivers)], strict=True))
+    for sent, frame, receipt in zip(prepared.messages, prepared.frames, prepared.receipts, strict=True):
+        placed = dict(zip(sent.receivers, stored.placed[taken:taken + len(sent.receivers)], strict=True))
         taken += len(sent.receivers)
         absent = [Waiting(target, sent.sender, sent.message_id, sent.message, at)
                   for target, (at, nodes) in placed.items() if not nodes]
