@@ -93,15 +93,20 @@ class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, r
         return await pool.get_connection(self, *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
+def packed(args: tuple[Any, ...]) -> bytes:
+    """A command in Redis's protocol, packed by hiredis in C (redis-py packs an asyncio connection's commands in
+    Python: 19 µs against 2 µs for the script call of a private message)."""
+    if isinstance(args[0], str) and " " in args[0]:  # 'XINFO GROUPS': Redis takes the words apart
+        args = (*args[0].split(), *args[1:])
+    command: bytes = hiredis.pack_command(args)
+    return command
+
+
 class _PackedInC:
-    """Packs commands with hiredis's C packer, as redis-py's blocking connections do when hiredis is installed;
-    its asyncio connections pack in Python, a fifth of what a send costs its caller (19 µs against 2 µs for a
-    script call of a private message)."""
+    """Packs commands with :func:`packed`, as redis-py's blocking connections do when hiredis is installed."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str) and " " in args[0]:  # 'SCRIPT LOAD': Redis takes the words apart
-            args = (*args[0].split(), *args[1:])
-        return [hiredis.pack_command(args)]
+        return [packed(args)]
 
 
 @functools.cache
