@@ -68,9 +68,9 @@ class Coalescer:
     def _next_batch(self) -> list[Waiter]:
         """The oldest queued calls, within :data:`BATCH_MESSAGES` and ``MAX_FANOUT_BYTES`` (the first always)."""
         messages = fanout = 0
+        most = conf.MAX_FANOUT_BYTES
         for taken, (prepared, _future) in enumerate(self._queue):
-            if taken and (messages + len(prepared.messages) > BATCH_MESSAGES
-                          or fanout + prepared.fanout > conf.MAX_FANOUT_BYTES):
+            if taken and (messages + len(prepared.messages) > BATCH_MESSAGES or fanout + prepared.fanout > most):
                 break
             messages += len(prepared.messages)
             fanout += prepared.fanout

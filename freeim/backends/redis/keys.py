@@ -76,8 +76,13 @@ class Keys:
         return self._key(f"n:{encoded(node)}", what)
 
     def client(self, client: object, what: str) -> str:
-        """A client's key: ``conns`` or ``chans``."""
+        """A client's key: ``conns``, ``chans``, ``inbox``, ``inbox-meta`` or ``inbox-ids``."""
         return self._key(f"c:{encoded(client)}", what)
+
+    def client_keys(self, client: object, *what: str) -> tuple[str, ...]:
+        """Several keys of one client (its id encoded once)."""
+        tag = f"c:{encoded(client)}"
+        return tuple(self._key(tag, one) for one in what)
 
     def inbox(self, node: str) -> tuple[str, str, str]:
         """A node's inbox keys, in the order the scripts read them: the stream, its size, its index."""

@@ -93,7 +93,7 @@ def _limits() -> tuple[str, int, int, int, int, int]:
             age_ms, max(META_LIFE, conf.INBOX_MAX_AGE) * 1000)
 
 
-def _store_message(keys: tuple[str, str, str, str], letter: Letter, readers: str,
+def _store_message(keys: tuple[str, ...], letter: Letter, readers: str,
                    limits: tuple[str, int, int, int, int, int]) -> Lua:
     """The script that stores ``letter`` in the inbox of ``keys`` (its stream, its meta, where its readers
     are: a client's ``conns`` or a chan's ``nodes``, its ids), within ``limits`` (:func:`_limits`)."""
@@ -209,8 +209,7 @@ class RedisStore:
         keys = self.keys
         limits = _limits()
         steps: list[Lua | Cmd] = [
-            _store_message((keys.client(letter.client, "inbox"), keys.client(letter.client, "inbox-meta"),
-                            keys.client(letter.client, "conns"), keys.client(letter.client, "inbox-ids")),
+            _store_message(keys.client_keys(letter.client, "inbox", "inbox-meta", "conns", "inbox-ids"),
                            letter, "conns", limits)
             for letter in letters]
         steps += [one("hvals", keys.client(client, "conns")) for client in locate]
