@@ -178,8 +178,9 @@ def _sent_and_read(client: Any, connection: Any, commands: list[Command]) -> lis
     connection.send_packed_command([b"".join(packed(args) for args, _options in commands)])
     replies = []
     for args, options in commands:
-        try:
-            replies.append(client.parse_response(connection, args[0], **options))
+        try:  # redis-py's reading of the reply only where it changes it (a script's is taken as Redis gives it)
+            replies.append(client.parse_response(connection, args[0], **options)
+                           if options or args[0] in client.response_callbacks else connection.read_response())
         except redis.ResponseError as error:  # read on: the replies after it are on the connection too
             replies.append(error)
     return replies
@@ -202,7 +203,8 @@ async def _asent_and_read(client: redis.asyncio.Redis, connection: Any, commands
     replies = []
     for args, options in commands:
         try:
-            replies.append(await client.parse_response(connection, args[0], **options))
+            replies.append(await (client.parse_response(connection, args[0], **options)
+                                  if options or args[0] in client.response_callbacks else connection.read_response()))
         except redis.ResponseError as error:
             replies.append(error)
     return replies

@@ -81,8 +81,8 @@ class Keys:
 
     def client_keys(self, client: object, *what: str) -> tuple[str, ...]:
         """Several keys of one client (its id encoded once)."""
-        tag = f"c:{encoded(client)}"
-        return tuple(self._key(tag, one) for one in what)
+        base = f"{self.prefix}:{{c:{encoded(client)}}}:"
+        return tuple([base + one for one in what])
 
     def inbox(self, node: str) -> tuple[str, str, str]:
         """A node's inbox keys, in the order the scripts read them: the stream, its size, its index."""
