@@ -131,7 +131,7 @@ def fmt(value: Any) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
+        return f"{value:,.2f}" if abs(value) < 1 else f"{value:,.1f}"  # 0.02 round trips per message
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 

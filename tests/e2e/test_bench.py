@@ -181,3 +181,17 @@ def test_a_load_process_binds_its_sockets_to_each_of_its_source_addresses_in_tur
     used = Counter(load.source() for _ in range(3 * loadgen.SOURCES_PER_PROCESS))
     assert sorted(used) == [f"127.0.1.{n}" for n in range(1, loadgen.SOURCES_PER_PROCESS + 1)]
     assert set(used.values()) == {3}
+
+
+@pytest.mark.parametrize("kind", ["freeim", "bare"])
+def test_the_sends_scenario_measures_each_way_of_sending(kind):
+    """One call each from 100 coroutines, one call each from a thread, calls of 100: every message arrives, and
+    each way has its rate, the sender's CPU and Redis commands per message (freeim: its round trips too)."""
+    figures = scenarios.sends(kind, 50, 400, 100, "core")["metrics"]
+    for way, sent in (("async", 400), ("sync", 100), ("batches", 2000)):
+        assert figures[f"{way}_lost"] == 0 and figures[f"{way}_failed"] == 0, way
+        assert figures[f"{way}_sends_per_s"] > 0 and figures[f"{way}_sender_us"] > 0
+        assert figures[f"{way}_redis_commands"] >= 1
+    assert (figures["sync_round_trips"] == 2) if kind == "freeim" else figures["sync_round_trips"] is None
+    if kind == "freeim":
+        assert figures["async_round_trips"] < 1  # the calls of 100 coroutines go together
