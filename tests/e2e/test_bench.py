@@ -119,7 +119,7 @@ def test_report_rows_give_a_ratio_to_each_peer_and_the_target():
     rows = report.scenario_table("capacity", runs)
     assert rows[0] == "| capacity | freeim | channels | bare | freeim vs channels (x) | freeim vs bare (x) | target |"
     kb = next(row for row in rows if row.startswith("| RSS per idle connection"))
-    assert "| 20 | 40 | 10 | 2 | 0.50 | <= 27: met |" in kb
+    assert "| 20 | 40 | 10 | 2 | 0.50 | <= 20: met |" in kb
     assert all(label in report.METRICS for _, label, _, _ in report.TARGETS)
 
 
@@ -188,7 +188,7 @@ def test_the_sends_scenario_measures_each_way_of_sending(kind):
     """One call each from 100 coroutines, one call each from a thread, calls of 100: every message arrives, and
     each way has its rate, the sender's CPU and Redis commands per message (freeim: its round trips too)."""
     figures = scenarios.sends(kind, 50, 400, 100, "core")["metrics"]
-    for way, sent in (("async", 400), ("sync", 100), ("batches", 2000)):
+    for way in ("async", "sync", "batches"):
         assert figures[f"{way}_lost"] == 0 and figures[f"{way}_failed"] == 0, way
         assert figures[f"{way}_sends_per_s"] > 0 and figures[f"{way}_sender_us"] > 0
         assert figures[f"{way}_redis_commands"] >= 1
