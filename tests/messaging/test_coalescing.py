@@ -7,7 +7,7 @@ import pytest
 from freeim import im
 from freeim.backends import Backend, get_backend
 from freeim.exceptions import StoreUnavailable
-from freeim.messaging import coalescing, operations
+from freeim.messaging import operations
 from freeim.messaging.coalescing import Coalescer
 from freeim.testing import connected, eventually
 from tests.asgi import application
@@ -54,15 +54,14 @@ def counting():
     return store, Coalescer(Backend(store, real.nodes, real.transport))
 
 
-async def test_a_hundred_concurrent_sends_take_two_store_calls_and_each_gets_its_own_answer(counting):
-    """One asend_message per call was two round trips each: one process sent 1,266 messages/s. Now they go in
-    batches of BATCH_MESSAGES, which take turns between storing and handing over."""
+async def test_a_hundred_concurrent_sends_take_one_store_call_and_each_gets_its_own_answer(counting):
+    """One asend_message per call was two round trips each: one process sent 1,266 messages/s."""
     store, coalescer = counting
     async with connected(application, "bob") as bob:
         sends = [operations.prepare_messages([("alice", ["bob", f"absent{n}"], n)]) for n in range(100)]
         answers = await asyncio.gather(*(coalescer.deliver(prepared) for prepared in sends))
         got = [unpositioned(await bob.receive_frame()) for _ in range(100)]
-    assert store.calls == 100 // coalescing.BATCH_MESSAGES == 2  # all queued in the turn of the loop the first did
+    assert store.calls == 1  # all queued in the turn of the loop the first did
     assert [frame["data"] for frame in got] == list(range(100))  # in the order they were sent
     for n, (prepared, sent) in enumerate(zip(sends, answers, strict=True)):
         assert sent.messages == prepared.messages
@@ -104,10 +103,15 @@ async def test_the_next_batch_is_stored_while_the_one_before_is_handed_over_and_
     real = get_backend()
     store, transport = CountingStore(real.store), HeldTransport(real.transport)
     coalescer = Coalescer(Backend(store, real.nodes, transport))
+    def send(numbers):
+        return [asyncio.ensure_future(coalescer.deliver(operations.prepare_messages([("alice", ["bob"], n)])))
+                for n in numbers]
+
     async with connected(application, "bob") as bob:
-        sends = [asyncio.ensure_future(coalescer.deliver(operations.prepare_messages([("alice", ["bob"], n)])))
-                 for n in range(2 * coalescing.BATCH_MESSAGES)]
-        await eventually(lambda: store.calls == 2)  # the second batch stored, the first not handed over yet
+        sends = send(range(50))
+        await eventually(lambda: transport.publishes == 1)  # the first batch is being handed over...
+        sends += send(range(50, 100))
+        await eventually(lambda: store.calls == 2)  # ...while the second is stored
         assert transport.publishes == 1 and not any(send.done() for send in sends)
         transport.release.set()
         await asyncio.gather(*sends)
@@ -130,7 +134,7 @@ async def test_callers_of_a_batch_whose_hand_over_fails_get_the_error_and_later_
     coalescer = Coalescer(Backend(real.store, real.nodes, FailingOnce(real.transport)))
     async with connected(application, "bob") as bob:
         first = await asyncio.gather(*(coalescer.deliver(operations.prepare_messages([("a", ["bob"], n)]))
-                                       for n in range(coalescing.BATCH_MESSAGES)), return_exceptions=True)
+                                       for n in range(50)), return_exceptions=True)
         assert all(isinstance(result, StoreUnavailable) for result in first)
         sent = await coalescer.deliver(operations.prepare_messages([("a", ["bob"], "again")]))
         assert sent.messages[0].message == "again"
