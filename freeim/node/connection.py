@@ -122,6 +122,13 @@ class Connection:
         #: The socket written to directly (daphne), or None: then frames go through the ASGI ``send``.
         self._socket = daphne.socket_for(consumer.base_send, self)
 
+    def opened(self) -> None:
+        """The handshake completed: frames may be written (under daphne, its socket sheds what the
+        handshake left: :meth:`freeim.servers.daphne.sockets.DaphneSocket.opened`)."""
+        self.accepted = True
+        if self._socket is not None:
+            self._socket.opened()
+
     def resumed(self) -> None:
         """The socket takes writes again (its transport's buffer drained)."""
         if self.on_resume is not None:
