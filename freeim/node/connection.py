@@ -101,7 +101,7 @@ class Connection:
         #: The position it resumes each of these chans from.
         self.chans_since = chans_since
         #: Chans it joins as it opens (before they are caught up on).
-        self.join = join or []
+        self.join = join
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.node = ""  # the name of that node, for its log lines
         self.closed = False
