@@ -157,6 +157,8 @@ def count_control_frames(protocol: Any, owner: Owner) -> bool:
     each protocol instead grew every one of them by 1.4 KB), holding its owner weakly (the owner holds
     its socket and protocol), and it sheds what it kept of its handshake (:func:`.footprint.slim`).
     """
+    if "freeim_owner" in vars(protocol):
+        return True  # already counted: its class counts once
     if not all(callable(getattr(type(protocol), name, None)) for name in ("onPing", "onPong")):
         return False
     lean = lean_class(protocol, _counting_hooks)
