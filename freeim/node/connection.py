@@ -101,7 +101,7 @@ class Connection:
         #: The position it resumes each of these chans from.
         self.chans_since = chans_since
         #: Chans it joins as it opens (before they are caught up on).
-        self.join = join or []
+        self.join = join
         self.id = ""  # unique across nodes, given by the node that attaches it: presence is kept per id
         self.node = ""  # the name of that node, for its log lines
         self.closed = False
@@ -121,6 +121,13 @@ class Connection:
         self._held: list[tuple[Frame, str, Place | None]] | None = None
         #: The socket written to directly (daphne), or None: then frames go through the ASGI ``send``.
         self._socket = daphne.socket_for(consumer.base_send, self)
+
+    def opened(self) -> None:
+        """The handshake completed: frames may be written (under daphne, its socket sheds what the
+        handshake left: :meth:`freeim.servers.daphne.sockets.DaphneSocket.opened`)."""
+        self.accepted = True
+        if self._socket is not None:
+            self._socket.opened()
 
     def resumed(self) -> None:
         """The socket takes writes again (its transport's buffer drained)."""

@@ -94,6 +94,7 @@ class FreeIMConsumer(LeanWebsocketConsumer):
         await self.accept()
         TALLY.handshakes += 1
         node.delivery.activate(self.connection)
+        self.forget_scope()  # all it needed was the token and the peer's address, for refusals
         if node.draining:  # the drain began during the handshake, after it closed the sockets open then
             await self.connection.close(protocol.CloseCode.NODE_DRAINING)
             return

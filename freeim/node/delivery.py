@@ -60,7 +60,7 @@ class Delivery:
 
     def activate(self, connection: Connection) -> None:
         """``connection``'s handshake completed: write what was queued for it meanwhile."""
-        connection.accepted = True
+        connection.opened()
         if connection.has_pending:
             self.wake(connection)
 

@@ -1,19 +1,29 @@
-"""freeim.servers.daphne.sockets on a real daphne Server, a real autobahn protocol and Twisted's StringTransport."""
+"""freeim.servers.daphne.sockets and .footprint on a real daphne Server, real autobahn protocols and Twisted's
+StringTransport."""
 
+import asyncio
 import functools
 import gc
 import weakref
+from collections import deque
 
 import pytest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from freeim.protocol import MAX_INBOUND_BYTES
 from freeim.servers import daphne
+from freeim.servers.daphne.footprint import HANDSHAKE_LEFTOVERS, lighten_queue
 from freeim.servers.daphne.sockets import DaphneSocket, count_control_frames, protocol_behind
+
+HANDSHAKE = (b"GET /ws?token=t0 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             b"Origin: http://127.0.0.1:8000\r\nCookie: sessionid=abc\r\n\r\n")
 
 
 class Owner:
@@ -33,8 +43,29 @@ class Owner:
 
 
 @pytest.fixture
-def server():
-    return Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"], signal_handlers=False)  # never run
+def server(loop):
+    """daphne's server, never run: it only keeps its connections and starts an application per socket."""
+    server = Server(application=started_application, endpoints=["tcp:port=0:interface=127.0.0.1"],
+                    signal_handlers=False)
+    server.connections = {}  # what run() would have set
+    return server
+
+
+@pytest.fixture
+def loop():
+    """The current event loop of a synchronous test, which daphne starts each socket's application on."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def started_application(scope, receive, send):
+    """The application daphne starts for a socket: done at once (the tests play the consumer's part)."""
+    done = asyncio.get_event_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 @pytest.fixture
@@ -43,12 +74,18 @@ def protocol(server):
 
 
 def open_protocol(server):
-    """An open daphne WebSocket protocol on a string transport, as daphne builds it."""
+    """A daphne WebSocket protocol on a string transport, as daphne builds it, opened by a real handshake."""
     factory = WebSocketFactory(server, server="Daphne")
     factory.setProtocolOptions(maxFramePayloadSize=1048576, maxMessagePayloadSize=1048576)
     built = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
     built.makeConnection(StringTransport())
-    built.state = built.STATE_OPEN
+    built._raw_query_string = b"token=t0"  # daphne's HTTP protocol passes it on with the upgrade
+    built.dataReceived(HANDSHAKE)
+    built.handle_reply({"type": "websocket.accept"})  # what the consumer's accept() does
+    assert built.state == built.STATE_OPEN
+    built.transport.clear()  # the handshake's response
+    for timer in reactor.getDelayedCalls():
+        timer.cancel()  # autobahn's handshake timeouts and daphne's pings: the reactor never runs here
     return built
 
 
@@ -58,11 +95,12 @@ def test_the_protocol_is_found_behind_daphnes_send_and_nowhere_else(server, prot
     assert protocol_behind(functools.partial(print, protocol)) is None  # not daphne's handle_reply
 
 
-def test_a_daphne_socket_takes_over_backpressure_and_bounds_frames(protocol):
+def test_a_daphne_socket_takes_over_backpressure_and_bounds_frames_once_open(protocol):
     owner = Owner()
     socket = DaphneSocket(protocol, owner)
     transport = protocol.transport
     assert transport.producer is socket and transport.streaming
+    socket.opened()
     assert protocol.maxFramePayloadSize == protocol.maxMessagePayloadSize == 4 * MAX_INBOUND_BYTES
     socket.pauseProducing()  # Twisted: the write buffer is full
     assert owner.paused and transport.producerState == "paused"  # and the socket is not read meanwhile
@@ -88,7 +126,9 @@ def test_a_closing_socket_is_never_read_again(protocol):
 
 def test_pings_count_against_the_owner_before_autobahn_answers_them(protocol):
     owner = Owner(tokens=2)
-    DaphneSocket(protocol, owner)
+    socket = DaphneSocket(protocol, owner)
+    socket.opened()
+    socket.opened()  # once is enough: each ping is counted once
     protocol.transport.clear()
     for payload in (b"1", b"2", b"3"):
         protocol.onPing(payload)
@@ -99,14 +139,12 @@ def test_pings_count_against_the_owner_before_autobahn_answers_them(protocol):
 def test_a_protocol_whose_pings_are_counted_is_forgotten_with_its_owner(server):
     """The map from protocol to connection held each connection, which holds its protocol: no entry
     ever went, so a node kept every socket it ever had."""
-    timers = set(reactor.getDelayedCalls())
     protocol, owner = open_protocol(server), Owner()
-    for timer in set(reactor.getDelayedCalls()) - timers:
-        timer.cancel()  # autobahn's handshake timeout holds the protocol until it fires
     owner.holds = protocol  # as a connection holds its socket
     assert count_control_frames(protocol, owner)
     gone = weakref.ref(protocol)
     del protocol, owner
+    server.connections.clear()  # daphne forgets a socket once it closed and its application ended
     gc.collect()
     assert gone() is None
 
@@ -123,3 +161,55 @@ def test_no_socket_is_taken_over_where_the_internals_are_not_as_expected(server,
     monkeypatch.setattr(daphne, "version", lambda package: "5.0.0")
     assert daphne.socket_for(functools.partial(server.handle_reply, protocol), Owner()) is None
     assert protocol.transport.producer is None
+
+
+def test_an_open_socket_keeps_only_what_it_reads_and_behaves_as_before(server):
+    """Each protocol copied ~30 options of its factory and kept its parsed handshake (the request, its
+    headers and cookies, twice, and the response): ~100 attributes, a 3.3 KB ``__dict__`` per socket."""
+    protocol, owner = open_protocol(server), Owner(tokens=1)
+    factory, queue = protocol.factory, protocol.application_queue
+    DaphneSocket(protocol, owner).opened()
+    kept = vars(protocol)
+    assert not HANDSHAKE_LEFTOVERS & kept.keys() and len(kept) < 30
+    assert b"sessionid" not in repr(kept).encode() and "sessionid" not in repr(kept)
+    assert protocol.autoPingInterval == factory.autoPingInterval and protocol.versions is factory.versions
+    assert protocol.request.path == "/ws" and not isinstance(protocol.send_queue, deque)
+    assert queue is protocol.application_queue and queue.get_nowait() == {"type": "websocket.connect"}
+    protocol.onPing(b"1")
+    protocol.onPing(b"2")  # past the owner's rate
+    assert protocol.transport.value() == b"\x8a\x011"
+    protocol.handle_reply({"type": "websocket.send", "text": "hi"})
+    protocol.handle_reply({"type": "websocket.close", "code": 4002})
+    assert protocol.transport.value().endswith(b"\x81\x02hi\x88\x02\x0f\xa2")  # its text, then a close with 4002
+    assert protocol.state == protocol.STATE_CLOSING
+    protocol.connectionLost(Failure(ConnectionDone()))  # daphne logs the path, and tells the application
+    assert queue.get_nowait()["type"] == "websocket.disconnect" and "disconnected" in server.connections[protocol]
+    fresh = open_protocol(server)  # a socket of the same factory, still in its handshake, is as autobahn made it
+    assert "http_headers" in vars(fresh) and "autoPingInterval" in vars(fresh)
+
+
+async def test_daphnes_lightened_input_queue_hands_over_events_in_order_and_wakes_its_consumer():
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    queue.put_nowait(0)
+    assert lighten_queue(queue)
+    assert not any(isinstance(held, deque) for held in (*vars(queue).values(), *vars(queue._finished).values()))
+    assert await queue.get() == 0
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    for event in (1, 2, 3):
+        queue.put_nowait(event)
+    assert await waiting == 1 and queue.qsize() == 2
+    assert [await queue.get(), queue.get_nowait()] == [2, 3]
+    gave_up = asyncio.ensure_future(queue.get())  # a consumer cancelled while it waits
+    await asyncio.sleep(0)
+    gave_up.cancel()
+    await asyncio.gather(gave_up, return_exceptions=True)
+    assert not queue._getters
+    queue.put_nowait(4)
+    assert await asyncio.wait_for(queue.get(), 1) == 4
+
+
+def test_a_queue_not_shaped_as_daphnes_is_left_as_it_is():
+    bounded = asyncio.Queue(maxsize=2)
+    assert not lighten_queue(bounded) and isinstance(bounded._getters, deque)
+    assert not lighten_queue(asyncio.LifoQueue()) and not lighten_queue(None)

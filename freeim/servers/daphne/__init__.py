@@ -5,6 +5,8 @@ module                     what it does with their objects
 =========================  ===============================================================
 :mod:`.sockets`            writes frames straight to a socket's Twisted transport, pauses
                            reading it, bounds its frames, counts its pings and pongs
+:mod:`.footprint`          sheds what daphne and autobahn keep of an open socket's handshake,
+                           and the deques of its queues
 :mod:`.admission`          stops accepting while the loop lags; drops stalled requests
 :mod:`.autobahn_logging`   spares autobahn's per-connection debug formatting
 this module                finds out whether those internals are as expected (versions and

@@ -14,10 +14,16 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ...protocol import MAX_INBOUND_BYTES
+from .footprint import lean_class, lighten_queue, slim
+
 #: Bytes Twisted reads from a terminal at once, and buffers for it before it pushes back (its default
 #: is 64 KiB). Terminals send small frames only; from a flooding one, 64 KiB are thousands that
 #: autobahn parses in one go, holding up every other socket of the node for tens of ms.
 TRANSPORT_BUFFER = 16384
+#: The longest frame or message autobahn lets a terminal start: above ``MAX_INBOUND_BYTES``, so a frame a
+#: little too long still gets freeim's 4003 (:meth:`DaphneSocket._refuse_long_frames`).
+FRAME_LIMIT = 4 * MAX_INBOUND_BYTES
 
 
 class Owner(Protocol):
@@ -62,10 +68,18 @@ class DaphneSocket:
         #: producers of what they read); None once it may not.
         self.reads: Any | None = None
         self._watch_backpressure()
+
+    def opened(self) -> None:
+        """The handshake is done: bound the socket's frames, count its pings and pongs against its owner's
+        rate, and drop what the handshake left (:mod:`.footprint`)."""
+        protocol = self.protocol
+        if protocol.state != protocol.STATE_OPEN:
+            return  # closed meanwhile
+        self._refuse_long_frames()
         # Pings and pongs count against the rate as the other frames: else only the pause in
         # reading bounds what pongs to pings cost, and nothing the parsing of unasked pongs.
-        count_control_frames(protocol, owner)
-        self._refuse_long_frames()
+        count_control_frames(protocol, self.owner)
+        lighten_queue(getattr(protocol, "application_queue", None))
 
     def _watch_backpressure(self) -> None:
         """Be the transport's push producer, so Twisted says when its buffer is over ``TRANSPORT_BUFFER``.
@@ -94,11 +108,9 @@ class DaphneSocket:
         terminal that announces one and stops costs the node that much memory. The bound stays
         above ``MAX_INBOUND_BYTES``, so a frame a little too long still gets freeim's 4003.
         """
-        from ...protocol import MAX_INBOUND_BYTES
-
         for option in ("maxFramePayloadSize", "maxMessagePayloadSize"):
             if isinstance(getattr(self.protocol, option, None), int):
-                setattr(self.protocol, option, 4 * MAX_INBOUND_BYTES)
+                setattr(self.protocol, option, FRAME_LIMIT)
 
     def is_open(self) -> bool:
         return bool(self.protocol.state == self.protocol.STATE_OPEN)
@@ -136,40 +148,34 @@ class DaphneSocket:
         self.owner.paused = True
 
 
-#: The owner of each protocol whose pings and pongs it counts (see :func:`count_control_frames`),
-#: held weakly both ways: the owner holds its socket and protocol, so a strong value would keep both.
-_counted: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
-_counting_classes: dict[type, type | None] = {}
-
-
 def count_control_frames(protocol: Any, owner: Owner) -> bool:
-    """Have ``owner.admit()`` count the WebSocket pings and pongs of the autobahn ``protocol`` (its
-    ``onPing`` and ``onPong`` hooks) before they are handled; False if it has no such hooks.
+    """Have ``owner.admit()`` count the WebSocket pings and pongs of the open autobahn ``protocol`` (its
+    ``onPing`` and ``onPong`` hooks) before they are handled; False if it has no such hooks (then it is
+    left as it is).
 
-    The protocol becomes an instance of a cached subclass that counts them: hooks set on each
-    protocol instead grew every one of them by 1.4 KB.
+    The protocol becomes an instance of a lean subclass of its class that counts them (hooks set on
+    each protocol instead grew every one of them by 1.4 KB), holding its owner weakly (the owner holds
+    its socket and protocol), and it sheds what it kept of its handshake (:func:`.footprint.slim`).
     """
-    counting = _counting_class(type(protocol))
-    if counting is None:
+    if "freeim_owner" in vars(protocol):
+        return True  # already counted: its class counts once
+    if not all(callable(getattr(type(protocol), name, None)) for name in ("onPing", "onPong")):
         return False
-    _counted[protocol] = weakref.ref(owner)
-    protocol.__class__ = counting
+    lean = lean_class(protocol, _counting_hooks)
+    if lean is None:
+        return False
+    protocol.freeim_owner = weakref.ref(owner)
+    slim(protocol, lean)
     return True
 
 
-def _counting_class(base: type) -> type | None:
-    """A subclass of the protocol class ``base`` whose ``onPing`` and ``onPong`` first count the frame
-    against its owner's rate; None if ``base`` has not both hooks."""
-    if base not in _counting_classes:
-        hooks = [getattr(base, name, None) for name in ("onPing", "onPong")]
-        _counting_classes[base] = None if not all(callable(h) for h in hooks) else type(
-            f"Counting{base.__name__}", (base,), {"onPing": _counted_hook(hooks[0]), "onPong": _counted_hook(hooks[1])})
-    return _counting_classes[base]
+def _counting_hooks(base: type) -> dict[str, Any]:
+    return {"onPing": _counted_hook(base.onPing), "onPong": _counted_hook(base.onPong)}  # type: ignore[attr-defined]
 
 
 def _counted_hook(handler: Any) -> Callable[[Any, bytes], None]:
     def counted(protocol: Any, payload: bytes) -> None:
-        held = _counted.get(protocol)
+        held = vars(protocol).get("freeim_owner")
         owner = held() if held is not None else None
         if owner is None or owner.admit():
             handler(protocol, payload)
