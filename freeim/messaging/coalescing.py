@@ -11,8 +11,8 @@ it), so the process computes, Redis stores and the nodes are written to at the s
 one after the other and handed over in that order, so each client's messages reach its sockets in the order of
 their inbox positions. A batch takes whatever is queued: capped at 50 messages, 100 callers sending in a loop
 split into batches that took turns between the two steps, which cost more round trips than the overlap saved
-on a busy 2-core machine (20 % fewer sends/s in three runs side by side). Each caller still gets its own ids, its own error, and
-nothing before its messages are handed over; a batch stays within ``MAX_FANOUT_BYTES``.
+on a busy 2-core machine (20 % fewer sends/s in three runs side by side). Each caller still gets its own ids,
+its own error, and nothing before its messages are handed over; a batch stays within ``MAX_FANOUT_BYTES``.
 """
 
 from __future__ import annotations
