@@ -15,6 +15,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, re_path
 
+from . import request_threads
 from .conf import conf
 from .node import health
 from .node.consumer import FreeIMConsumer
@@ -46,8 +47,9 @@ async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def wrap(application: ASGIApp) -> ASGIApp:
-    """Add node start/stop to ``application`` (ASGI lifespan, plus daphne's reactor hooks), and the node's
-    health probes (:mod:`freeim.node.health`)."""
+    """Add node start/stop to ``application`` (ASGI lifespan, plus daphne's reactor hooks), the node's
+    health probes (:mod:`freeim.node.health`), and kept threads for the sync code of HTTP requests
+    (:mod:`freeim.request_threads`)."""
     install_server_hooks()
 
     def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
@@ -57,6 +59,8 @@ def wrap(application: ASGIApp) -> ASGIApp:
             return _lifespan(receive, send)
         if probe := health.probe_for(scope):  # before the project's routing: every node answers its probes
             return probe(scope, receive, send)
+        if scope["type"] == "http":
+            return _on_a_kept_thread(application, scope, receive, send)
         return application(scope, receive, send)
 
     if sys.version_info >= (3, 12):
@@ -73,6 +77,12 @@ def _awaiting(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return awaiting
+
+
+async def _on_a_kept_thread(application: ASGIApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An HTTP request whose sync code runs on a thread kept from an earlier request (:mod:`.request_threads`)."""
+    async with request_threads.borrowed():
+        await application(scope, receive, send)
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
