@@ -15,7 +15,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, re_path
 
-from . import request_threads
+from . import asgi_connect, request_threads
 from .conf import conf
 from .node import health
 from .node.consumer import FreeIMConsumer
@@ -48,8 +48,8 @@ async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def wrap(application: ASGIApp) -> ASGIApp:
     """Add node start/stop to ``application`` (ASGI lifespan, plus daphne's reactor hooks), the node's
-    health probes (:mod:`freeim.node.health`), and kept threads for the sync code of HTTP requests
-    (:mod:`freeim.request_threads`)."""
+    health probes (:mod:`freeim.node.health`), kept threads for the sync code of HTTP requests
+    (:mod:`freeim.request_threads`), and the connect route served in one call (:mod:`freeim.asgi_connect`)."""
     install_server_hooks()
 
     def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
@@ -59,8 +59,9 @@ def wrap(application: ASGIApp) -> ASGIApp:
             return _lifespan(receive, send)
         if probe := health.probe_for(scope):  # before the project's routing: every node answers its probes
             return probe(scope, receive, send)
-        if scope["type"] == "http":
-            return _on_a_kept_thread(application, scope, receive, send)
+        if scope["type"] == "http":  # terminals' connect requests in one call on a thread (.asgi_connect)
+            return _on_a_kept_thread(asgi_connect.handler() if asgi_connect.serves(scope) else application,
+                                     scope, receive, send)
         return application(scope, receive, send)
 
     if sys.version_info >= (3, 12):
