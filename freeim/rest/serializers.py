@@ -63,6 +63,36 @@ class ConnectSerializer(serializers.Serializer[Any]):
     avoid = serializers.CharField(required=False, default=None, max_length=300)
 
 
+def plainly_valid_connect(data: Any) -> dict[str, Any] | None:
+    """What :class:`ConnectSerializer` validates ``data`` to, when ``data`` plainly passes: strings
+    ASCII, within their field's length, not blank where it may not be, without whitespace to trim.
+    None otherwise: the serializer then judges (and words any error). The serializer costs about
+    100 µs of CPU a request, most of it copying its fields; this check, a few µs."""
+    if not isinstance(data, dict):
+        return None
+    fields = ConnectSerializer._declared_fields  # the limits, as declared (an instance would copy them)
+    meta = data.get("meta", "")
+    chans_since, join = data.get("chans_since"), data.get("join", [])
+    plain = (_plain(meta, fields["meta"]) and all(_plain(data[name], fields[name])
+                                                 for name in ("since", "avoid") if name in data)
+             and ("chans_since" not in data
+                  or type(chans_since) is dict and _all_plain(list(chans_since.values()), fields["chans_since"]))
+             and type(join) is list and _all_plain(join, fields["join"]))
+    return {"meta": meta, "since": data.get("since"), "chans_since": chans_since, "join": join,
+            "avoid": data.get("avoid")} if plain else None
+
+
+def _plain(value: Any, field: Any) -> bool:
+    """``value`` is what ``field`` (a CharField) takes as it is."""
+    return (type(value) is str and value.isascii() and len(value) <= field.max_length
+            and (field.allow_blank or value != "") and value == value.strip() and "\x00" not in value)
+
+
+def _all_plain(values: list[Any], field: Any) -> bool:
+    """Whether ``field`` (a dict or list of chans) takes these ``values`` of it as they are: few enough, each plain."""
+    return len(values) <= conf.MAX_CHANS_PER_CLIENT and all(_plain(value, field.child) for value in values)
+
+
 def key_field() -> serializers.CharField:
     """The sender's idempotency key: a POST retried with it sends nothing new and answers with the same id."""
     return serializers.CharField(required=False, default=None, min_length=1, max_length=ids.MAX_KEY_LENGTH,

@@ -21,7 +21,14 @@ from ..auth import client_id_of
 from ..exceptions import FreeIMError, ManagedChan, RequestTooLarge, UnknownPath
 from .parsers import JSONParser
 from .permissions import IsChanMember, MaySeeChan, hidden_chans
-from .serializers import ChanMessageSerializer, ConnectSerializer, DataSerializer, MessageSerializer, ReadSerializer
+from .serializers import (
+    ChanMessageSerializer,
+    ConnectSerializer,
+    DataSerializer,
+    MessageSerializer,
+    ReadSerializer,
+    plainly_valid_connect,
+)
 
 
 def freeim_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -60,7 +67,9 @@ class FreeIMView(APIView):
 
 class ConnectView(FreeIMView):
     def post(self, request: Request) -> Response:
-        body = self.body(ConnectSerializer)
+        body = plainly_valid_connect(request.data)
+        if body is None:
+            body = self.body(ConnectSerializer)  # it takes what is not plain, or says what is wrong
         caller = self.caller()
         join = [ids.chan(chan) for chan in body["join"]]
         managed = autojoin.managed_among(join) if join else set()  # the providers decide who is in those
