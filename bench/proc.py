@@ -26,24 +26,31 @@ def rss_kb(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid``'s live threads so far, to the nanosecond (``/proc/<pid>/task/*/schedstat``):
-    a broadcast to 5,000 can be over in 60 ms, 6 clock ticks of ``/proc/<pid>/stat``. Node.js's
-    libuv and V8 threads count. Falls back to utime + stime where schedstat is missing."""
-    total, found = 0, False
+    """CPU time of ``pid`` so far, its ended threads' too: its live threads' to the nanosecond
+    (``/proc/<pid>/task/*/schedstat``: a broadcast to 5,000 can be over in 60 ms, 6 clock ticks of
+    ``/proc/<pid>/stat``), plus, in clock ticks, what threads that ended used (the process's ticks less
+    its live threads'): Django's ASGI handler runs each request's sync code on a thread that ends with
+    it. Node.js's libuv and V8 threads count. Only ticks where schedstat is missing."""
+    live_ns, live_ticks, found = 0, 0, False
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that just ended
-                total += int((task / "schedstat").read_text().split()[0])
+                ticks = _ticks(task / "stat")
+                live_ns += int((task / "schedstat").read_text().split()[0])
+                live_ticks += ticks
                 found = True
+        total_ticks = _ticks(Path(f"/proc/{pid}/stat"))
     except OSError:
         return 0.0
-    if found:
-        return total / 1e9
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
+    if not found:
+        return total_ticks / CLOCK_TICKS
+    return live_ns / 1e9 + max(0, total_ticks - live_ticks) / CLOCK_TICKS
+
+
+def _ticks(stat: Path) -> int:
+    """utime + stime (fields 14 and 15) of a ``stat`` file of /proc, in clock ticks."""
+    fields = stat.read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
 
 
 class CpuMeter:

@@ -7,11 +7,13 @@ import json
 import re
 import shutil
 import struct
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
-from bench import loadgen, loopprobe, metrics, peers, report, scenarios, wire
+from bench import loadgen, loopprobe, metrics, peers, proc, report, scenarios, wire
 from bench.freeim_site.credentials import credential, verify
 
 
@@ -86,6 +88,34 @@ def test_credentials_prove_one_client_under_one_secret():
     assert verify("s3cret", header.replace("42:", "43:")) is None
     assert verify("", credential("", 42)) is None  # no secret configured: nobody gets in
     assert verify("s3cret", "Basic abc") is None
+
+
+#: A process whose thread burns half a second of CPU and ends, then waits to be measured.
+BURNING_THREAD = """
+import sys, threading, time
+def burn():
+    end = time.thread_time() + 0.5
+    while time.thread_time() < end:
+        pass
+worker = threading.Thread(target=burn)
+worker.start()
+worker.join()
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cpu_seconds_count_threads_that_ended():
+    """Django's ASGI handler runs each request's sync code on a thread that ends with it: the business process's
+    CPU, read from its live threads alone, showed about a third of what it used."""
+    burner = subprocess.Popen([sys.executable, "-c", BURNING_THREAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert burner.stdout.readline() == "done\n"
+        assert proc.cpu_seconds(burner.pid) >= 0.45
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 def test_metrics():
