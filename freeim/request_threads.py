@@ -63,3 +63,9 @@ async def borrowed() -> AsyncIterator[None]:
             _idle.append(thread)
         else:
             thread.shutdown(wait=False)
+
+
+def forget() -> None:
+    """End the kept threads (tests: each starts without threads, or database connections, of an earlier one)."""
+    while _idle:
+        _idle.pop().shutdown()

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from .. import autojoin
+from .. import autojoin, request_threads
 from ..backends import host_here, reset_backend
 from .capture import Sent, SignalRecorder, captured_sends, recorded_signals
 
@@ -16,13 +16,16 @@ def isolated(database: bool = True) -> Iterator[None]:
     """A fresh backend while inside, hosted in this process (so the embedded default works in the test, where
     a shell raises :class:`~freeim.exceptions.NoEmbeddedNode`). Without ``database`` access, no auto-join
     provider and no managed-chan test (``freeim.groups``' read the database: each connect would log their
-    failure, and each chan message would fail)."""
+    failure, and each chan message would fail). No thread kept for HTTP requests (:mod:`freeim.request_threads`)
+    from before, nor after: such a thread keeps the database connections a request opened on it."""
     hosted = host_here()
     reset_backend()
+    request_threads.forget()
     try:
         with contextlib.nullcontext() if database else autojoin.suspended():
             yield
     finally:
+        request_threads.forget()
         reset_backend()
         host_here(hosted)
 

@@ -75,6 +75,35 @@ def test_with_database_access_groups_auto_join_works(freeim_outbox):
     assert async_to_sync(connect_and_read)()["data"] == "to the crew"
 
 
+async def connect_status(authorization=None):
+    """The status of a POST to connect/ through the project's ASGI application (freeim.asgi.wrap's)."""
+    from asgiref.testing import ApplicationCommunicator
+    from django.utils.module_loading import import_string
+    from django.conf import settings
+
+    headers = [(b"authorization", authorization)] if authorization else []
+    request = ApplicationCommunicator(import_string(settings.ASGI_APPLICATION), {
+        "type": "http", "method": "POST", "path": "/im/connect/", "query_string": b"", "headers": headers,
+        "http_version": "1.1", "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 1)})
+    await request.send_input({"type": "http.request", "body": b""})
+    status = (await request.receive_output(5))["status"]
+    await request.receive_output(5)
+    return status
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_request_that_reads_the_database():
+    assert await connect_status(b"Basic bm9ib2R5OnB3") == 401  # nobody:pw, looked up
+
+
+@pytest.mark.asyncio
+async def test_a_later_request_without_database_access():
+    """A thread kept for HTTP requests keeps the database connections a request opened on it: a later test's
+    request on it met pytest-django's block in Django's request_started receiver (a 500)."""
+    assert await connect_status() == 401
+
+
 class MixinWithoutDatabase(FreeIMTestMixin, SimpleTestCase):
     def test_outbox(self):
         im.send_broadcast_message("hello")
@@ -105,7 +134,7 @@ def test_plugin_and_mixin_in_a_projects_own_run(pytester: pytest.Pytester, monke
     # As an installed django-freeim's entry point would load it (the checkout is not installed).
     result = pytester.runpytest_subprocess("-p", "freeim.testing.pytest_plugin", "-p", "no:cacheprovider",
                                            "-W", "error::pytest.PytestUnraisableExceptionWarning")
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=11)
 
 
 def test_the_readmes_testing_snippets_pass_as_written(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
