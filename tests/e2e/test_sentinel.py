@@ -130,6 +130,19 @@ class Traffic:
         latest = [outcome for _c, outcome, started, _e in self.outcomes.values() if started > time.monotonic() - 0.5]
         return bool(latest) and all(outcome == "ok" for outcome in latest)
 
+    async def ended(self, running: asyncio.Task[None], what: str, **seconds: float) -> dict[str, int]:
+        """Stop the traffic (``running`` is :meth:`run`) a second after it goes through again, print its
+        :meth:`figures` with ``seconds`` (how long each step of the failover took), and return them."""
+        await asyncio.sleep(1)
+        self.stopping.set()
+        await running
+        figures = await self.figures()
+        print(f"\nfreeim sentinel: {what}: sends {figures['sent']}, ok {figures['ok']}, refused (StoreUnavailable) "
+              f"{figures['refused']}, lost {figures['lost']}, ok but not in the receiver's inbox {figures['not_kept']}")
+        for name, value in {"longest_pause_of_a_socket": self.longest_pause, **seconds, **self.refused_for()}.items():
+            report(f"{what}: {name.replace('_', ' ')}", value)
+        return figures
+
     def refused_for(self) -> dict[str, float]:
         """From the first refused send's start to the last one's end, if any was refused."""
         spans = [(started, ended) for _c, outcome, started, ended in self.outcomes.values() if outcome == "refused"]
@@ -155,13 +168,6 @@ def rebuilds(cluster: Cluster) -> list[int]:
 def offline_events(cluster: Cluster) -> list[str]:
     return [fields["client"] for _id, fields in cluster.store.xrange(cluster.keys.shared("events"))
             if fields["kind"] == "offline"]
-
-
-def print_figures(what: str, figures: dict[str, int], **seconds: float) -> None:
-    print(f"\nfreeim sentinel: {what}: sends {figures['sent']}, ok {figures['ok']}, refused (StoreUnavailable) "
-          f"{figures['refused']}, lost {figures['lost']}, ok but not in the receiver's inbox {figures['not_kept']}")
-    for name, value in seconds.items():
-        report(f"{what}: {name.replace('_', ' ')}", value)
 
 
 async def presence_is(online: dict[str, bool], room: set[str]) -> None:
@@ -196,13 +202,8 @@ async def test_a_sentinel_failover_during_traffic_keeps_sockets_and_loses_no_sen
     await presence_is(dict.fromkeys(sockets, True), room)
     await eventually(traffic.going_through, 60, step=0.1)
     recovered = time.monotonic() - failover_at
-    await asyncio.sleep(1)
-    traffic.stopping.set()
-    await running
-    figures = await traffic.figures()
-    print_figures("SENTINEL FAILOVER", figures, sentinels_switched_after=switched,
-                  longest_pause_of_a_socket=traffic.longest_pause, nodes_wrote_presence_again_after=rebuilt,
-                  sends_go_through_again_after=recovered, **traffic.refused_for())
+    figures = await traffic.ended(running, "SENTINEL FAILOVER", sentinels_switched_after=switched,
+                                  nodes_wrote_presence_again_after=rebuilt, sends_go_through_again_after=recovered)
     assert figures["lost"] == figures["not_kept"] == 0 and figures["ok"] > 0
     assert not set(offline_events(cluster)) & set(sockets)  # nobody flapped offline
 
@@ -242,13 +243,8 @@ async def test_a_master_killed_with_unreplicated_writes_is_replaced_and_presence
     old.start()
     await eventually(traffic.going_through, 30, step=0.1)
     recovered = time.monotonic() - killed_at
-    await asyncio.sleep(1)
-    traffic.stopping.set()
-    await running
-    figures = await traffic.figures()
-    print_figures("kill -9 of the master", figures, sentinels_switched_after=switched,
-                  longest_pause_of_a_socket=traffic.longest_pause, presence_right_again_after=rebuilt,
-                  sends_go_through_again_after=recovered, **traffic.refused_for())
+    figures = await traffic.ended(running, "kill -9 of the master", sentinels_switched_after=switched,
+                                  presence_right_again_after=rebuilt, sends_go_through_again_after=recovered)
     assert figures["lost"] == figures["not_kept"] == 0 and figures["ok"] > 0
     message = await im.asend_message("boss", [joining], "welcome")
     assert (await next_frame(joined))["id"] == message
