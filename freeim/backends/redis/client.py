@@ -10,6 +10,7 @@ here, in one place.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,7 +19,6 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis
 import redis.asyncio
-from redis.commands.core import AsyncScript, Script
 
 from ... import measures, redis_url
 from ...conf import conf
@@ -37,6 +37,8 @@ WAIT_TIMEOUT_MS = 1000
 #: Seconds an awaited step may take, its retries included, before it fails (a blocking one: each read's socket
 #: timeout, :func:`.pools.pool_options`).
 STEP_TIMEOUT = 5.0
+#: What a script is sent as (``EVALSHA``): Redis's SHA1 of its source.
+SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}
 
 
 class Connections:
@@ -49,13 +51,11 @@ class Connections:
         #: With Sentinel, sends wait for one replica unless ``REDIS_WAIT_REPLICAS`` says otherwise.
         self.sentinel = not isinstance(redis_url.parse(url), str)
         self.blocking = connect(url)
-        self.blocking_scripts = {name: Script(self.blocking, source) for name, source in SCRIPTS.items()}
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                               dict[bool, tuple[redis.asyncio.Redis, dict[str, AsyncScript]]]] = \
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, redis.asyncio.Redis]] = \
             weakref.WeakKeyDictionary()
 
-    def for_loop(self, upkeep: bool) -> tuple[redis.asyncio.Redis, dict[str, AsyncScript]]:
-        """The running loop's client (the upkeep one if ``upkeep``) and its scripts.
+    def for_loop(self, upkeep: bool) -> redis.asyncio.Redis:
+        """The running loop's client (the upkeep one if ``upkeep``).
 
         Its reads have no timeout of their own: redis-py's asyncio connection arms one per reply (a timer
         handle made and cancelled: a sixth of a send's CPU in a pipeline of replies), so each step is given
@@ -63,9 +63,8 @@ class Connections:
         clients = self._loops.setdefault(asyncio.get_running_loop(), {})
         found = clients.get(upkeep)
         if found is None:
-            client = connect(self.url, asynchronous=True, socket_timeout=None,
-                             **({"max_connections": 2} if upkeep else {}))
-            found = clients[upkeep] = (client, {name: AsyncScript(client, source) for name, source in SCRIPTS.items()})
+            found = clients[upkeep] = connect(self.url, asynchronous=True, socket_timeout=None,
+                                              **({"max_connections": 2} if upkeep else {}))
         return found
 
     def wait_replicas(self) -> int:
@@ -73,16 +72,16 @@ class Connections:
         replicas = conf.REDIS_WAIT_REPLICAS
         return (1 if self.sentinel else 0) if replicas is None else replicas
 
-    def issue(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
+    def issue(self, client: Any, step: Step) -> Any:
         """Send ``step`` through ``client`` (one of these): its reply, or an awaitable of it for an
         asyncio client. Every step goes to Redis through here, once: each is timed, and counted if it
         fails, by its kind (:func:`kind`). A durable pipeline ends with ``WAIT`` for :meth:`wait_replicas`."""
         if isinstance(step, Pipe) and step.durable and (replicas := self.wait_replicas()):
-            reply = self.issue(client, scripts, Pipe((*step.steps, Cmd("wait", (replicas, WAIT_TIMEOUT_MS)))))
+            reply = self.issue(client, Pipe((*step.steps, Cmd("wait", (replicas, WAIT_TIMEOUT_MS)))))
             return _areplicated(reply, replicas) if inspect.isawaitable(reply) else _replicated(reply, replicas)
         started = perf_counter()
         try:
-            reply = self._send(client, scripts, step)
+            reply = self._send(client, step)
         except REDIS_ERRORS as error:
             _measure(step, started, error)
             raise
@@ -91,15 +90,15 @@ class Connections:
         _measure(step, started)
         return reply
 
-    def _send(self, client: Any, scripts: dict[str, Any], step: Step) -> Any:
-        commands = [_command(scripts, inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
+    def _send(self, client: Any, step: Step) -> Any:
+        commands = [_command(inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
         if isinstance(client, redis.asyncio.Redis):
-            return _areplies(client, scripts, commands, isinstance(step, Pipe))
+            return _areplies(client, commands, isinstance(step, Pipe))
         try:
             replies = _exchange(client, commands)
         except redis.exceptions.NoScriptError:
-            for script in scripts.values():
-                client.script_load(script.script)
+            for source in SCRIPTS.values():
+                client.script_load(source)
             replies = _exchange(client, commands)
         return replies if isinstance(step, Pipe) else replies[0]
 
@@ -148,12 +147,12 @@ _RECORDER = object.__new__(_Recorder)
 Command = tuple[tuple[Any, ...], dict[str, Any]]
 
 
-def _command(scripts: dict[str, Any], step: Lua | Cmd) -> Command:
+def _command(step: Lua | Cmd) -> Command:
     """What ``step`` sends: a script by its SHA alone (redis-py would ask Redis whether it knows it first,
     ``SCRIPT EXISTS``, one more round trip; Redis forgets scripts only when it restarts, and the caller loads them
     then and sends again, which every step is safe to: :mod:`.lua`), a command as redis-py's method builds it."""
     if isinstance(step, Lua):
-        return ("EVALSHA", scripts[step.name].sha, len(step.keys), *step.keys, *step.args), {}
+        return ("EVALSHA", SHAS[step.name], len(step.keys), *step.keys, *step.args), {}
     built: Command = getattr(_RECORDER, step.method)(*step.args)
     return built
 
@@ -178,9 +177,9 @@ def _sent_and_read(client: Any, connection: Any, commands: list[Command]) -> lis
     connection.send_packed_command([b"".join(packed(args) for args, _options in commands)])
     replies = []
     for args, options in commands:
-        try:  # redis-py's reading of the reply only where it changes it (a script's is taken as Redis gives it)
-            replies.append(client.parse_response(connection, args[0], **options)
-                           if options or args[0] in client.response_callbacks else connection.read_response())
+        try:
+            replies.append(client.parse_response(connection, args[0], **options) if _parsed(client, args, options)
+                           else connection.read_response())
         except redis.ResponseError as error:  # read on: the replies after it are on the connection too
             replies.append(error)
     return replies
@@ -204,22 +203,26 @@ async def _asent_and_read(client: redis.asyncio.Redis, connection: Any, commands
     for args, options in commands:
         try:
             replies.append(await (client.parse_response(connection, args[0], **options)
-                                  if options or args[0] in client.response_callbacks else connection.read_response()))
+                                  if _parsed(client, args, options) else connection.read_response()))
         except redis.ResponseError as error:
             replies.append(error)
     return replies
 
 
-async def _areplies(client: redis.asyncio.Redis, scripts: dict[str, Any], commands: list[Command],
-                    piped: bool) -> Any:
+async def _areplies(client: redis.asyncio.Redis, commands: list[Command], piped: bool) -> Any:
     """:meth:`Connections._send` for an asyncio client: the scripts loaded again if Redis forgot them."""
     try:
         replies = await _aexchange(client, commands)
     except redis.exceptions.NoScriptError:
-        for script in scripts.values():
-            await client.script_load(script.script)
+        for source in SCRIPTS.values():
+            await client.script_load(source)
         replies = await _aexchange(client, commands)
     return replies if piped else replies[0]
+
+
+def _parsed(client: Any, args: tuple[Any, ...], options: dict[str, Any]) -> bool:
+    """Whether redis-py's reading of a reply changes it (a script's is taken as Redis gives it, without that layer)."""
+    return bool(options) or args[0] in client.response_callbacks
 
 
 def _raised(replies: list[Any]) -> list[Any]:
@@ -261,7 +264,7 @@ class Blocking:
             raise StoreUnavailable(f"Redis is unavailable: {error}") from error
 
     def _perform(self, step: Step) -> Any:
-        return self.connections.issue(self.connections.blocking, self.connections.blocking_scripts, step)
+        return self.connections.issue(self.connections.blocking, step)
 
 
 class Awaiting:
@@ -278,7 +281,7 @@ class Awaiting:
             raise StoreUnavailable(f"Redis is unavailable: {error}") from error
 
     async def _perform(self, step: Step) -> Any:
-        return await self.connections.issue(*self.connections.for_loop(self.upkeep), step)
+        return await self.connections.issue(self.connections.for_loop(self.upkeep), step)
 
 
 class Part(Protocol):

@@ -167,16 +167,16 @@ class ScriptsRunTwice(Connections):
     """Every script (and every pipeline: they hold scripts) runs twice, as when redis-py retries one whose
     reply timed out after Redis ran it."""
 
-    def issue(self, client, scripts, step):
+    def issue(self, client, step):
         if isinstance(step, Cmd):
-            return super().issue(client, scripts, step)
-        first = super().issue(client, scripts, step)
+            return super().issue(client, step)
+        first = super().issue(client, step)
         if not inspect.isawaitable(first):
-            return super().issue(client, scripts, step)
+            return super().issue(client, step)
 
         async def again():
             await first
-            return await Connections.issue(self, client, scripts, step)
+            return await Connections.issue(self, client, step)
 
         return again()
 
@@ -325,9 +325,9 @@ class CountingSteps(Connections):
 
     steps = 0
 
-    def issue(self, client, scripts, step):
+    def issue(self, client, step):
         CountingSteps.steps += 1
-        return super().issue(client, scripts, step)
+        return super().issue(client, step)
 
 
 def test_a_heartbeat_carries_the_node_s_health_report_in_its_one_round_trip(backend):
@@ -472,7 +472,7 @@ async def test_an_awaited_step_fails_within_its_deadline_and_its_connection_is_n
 async def test_commands_are_packed_as_redis_reads_them(backend):
     """The asyncio client packs commands in C (hiredis): a command of two words, numbers and text beyond ASCII
     reach Redis as redis-py would have sent them."""
-    client, _scripts = backend.connections.for_loop(False)
+    client = backend.connections.for_loop(False)
     assert await client.execute_command("CONFIG GET", "maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     key = f"{backend.keys.prefix}:packed"
     assert await client.execute_command("SET", key, "é ü 🙂") is True
