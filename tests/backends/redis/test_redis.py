@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from demo_project.cluster import RedisServer
 from freeim.backends.contract import Letter
@@ -16,7 +17,7 @@ from freeim.backends.redis import client as redis_client
 from freeim.backends.redis import store as redis_store
 from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
-from freeim.backends.redis.steps import Cmd
+from freeim.backends.redis.steps import Cmd, Pipe
 from freeim.exceptions import StoreUnavailable
 from tests.blocking import blocking
 from tests.health import report
@@ -478,3 +479,21 @@ async def test_commands_are_packed_as_redis_reads_them(backend):
     assert await client.execute_command("SET", key, "é ü 🙂") is True
     assert await client.execute_command("INCRBYFLOAT", f"{key}:n", 1.5) == 1.5
     assert await client.get(key) == "é ü 🙂"
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+async def test_an_error_reply_inside_a_pipeline_is_raised_and_the_connection_stays_in_step(backend, awaited):
+    """The exchange reads every reply of a pipeline, an error's too, before raising the first error: the replies
+    after it would otherwise be read by the next step on that connection, as its own."""
+    connections = backend.connections
+    client = connections.for_loop(False) if awaited else connections.blocking
+    text, number = f"{backend.keys.prefix}:text", f"{backend.keys.prefix}:number"
+
+    async def issued(step):
+        reply = connections.issue(client, step)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    await issued(Cmd("set", (text, "x")))
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        await issued(Pipe((Cmd("set", (number, "1")), Cmd("hvals", (text,)), Cmd("get", (number,)))))
+    assert await issued(Cmd("get", (text,))) == "x"
