@@ -26,7 +26,7 @@ import redis
 
 from bench import peers
 from demo_project.cluster import ROOT, RedisServer, cluster_env, daphne_command, free_port
-from freeim.backends.redis.keys import Keys
+from freeim.backends.redis.keys import PARTITIONS, Keys
 from freeim.node.probe import PROBE_ENV
 from tests.e2e.processes import answers, spawn, stop, tail, wait_until
 
@@ -160,7 +160,10 @@ class FreeIM(Target):
     def online(self) -> int | None:
         store = redis.Redis.from_url(self.redis.url)
         try:
-            return int(store.scard(KEYS.shared("online")))
+            pipe = store.pipeline(transaction=False)
+            for part in range(PARTITIONS):
+                pipe.scard(KEYS.clients(part, "online"))
+            return sum(pipe.execute())
         finally:
             store.close()
 

@@ -35,6 +35,7 @@ from freeim.backends import get_backend
 from freeim.conf import server_base
 from freeim.exceptions import FanoutTooLarge, StoreUnavailable
 from freeim.messaging.router import rendezvous
+from tests import partitions
 from tests.e2e.cluster import FRAME_TIMEOUT, HEARTBEAT_TTL, Cluster, Terminals, eventually, next_frame, report
 from tests.e2e.recorder.receivers import CRASH_CLIENT, CRASH_MARKER, RECORD_KEY
 from tests.frames import unpositioned, without_position
@@ -434,7 +435,7 @@ async def test_sigterm_removes_the_nodes_presence_in_bulk(cluster, ids, terminal
     await asyncio.to_thread(cluster.terminate, 2)  # returns once the process exited
     assert await online([*leaving, staying]) == {**{client: False for client in leaving}, staying: True}
     assert await members("room") == {staying}
-    events = [fields for _id, fields in cluster.store.xrange(cluster.keys.shared("events"))]
+    events = partitions.events(cluster.store, cluster.keys)
     offline = {fields["client"] for fields in events if fields["kind"] == "offline"
                and fields["server"] == cluster.servers[2]}
     assert offline == set(leaving)

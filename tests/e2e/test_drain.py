@@ -28,6 +28,7 @@ from freeim import im
 from freeim.exceptions import StoreUnavailable
 from freeim.protocol import CloseCode
 from freeim.testing import eventually
+from tests import partitions
 from tests.e2e.cluster import Cluster
 from tests.e2e.recorder.receivers import RECORD_KEY
 
@@ -63,8 +64,7 @@ def signals(cluster: Cluster, records: str) -> list[tuple[str, str]]:
 
 async def handled_every_event(cluster: Cluster) -> bool:
     """Whether the worker handled every event in the stream (none waiting for it, none unacked)."""
-    groups = cluster.store.xinfo_groups(cluster.keys.shared("events"))
-    return all(group["pending"] == 0 and group["lag"] == 0 for group in groups)
+    return all(group["pending"] == 0 and group["lag"] == 0 for group in partitions.groups(cluster.store, cluster.keys))
 
 
 def readiness(cluster: Cluster, index: int) -> tuple[int, dict[str, Any]]:

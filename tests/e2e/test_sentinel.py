@@ -24,6 +24,7 @@ from demo_project.cluster import RedisSentinel
 from freeim import im
 from freeim.backends import get_backend
 from freeim.exceptions import StoreUnavailable
+from tests import partitions
 from tests.e2e.cluster import Cluster, Ids, Terminals, eventually, next_frame, report
 
 pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
@@ -166,7 +167,7 @@ def rebuilds(cluster: Cluster) -> list[int]:
 
 
 def offline_events(cluster: Cluster) -> list[str]:
-    return [fields["client"] for _id, fields in cluster.store.xrange(cluster.keys.shared("events"))
+    return [fields["client"] for fields in partitions.events(cluster.store, cluster.keys)
             if fields["kind"] == "offline"]
 
 

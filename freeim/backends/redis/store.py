@@ -23,7 +23,7 @@ from ...protocol import parse_position, position
 from ..contract import InboxRead, Letter, NodeLoad, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
-from .keys import Keys
+from .keys import PARTITIONS, Keys
 from .steps import Cmd, Lua, Pipe, Steps, one
 
 K = TypeVar("K")
@@ -60,8 +60,9 @@ def declaring(scripts: Mapping[K, Callable[[list[str]], Lua]],
 
 
 def chan_keys(keys: Keys, chans: list[str]) -> tuple[str, ...]:
-    """Each chan's members and nodes keys, in the order the scripts read them."""
-    return tuple(key for chan in chans for key in (keys.chan(chan, "members"), keys.chan(chan, "nodes")))
+    """Each chan's members and nodes keys, and its partition's list of chans, in the order the scripts read them."""
+    return tuple(key for chan in chans
+                 for key in (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.chans_of(chan)))
 
 
 def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], metas: dict[str, str], mode: str,
@@ -75,9 +76,8 @@ def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], me
     """
 
     def detach(client: str, conns: list[str], declared: list[str]) -> Lua:
-        fixed = (keys.node(node, "conns"), keys.node(node, "alive"), keys.client(client, "conns"),
-                 keys.client(client, "chans"), keys.shared("online"), keys.shared("events"), keys.shared("chans"),
-                 keys.node(node, "metas"))
+        fixed = (keys.node(node, "conns"), keys.node(node, "alive"), *keys.client_keys(client, "conns", "chans"),
+                 keys.clients_of(client, "online"), keys.clients_of(client, "events"), keys.node(node, "metas"))
         return Lua("detach", (*fixed, *chan_keys(keys, declared)),
                    (node, client, metas.get(client, ""), EVENTS_MAXLEN, mode, len(conns), *conns, *declared))
 
@@ -146,8 +146,8 @@ class RedisStore:
     @performed
     def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> Steps[bool]:
         keys = self.keys
-        fixed = (keys.node(node, "conns"), keys.client(client_id, "conns"), keys.client(client_id, "chans"),
-                 keys.shared("online"), keys.shared("events"), keys.node(node, "metas"))
+        fixed = (keys.node(node, "conns"), *keys.client_keys(client_id, "conns", "chans"),
+                 keys.clients_of(client_id, "online"), keys.clients_of(client_id, "events"), keys.node(node, "metas"))
         args = (node, client_id, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
 
         def attach(chans: list[str]) -> Lua:
@@ -173,13 +173,20 @@ class RedisStore:
         found = yield Pipe(tuple(one("hvals", self.keys.client(c, "conns")) for c in client_ids))
         return {c: dict(Counter(nodes)) for c, nodes in zip(client_ids, found, strict=True) if nodes}
 
+    def _each_partition(self, method: str, key: Callable[[int], str], *args: Any) -> Steps[list[Any]]:
+        """``method`` (with ``args``) on the key of every partition, in one pipeline: the replies, in partition
+        order."""
+        replies: list[Any] = yield Pipe(tuple(one(method, key(part), *args) for part in range(PARTITIONS)))
+        return replies
+
     @performed
     def online_clients(self) -> Steps[list[ClientId]]:
-        return [ids.client_id(c) for c in (yield one("smembers", self.keys.shared("online")))]
+        found = yield from self._each_partition("smembers", functools.partial(self.keys.clients, what="online"))
+        return [ids.client_id(c) for members in found for c in members]
 
     @performed
     def online_count(self) -> Steps[int]:
-        return int((yield one("scard", self.keys.shared("online"))))
+        return sum((yield from self._each_partition("scard", functools.partial(self.keys.clients, what="online"))))
 
     @performed
     def node_loads(self, nodes: list[str]) -> Steps[dict[str, NodeLoad]]:
@@ -260,8 +267,8 @@ class RedisStore:
 
     # Chans
     def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:
-        fixed = (self.keys.client(client, "conns"), self.keys.client(client, "chans"), self.keys.shared("chans"))
-        return Lua(script, (*fixed, *chan_keys(self.keys, chans)), (client, *args, *chans))
+        return Lua(script, (*self.keys.client_keys(client, "conns", "chans"), *chan_keys(self.keys, chans)),
+                   (client, *args, *chans))
 
     @performed
     def join(self, client_id: ClientId, chans: list[str]) -> Steps[bool]:
@@ -281,7 +288,7 @@ class RedisStore:
     @performed
     def clear_chan(self, chan: str) -> Steps[list[ClientId]]:
         keys = self.keys
-        fixed = (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.shared("chans"))
+        fixed = (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.chans_of(chan))
 
         def clear(members: list[str]) -> Lua:
             return Lua("clear_chan", (*fixed, *(keys.client(member, "chans") for member in members)), (chan, *members))
@@ -291,12 +298,12 @@ class RedisStore:
 
     @performed
     def chan_list(self) -> Steps[list[tuple[str, int]]]:
-        return sorted((chan, int(score)) for chan, score in (yield one("zrange", self.keys.shared("chans"), 0, -1,
-                                                                             False, True)))
+        found = yield from self._each_partition("zrange", self.keys.chans, 0, -1, False, True)
+        return sorted((chan, int(score)) for chans in found for chan, score in chans)
 
     @performed
     def chan_count(self) -> Steps[int]:
-        return int((yield one("zcard", self.keys.shared("chans"))))
+        return sum((yield from self._each_partition("zcard", self.keys.chans)))
 
     @performed
     def client_chans(self, client_id: ClientId) -> Steps[list[str]]:
@@ -309,7 +316,7 @@ class RedisStore:
 
     @performed
     def chan_online(self, chan: str) -> Steps[int]:
-        return int((yield one("zscore", self.keys.shared("chans"), chan)) or 0)
+        return int((yield one("zscore", self.keys.chans_of(chan), chan)) or 0)
 
     @performed
     def chan_nodes(self, chan: str) -> Steps[list[str]]:

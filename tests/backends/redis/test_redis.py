@@ -19,6 +19,7 @@ from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
 from freeim.backends.redis.steps import Cmd, Pipe
 from freeim.exceptions import StoreUnavailable
+from tests import partitions
 from tests.blocking import blocking
 from tests.health import report
 from tests.waiting import eventually
@@ -52,8 +53,8 @@ async def read_inbox(backend, received):
 
 
 def events_of(backend):
-    entries = backend.connections.blocking.xrange(backend.keys.shared("events"))
-    return [(f["kind"], f["client"], f["server"]) for _, f in entries]
+    found = partitions.events(backend.connections.blocking, backend.keys)
+    return [(fields["kind"], fields["client"], fields["server"]) for fields in found]
 
 
 def test_heartbeat_keeps_the_node_alive_and_notices_lost_registration(backend, sync):
@@ -81,8 +82,8 @@ def test_reaper_takes_dead_nodes_once_and_emits_offline_events(backend, sync):
     assert events_of(backend) == [("online", "1", "a"), ("online", "2", "a"), ("offline", "1", "a")]
     # The reaper's offline event carries the connection's meta, as the node's own would: a receiver that
     # announces only some terminals (the demo's, by meta) hears of a dead node's clients too.
-    entries = backend.connections.blocking.xrange(backend.keys.shared("events"))
-    assert [fields["meta"] for _, fields in entries if fields["kind"] == "offline"] == ["web"]
+    entries = partitions.events(backend.connections.blocking, backend.keys)
+    assert [fields["meta"] for fields in entries if fields["kind"] == "offline"] == ["web"]
 
 
 def test_reaper_leaves_a_node_that_came_back(sync):

@@ -30,8 +30,8 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'online', 'clie
 return {'online'}
 """
 
-# KEYS: node conns, node alive, client conns, client chans, online, events, chans, node metas,
-#       then per declared chan: its members, its nodes
+# KEYS: node conns, node alive, client conns, client chans, online, events, node metas,
+#       then per declared chan: its members, its nodes, its partition's chans
 # ARGV: node, client, meta, events maxlen, 'own' | 'reap' (stop if the node is alive) | 'moved' (only if the
 #       client has a connection on another node), n, n conns..., declared chans...
 # -> {'offline'} | {'stay'} | {'gone'} (none of the conns was the client's here) | {'alive'} | {'parked'} (moved: the
@@ -54,22 +54,22 @@ for i = 1, #all, 2 do
 end
 if gone == 0 then  -- not the client's connections here (any more): only the node's index may need it
   redis.call('HDEL', KEYS[1], unpack(conns))
-  redis.call('HDEL', KEYS[8], unpack(conns))
+  redis.call('HDEL', KEYS[7], unpack(conns))
   return {'gone'}
 end
 if ARGV[5] == 'moved' and left_anywhere == left_here then return {'parked'} end
 local chans = {}
 if left_here == 0 then chans = redis.call('SMEMBERS', KEYS[4]) end
-local index = declared(7 + n, 8, 2)
+local index = declared(7 + n, 7, 3)
 local retry = undeclared(chans, index)
 if retry then return retry end
 redis.call('HDEL', KEYS[1], unpack(conns))
-redis.call('HDEL', KEYS[8], unpack(conns))
+redis.call('HDEL', KEYS[7], unpack(conns))
 redis.call('HDEL', KEYS[3], unpack(conns))
 for _, ch in ipairs(chans) do node_delta(KEYS[index[ch] + 1], node, -1) end
 if left_anywhere > 0 then return {'stay'} end
 for _, ch in ipairs(chans) do
-  if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[7], ch, -1) end
+  if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[index[ch] + 2], ch, -1) end
 end
 redis.call('DEL', KEYS[4])
 redis.call('SREM', KEYS[5], c)
@@ -78,7 +78,7 @@ redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'offline', 'cli
 return {'offline'}
 """
 
-# KEYS: client conns, client chans, chans, then per chan: its members, its nodes
+# KEYS: client conns, client chans, then per chan: its members, its nodes, its partition's chans
 # ARGV: client, max chans, chans... -> 1 | 0 (the client is offline) | -1 (past max chans; nothing joined)
 JOIN = PRELUDE + r"""
 local c = ARGV[1]
@@ -88,32 +88,32 @@ for i = 3, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then table.insert(new, i) end
 end
 if redis.call('SCARD', KEYS[2]) + #new > tonumber(ARGV[2]) then return -1 end
-local nodes, index = nodes_of(KEYS[1]), declared(3, 3, 2)
+local nodes, index = nodes_of(KEYS[1]), declared(3, 2, 3)
 for _, i in ipairs(new) do
   local ch = ARGV[i]
   redis.call('SADD', KEYS[2], ch)
-  if redis.call('SADD', KEYS[index[ch]], c) == 1 then chan_count(KEYS[3], ch, 1) end
+  if redis.call('SADD', KEYS[index[ch]], c) == 1 then chan_count(KEYS[index[ch] + 2], ch, 1) end
   for _, node in ipairs(nodes) do node_delta(KEYS[index[ch] + 1], node, 1) end
 end
 return 1
 """
 
-# KEYS: client conns, client chans, chans, then per chan: its members, its nodes
+# KEYS: client conns, client chans, then per chan: its members, its nodes, its partition's chans
 # ARGV: client, chans...
 LEAVE = PRELUDE + r"""
 local c = ARGV[1]
-local nodes, index = nodes_of(KEYS[1]), declared(2, 3, 2)
+local nodes, index = nodes_of(KEYS[1]), declared(2, 2, 3)
 for i = 2, #ARGV do
   local ch = ARGV[i]
   if redis.call('SREM', KEYS[2], ch) == 1 then
-    if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[3], ch, -1) end
+    if redis.call('SREM', KEYS[index[ch]], c) == 1 then chan_count(KEYS[index[ch] + 2], ch, -1) end
     for _, node in ipairs(nodes) do node_delta(KEYS[index[ch] + 1], node, -1) end
   end
 end
 return 1
 """
 
-# KEYS: chan members, chan nodes, chans, then per declared member: its chans
+# KEYS: chan members, chan nodes, its partition's chans, then per declared member: its chans
 # ARGV: chan, declared members... -> {'done', members...} | {'retry', members...}
 CLEAR_CHAN = PRELUDE + r"""
 local members = redis.call('SMEMBERS', KEYS[1])
