@@ -36,8 +36,10 @@ class RedisNodes:
         self.lineage = Lineage(MASTER_CHECK)
 
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
-        return Lua("heartbeat", (self.keys.node(node, "alive"), self.keys.shared("nodes")),
-                   (node, boot, self.ttl_ms, mode))
+        return Lua("heartbeat", (self.keys.node(node, "alive"),), (boot, self.ttl_ms, mode))
+
+    def _mark_beat(self, node: str) -> Lua:
+        return Lua("mark_beat", (self.keys.shared("nodes"),), (node,))
 
     def _nodes_by_age(self, which: str, within_ms: int | None = None) -> Lua:
         return Lua("nodes_by_age", (self.keys.shared("nodes"), self.keys.shared("draining")),
@@ -48,7 +50,7 @@ class RedisNodes:
 
     @performed
     def register_node(self, node: str, boot: str) -> Steps[None]:
-        yield self._beat(node, boot, "register")
+        yield Pipe((self._beat(node, boot, "register"), self._mark_beat(node)))
 
     def _report(self, node: str, health: NodeHealth) -> Cmd:
         """Write ``node``'s health report, kept for a heartbeat TTL: a dead node's goes before the node is reaped."""
@@ -57,9 +59,11 @@ class RedisNodes:
     @performed
     def heartbeat(self, node: str, boot: str, health: NodeHealth | None = None) -> Steps[bool]:
         """False too once Redis is another data set than the node wrote its presence to (:mod:`.lineage`)."""
-        # A pipeline, not one script: the beat's script writes a global key, the report is the node's own.
+        # The beat is marked in the registry even when it finds the registration lost: the node registers again at
+        # once, and a node that dies before that leaves an entry that ages, as any dead node's.
         report = () if health is None else (self._report(node, health),)
-        beaten, replication, *_ = yield Pipe((self._beat(node, boot, "beat"), one("info", "replication"), *report))
+        beaten, _marked, replication, *_ = yield Pipe((self._beat(node, boot, "beat"), self._mark_beat(node),
+                                                       one("info", "replication"), *report))
         return self.lineage.unchanged(node, replication.get("master_replid", "")) and bool(beaten)
 
     @performed
@@ -159,6 +163,7 @@ class RedisNodes:
                 return None
             gone += [ids.client_id(c) for c, result in results.items() if result == "offline"]
         node_keys = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), *self.keys.inbox(node))
-        forgotten = yield Lua("forget_node", (*node_keys, self.keys.shared("nodes"), self.keys.shared("draining")),
-                              (node, "1" if force else "0"))
+        forgotten = yield Lua("forget_node", node_keys, ("1" if force else "0",))
+        if forgotten:  # then off the registry: cut short between the two, the entry ages and is reaped again
+            yield Pipe((one("zrem", self.keys.shared("nodes"), node), one("srem", self.keys.shared("draining"), node)))
         return gone if forgotten or force else None

@@ -11,7 +11,7 @@ script writes nothing and answers ``{'retry', names...}`` so the caller declares
 """
 
 from .inboxes import READ_INBOX, STORE_MESSAGE
-from .nodes import FORGET_NODE, HEARTBEAT, NODES_BY_AGE, REAPER_LOCK
+from .nodes import FORGET_NODE, HEARTBEAT, MARK_BEAT, NODES_BY_AGE, REAPER_LOCK
 from .presence import ATTACH, CLEAR_CHAN, DETACH, JOIN, LEAVE
 from .streams import APPEND, ENSURE_GROUP, TRIM_INBOX
 
@@ -23,6 +23,7 @@ SCRIPTS = {
     "clear_chan": CLEAR_CHAN,
     "forget_node": FORGET_NODE,
     "heartbeat": HEARTBEAT,
+    "mark_beat": MARK_BEAT,
     "nodes_by_age": NODES_BY_AGE,
     "reaper_lock": REAPER_LOCK,
     "ensure_group": ENSURE_GROUP,
