@@ -63,13 +63,9 @@ class Presence(Protocol):
         client just came online. Adding a connection twice adds it once. Raises ``TooManyConnections``
         when the client already holds ``MAX_CONNECTIONS_PER_CLIENT``."""
 
-    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
-                                chans: tuple[str, ...] = ()) -> bool:
+    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         """Remove connection ``conn``; True if the client just went offline (its chans are left).
-        Removing it twice removes it once.
-
-        ``meta`` is the closing connection's, for the offline event; ``chans``, the chans the node
-        knows the client in, a hint that may save a round trip (it need not be right).
+        Removing it twice removes it once. ``meta`` is the closing connection's, for the offline event.
         """
 
     async def locate(self, client_ids: list[ClientId]) -> dict[ClientId, dict[str, int]]:

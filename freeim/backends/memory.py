@@ -124,8 +124,7 @@ class MemoryState:
                 conns[conn] = node
             return len(conns) == 1
 
-    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
-                          chans: tuple[str, ...] = ()) -> bool:
+    async def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         with self._lock:
             if self._connections.get(client_id, {}).get(conn) != node:
                 return False

@@ -166,7 +166,6 @@ class Attachments:
         self.delivery.forget(connection)
         if connection not in self.registry.clients.get(connection.client_id, ()):
             return
-        chans = tuple(self.registry.chans_of(connection.client_id))  # the store's, most likely
         self.registry.remove(connection)
         self.heap.detached()
         if self.parking:
@@ -174,14 +173,14 @@ class Attachments:
             return
         try:
             async with self._gate.shared():
-                await self._release(connection.client_id, connection.id, connection.meta, chans)
+                await self._release(connection.client_id, connection.id, connection.meta)
         except StoreUnavailable as error:
             # Never leave a client online in the store for a socket that is gone: retry with the upkeep.
             logger.warning("freeim node %s: %s; will release client %r later", self.node, error, connection.client_id)
             self._unreleased.append((connection.client_id, connection.id, connection.meta))
 
-    async def _release(self, client_id: ClientId, conn: str, meta: str, chans: tuple[str, ...] = ()) -> None:
-        if await self.backend.store.remove_connection(self.node, client_id, conn, meta, chans):
+    async def _release(self, client_id: ClientId, conn: str, meta: str) -> None:
+        if await self.backend.store.remove_connection(self.node, client_id, conn, meta):
             self.emit("offline", client_id, meta)
 
     async def release_forced(self) -> None:

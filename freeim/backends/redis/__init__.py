@@ -4,15 +4,16 @@
 module             owns
 =================  =========================================================
 :mod:`.keys`       the key layout, written once
-:mod:`.lua`        the scripts (presence and chans, node liveness, streams), each one atomic
+:mod:`.lua`        the scripts (presence and chans, node liveness, streams), each atomic, on one slot
 :mod:`.steps`      Redis work as generators of steps, run blocking or awaited
 :mod:`.pools`      every client freeim opens, of one server or a Sentinel master
 :mod:`.client`     running steps on them, waiting for replicas, errors -> ``StoreUnavailable``
-:mod:`.store`      tokens, presence, chans
+:mod:`.store`      tokens, presence, chans, inboxes
+:mod:`.presence`   presence and chans as steps of one slot each, pushed to the chans by version
 :mod:`.nodes`      heartbeats, the reaper
 :mod:`.lineage`    whether Redis lost a node's writes (a failover)
 :mod:`.transport`  one inbox stream per node
-:mod:`.events`     the online/offline events stream for ``freeim_events``
+:mod:`.events`     the online/offline events streams (one per partition) for ``freeim_events``
 =================  =========================================================
 """
 

@@ -28,13 +28,17 @@ key                                type     holds
 ``p:{n:<node>}:inbox-ix``          list     ``"<entry id> <bytes>"`` per inbox entry, oldest first
 ``p:{c<P>}:online``                set      the online client ids of partition P
 ``p:{c<P>}:events``                stream   online/offline events of partition P's clients, for ``freeim_events``
+``p:{c<P>}:dirty``                 zset     client -> version whose pushes to its chans are not settled yet
 ``p:{c<P>}:<client>:conns``        hash     connection id -> node, the client's sockets
 ``p:{c<P>}:<client>:chans``        set      the client's chans
+``p:{c<P>}:<client>:left``         set      the chans it left, or was in when it went offline (for a while)
+``p:{c<P>}:<client>:ver``          string   its last version: Redis's time in µs when its presence last changed
 ``p:{c<P>}:<client>:inbox``        stream   the client's private messages (offset, size, message id, frame)
 ``p:{c<P>}:<client>:inbox-meta``   hash     epoch ``e``, newest offset ``t``, bytes held ``b``, oldest entry's ms ``f``
 ``p:{c<P>}:<client>:inbox-ids``    hash     message id -> "<offset> <receipt to>" of each message kept
 ``p:{h<P>}:chans``                 zset     chan -> member count, the chans of partition P
-``p:{h<P>}:<chan>:members``        set      the chan's members
+``p:{h<P>}:<chan>:members``        hash     client -> its record, JSON: its version, and its nodes while a member
+``p:{h<P>}:<chan>:ended``          zset     client -> when its record ended (ms), to drop it later
 ``p:{h<P>}:<chan>:nodes``          hash     node -> members of the chan connected there
 ``p:{h<P>}:<chan>:stream``         stream   the chan's messages, an inbox its members share (as a client's ``inbox``)
 ``p:{h<P>}:<chan>:stream-meta``    hash     as a client's ``inbox-meta``

@@ -18,8 +18,8 @@ from .client import Performer, performed
 from .keys import Keys
 from .lineage import Lineage
 from .pools import MASTER_CHECK
+from .presence import PARTITIONS_PER_REPAIR, Presence
 from .steps import Cmd, Lua, Pipe, Steps, one
-from .store import detach_many
 
 logger = logging.getLogger("freeim.redis")
 #: Connections of a dead node taken off per round trip.
@@ -34,6 +34,9 @@ class RedisNodes:
         self.performer = performer
         self.ttl_ms = int(heartbeat_ttl * 1000)
         self.lineage = Lineage(MASTER_CHECK)
+        self.presence = Presence(keys)
+        #: The client partition the reaper's next look for cut-short pushes starts at.
+        self._repair_from = 0
 
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
         return Lua("heartbeat", (self.keys.node(node, "alive"),), (boot, self.ttl_ms, mode))
@@ -98,7 +101,7 @@ class RedisNodes:
             by_client: dict[str, list[str]] = defaultdict(list)
             for conn, client in entries.items():
                 by_client[client].append(conn)
-            results = (yield from detach_many(self.keys, node, by_client, {}, "moved")) if by_client else {}
+            results = (yield from self.presence.detach(node, by_client, {}, "moved")) if by_client else {}
             kept += sum(len(by_client[client]) for client, result in results.items() if result == "parked")
             if not cursor:
                 return kept
@@ -116,11 +119,18 @@ class RedisNodes:
 
     @performed
     def reap(self, me: str) -> Steps[list[str]]:
+        """Also pushes again the truth of clients whose chans were left behind (:func:`.presence.resync_stale`):
+        some partitions a run, under the same lock."""
         dead = yield self._nodes_by_age("dead")
-        if not dead or not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
+        if not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
             measures.REAPER_RUNS.inc("lock_held" if dead else "nothing_dead")
             return []
         try:
+            yield from self.presence.resync_stale(self._repair_from)
+            self._repair_from += PARTITIONS_PER_REPAIR
+            if not dead:
+                measures.REAPER_RUNS.inc("nothing_dead")
+                return []
             ages = yield from self._ages()  # for the time from each one's last beat to its clients offline
             started = perf_counter()
             reaped = []
@@ -156,11 +166,12 @@ class RedisNodes:
             for conn, client in entries.items():
                 by_client[client].append(conn)
             conns = list(entries)
-            known = yield one("hmget", self.keys.node(node, "metas"), conns)
-            metas = {entries[conn]: meta for conn, meta in zip(conns, known, strict=True) if meta}
-            results = yield from detach_many(self.keys, node, by_client, metas, "own" if force else "reap")
-            if "alive" in results.values():
+            alive, known = yield Pipe((one("exists", self.keys.node(node, "alive")),
+                                       one("hmget", self.keys.node(node, "metas"), conns)))
+            if alive and not force:  # it came back: it writes its presence again itself
                 return None
+            metas = {entries[conn]: meta for conn, meta in zip(conns, known, strict=True) if meta}
+            results = yield from self.presence.detach(node, by_client, metas, "own")
             gone += [ids.client_id(c) for c, result in results.items() if result == "offline"]
         node_keys = (self.keys.node(node, "conns"), self.keys.node(node, "alive"), *self.keys.inbox(node))
         forgotten = yield Lua("forget_node", node_keys, ("1" if force else "0",))

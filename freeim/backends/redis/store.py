@@ -1,8 +1,7 @@
 """The cluster's store in Redis: tokens, presence and chans (:class:`~freeim.backends.contract.Store`).
 
 Presence is kept per connection id (client -> its connections and their nodes, node -> its
-connections and their clients), changed only by the scripts of :mod:`.lua`, which also keep the
-chans of a client that goes offline consistent. Keys: :mod:`.keys`.
+connections and their clients), changed in steps of one slot each (:mod:`.presence`). Keys: :mod:`.keys`.
 """
 
 from __future__ import annotations
@@ -12,78 +11,23 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from ... import ids
 from ...conf import conf
-from ...exceptions import StoreUnavailable, TooManyChans, TooManyConnections
+from ...exceptions import TooManyChans, TooManyConnections
 from ...ids import ClientId
 from ...protocol import parse_position, position
 from ..contract import InboxRead, Letter, NodeLoad, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import PARTITIONS, Keys
+from .presence import Presence
 from .steps import Cmd, Lua, Pipe, Steps, one
 
-K = TypeVar("K")
-#: Online/offline events the stream keeps for ``freeim_events`` (roughly: ``MAXLEN ~``).
-EVENTS_MAXLEN = 100_000
 #: A node's connections read per round trip for a status report.
 SCAN_CHUNK = 1000
-#: How often a script is sent again with the chans (or members) Redis said it also needs
-#: declared; each retry means they changed in between, so a few suffice.
-DECLARE_ATTEMPTS = 5
-
-
-def declaring(scripts: Mapping[K, Callable[[list[str]], Lua]],
-              guesses: dict[K, list[str]] | None = None) -> Steps[dict[K, list[str]]]:
-    """Run each script, built from the names (chans, members) it declares, all in one pipeline;
-    run those that answer ``retry`` again with the names Redis gave, until none does.
-
-    ``guesses``: the names to declare at first (none where there is no guess).
-    """
-    pending = {key: (guesses or {}).get(key, []) for key in scripts}
-    results: dict[K, list[str]] = {}
-    for _attempt in range(DECLARE_ATTEMPTS):
-        order = list(pending)
-        answers = yield Pipe(tuple(scripts[key](pending[key]) for key in order))
-        pending = {}
-        for key, (answer, *names) in zip(order, answers, strict=True):
-            if answer == "retry":
-                pending[key] = names
-            else:
-                results[key] = [answer, *names]
-        if not pending:
-            return results
-    raise StoreUnavailable("What a script depends on (a client's chans, a chan's members) kept changing; try again.")
-
-
-def chan_keys(keys: Keys, chans: list[str]) -> tuple[str, ...]:
-    """Each chan's members and nodes keys, and its partition's list of chans, in the order the scripts read them."""
-    return tuple(key for chan in chans
-                 for key in (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.chans_of(chan)))
-
-
-def detach_many(keys: Keys, node: str, conns_by_client: dict[str, list[str]], metas: dict[str, str], mode: str,
-                chans: dict[str, list[str]] | None = None) -> Steps[dict[str, str]]:
-    """Take each client's ``conns`` off ``node`` (one script per client, pipelined): client -> answer
-    (``offline``, ``stay``, ``gone``; ``alive`` when ``mode`` is ``reap`` and the node is alive again; ``parked``
-    when ``mode`` is ``moved`` and the client is on no other node, so nothing was taken off).
-
-    ``metas``: each client's meta for its offline event; ``chans`` guesses each client's chans, to
-    declare at once; without a guess, none are.
-    """
-
-    def detach(client: str, conns: list[str], declared: list[str]) -> Lua:
-        fixed = (keys.node(node, "conns"), keys.node(node, "alive"), *keys.client_keys(client, "conns", "chans"),
-                 keys.clients_of(client, "online"), keys.clients_of(client, "events"), keys.node(node, "metas"))
-        return Lua("detach", (*fixed, *chan_keys(keys, declared)),
-                   (node, client, metas.get(client, ""), EVENTS_MAXLEN, mode, len(conns), *conns, *declared))
-
-    scripts = {client: functools.partial(detach, client, conns) for client, conns in conns_by_client.items()}
-    answers = yield from declaring(scripts, chans)
-    return {client: answer[0] for client, answer in answers.items()}
 
 
 def _limits() -> tuple[str, int, int, int, int, int]:
@@ -131,6 +75,7 @@ class RedisStore:
     def __init__(self, keys: Keys, performer: Performer) -> None:
         self.keys = keys
         self.performer = performer
+        self.presence = Presence(keys)
 
     # Tokens
     @performed
@@ -145,25 +90,15 @@ class RedisStore:
     # Presence
     @performed
     def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> Steps[bool]:
-        keys = self.keys
-        fixed = (keys.node(node, "conns"), *keys.client_keys(client_id, "conns", "chans"),
-                 keys.clients_of(client_id, "online"), keys.clients_of(client_id, "events"), keys.node(node, "metas"))
-        args = (node, client_id, conn, meta, EVENTS_MAXLEN, conf.MAX_CONNECTIONS_PER_CLIENT)
-
-        def attach(chans: list[str]) -> Lua:
-            return Lua("attach", (*fixed, *(keys.chan(chan, "nodes") for chan in chans)), (*args, *chans))
-
-        [answer] = (yield from declaring({client_id: attach}))[client_id]
+        answer = yield from self.presence.attach(node, client_id, conn, meta, conf.MAX_CONNECTIONS_PER_CLIENT)
         if answer == "full":
             raise TooManyConnections()
         return answer == "online"
 
     @performed
-    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "",
-                          chans: tuple[str, ...] = ()) -> Steps[bool]:
+    def remove_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> Steps[bool]:
         client = str(client_id)
-        results = yield from detach_many(self.keys, node, {client: [conn]}, {client: meta}, "own",
-                                         {client: list(chans)})
+        results = yield from self.presence.detach(node, {client: [conn]}, {client: meta}, "own")
         return results[client] == "offline"
 
     @performed
@@ -266,34 +201,26 @@ class RedisStore:
         return read
 
     # Chans
-    def _chan_change(self, script: str, client: ClientId, chans: list[str], *args: Any) -> Lua:
-        return Lua(script, (*self.keys.client_keys(client, "conns", "chans"), *chan_keys(self.keys, chans)),
-                   (client, *args, *chans))
-
     @performed
     def join(self, client_id: ClientId, chans: list[str]) -> Steps[bool]:
-        joined = yield self._chan_change("join", client_id, chans, conf.MAX_CHANS_PER_CLIENT)
+        joined = yield from self.presence.join(client_id, chans, conf.MAX_CHANS_PER_CLIENT)
         if joined < 0:
             raise TooManyChans()
         return bool(joined)
 
     @performed
     def leave(self, client_id: ClientId, chans: list[str]) -> Steps[None]:
-        yield self._chan_change("leave", client_id, chans)
+        yield from self.presence.leave([client_id], chans)
 
     @performed
     def chan_members(self, chan: str) -> Steps[list[ClientId]]:
-        return [ids.client_id(c) for c in (yield one("smembers", self.keys.chan(chan, "members")))]
+        return [ids.client_id(c) for c in (yield from self.presence.members(chan))]
 
     @performed
     def clear_chan(self, chan: str) -> Steps[list[ClientId]]:
-        keys = self.keys
-        fixed = (keys.chan(chan, "members"), keys.chan(chan, "nodes"), keys.chans_of(chan))
-
-        def clear(members: list[str]) -> Lua:
-            return Lua("clear_chan", (*fixed, *(keys.client(member, "chans") for member in members)), (chan, *members))
-
-        _done, *members = (yield from declaring({chan: clear}))[chan]
+        members = yield from self.presence.members(chan)
+        if members:
+            yield from self.presence.leave(members, [chan], clearing=True)
         return [ids.client_id(c) for c in members]
 
     @performed

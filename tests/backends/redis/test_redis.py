@@ -207,8 +207,12 @@ def state_of(backend):
             continue  # they count the duplicates too
         if key.endswith("inbox-meta"):
             value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f not in ("e", "f")}  # noqa: E731 (epochs, times)
-        if key == backend.keys.shared("nodes"):
-            value = lambda k: redis.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times)
+        if key == backend.keys.shared("nodes") or key.endswith((":ended", ":dirty")):
+            value = lambda k: redis.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times, versions)
+        if key.endswith(":ver"):
+            continue  # a client's version: Redis's time
+        if key.endswith(":members"):  # a chan's records, without their versions
+            value = lambda k: {c: json.loads(r).get("n") for c, r in redis.hgetall(k).items()}  # noqa: E731
         dump[key.removeprefix(backend.keys.prefix)] = value(key)
     return dump
 
@@ -348,17 +352,26 @@ def test_a_heartbeat_carries_the_node_s_health_report_in_its_one_round_trip(back
     assert sync.nodes.node_health(["a"]) == {"a": report(clients=1)}
 
 
-def test_a_disconnect_with_the_right_chans_hint_takes_one_round_trip(redis_server):
+def test_a_presence_change_takes_one_round_trip_and_one_more_where_chans_learn_of_it(redis_server):
+    """Each step touches one slot: the client's (and the node's record, pipelined), then its chans."""
     backend = RedisBackend(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1, connections=CountingSteps)
     sync = blocking(backend)
+
+    def round_trips(call, *args):
+        CountingSteps.steps = 0
+        call(*args)
+        return CountingSteps.steps
+
     try:
-        for client in (1, 2):
-            sync.store.add_connection("a", client, f"a{client}")
-            sync.store.join(client, ["room", "lobby"])
-        for client, hint in ((1, ()), (2, ("lobby", "room"))):
-            CountingSteps.steps = 0
-            assert sync.store.remove_connection("a", client, f"a{client}", "", hint) is True
-            assert CountingSteps.steps == (2 if not hint else 1)  # no hint: Redis names the chans, then again
+        assert round_trips(sync.store.add_connection, "a", 1, "a1") == 1
+        assert round_trips(sync.store.add_connection, "a", 2, "a2") == 1
+        assert round_trips(sync.store.join, 1, ["room", "lobby"]) == 2
+        assert round_trips(sync.store.add_connection, "b", 1, "b1") == 2  # a new node of a member: its chans learn it
+        assert round_trips(sync.store.add_connection, "b", 1, "b2") == 1  # no new node
+        assert round_trips(sync.store.remove_connection, "a", 2, "a2") == 1
+        assert round_trips(sync.store.remove_connection, "b", 1, "b2") == 1
+        assert round_trips(sync.store.remove_connection, "b", 1, "b1") == 2
+        assert round_trips(sync.store.remove_connection, "a", 1, "a1") == 2
         assert sync.store.online_clients() == [] and sync.store.chan_list() == []
     finally:
         backend.flush()

@@ -1,18 +1,17 @@
 """Lua sources of the Redis store; the key layout they work on is in :mod:`..keys`.
 
-Every script gets each key it touches in ``KEYS`` (none is built from ``ARGV``), reads and
-checks all it needs before its first write, so a script that refuses leaves nothing half
-done, and is safe to run twice: redis-py retries a command whose reply timed out, after
-Redis may have run it. Presence is kept per connection id for that reason.
-
-Where a script needs the keys of chans it only learns about in Redis (the chans of a client,
-the members of a chan), the caller declares the ones it expects; if Redis holds others, the
-script writes nothing and answers ``{'retry', names...}`` so the caller declares those.
+Every script gets each key it touches in ``KEYS`` (none is built from ``ARGV``), and they all carry one
+hash tag: a script runs on one slot, so on one shard of a Redis Cluster. Each reads and checks all it
+needs before its first write, so a script that refuses leaves nothing half done, and is safe to run
+twice: redis-py retries a command whose reply timed out, after Redis may have run it. Presence is kept
+per connection id for that reason. A change that spans owners (a client and its chans, a node and the
+registry) is ordered steps of one slot each (:mod:`..presence`, :mod:`..nodes`).
 """
 
+from .chans import PROJECT
 from .inboxes import READ_INBOX, STORE_MESSAGE
 from .nodes import FORGET_NODE, HEARTBEAT, MARK_BEAT, NODES_BY_AGE, REAPER_LOCK
-from .presence import ATTACH, CLEAR_CHAN, DETACH, JOIN, LEAVE
+from .presence import ATTACH, DETACH, JOIN, LEAVE, RESYNC, SETTLE
 from .streams import APPEND, ENSURE_GROUP, TRIM_INBOX
 
 SCRIPTS = {
@@ -20,7 +19,9 @@ SCRIPTS = {
     "detach": DETACH,
     "join": JOIN,
     "leave": LEAVE,
-    "clear_chan": CLEAR_CHAN,
+    "resync": RESYNC,
+    "settle": SETTLE,
+    "project": PROJECT,
     "forget_node": FORGET_NODE,
     "heartbeat": HEARTBEAT,
     "mark_beat": MARK_BEAT,

@@ -6,29 +6,6 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- `tag` followed by the items of `list` (unpack has a small limit; a chan may have many members).
-local function tagged(tag, list)
-  local answer = {tag}
-  for _, item in ipairs(list) do table.insert(answer, item) end
-  return answer
-end
-
--- The declared names ARGV[first..], each mapped to the index of its first key: they follow
--- the script's `fixed` keys, `width` keys a name.
-local function declared(first, fixed, width)
-  local index = {}
-  for i = first, #ARGV do index[ARGV[i]] = fixed + 1 + (i - first) * width end
-  return index
-end
-
--- Every one of `names` declared? Else the answer that makes the caller declare them.
-local function undeclared(names, index)
-  for _, name in ipairs(names) do
-    if index[name] == nil then return tagged('retry', names) end
-  end
-  return nil
-end
-
 local function node_delta(nodes_key, node, delta)
   if redis.call('HINCRBY', nodes_key, node, delta) <= 0 then redis.call('HDEL', nodes_key, node) end
 end
