@@ -46,6 +46,12 @@ class UnknownPath(FreeIMError):
     default_message = "No such endpoint (freeim's paths end with '/')."
 
 
+class BadCursor(FreeIMError, ValueError):
+    code = "bad_cursor"
+    status = 400
+    default_message = "Not a cursor of this list: pass the 'next' of the page before, or none for the first page."
+
+
 class ClientOffline(FreeIMError):
     code = "client_offline"
     status = 409

@@ -160,6 +160,8 @@ async def amark_read(reader: object, message_ids: object) -> int:
 
 
 get_client_list_by_online, aget_client_list_by_online = _twins(operations.get_client_list_by_online)
+get_client_page_by_online, aget_client_page_by_online = _twins(operations.get_client_page_by_online)
+get_online_count, aget_online_count = _twins(operations.get_online_count)
 _is_online, _ais_online = _twins(operations.is_online, public=False)
 _which_online, _awhich_online = _twins(operations.which_online, public=False)
 
@@ -195,6 +197,7 @@ leave_chan, aleave_chan = _twins(operations.leave_chan)
 get_chan_client_list, aget_chan_client_list = _twins(operations.get_chan_client_list)
 clear_chan_client, aclear_chan_client = _twins(operations.clear_chan_client)
 get_chan_list, aget_chan_list = _twins(operations.get_chan_list)
+get_chan_page, aget_chan_page = _twins(operations.get_chan_page)
 get_chan_list_by_client_id, aget_chan_list_by_client_id = _twins(operations.get_chan_list_by_client_id)
 get_chan_online, aget_chan_online = _twins(operations.get_chan_online)
 
@@ -267,11 +270,12 @@ async def asend_broadcast_message(message: Any) -> None:
 
 __all__ = [
     "aclear_chan_client", "aconnect_ticket", "aforce_offline", "aforget_chan", "aget_chan_client_list",
-    "aget_chan_list", "aget_chan_list_by_client_id", "aget_chan_online", "aget_client_list_by_online",
-    "aget_client_nodes", "ahas_online", "ajoin_chan", "aleave_chan", "amark_read", "aprev_connect_server",
-    "asend_broadcast_message", "asend_chan_message", "asend_message", "asend_messages", "clear_chan_client",
-    "connect_ticket", "force_offline", "forget_chan", "get_chan_client_list", "get_chan_list",
-    "get_chan_list_by_client_id", "get_chan_online", "get_client_list_by_online", "get_client_nodes", "has_online",
-    "join_chan", "leave_chan", "mark_read", "prev_connect_server", "send_broadcast_message", "send_chan_message",
-    "send_message", "send_messages",
+    "aget_chan_list", "aget_chan_list_by_client_id", "aget_chan_online", "aget_chan_page",
+    "aget_client_list_by_online", "aget_client_nodes", "aget_client_page_by_online", "aget_online_count",
+    "ahas_online", "ajoin_chan", "aleave_chan", "amark_read", "aprev_connect_server", "asend_broadcast_message",
+    "asend_chan_message", "asend_message", "asend_messages", "clear_chan_client", "connect_ticket", "force_offline",
+    "forget_chan", "get_chan_client_list", "get_chan_list", "get_chan_list_by_client_id", "get_chan_online",
+    "get_chan_page", "get_client_list_by_online", "get_client_nodes", "get_client_page_by_online", "get_online_count",
+    "has_online", "join_chan", "leave_chan", "mark_read", "prev_connect_server", "send_broadcast_message",
+    "send_chan_message", "send_message", "send_messages",
 ]

@@ -31,6 +31,7 @@ from .rest.serializers import (
     ConnectSerializer,
     DataSerializer,
     MessageSerializer,
+    PageQuery,
     ReadSerializer,
 )
 
@@ -133,6 +134,7 @@ CLIENT_ID = OpenApiParameter(
     description="A client id (decimal digits name the int client id); 400 `invalid_client_id` if it is not one.")
 BAD_CHAN = "`invalid_chan`: the chan name breaks the rules."
 BAD_CLIENT_ID = "`invalid_client_id`: not a client id."
+BAD_PAGE = "`bad_cursor`: `cursor` is not a `next` this list gave; or `count` is not 1-10,000."
 
 
 # --- answers ------------------------------------------------------------------------------------------------------
@@ -161,10 +163,17 @@ class ReadAnswer(serializers.Serializer[Any]):
     receipts = serializers.IntegerField(help_text="How many `read` receipts went out.")
 
 
+def next_page() -> serializers.CharField:
+    return serializers.CharField(allow_null=True, help_text=(
+        "What to pass as `cursor` for the next page; null on the last page. An item there the whole time pages are "
+        "read is in one page at least; one that comes or goes meanwhile may be in none, or in two."))
+
+
 class OnlineClients(serializers.Serializer[Any]):
-    """Every online client."""
+    """A page of the online clients."""
 
     clients = serializers.ListField(child=ClientIdField())
+    next = next_page()
 
 
 class ClientOnline(serializers.Serializer[Any]):
@@ -185,6 +194,13 @@ class ChanOnline(serializers.Serializer[Any]):
 
     chan = serializers.CharField()
     online = serializers.IntegerField(help_text="Its online members.")
+
+
+class ChanPage(serializers.Serializer[Any]):
+    """A page of the chans."""
+
+    chans = ChanOnline(many=True)
+    next = next_page()
 
 
 class ChanMembers(serializers.Serializer[Any]):
@@ -241,9 +257,11 @@ describe(
     responses=responses({200: ReadAnswer}, {400: f"{BODY}.", 413: TOO_LARGE, 415: NOT_JSON, 503: STORE}))
 
 describe(
-    views.OnlineListView, operation_id="list_online", tags=[TAG], summary="Every online client (staff)",
-    description="Every online client id. Staff only.",
-    responses=responses({200: OnlineClients}, {403: f"{FORBIDDEN}; the caller is not staff.", 503: STORE}))
+    views.OnlineListView, operation_id="list_online", tags=[TAG], summary="The online clients (staff)",
+    description="The online client ids, a page at a time: follow `next` until it is null. Staff only.",
+    parameters=[PageQuery],
+    responses=responses({200: OnlineClients}, {
+        400: BAD_PAGE, 403: f"{FORBIDDEN}; the caller is not staff.", 503: STORE}))
 
 describe(
     views.OnlineView, operation_id="get_online", tags=[TAG], summary="Is a client online",
@@ -258,10 +276,12 @@ describe(
         400: BAD_CLIENT_ID, 403: f"{FORBIDDEN}; the caller is not staff.", 503: STORE}))
 
 describe(
-    views.ChanListView, operation_id="list_chans", tags=[TAG], summary="Every chan",
-    description="Every chan with its online member count, but the managed ones (e.g. a group's) the caller is not "
-                "in; staff see all.",
-    responses=responses({200: ChanOnline(many=True)}, {503: STORE}))
+    views.ChanListView, operation_id="list_chans", tags=[TAG], summary="The chans",
+    description="The chans with their online member counts, a page at a time (follow `next` until it is null), but "
+                "the managed ones (e.g. a group's) the caller is not in; staff see all. A page may hold fewer chans "
+                "than `count` and still not be the last.",
+    parameters=[PageQuery],
+    responses=responses({200: ChanPage}, {400: BAD_PAGE, 503: STORE}))
 
 MANAGED = "`managed_chan`: the server manages this chan's members (e.g. a group's)"
 

@@ -16,7 +16,7 @@ without an event loop. An operation is therefore written once, as a coroutine ov
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Coroutine
-from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict, TypeVar, cast
+from typing import Any, Generic, NamedTuple, NotRequired, Protocol, TypedDict, TypeVar, cast
 
 from ..ids import ClientId
 from ..messaging.payloads import Payload
@@ -57,6 +57,14 @@ class NodeLoad(NamedTuple):
     clients: int
 
 
+class Page(NamedTuple, Generic[T]):
+    """One page of a list read a page at a time (the online clients, the chans)."""
+
+    items: list[T]
+    #: What to ask for the page after this one; ``""`` when this one is the last.
+    next: str
+
+
 class Presence(Protocol):
     async def add_connection(self, node: str, client_id: ClientId, conn: str, meta: str = "") -> bool:
         """Add connection ``conn`` (an id unique across nodes) of ``client_id`` on ``node``; True if the
@@ -76,6 +84,11 @@ class Presence(Protocol):
 
     async def online_count(self) -> int:
         """How many clients are online."""
+
+    async def online_page(self, cursor: str, count: int) -> Page[ClientId]:
+        """About ``count`` online clients from ``cursor`` on (``""``: the first page). A client online the whole
+        time pages are read is in one of them at least; one that comes or goes meanwhile may be in none, or two.
+        ``ValueError`` where the backend can tell that ``cursor`` is none it gave."""
 
     async def node_loads(self, nodes: list[str]) -> dict[str, NodeLoad]:
         """What each of ``nodes`` holds (read-only, for status reports: it reads every connection of those nodes,
@@ -101,6 +114,9 @@ class Chans(Protocol):
 
     async def chan_count(self) -> int:
         """How many chans have members."""
+
+    async def chan_page(self, cursor: str, count: int) -> Page[tuple[str, int]]:
+        """About ``count`` chans with their member counts from ``cursor`` on, as :meth:`Presence.online_page`."""
 
     async def client_chans(self, client_id: ClientId) -> list[str]:
         """The chans ``client_id`` is in, sorted."""

@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Generic, TypeVar
 
 from ..conf import conf
@@ -20,7 +20,7 @@ from ..exceptions import TooManyChans, TooManyConnections
 from ..ids import ClientId
 from ..messaging.payloads import Payload
 from ..protocol import position
-from .contract import Backend, Deliver, InboxRead, Letter, NodeHealth, NodeLoad, TokenRecord
+from .contract import Backend, Deliver, InboxRead, Letter, NodeHealth, NodeLoad, Page, TokenRecord
 from .inboxes import META_LIFE, Entry, read_after
 
 
@@ -171,6 +171,10 @@ class MemoryState:
         with self._lock:
             return len(self._connections)
 
+    async def online_page(self, cursor: str, count: int) -> Page[ClientId]:
+        with self._lock:
+            return _page(list(self._connections), str, cursor, count)
+
     async def node_loads(self, nodes: list[str]) -> dict[str, NodeLoad]:
         with self._lock:
             connections: Counter[str] = Counter()
@@ -261,6 +265,11 @@ class MemoryState:
     async def chan_count(self) -> int:
         with self._lock:
             return len(self._chans)
+
+    async def chan_page(self, cursor: str, count: int) -> Page[tuple[str, int]]:
+        with self._lock:
+            return _page([(chan, len(members)) for chan, members in self._chans.items()], lambda item: item[0],
+                         cursor, count)
 
     async def client_chans(self, client_id: ClientId) -> list[str]:
         with self._lock:
@@ -364,6 +373,7 @@ class _Inbox:
 
 
 K = TypeVar("K")
+T = TypeVar("T")
 
 
 class _Inboxes(Generic[K]):
@@ -407,3 +417,9 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         state = MemoryState()
         super().__init__(state, state, state)
+
+
+def _page(items: list[T], name: Callable[[T], str], cursor: str, count: int) -> Page[T]:
+    """The ``count`` items named after ``cursor`` (the name of the last item of the page before), by name."""
+    after = [item for item in sorted(items, key=name) if name(item) > cursor]
+    return Page(after[:count], name(after[count - 1]) if len(after) > count else "")

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from freeim import ids, im
-from freeim.exceptions import FreeIMError
+from freeim.backends.contract import Page
+from freeim.exceptions import BadCursor, FreeIMError
 
 from .models import users_of_clients
 
@@ -64,16 +64,26 @@ def online_now(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpRespon
         raise PermissionDenied
     if request.method == "POST":
         return _act(model_admin, request)
-    online: list[ids.ClientId] = presence(request, im.get_client_list_by_online, [])
-    clients = sorted(online, key=str)
-    page = Paginator(clients, ONLINE_PER_PAGE).get_page(request.GET.get("page"))
-    nodes: dict[ids.ClientId, dict[str, int]] = presence(request, lambda: im.get_client_nodes(list(page)), {})
-    users = users_of_clients(page)
+    cursor = request.GET.get("cursor", "")
+    page = presence(request, lambda: _online_page(cursor), Page[ids.ClientId]([], ""))
+    clients = sorted(page.items, key=str)
+    count: int | None = presence(request, im.get_online_count, None)
+    nodes: dict[ids.ClientId, dict[str, int]] = presence(request, lambda: im.get_client_nodes(clients), {})
+    users = users_of_clients(clients)
     rows = [{"client_id": client, "user": users.get(client), "nodes": sorted(nodes.get(client, {}).items()),
-             "connections": sum(nodes.get(client, {}).values())} for client in page]
+             "connections": sum(nodes.get(client, {}).values())} for client in clients]
     context = {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, "title": "Online now",
-               "page": page, "rows": rows, "form": MessageForm(), "can_act": model_admin.has_change_permission(request)}
+               "count": count, "first": not cursor, "next": page.next, "rows": rows, "form": MessageForm(),
+               "can_act": model_admin.has_change_permission(request)}
     return TemplateResponse(request, "admin/freeim_groups/online.html", context)
+
+
+def _online_page(cursor: str) -> Page[ids.ClientId]:
+    """The page of the online clients at ``cursor``; the first for a cursor the list did not give (an edited link)."""
+    try:
+        return im.get_client_page_by_online(cursor, ONLINE_PER_PAGE)
+    except BadCursor:
+        return im.get_client_page_by_online("", ONLINE_PER_PAGE)
 
 
 def _act(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from .. import ids, protocol
 from ..backends import Backend
-from ..backends.contract import Letter, TokenRecord
+from ..backends.contract import Letter, Page, TokenRecord
 from ..conf import IncomingRequest, conf, request_base, server_base
-from ..exceptions import ClientOffline, FanoutTooLarge, InvalidMessage, NoConnectBase
+from ..exceptions import BadCursor, ClientOffline, FanoutTooLarge, InvalidMessage, NoConnectBase
 from ..ids import ClientId
 from . import payloads, router
 from .payloads import Payload
@@ -29,6 +29,10 @@ MAX_META_LENGTH = 1024
 LATE_AFTER = 0.5
 #: Message ids one mark_read call takes.
 MAX_READ_AT_ONCE = 1000
+#: Items of a page of the online clients or the chans, by default and at most.
+PAGE = 1000
+MAX_PAGE = 10_000
+T = TypeVar("T")
 
 
 async def connect_ticket(backend: Backend, client_id: object, meta: str = "", base: str | IncomingRequest | None = None,
@@ -300,6 +304,17 @@ async def get_client_list_by_online(backend: Backend) -> list[ClientId]:
     return await backend.store.online_clients()
 
 
+async def get_online_count(backend: Backend) -> int:
+    """How many clients are online."""
+    return await backend.store.online_count()
+
+
+async def get_client_page_by_online(backend: Backend, cursor: str = "", count: int = PAGE) -> Page[ClientId]:
+    """About ``count`` online client ids from ``cursor`` on (``""``: the first page), and the cursor of the next page
+    (``""`` after the last): the online list of a deployment too large to read at once."""
+    return await _page(backend.store.online_page, cursor, count)
+
+
 async def is_online(backend: Backend, client_id: object) -> bool:
     """Whether one client is online."""
     client = ids.client_id(client_id)
@@ -370,6 +385,21 @@ async def clear_chan_client(backend: Backend, chan: object) -> list[ClientId]:
 async def get_chan_list(backend: Backend) -> list[tuple[str, int]]:
     """Every chan with its online member count."""
     return await backend.store.chan_list()
+
+
+async def get_chan_page(backend: Backend, cursor: str = "", count: int = PAGE) -> Page[tuple[str, int]]:
+    """About ``count`` chans with their online member counts, a page at a time (as
+    :func:`get_client_page_by_online`)."""
+    return await _page(backend.store.chan_page, cursor, count)
+
+
+async def _page(read: Callable[[str, int], Awaitable[Page[T]]], cursor: str, count: int) -> Page[T]:
+    if not 1 <= count <= MAX_PAGE:
+        raise ValueError(f"count must be 1-{MAX_PAGE}, not {count!r}")
+    try:
+        return await read(cursor, count)
+    except ValueError as error:
+        raise BadCursor() from error
 
 
 async def get_chan_list_by_client_id(backend: Backend, client_id: object) -> list[str]:

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from .. import ids
 from ..conf import conf
 from ..exceptions import FreeIMError
-from ..messaging.operations import MAX_META_LENGTH, MAX_READ_AT_ONCE
+from ..messaging.operations import MAX_META_LENGTH, MAX_PAGE, MAX_READ_AT_ONCE, PAGE
 
 MAX_RECEIVERS = 1000
 
@@ -106,6 +106,15 @@ class MessageSerializer(serializers.Serializer[Any]):
     data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]
     receipt = serializers.BooleanField(required=False, default=False)
     key = key_field()
+
+
+class PageQuery(serializers.Serializer[Any]):
+    """Which page of a long list (the online clients, the chans): a query string."""
+
+    cursor = serializers.CharField(required=False, default="", allow_blank=True, max_length=64, help_text=(
+        "The `next` of the page before; none for the first page."))
+    count = serializers.IntegerField(required=False, default=PAGE, min_value=1, max_value=MAX_PAGE, help_text=(
+        "About how many items the page holds."))
 
 
 class ReadSerializer(serializers.Serializer[Any]):

@@ -26,6 +26,7 @@ from .serializers import (
     ConnectSerializer,
     DataSerializer,
     MessageSerializer,
+    PageQuery,
     ReadSerializer,
     plainly_valid_connect,
 )
@@ -59,7 +60,14 @@ class FreeIMView(APIView):
         return client_id_of(self.request.user)
 
     def body(self, serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data)
+        return self._valid(serializer_class, self.request.data)
+
+    def query(self, serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
+        return self._valid(serializer_class, self.request.query_params)
+
+    @staticmethod
+    def _valid(serializer_class: type[Serializer[Any]], data: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         validated: dict[str, Any] = serializer.validated_data
         return validated
@@ -99,7 +107,8 @@ class OnlineListView(FreeIMView):
     permission_classes = [IsAdminUser]
 
     def get(self, request: Request) -> Response:
-        return Response({"clients": im.get_client_list_by_online()})
+        clients, after = im.get_client_page_by_online(**self.query(PageQuery))
+        return Response({"clients": clients, "next": after or None})
 
 
 class OnlineView(FreeIMView):
@@ -116,12 +125,14 @@ class ForceOfflineView(FreeIMView):
 
 
 class ChanListView(FreeIMView):
-    """Every chan with its online count, but the managed ones the caller is not in (staff see all)."""
+    """The chans with their online counts, a page at a time, but the managed ones the caller is not in (staff see
+    all: a page may hold fewer than asked)."""
 
     def get(self, request: Request) -> Response:
-        chans = im.get_chan_list()
+        chans, after = im.get_chan_page(**self.query(PageQuery))
         hidden = hidden_chans(request, [chan for chan, _ in chans])
-        return Response([{"chan": chan, "online": online} for chan, online in chans if chan not in hidden])
+        return Response({"chans": [{"chan": chan, "online": online} for chan, online in chans if chan not in hidden],
+                         "next": after or None})
 
 
 class ChanMembershipView(FreeIMView):

@@ -353,3 +353,32 @@ def test_status_reads_count_what_each_node_holds(sync, backend):
     sync.store.remove_connection("b", 2, "b2")
     sync.store.leave(1, ["lobby"])
     assert sync.store.online_count() == 2 and sync.store.chan_count() == 1
+
+
+def every_page(read, count):
+    pages, cursor = [], ""
+    while True:
+        items, cursor = read(cursor, count)
+        pages.append(items)
+        if not cursor:
+            return pages
+
+
+def test_online_clients_and_chans_are_read_a_page_at_a_time(sync, backend):
+    for n in range(40):
+        sync.store.add_connection("a", n, f"a{n}")
+        sync.store.join(n, [f"room{n % 12}"])
+    pages = every_page(sync.store.online_page, 5)
+    assert len(pages) >= 4 and sorted(client for page in pages for client in page) == list(range(40))
+    chans = every_page(sync.store.chan_page, 3)
+    assert len(chans) >= 2 and sorted(chan for page in chans for chan in page) == sync.store.chan_list()
+    everyone, after = sync.store.online_page("", 1000)
+    assert sorted(everyone) == sorted(sync.store.online_clients()) and after == ""
+
+
+def test_a_redis_page_cursor_that_it_did_not_give_is_refused(sync, backend):
+    if isinstance(backend, MemoryBackend):
+        pytest.skip("any name is a cursor of the embedded backend")
+    for cursor in ("x", "128.0", "-1.0", "3", "3.x"):
+        with pytest.raises(ValueError):
+            sync.store.online_page(cursor, 10)

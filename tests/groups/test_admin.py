@@ -11,10 +11,12 @@ from django.test import Client
 
 from freeim import im
 from freeim.backends import get_backend
+from freeim.groups import admin_pages
 from freeim.groups.models import Group, Membership
 from freeim.testing import FreeIMCommunicator, connected
 from tests.asgi import application
 from tests.groups.helpers import chan_frame, make_group, run, silent
+from tests.presence import online
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,6 +88,18 @@ def test_every_page_renders(staff, users):
     assert live["summary"] == "1 node(s), 1 client(s) online on 2 socket(s), 1 chan(s)" and live["error"] is None
     assert [(row["key"], row["state"], row["cells"][2]) for row in live["nodes"]] == [("local", "alive", "yes")]
     assert live["events"] == "events: sent by the node itself (embedded mode), no stream" and live["groups"] == []
+
+
+def test_the_online_page_goes_a_page_at_a_time(users, staff, monkeypatch):
+    monkeypatch.setattr(admin_pages, "ONLINE_PER_PAGE", 2)
+    online(*users.values())
+    first = staff.get(ONLINE).content.decode()
+    assert "3 clients online" in first and "first page" not in first
+    cursor = re.search(r'href="\?cursor=([^"]+)">next<', first).group(1)
+    second = staff.get(f"{ONLINE}?cursor={cursor}").content.decode()
+    assert 'href="?">first page<' in second and ">next<" not in second
+    listed = [re.findall(r'name="client" value="([^"]+)"', page) for page in (first, second)]
+    assert sorted(sum(listed, [])) == sorted(str(user.pk) for user in users.values()) and len(listed[1]) == 1
 
 
 def test_pages_need_staff(users):

@@ -191,7 +191,7 @@ def test_a_squatter_who_joined_before_the_group_existed_loses_the_chan_and_every
     assert denied.status_code == 403
     members = api(outsider).get("/im/chans/crew/members/")
     assert members.status_code == 403 and members.json()["code"] == "not_a_member"
-    assert "crew" not in [c["chan"] for c in api(outsider).get("/im/chans/").json()]
+    assert "crew" not in [c["chan"] for c in api(outsider).get("/im/chans/").json()["chans"]]
     assert api(member).get("/im/chans/crew/members/").json()["members"] == [member.pk]
 
 
@@ -240,9 +240,9 @@ def test_listing_chans_tests_them_all_in_one_query(people, django_assert_num_que
         make_group(slug, member)  # the online member joins at once
     im.join_chan(outsider.pk, "lobby", "cafe")
     with django_assert_num_queries(1):
-        listed = api(outsider).get("/im/chans/").json()
+        listed = api(outsider).get("/im/chans/").json()["chans"]
     assert sorted(c["chan"] for c in listed) == ["cafe", "lobby"]
-    assert sorted(c["chan"] for c in api(member).get("/im/chans/").json()) == sorted(["cafe", "lobby", *slugs])
+    assert sorted(c["chan"] for c in api(member).get("/im/chans/").json()["chans"]) == sorted(["cafe", "lobby", *slugs])
 
 
 def test_joining_runs_outside_atomic_requests(people, monkeypatch):

@@ -217,7 +217,7 @@ async def test_message_is_sent_from_the_caller_never_the_body(users):
 def test_online_endpoints(users):
     online(users["bob"])
     staff = client_for(users["staff"])
-    assert staff.get("/im/online/").json() == {"clients": [users["bob"].pk]}
+    assert staff.get("/im/online/").json() == {"clients": [users["bob"].pk], "next": None}
     alice = client_for(users["alice"])
     assert alice.get(f"/im/online/{users['bob'].pk}/").json() == {"client_id": users["bob"].pk, "online": True}
     assert alice.get("/im/online/nobody/").json() == {"client_id": "nobody", "online": False}
@@ -237,10 +237,33 @@ def test_chan_join_leave_members_and_list(users):
     assert alice.post("/im/chans/room/join/").status_code == 409  # no socket yet
     online(users["alice"])
     assert alice.post("/im/chans/room/join/").json() == {"chan": "room", "online": 1}
-    assert alice.get("/im/chans/").json() == [{"chan": "room", "online": 1}]
+    assert alice.get("/im/chans/").json() == {"chans": [{"chan": "room", "online": 1}], "next": None}
     assert alice.get("/im/chans/room/members/").json() == {"chan": "room", "members": [users["alice"].pk]}
     assert alice.post("/im/chans/room/leave/").json() == {"chan": "room", "online": 0}
-    assert alice.get("/im/chans/").json() == []
+    assert alice.get("/im/chans/").json() == {"chans": [], "next": None}
+
+
+def test_the_online_clients_and_the_chans_are_listed_a_page_at_a_time(users):
+    online(users["alice"], users["bob"], users["staff"])
+    for user in ("alice", "bob"):
+        im.join_chan(users[user].pk, f"room-{user}")
+    staff = client_for(users["staff"])
+
+    def every_page(path, key):
+        found, query = [], {"count": 1}
+        while True:
+            page = staff.get(path, query).json()
+            found.append(page[key])
+            if page["next"] is None:
+                return found
+            query = {"count": 1, "cursor": page["next"]}
+
+    assert sorted(every_page("/im/online/", "clients")) == sorted([[user.pk] for user in users.values()])
+    assert every_page("/im/chans/", "chans") == [[{"chan": "room-alice", "online": 1}],
+                                                  [{"chan": "room-bob", "online": 1}]]
+    for query in ({"count": 0}, {"count": 10_001}, {"count": "x"}, {"cursor": "x" * 65}):
+        refused = staff.get("/im/online/", query)
+        assert refused.status_code == 400 and set(refused.json()) == set(query)
 
 
 @pytest.mark.parametrize("chan", ["bad%20name", "x" * 101, "caf%C3%A9"])
@@ -300,7 +323,8 @@ def test_managed_chans_and_their_members_are_shown_to_their_members_and_staff_on
     online(alice), online(bob)
     im.join_chan(alice.pk, "team-1", "room")
     im.join_chan(bob.pk, "room")
-    listed = {who: sorted(c["chan"] for c in client_for(user).get("/im/chans/").json()) for who, user in users.items()}
+    listed = {who: sorted(c["chan"] for c in client_for(user).get("/im/chans/").json()["chans"])
+              for who, user in users.items()}
     assert listed == {"alice": ["room", "team-1"], "bob": ["room"], "staff": ["room", "team-1"]}
     for who in ("alice", "staff"):
         assert client_for(users[who]).get("/im/chans/team-1/members/").json() == {"chan": "team-1",

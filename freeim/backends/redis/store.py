@@ -6,7 +6,6 @@ connections and their clients), changed in steps of one slot each (:mod:`.presen
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import time
@@ -19,7 +18,7 @@ from ...conf import conf
 from ...exceptions import TooManyChans, TooManyConnections
 from ...ids import ClientId
 from ...protocol import parse_position, position
-from ..contract import InboxRead, Letter, NodeLoad, TokenRecord
+from ..contract import InboxRead, Letter, NodeLoad, Page, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import PARTITIONS, Keys
@@ -28,6 +27,41 @@ from .steps import Cmd, Lua, Pipe, Steps, one
 
 #: A node's connections read per round trip for a status report.
 SCAN_CHUNK = 1000
+#: Partitions a page of the online clients or chans looks into per round trip.
+PARTITIONS_PER_ROUND = 16
+#: Items read per page where the whole list is asked for.
+EVERYTHING_PAGE = 5000
+
+
+def _page(method: str, key: Callable[[int], str], cursor: str, count: int) -> Steps[tuple[list[Any], str]]:
+    """About ``count`` items of the partitions' keys (``key(partition)``) from ``cursor`` on, read with ``method``
+    (``sscan``, ``zscan``), and the cursor after them: ``"<partition>.<its scan cursor>"``, ``""`` after the last.
+
+    Each round trip scans the next :data:`PARTITIONS_PER_ROUND` partitions; what came after the first partition
+    that did not end in it is read again on the next page."""
+    part, scan = _partition_cursor(cursor)
+    found: list[Any] = []
+    while part < PARTITIONS and len(found) < count:
+        parts = range(part, min(part + PARTITIONS_PER_ROUND, PARTITIONS))
+        replies = yield Pipe(tuple(one(method, key(each), scan if each == part else 0, None, count - len(found))
+                                   for each in parts))
+        for each, (after, items) in zip(parts, replies, strict=True):
+            found += items
+            if int(after):
+                return found, f"{each}.{after}"
+            part, scan = each + 1, 0
+            if len(found) >= count:
+                break
+    return found, f"{part}.0" if part < PARTITIONS else ""
+
+
+def _partition_cursor(cursor: str) -> tuple[int, int]:
+    if not cursor:
+        return 0, 0
+    part, dot, scan = cursor.partition(".")
+    if not (dot and part.isdigit() and scan.isdigit() and int(part) < PARTITIONS):
+        raise ValueError(f"not a cursor this list gave: {cursor!r}")
+    return int(part), int(scan)
 
 
 def _limits() -> tuple[str, int, int, int, int, int]:
@@ -116,12 +150,29 @@ class RedisStore:
 
     @performed
     def online_clients(self) -> Steps[list[ClientId]]:
-        found = yield from self._each_partition("smembers", functools.partial(self.keys.clients, what="online"))
-        return [ids.client_id(c) for members in found for c in members]
+        return [ids.client_id(c) for c in (yield from self._everything("sscan", self._online))]
+
+    @performed
+    def online_page(self, cursor: str, count: int) -> Steps[Page[ClientId]]:
+        members, after = yield from _page("sscan", self._online, cursor, count)
+        return Page([ids.client_id(c) for c in members], after)
+
+    def _online(self, part: int) -> str:
+        return self.keys.clients(part, "online")
+
+    def _everything(self, method: str, key: Callable[[int], str]) -> Steps[list[Any]]:
+        """Every item of every partition's key, read a page at a time (no command holds Redis for a whole key)."""
+        found: list[Any] = []
+        cursor = ""
+        while True:
+            items, cursor = yield from _page(method, key, cursor, EVERYTHING_PAGE)
+            found += items
+            if not cursor:
+                return found
 
     @performed
     def online_count(self) -> Steps[int]:
-        return sum((yield from self._each_partition("scard", functools.partial(self.keys.clients, what="online"))))
+        return sum((yield from self._each_partition("scard", self._online)))
 
     @performed
     def node_loads(self, nodes: list[str]) -> Steps[dict[str, NodeLoad]]:
@@ -225,8 +276,12 @@ class RedisStore:
 
     @performed
     def chan_list(self) -> Steps[list[tuple[str, int]]]:
-        found = yield from self._each_partition("zrange", self.keys.chans, 0, -1, False, True)
-        return sorted((chan, int(score)) for chans in found for chan, score in chans)
+        return sorted((chan, int(score)) for chan, score in (yield from self._everything("zscan", self.keys.chans)))
+
+    @performed
+    def chan_page(self, cursor: str, count: int) -> Steps[Page[tuple[str, int]]]:
+        chans, after = yield from _page("zscan", self.keys.chans, cursor, count)
+        return Page([(chan, int(score)) for chan, score in chans], after)
 
     @performed
     def chan_count(self) -> Steps[int]:

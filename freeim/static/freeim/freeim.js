@@ -54,7 +54,7 @@
  *   im.joinChan(chan) / im.leaveChan(chan)     // after "open"; im.joined (a Set, kept in `storage`) is joined
  *                                              // again by every connect, and caught up on
  *   im.sendChanMessage(chan, data)
- *   im.chans()                                 // [{chan, online}]
+ *   im.chans()                                 // [{chan, online}], every page of chans/ read
  *   im.chanMembers(chan)                       // {chan, members}
  *   im.request(method, path, body)             // anything else under `api`
  *
@@ -498,8 +498,14 @@
       return this._chanCall(chan, "messages/", {data});
     }
 
-    chans() {
-      return this.request("GET", "chans/");
+    async chans() {
+      let page = await this.request("GET", "chans/?count=10000");
+      let chans = page.chans;
+      while (page.next) {
+        page = await this.request("GET", "chans/?count=10000&cursor=" + encodeURIComponent(page.next));
+        chans = chans.concat(page.chans);
+      }
+      return chans;
     }
 
     chanMembers(chan) {

@@ -18,7 +18,8 @@ from freeim.backends.redis import store as redis_store
 from freeim.backends.redis import transport as redis_transport
 from freeim.backends.redis.client import Connections
 from freeim.backends.redis.steps import Cmd, Pipe
-from freeim.exceptions import StoreUnavailable
+from freeim.exceptions import BadCursor, StoreUnavailable
+from freeim.messaging import operations
 from tests import partitions
 from tests.blocking import blocking
 from tests.health import report
@@ -512,3 +513,9 @@ async def test_an_error_reply_inside_a_pipeline_is_raised_and_the_connection_sta
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         await issued(Pipe((Cmd("set", (number, "1")), Cmd("hvals", (text,)), Cmd("get", (number,)))))
     assert await issued(Cmd("get", (text,))) == "x"
+
+
+async def test_a_page_cursor_the_list_did_not_give_is_a_bad_cursor(backend):
+    for read in (operations.get_client_page_by_online, operations.get_chan_page):
+        with pytest.raises(BadCursor):
+            await read(backend, "9.x", 10)
