@@ -28,7 +28,9 @@ def consume(events: EventStream, group: str, consumer: str, claim_idle: float, s
 
     Each event reaches one worker of the group; it is acked after its receivers
     ran, so one that a worker took and died with is claimed by another after
-    ``claim_idle`` seconds.
+    ``claim_idle`` seconds. The workers share the events out by client, so each
+    client's are handled by one worker at a time, in order; a worker that stops
+    gives its share up at once.
     """
     while not stop.is_set():
         try:
@@ -38,6 +40,10 @@ def consume(events: EventStream, group: str, consumer: str, claim_idle: float, s
         except StoreUnavailable as error:  # an event handled but not acked is handled again: at least once
             logger.warning("freeim events: %s; retrying", error)
             stop.wait(1)
+    try:
+        run_blocking(events.leave(group, consumer))
+    except StoreUnavailable as error:  # its share goes to the others once its leases expire
+        logger.warning("freeim events: %s; leaving without giving the partitions up", error)
 
 
 def handle(fields: dict[str, str]) -> None:

@@ -308,12 +308,16 @@ class EventsBacklog(NamedTuple):
 
 
 class EventStream(Protocol):
-    """Online/offline events, each handled by one worker of a group, at least once."""
+    """Online/offline events, each handled by one worker of a group, at least once; one client's by one worker
+    at a time, in their order."""
 
     async def read(self, group: str, consumer: str, claim_idle_ms: int,
                    block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        """Events for ``consumer``: first those a dead worker left unacked for ``claim_idle_ms``, then new
-        ones (waiting up to ``block_ms``); ``(entry id, fields)`` each."""
+        """Events for ``consumer``: first those a worker that died (silent for ``claim_idle_ms``) or gave them up
+        left unacked, then new ones (waiting up to ``block_ms``); ``(entry id, fields)`` each."""
+
+    async def leave(self, group: str, consumer: str) -> None:
+        """``consumer`` stops: the other workers of ``group`` take its events over at once."""
 
     async def ack(self, group: str, entry_ids: list[str]) -> None:
         """Mark events handled by ``group``."""

@@ -95,7 +95,7 @@ async def test_a_node_shows_its_traffic_the_reap_of_a_dead_peer_and_its_collecti
     assert node[("freeim_reaped_nodes_total", ())] == 1
     assert node[("freeim_time_to_offline_seconds_count", ())] == 1
     assert HEARTBEAT_TTL <= node[("freeim_time_to_offline_seconds_sum", ())] < HEARTBEAT_TTL * 3
-    assert node[("freeim_redis_seconds_count", (("kind", "heartbeat"),))] >= 1
+    assert node[("freeim_redis_seconds_count", (("kind", "pipeline:heartbeat"),))] >= 1  # the beat and its mark
     assert node[("freeim_gc_pause_seconds_count", (("generation", "2"),))] >= 1  # the heap keeper's, at the start
     assert ("freeim_accept_pauses_total", ()) in node
     assert not any(name == "freeim_redis_errors_total" for name, _labels in node)  # Redis never failed it

@@ -19,6 +19,8 @@ key                                type     holds
 ``p:{g}:nodes``                    zset     node -> last heartbeat (Redis server time, ms)
 ``p:{g}:reaper``                   string   the node reaping dead peers now (``NX PX``)
 ``p:{g}:draining``                 set      the nodes that drain: connect sends no new terminal there
+``p:{g}:workers:<group>:alive``    zset     worker -> its last read (ms), the ``freeim_events`` workers of a group
+``p:{g}:workers:<group>:wake``     list     pushed to when partitions are given up: wakes the workers waiting for one
 ``p:{n:<node>}:alive``             string   the node process's boot id (``PX`` heartbeat TTL)
 ``p:{n:<node>}:health``            string   its health report (JSON) from its last beat (``PX`` heartbeat TTL)
 ``p:{n:<node>}:conns``             hash     connection id -> client id, the node's sockets
@@ -29,6 +31,7 @@ key                                type     holds
 ``p:{c<P>}:online``                set      the online client ids of partition P
 ``p:{c<P>}:events``                stream   online/offline events of partition P's clients, for ``freeim_events``
 ``p:{c<P>}:dirty``                 zset     client -> version whose pushes to its chans are not settled yet
+``p:{c<P>}:events:lease:<group>``  string   the worker of ``group`` reading partition P's events now (``PX``)
 ``p:{c<P>}:<client>:conns``        hash     connection id -> node, the client's sockets
 ``p:{c<P>}:<client>:chans``        set      the client's chans
 ``p:{c<P>}:<client>:left``         set      the chans it left, or was in when it went offline (for a while)
@@ -128,6 +131,15 @@ class Keys:
     def clients(self, part: int, what: str) -> str:
         """A key of client partition ``part``: ``online`` or ``events``."""
         return self._key(partition_tag("c", part), what)
+
+    def lease(self, part: int, group: str) -> str:
+        """Client partition ``part``'s events lease of consumer group ``group``: the worker reading them now."""
+        return self._key(partition_tag("c", part), f"events:lease:{encoded(group)}")
+
+    def workers(self, group: str, what: str = "alive") -> str:
+        """Of events consumer group ``group``: its workers (``alive``), or the list that wakes those waiting for a
+        partition (``wake``)."""
+        return self._key("g", f"workers:{encoded(group)}:{what}")
 
     def clients_of(self, client: object, what: str) -> str:
         """The key ``what`` of the partition of ``client``."""

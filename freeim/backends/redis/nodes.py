@@ -49,7 +49,7 @@ class RedisNodes:
                    (within_ms or self.ttl_ms, which))
 
     def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
-        return Lua("reaper_lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
+        return Lua("lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))
 
     @performed
     def register_node(self, node: str, boot: str) -> Steps[None]:

@@ -114,18 +114,45 @@ def test_only_one_reaper_at_a_time(backend, sync):
     assert sync.nodes.reap("b") == ["a"]
 
 
-def test_events_reach_one_consumer_and_unacked_ones_are_claimed(sync):
+def test_events_reach_one_worker_and_those_of_a_worker_that_died_are_claimed(sync):
     sync.store.add_connection("a", 1, "a1", "web")
     sync.store.remove_connection("a", 1, "a1", "web")
-    first = sync.events.read("g", "w1", 60_000, 100)
+    first = sync.events.read("g", "w1", 200, 100)
     assert [f["kind"] for _, f in first] == ["online", "offline"]
-    assert sync.events.read("g", "w2", 60_000, 100) == []  # w1 holds them
-    time.sleep(0.2)
-    claimed = sync.events.read("g", "w2", 100, 100)  # w1 "died": claimed after 100 ms idle
+    assert sync.events.read("g", "w2", 200, 100) == []  # w1 holds every partition, and reads them
+    time.sleep(0.3)  # w1 "died": it did not read for longer than its leases last
+    claimed = sync.events.read("g", "w2", 200, 100)
     assert [entry_id for entry_id, _ in claimed] == [entry_id for entry_id, _ in first]
     sync.events.ack("g", [entry_id for entry_id, _ in claimed])
-    time.sleep(0.2)
-    assert sync.events.read("g", "w3", 100, 100) == []
+    assert sync.events.read("g", "w3", 200, 100) == []
+
+
+def test_workers_share_the_partitions_and_a_worker_that_leaves_gives_its_share_up(sync):
+    """Each partition's events are read by one worker at a time; a worker joining takes its share at the next reads,
+    one leaving gives its share to the others at once."""
+
+    def come_and_go(clients):
+        for client in clients:
+            sync.store.add_connection("a", client, f"a{client}")
+            sync.store.remove_connection("a", client, f"a{client}")
+
+    def read(worker):
+        events = sync.events.read("g", worker, 60_000, 50)
+        sync.events.ack("g", [entry_id for entry_id, _ in events])
+        return {(int(entry_id.partition(":")[0]), fields["client"], fields["kind"]) for entry_id, fields in events}
+
+    come_and_go(range(40))
+    assert len(read("w1")) == 80  # alone: every partition
+    come_and_go(range(40, 80))
+    assert read("w2") == set()  # its share is w1's until w1 reads again
+    first, second = read("w1"), read("w2")  # w1 gives the share up, w2 takes it
+    parity = {part % 2 for part, _client, _kind in first}, {part % 2 for part, _client, _kind in second}
+    assert sorted(parity, key=sorted) == [{0}, {1}]  # w1 and w2 in the order of their names: even, odd
+    assert sorted((client, kind) for _part, client, kind in first | second) == sorted(
+        (str(client), kind) for client in range(40, 80) for kind in ("online", "offline"))
+    sync.events.leave("g", "w1")
+    come_and_go(range(80, 100))
+    assert len(read("w2")) == 40  # every partition again, w1's too
 
 
 def test_a_worker_is_a_consumer_of_its_group_from_its_first_read(sync):
@@ -208,7 +235,7 @@ def state_of(backend):
             continue  # they count the duplicates too
         if key.endswith("inbox-meta"):
             value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f not in ("e", "f")}  # noqa: E731 (epochs, times)
-        if key == backend.keys.shared("nodes") or key.endswith((":ended", ":dirty")):
+        if key == backend.keys.shared("nodes") or key.endswith((":ended", ":dirty")) or ":workers:" in key:
             value = lambda k: redis.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times, versions)
         if key.endswith(":ver"):
             continue  # a client's version: Redis's time
@@ -258,8 +285,9 @@ def test_every_script_is_safe_to_run_twice(redis_server):
         inbox = [("1", '{"n":1}'), ("2", '{"n":2}')]
         assert answers_twice == answers_once == [{2: {"a": 1}}, [("room", 1)], [2], inbox]
         assert state_twice == state_once  # each read right after its run: the heartbeat keys expire
-        assert [kind for kind, _client, _node in events_of(once)] == ["online", "online", "offline", "online",
-                                                                       "offline"]
+        by_client = sorted(events_of(once), key=lambda event: event[1])  # each client's in their order
+        assert [(client, kind) for kind, client, _node in by_client] == [
+            ("1", "online"), ("1", "offline"), ("2", "online"), ("3", "online"), ("3", "offline")]
     finally:
         once.flush()
         twice.flush()

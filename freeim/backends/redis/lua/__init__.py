@@ -10,9 +10,9 @@ registry) is ordered steps of one slot each (:mod:`..presence`, :mod:`..nodes`).
 
 from .chans import PROJECT
 from .inboxes import READ_INBOX, STORE_MESSAGE
-from .nodes import FORGET_NODE, HEARTBEAT, MARK_BEAT, NODES_BY_AGE, REAPER_LOCK
+from .nodes import FORGET_NODE, HEARTBEAT, MARK_BEAT, NODES_BY_AGE
 from .presence import ATTACH, DETACH, JOIN, LEAVE, RESYNC, SETTLE
-from .streams import APPEND, ENSURE_GROUP, TRIM_INBOX
+from .streams import APPEND, ENSURE_GROUP, LOCK, TRIM_INBOX, WORKERS
 
 SCRIPTS = {
     "attach": ATTACH,
@@ -26,7 +26,8 @@ SCRIPTS = {
     "heartbeat": HEARTBEAT,
     "mark_beat": MARK_BEAT,
     "nodes_by_age": NODES_BY_AGE,
-    "reaper_lock": REAPER_LOCK,
+    "lock": LOCK,
+    "workers": WORKERS,
     "ensure_group": ENSURE_GROUP,
     "append": APPEND,
     "trim_inbox": TRIM_INBOX,

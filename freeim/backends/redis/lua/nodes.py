@@ -48,14 +48,3 @@ end
 return accepting
 """
 
-# KEYS: reaper
-# ARGV: lock owner, ttl ms, 'take' | 'give' -> 1 if the owner holds (or gave up) the lock
-# Taking a lock one already holds succeeds: a retried take must not leave the lock unused until it expires.
-REAPER_LOCK = PRELUDE + r"""
-if ARGV[3] == 'take' then
-  if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-  return redis.call('GET', KEYS[1]) == ARGV[1] and 1 or 0
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-"""

@@ -1,4 +1,5 @@
-"""Scripts of the streams: the events stream's consumer group, and each node's inbox (append, trim)."""
+"""Scripts of the streams: the events streams' consumer groups, their workers and leases, and each node's inbox
+(append, trim)."""
 
 from .prelude import PRELUDE
 
@@ -10,6 +11,31 @@ ENSURE_GROUP = PRELUDE + r"""
 pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 redis.call('XGROUP', 'CREATECONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
+"""
+
+# KEYS: the lock
+# ARGV: owner, ttl ms, 'take' | 'give' -> 1 if the owner holds (or gave up) the lock
+# Taking a lock one already holds renews it: a retried take must not leave the lock unused until it expires.
+# The reaper's lock, and each events partition's lease.
+LOCK = PRELUDE + r"""
+if ARGV[3] == 'take' then
+  if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS: a group's workers (zset: worker -> Redis time of its last read, ms)
+# ARGV: worker, ttl ms, 'join' | 'leave' -> the workers seen within the TTL
+WORKERS = PRELUDE + r"""
+local now = now_ms()
+if ARGV[3] == 'join' then redis.call('ZADD', KEYS[1], now, ARGV[1]) else redis.call('ZREM', KEYS[1], ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 INBOX = PRELUDE + r"""
