@@ -130,3 +130,15 @@ def test_every_script_touches_one_slot(redis_server):
     spanning = {name: slots for name, slots in SlotsSeen.seen if len(slots) != 1}
     assert spanning == {}
     assert set(SCRIPTS) - {name for name, _ in SlotsSeen.seen} == {"trim_inbox", "resync"}  # their own tests
+
+
+def test_a_client_in_thousands_of_chans_joins_leaves_and_goes_offline(backend, sync, settings):
+    """Lua's unpack takes a few thousand items at most: the scripts give Redis a thousand at a time."""
+    settings.FREEIM = {"MAX_CHANS_PER_CLIENT": 10_000}
+    chans = [f"room{n}" for n in range(9000)]
+    sync.store.add_connection("a", 1, "a1")
+    sync.store.join(1, chans)
+    assert len(sync.store.client_chans(1)) == 9000 and sync.store.chan_members("room8999") == [1]
+    sync.store.leave(1, chans[:8500])
+    assert sync.store.remove_connection("a", 1, "a1") is True
+    assert sync.store.chan_count() == 0

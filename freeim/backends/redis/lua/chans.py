@@ -15,12 +15,22 @@ from .prelude import PRELUDE
 # -> 1
 PROJECT = PRELUDE + r"""
 local chans_key, now, life, m = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local touched = {}
+
+-- The chan's keys live on while it has members; with none, they go once its newest ended record is old enough.
+local function kept(members, ended, live)
+  if live then
+    redis.call('PERSIST', members)
+    redis.call('PERSIST', ended)
+  else
+    redis.call('PEXPIRE', members, life)
+    redis.call('PEXPIRE', ended, life)
+  end
+end
+
 local i = 4 + m
 while i <= #ARGV do
   local k, c, version, n = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local name, members, nodes, ended = ARGV[3 + k], KEYS[3 * k - 1], KEYS[3 * k], KEYS[3 * k + 1]
-  touched[k] = true
   local raw = redis.call('HGET', members, c)
   local old = raw and cjson.decode(raw) or {v = '0'}
   if tonumber(version) > tonumber(old.v) then
@@ -35,30 +45,29 @@ while i <= #ARGV do
       end
       redis.call('HSET', members, c, cjson.encode({v = version, n = new}))
       if not old.n then
-        redis.call('ZINCRBY', chans_key, 1, name)
-        redis.call('ZREM', ended, c)
+        if raw then redis.call('ZREM', ended, c) end
+        if tonumber(redis.call('ZINCRBY', chans_key, 1, name)) == 1 then kept(members, ended, true) end
       end
     else
       redis.call('HSET', members, c, cjson.encode({v = version}))
       redis.call('ZADD', ended, now, c)
-      if old.n then chan_count(chans_key, name, -1) end
+      -- Ended records older than their life go, a few each time one is written.
+      for _, gone in ipairs(redis.call('ZRANGEBYSCORE', ended, '-inf', now - life, 'LIMIT', 0, 10)) do
+        local record = redis.call('HGET', members, gone)
+        if record and not cjson.decode(record).n then redis.call('HDEL', members, gone) end
+        redis.call('ZREM', ended, gone)
+      end
+      if old.n then
+        if tonumber(redis.call('ZINCRBY', chans_key, -1, name)) <= 0 then
+          redis.call('ZREM', chans_key, name)
+          kept(members, ended, false)
+        end
+      elseif not redis.call('ZSCORE', chans_key, name) then
+        kept(members, ended, false)
+      end
     end
   end
   i = i + 4 + math.max(n, 0)
-end
-for k in pairs(touched) do
-  local members, ended = KEYS[3 * k - 1], KEYS[3 * k + 1]
-  for _, c in ipairs(redis.call('ZRANGEBYSCORE', ended, '-inf', now - life, 'LIMIT', 0, 10)) do
-    local raw = redis.call('HGET', members, c)
-    if raw and not cjson.decode(raw).n then redis.call('HDEL', members, c) end
-    redis.call('ZREM', ended, c)
-  end
-  if redis.call('ZSCORE', chans_key, ARGV[3 + k]) then
-    redis.call('PERSIST', members)
-  else  -- nobody in it: what it keeps goes once the newest ended record is old enough
-    redis.call('PEXPIRE', members, life)
-    redis.call('PEXPIRE', ended, life)
-  end
 end
 return 1
 """

@@ -6,6 +6,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- `command` on `key` with the items of `list`, a thousand at a time (unpack has a limit of a few thousand).
+local function in_thousands(command, key, list)
+  for first = 1, #list, 1000 do
+    redis.call(command, key, unpack(list, first, math.min(first + 999, #list)))
+  end
+end
+
 local function node_delta(nodes_key, node, delta)
   if redis.call('HINCRBY', nodes_key, node, delta) <= 0 then redis.call('HDEL', nodes_key, node) end
 end
@@ -19,7 +26,4 @@ local function nodes_of(conns_key)
   return nodes
 end
 
-local function chan_count(chans_key, ch, delta)
-  if tonumber(redis.call('ZINCRBY', chans_key, delta, ch)) <= 0 then redis.call('ZREM', chans_key, ch) end
-end
 """

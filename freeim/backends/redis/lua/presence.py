@@ -58,7 +58,7 @@ end
 
 local function leave_behind(chans, life)
   if #chans == 0 then return end
-  for _, ch in ipairs(chans) do redis.call('SADD', left_key, ch) end
+  in_thousands('SADD', left_key, chans)
   redis.call('PEXPIRE', left_key, life)
 end
 """
@@ -105,7 +105,7 @@ for i = 1, #all, 2 do
 end
 if #gone == 0 then return all_truth('gone', c, life) end
 if ARGV[5] == 'moved' and left_anywhere == left_here then return {'parked'} end
-redis.call('HDEL', conns_key, unpack(gone))
+in_thousands('HDEL', conns_key, gone)
 if left_anywhere > 0 then
   if left_here > 0 then return {'stay', ''} end
   return truth('stay', c, life, redis.call('SMEMBERS', chans_key), {})
@@ -130,7 +130,7 @@ for i = 4, #ARGV do
   if redis.call('SISMEMBER', chans_key, ARGV[i]) == 0 then new = new + 1 end
 end
 if redis.call('SCARD', chans_key) + new > tonumber(ARGV[2]) then return {-1} end
-for _, ch in ipairs(chans) do redis.call('SADD', chans_key, ch) end
+in_thousands('SADD', chans_key, chans)
 return truth(1, c, tonumber(ARGV[3]), chans, {})  -- all of them: a join retried pushes what its first run did not
 """
 
