@@ -545,7 +545,7 @@ async def test_the_event_of_a_crashed_worker_is_claimed_by_another(cluster, term
     marker = tmp_path / "crashed"
     env = {RECORD_KEY: record_key, CRASH_MARKER: str(marker)}
     server = rendezvous(CRASH_CLIENT, cluster.servers)
-    crashing = await asyncio.to_thread(cluster.start_worker, **env)
+    crashing = await asyncio.to_thread(cluster.start_worker, "--claim-idle", "1", **env)  # its share: a second
     ws = await terminals.open(CRASH_CLIENT, meta="crash")
 
     async def crashed() -> bool:

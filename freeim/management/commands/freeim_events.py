@@ -26,7 +26,9 @@ class Command(FreeIMCommand):
         parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}",
                             help="this worker's name in the group (default: host-pid)")
         parser.add_argument("--claim-idle", type=float, default=30.0,
-                            help="seconds before an event a dead worker took is handled again (default 30)")
+                            help="seconds this worker's share of the events stays its own after its last read: "
+                                 "if it dies, another worker takes them over then, and handles again what it "
+                                 "took and did not ack (default 30)")
         parser.add_argument("--metrics-port", type=int,
                             help="serve this worker's Prometheus metrics on this port (needs prometheus-client)")
         parser.add_argument("--metrics-address", default="127.0.0.1",
