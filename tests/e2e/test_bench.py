@@ -225,3 +225,12 @@ def test_the_sends_scenario_measures_each_way_of_sending(kind):
     assert (figures["sync_round_trips"] == 2) if kind == "freeim" else figures["sync_round_trips"] is None
     if kind == "freeim":
         assert figures["async_round_trips"] < 1  # the calls of 100 coroutines go together
+
+
+def test_the_capacity_model_runs_each_operation_and_prints_the_shards():
+    done = subprocess.run([sys.executable, "bench/capacity.py", "--repeat", "20"], capture_output=True, text=True,
+                          timeout=120, check=True)
+    rows = {line[:42].strip(): line[42:].split()[:3] for line in done.stdout.splitlines()}
+    assert rows["connect"][0] == "4.00" and rows["disconnect"][0] == "1.00"  # round trips
+    assert float(rows["reap, per client (5 chans)"][1]) > 0  # commands, counted in Redis
+    assert re.search(r"^\s+10,000,000\s+[\d,]+\s+[\d,]+\s+[\d.]+c\s+\d+$", done.stdout, re.MULTILINE)
