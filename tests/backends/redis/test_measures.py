@@ -3,7 +3,6 @@ and the time its dead nodes' clients took to go offline."""
 
 import asyncio
 import time
-import uuid
 
 import pytest
 from prometheus_client import REGISTRY
@@ -19,18 +18,6 @@ from tests.waiting import eventually
 
 def sample(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture
-def backend(redis_server):
-    store = RedisBackend(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
-    yield store
-    store.flush()
-
-
-@pytest.fixture
-def sync(backend):
-    return blocking(backend)
 
 
 def test_a_step_is_named_by_its_script_its_command_or_its_pipelines_first_step():

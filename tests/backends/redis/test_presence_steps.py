@@ -3,8 +3,6 @@ still end as the newest truth says, and every script touches one slot."""
 
 import uuid
 
-import pytest
-
 from freeim.backends.redis import RedisBackend
 from freeim.backends.redis import presence as redis_presence
 from freeim.backends.redis.client import Connections
@@ -13,19 +11,6 @@ from freeim.backends.redis.lua import SCRIPTS
 from freeim.backends.redis.presence import PARTITIONS_PER_REPAIR, Presence
 from freeim.backends.redis.steps import Lua, Pipe
 from tests.backends.redis.test_redis import every_script
-from tests.blocking import blocking
-
-
-@pytest.fixture
-def backend(redis_server):
-    backend = RedisBackend(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
-    yield backend
-    backend.flush()
-
-
-@pytest.fixture
-def sync(backend):
-    return blocking(backend)
 
 
 def first_step_only(backend, steps):

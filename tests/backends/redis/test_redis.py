@@ -27,18 +27,6 @@ from tests.waiting import eventually
 
 
 @pytest.fixture
-def backend(redis_server):
-    store = RedisBackend(redis_server.url, f"t{uuid.uuid4().hex[:8]}", 1)
-    yield store
-    store.flush()
-
-
-@pytest.fixture
-def sync(backend):
-    return blocking(backend)
-
-
-@pytest.fixture
 def own_redis():
     """A redis-server this test may stop and restart."""
     server = RedisServer()
