@@ -294,6 +294,10 @@ class RedisCluster:
                 return next(server for server in self.servers if server.port == int(port))
         raise RuntimeError(f"no master owns slot {slot}")
 
+    def running_masters(self) -> list[RedisServer]:
+        """The servers running as masters now (a replica promoted in a failover among them)."""
+        return [server for server in self._running() if self.role(server) == "master"]
+
     def node_id(self, server: RedisServer) -> str:
         return str(self.ask(server, "CLUSTER", "MYID"))
 

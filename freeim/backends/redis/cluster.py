@@ -242,7 +242,10 @@ def _moving_first_key(args: tuple[Any, ...]) -> str | None:
         return None
     if args[0] in ("EVALSHA", "EVAL"):
         return str(args[3]) if int(args[2]) else None
-    return str(next(args[index + 1] for index, arg in enumerate(args) if str(arg).upper() == "STREAMS"))
+    for index, word in enumerate(args):  # redis-py writes STREAMS as bytes
+        if (word.decode() if isinstance(word, bytes) else str(word)).upper() == "STREAMS":
+            return str(args[index + 1])
+    raise redis.DataError(f"{args[0]} names no stream: {args!r}")
 
 
 def _drive(client: redis.cluster.RedisCluster, routing: _Routing) -> list[Any]:

@@ -3,16 +3,19 @@ keys, pipelines split per master and put back in order, redirections and failove
 only: the presence scripts still span slots (the layout is being split), so the contract suite does not run here."""
 
 import asyncio
+import time
 import uuid
 
 import pytest
 import redis
 
+from demo_project.cluster import RedisCluster
 from freeim.backends.contract import Letter
 from freeim.backends.redis import RedisBackend
 from freeim.backends.redis.client import Awaiting, Blocking
 from freeim.backends.redis.steps import Lua, Pipe, one
 from freeim.exceptions import StoreUnavailable
+from tests.waiting import eventually
 
 
 def backend_on(cluster):
@@ -104,3 +107,106 @@ def test_scripts_a_master_forgot_are_loaded_again(redis_cluster, three_masters, 
         redis_cluster.ask(master, "SCRIPT", "FLUSH")
     stored, _ = asyncio.run(store.store_messages([Letter(client, "m2", "{}") for client in range(6)], []))
     assert [at.split(".")[1] for at, _nodes in stored] == ["2"] * 6
+
+
+def errors_answered(server, code):
+    """How many ``code`` errors (MOVED, ASK) ``server`` has answered."""
+    stat = RedisCluster.ask(server, "INFO", "errorstats").get(f"errorstat_{code}", {})
+    return int(stat.get("count", 0))
+
+
+def migration_followed(cluster, key):
+    """Steps on ``key`` while its slot moves to another master, and once it has: ``ASK`` (``key`` already moved,
+    its slot not yet) and then ``MOVED`` are followed. Returns the redirections its old master answered."""
+    source = cluster.master_of(key)
+    target = next(master for master in cluster.running_masters() if master is not source)
+    slot = RedisCluster.ask(source, "CLUSTER", "KEYSLOT", key)
+    asks, moves = errors_answered(source, "ASK"), errors_answered(source, "MOVED")
+    assert (yield one("sadd", key, "a")) == 1
+    RedisCluster.ask(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", cluster.node_id(source))
+    RedisCluster.ask(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", cluster.node_id(target))
+    RedisCluster.ask(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", key)
+    assert (yield Pipe((one("sadd", key, "b"), one("time"))))[0] == 1
+    assert (yield one("smembers", key)) == {"a", "b"}
+    for master in cluster.running_masters():
+        RedisCluster.ask(master, "CLUSTER", "SETSLOT", slot, "NODE", cluster.node_id(target))
+    assert (yield one("smembers", key)) == {"a", "b"}
+    return errors_answered(source, "ASK") - asks, errors_answered(source, "MOVED") - moves
+
+
+def test_moved_and_ask_are_followed_while_a_slot_migrates(redis_cluster, three_masters):
+    migration = migration_followed(redis_cluster, three_masters.keys.client(uuid.uuid4().hex, "chans"))
+    asks, moves = asyncio.run(Blocking(three_masters.connections).run(migration))
+    assert asks >= 2 and moves >= 1
+
+
+async def test_moved_and_ask_are_followed_while_a_slot_migrates_awaited(redis_cluster, three_masters):
+    migration = migration_followed(redis_cluster, three_masters.keys.client(uuid.uuid4().hex, "chans"))
+    asks, moves = await Awaiting(three_masters.connections).run(migration)
+    assert asks >= 2 and moves >= 1
+
+
+def test_a_killed_master_is_replaced_by_its_replica_within_seconds(redis_cluster, three_masters, settings):
+    """Both the blocking client and an asyncio one that knew the old master (its loop kept) find the new one."""
+    settings.FREEIM = {**settings.FREEIM, "REDIS_WAIT_REPLICAS": 1}  # the replica has every write before the kill
+    keys = keys_on_every_master(redis_cluster, three_masters)
+    loop = asyncio.new_event_loop()
+    writes = Pipe(tuple(one("sadd", key, "before") for key in keys), durable=True)
+    reads = Pipe(tuple(one("smembers", key) for key in keys))
+    run(three_masters, writes)
+    loop.run_until_complete(Awaiting(three_masters.connections).run(single(reads)))
+    victim = redis_cluster.master_of(keys[0])
+    victim.kill()
+    try:
+        killed = time.monotonic()
+        assert retried(lambda: run(three_masters, reads)) == [{"before"}] * len(keys)
+        assert retried(lambda: loop.run_until_complete(Awaiting(three_masters.connections).run(single(reads)))) \
+            == [{"before"}] * len(keys)
+        back = time.monotonic() - killed
+        assert redis_cluster.master_of(keys[0]) is not victim
+        assert run(three_masters, Pipe(tuple(one("sadd", key, "after") for key in keys))) == [1] * len(keys)
+        print(f"steps answered again {back:.1f} s after the master was killed")
+        assert back < 8
+    finally:
+        loop.close()
+        victim.start()  # it comes back as its replica's replica: the cluster is whole for the next test
+        redis_cluster.wait_settled()
+
+
+def single(step):
+    return (yield step)
+
+
+def retried(call, within=15):
+    """``call()``'s result once it stops failing with ``StoreUnavailable`` (a step gives up after STEP_TIMEOUT)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+
+
+async def test_the_inbox_reader_receives_appended_batches(three_masters):
+    transport = three_masters.transport
+    received = []
+    after = await transport.inbox_tail("a")
+    reader = asyncio.create_task(transport.receive("a", lambda batch, _sent: received.append(batch), after))
+    await transport.publish({"a": [{"op": 1}], "b": [{"op": 2}], "c": [{"op": 3}]})
+    await transport.publish({"a": [{"op": 4}, {"op": 5}]})
+    await eventually(lambda: len(received) == 2)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert received == [[{"op": 1}], [{"op": 4}, {"op": 5}]]
+
+
+def test_the_events_worker_reads_and_acknowledges_its_stream(three_masters):
+    events = three_masters.blocking().events
+    stream = three_masters.keys.shared("events")
+    three_masters.connections.blocking.xadd(stream, {"kind": "online", "client": "1", "server": "a"})
+    [(entry_id, fields)] = asyncio.run(events.read("workers", "w1", 60_000, 100))
+    assert fields["kind"] == "online"
+    asyncio.run(events.ack("workers", [entry_id]))
+    assert asyncio.run(events.read("workers", "w1", 60_000, 100)) == []
