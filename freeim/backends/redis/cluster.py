@@ -214,38 +214,17 @@ def _answer(position: int, reply: Any, replies: list[Any], asked: dict[int, str]
 
 
 def _first_key(client: redis.cluster.RedisCluster, args: tuple[Any, ...]) -> str | None:
-    """The key whose slot a command goes to, or None for a keyless one."""
-    if args[0] in _MOVING_KEYS:
-        return _moving_first_key(args)
+    """The key whose slot a command goes to, or None for a keyless one (redis-py's command parser finds them, with
+    :func:`.pools.found_keys`)."""
     keys = client.commands_parser.get_keys(client.get_default_node().redis_connection, *args)  # type: ignore[no-untyped-call]
     first: str | None = keys[0] if keys else None
     return first
 
 
 async def _afirst_key(client: redis.asyncio.cluster.RedisCluster, args: tuple[Any, ...]) -> str | None:
-    if args[0] in _MOVING_KEYS:
-        return _moving_first_key(args)
     keys = await client.commands_parser.get_keys(*args)
     first: str | None = keys[0] if keys else None
     return first
-
-
-#: The commands freeim sends whose keys :func:`_moving_first_key` finds, not redis-py's command parser: it asks
-#: the server where a script's or a stream read's keys are (``COMMAND GETKEYS``, a round trip), and fails on
-#: ``WAIT`` (a command with subcommands to it, and its first argument a number).
-_MOVING_KEYS = frozenset(("EVALSHA", "EVAL", "XREAD", "XREADGROUP", "WAIT"))
-
-
-def _moving_first_key(args: tuple[Any, ...]) -> str | None:
-    """A script's first key, a stream read's first stream, or None for ``WAIT``."""
-    if args[0] == "WAIT":
-        return None
-    if args[0] in ("EVALSHA", "EVAL"):
-        return str(args[3]) if int(args[2]) else None
-    for index, word in enumerate(args):  # redis-py writes STREAMS as bytes
-        if (word.decode() if isinstance(word, bytes) else str(word)).upper() == "STREAMS":
-            return str(args[index + 1])
-    raise redis.DataError(f"{args[0]} names no stream: {args!r}")
 
 
 def _drive(client: redis.cluster.RedisCluster, routing: _Routing) -> list[Any]:

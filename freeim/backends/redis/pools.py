@@ -28,6 +28,7 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
+from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -173,13 +174,49 @@ def _cluster(target: ClusterTarget, asynchronous: bool,
                                                     **credentials, **options)
         # The nodes it discovers are made with these: redis-py's own commands are packed in C too.
         client.connection_kwargs["connection_class"] = _packed_in_c(client.connection_kwargs["connection_class"])
+        client.commands_parser = _AsyncKeysFound()  # filled when the client first asks the cluster
         return client
     # A pool of redis-py's choosing unless the first node comes as a URL: then each node's is a blocking one.
     (host, port), *others = target.nodes
     first = f"{'rediss' if target.tls else 'redis'}://{host if ':' not in host else f'[{host}]'}:{port}"
-    return redis.cluster.RedisCluster(url=first, startup_nodes=[redis.cluster.ClusterNode(*node) for node in others],
-                                      connection_pool_class=redis.BlockingConnectionPool,
-                                      require_full_coverage=False, **credentials, **options)
+    startup = [redis.cluster.ClusterNode(*node) for node in others]
+    blocking = redis.cluster.RedisCluster(url=first, startup_nodes=startup, require_full_coverage=False,
+                                          connection_pool_class=redis.BlockingConnectionPool, **credentials, **options)
+    blocking.commands_parser.__class__ = _KeysFound  # made and filled by the client: the same, finding more keys
+    return blocking
+
+
+def found_keys(args: tuple[Any, ...]) -> list[str] | None | Literal[False]:
+    """The keys of the commands freeim sends whose keys are not at fixed places, found here: redis-py's command parser
+    asks the server where they are (``COMMAND GETKEYS``, a round trip: two per ``XREAD`` of a node's inbox reader),
+    and fails on ``WAIT`` (a command with subcommands, its first argument a number). None for no keys, False for a
+    command whose keys the parser finds itself."""
+    name = args[0]
+    if name in ("EVALSHA", "EVAL"):
+        return [str(key) for key in args[3:3 + int(args[2])]] or None
+    if name in ("XREAD", "XREADGROUP"):
+        for index, word in enumerate(args):  # redis-py writes STREAMS as bytes
+            if (word.decode() if isinstance(word, bytes) else str(word)).upper() == "STREAMS":
+                streams = args[index + 1:]
+                return [str(key) for key in streams[:len(streams) // 2]]
+        raise redis.DataError(f"{name} names no stream: {args!r}")
+    return None if name == "WAIT" else False
+
+
+class _KeysFound(CommandsParser):
+    """redis-py's command parser, with the keys of :func:`found_keys` found without asking the server."""
+
+    def get_keys(self, redis_conn: Any, *args: Any) -> Any:
+        found = found_keys(args)
+        return super().get_keys(redis_conn, *args) if found is False else found  # type: ignore[no-untyped-call]
+
+
+class _AsyncKeysFound(AsyncCommandsParser):
+    """:class:`_KeysFound` for the asyncio cluster client."""
+
+    async def get_keys(self, *args: Any) -> Any:
+        found = found_keys(args)
+        return await super().get_keys(*args) if found is False else found
 
 
 def _sentinel_options(target: SentinelTarget) -> dict[str, Any]:

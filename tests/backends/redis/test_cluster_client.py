@@ -188,10 +188,19 @@ def retried(call, within=15):
                 raise
 
 
-async def test_the_inbox_reader_receives_appended_batches(three_masters):
+def keys_asked_for(cluster):
+    """``COMMAND GETKEYS`` calls the cluster's masters have answered: redis-py asks where a command's keys are
+    when they are not at fixed places (a script's, a stream read's)."""
+    return sum(RedisCluster.ask(master, "INFO", "commandstats").get("cmdstat_command|getkeys", {}).get("calls", 0)
+               for master in cluster.running_masters())
+
+
+async def test_the_inbox_reader_receives_appended_batches(redis_cluster, three_masters):
+    """Each read on redis-py's cluster client asked the cluster twice where the stream was first."""
     transport = three_masters.transport
     received = []
     after = await transport.inbox_tail("a")
+    asked = keys_asked_for(redis_cluster)
     reader = asyncio.create_task(transport.receive("a", lambda batch, _sent: received.append(batch), after))
     await transport.publish({"a": [{"op": 1}], "b": [{"op": 2}], "c": [{"op": 3}]})
     await transport.publish({"a": [{"op": 4}, {"op": 5}]})
@@ -200,6 +209,7 @@ async def test_the_inbox_reader_receives_appended_batches(three_masters):
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert received == [[{"op": 1}], [{"op": 4}, {"op": 5}]]
+    assert keys_asked_for(redis_cluster) == asked
 
 
 def test_the_events_worker_reads_and_acknowledges_its_stream(three_masters):
