@@ -331,7 +331,7 @@ class RedisCluster:
 
 def ensure_redis(url: str) -> RedisServer | None:
     """Start redis-server for ``url``'s port unless something already answers there (or it names Sentinel's
-    master, which the sentinels find)."""
+    master, which the sentinels find, or a Redis Cluster, which runs on its own)."""
     if not isinstance(parse_redis_url(url), str):
         return None
     try:
