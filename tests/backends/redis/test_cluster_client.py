@@ -11,7 +11,7 @@ import redis
 
 from demo_project.cluster import RedisCluster
 from freeim.backends.contract import Letter
-from freeim.backends.redis import RedisBackend
+from freeim.backends.redis import RedisBackend, pools
 from freeim.backends.redis.client import Awaiting, Blocking
 from freeim.backends.redis.steps import Lua, Pipe, one
 from freeim.exceptions import StoreUnavailable
@@ -212,6 +212,33 @@ async def test_the_inbox_reader_receives_appended_batches(redis_cluster, three_m
     assert keys_asked_for(redis_cluster) == asked
 
 
+async def test_the_inbox_reader_follows_its_master_to_the_replica(redis_cluster, three_masters):
+    transport = three_masters.transport
+    received = []
+    reader = asyncio.create_task(transport.receive("a", lambda batch, _sent: received.append(batch),
+                                                   await transport.inbox_tail("a")))
+    await transport.publish({"a": [{"op": "before"}]})
+    await eventually(lambda: received)
+    victim = redis_cluster.master_of(three_masters.keys.node("a", "inbox"))
+    victim.kill()
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                await transport.publish({"a": [{"op": "after"}]})
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline
+        await eventually(lambda: len(received) == 2, timeout=10)
+        assert received == [[{"op": "before"}], [{"op": "after"}]]
+    finally:
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        victim.start()
+        redis_cluster.wait_settled()
+
+
 def test_the_events_worker_reads_and_acknowledges_its_stream(three_masters):
     events = three_masters.blocking().events
     stream = three_masters.keys.shared("events")
@@ -220,3 +247,21 @@ def test_the_events_worker_reads_and_acknowledges_its_stream(three_masters):
     assert fields["kind"] == "online"
     asyncio.run(events.ack("workers", [entry_id]))
     assert asyncio.run(events.read("workers", "w1", 60_000, 100)) == []
+
+
+@pytest.mark.parametrize(("args", "keys"), [
+    (("EVALSHA", "sha", 2, "k1", "k2", "a"), ["k1", "k2"]),
+    (("EVALSHA", "sha", 0, "a"), None),
+    (("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, b"STREAMS", "s1", "s2", ">", ">"), ["s1", "s2"]),
+    (("XREAD", "COUNT", 5, "BLOCK", 1000, "STREAMS", "s1", "0-0"), ["s1"]),
+    (("WAIT", 1, 1000), None),
+    (("SMEMBERS", "k"), False),  # redis-py's parser finds those
+])
+def test_keys_redis_py_would_ask_the_server_for_are_found_here(args, keys):
+    assert pools.found_keys(args) == keys
+
+
+def test_a_tls_cluster_url_makes_tls_connections():
+    client = pools.connect("rediss+cluster://:pw@127.0.0.1:1", asynchronous=True)
+    assert issubclass(client.connection_kwargs["connection_class"], redis.asyncio.SSLConnection)
+    assert client.connection_kwargs["password"] == "pw"
