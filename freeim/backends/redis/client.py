@@ -1,6 +1,7 @@
 """Connections to Redis, and the two ways of running steps on them: blocking and awaiting.
 
-The only module that sends commands to Redis (the node's inbox reader aside, :mod:`.transport`).
+The only module that sends commands to Redis (with :mod:`.cluster`, which routes them over a cluster's
+masters; the node's inbox reader aside, :mod:`.transport`).
 A blocking client serves sync callers; each event loop gets ``redis.asyncio`` clients of its
 own (connections cannot cross loops), so neither side goes through ``async_to_sync``. Redis
 errors (unreachable, timed out, or a command refused) become :class:`~freeim.exceptions.StoreUnavailable`

@@ -53,8 +53,6 @@ FIRST_PAUSE = 0.05
 MAX_PAUSE = 0.5
 #: What a master that fails, or fails over, answers: the step is sent again once the slot map is asked for again.
 FAILING = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, TryAgainError, ReadOnlyError)
-#: What a blocking or an asyncio cluster's node is to this module: where an exchange goes.
-Node = redis.cluster.ClusterNode | redis.asyncio.cluster.ClusterNode
 Cluster = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 #: The scripts, loaded on a master that answered ``NOSCRIPT``, before the steps it is sent again.
 _LOAD_SCRIPTS: list[Command] = [(("SCRIPT LOAD", source), {}) for source in SCRIPTS.values()]
@@ -98,7 +96,7 @@ _Routing = Generator[_Request, Any, list[Any]]
 
 
 def send(client: Cluster, step: Step) -> Any:
-    """:meth:`.client.Connections._send` for a cluster's client: ``step``'s reply, or an awaitable of it."""
+    """How :class:`.client.Connections` sends ``step`` through a cluster's client: its reply, or an awaitable of it."""
     commands = [_command(inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
     if isinstance(client, redis.asyncio.cluster.RedisCluster):
         return _asend(client, commands, isinstance(step, Pipe))
@@ -155,9 +153,11 @@ def _routing(client: Cluster, commands: list[Command], keys: list[str | None]) -
 
 def _fewest(known: Any, reply: Any) -> Any:
     """The ``WAIT`` reply of a pipeline so far: the fewest replicas any master reached, or an error it answered."""
-    if known is None or isinstance(known, BaseException):
-        return known if known is not None else reply
-    return reply if isinstance(reply, BaseException) else min(known, reply)
+    if known is None:
+        return reply
+    if isinstance(known, BaseException) or isinstance(reply, BaseException):
+        return known if isinstance(known, BaseException) else reply
+    return min(known, reply)
 
 
 def _plan(client: Cluster, commands: list[Command], slots: list[int | None], replies: list[Any],

@@ -109,6 +109,24 @@ def test_scripts_a_master_forgot_are_loaded_again(redis_cluster, three_masters, 
     assert [at.split(".")[1] for at, _nodes in stored] == ["2"] * 6
 
 
+async def test_awaited_steps_wait_for_a_free_connection(redis_cluster_one, one_master):
+    """The asyncio cluster client's nodes refuse a connection past their pool's size (redis-py's MaxConnectionsError),
+    which the steps took for a failing master: each paused and asked the cluster for its slots again."""
+    upkeep = Awaiting(one_master.connections, upkeep=True)  # two connections per node
+    key = one_master.keys.client(1, "chans")
+    await upkeep.run(single(one("sadd", key, "first")))
+    asked = slots_asked_for(redis_cluster_one)
+    replies = await asyncio.gather(*(upkeep.run(single(one("sadd", key, n))) for n in range(30)))
+    assert replies == [1] * 30
+    assert slots_asked_for(redis_cluster_one) == asked
+
+
+def slots_asked_for(cluster):
+    """``CLUSTER SLOTS`` calls the cluster's masters have answered."""
+    return sum(RedisCluster.ask(master, "INFO", "commandstats").get("cmdstat_cluster|slots", {}).get("calls", 0)
+               for master in cluster.running_masters())
+
+
 def errors_answered(server, code):
     """How many ``code`` errors (MOVED, ASK) ``server`` has answered."""
     stat = RedisCluster.ask(server, "INFO", "errorstats").get(f"errorstat_{code}", {})
