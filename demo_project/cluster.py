@@ -243,16 +243,21 @@ class RedisCluster:
     SLOTS = 16384
 
     def __init__(self, masters: int = 1, replicas: int = 0, node_timeout_ms: int = 1000) -> None:
+        binary = shutil.which("redis-server")  # none: RedisServer says how to install it
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout if binary else " v=7"
+        if int(version.partition(" v=")[2].partition(".")[0] or 0) < 7:
+            raise RuntimeError(f"a Redis Cluster here needs redis-server 7.0 or later (ADDSLOTSRANGE, cluster-port), "
+                               f"not {version.strip()}")
         #: Each server's cluster bus port: a free one, as its own port + 10,000 may not exist.
         self.bus_ports: dict[int, int] = {}
 
         def server() -> RedisServer:
             bus = free_port()
-            started = RedisServer(options=["--cluster-enabled", "yes", "--cluster-port", str(bus),
-                                           "--cluster-node-timeout", str(node_timeout_ms),
-                                           "--cluster-require-full-coverage", "no", "--repl-diskless-sync-delay", "0"])
-            self.bus_ports[started.port] = bus
-            return started
+            made = RedisServer(options=["--cluster-enabled", "yes", "--cluster-port", str(bus),
+                                        "--cluster-node-timeout", str(node_timeout_ms),
+                                        "--cluster-require-full-coverage", "no", "--repl-diskless-sync-delay", "0"])
+            self.bus_ports[made.port] = bus
+            return made
 
         self.masters = [server() for _ in range(masters)]
         self.replicas = [[server() for _ in range(replicas)] for _ in range(masters)]
