@@ -89,8 +89,8 @@ def _credentials(userinfo: str) -> tuple[str | None, str | None]:
 
 
 def _cluster_target(url: str, tls: bool) -> ClusterTarget:
-    userinfo, hosts, path, query = _split(url)
-    if path or query or url.partition("?")[1]:
+    userinfo, hosts, path, _query = _split(url)
+    if path or "?" in url:
         raise ValueError("a cluster URL names its nodes only, without a database (a cluster has only 0) nor "
                          "options: redis+cluster://[[user]:password@]host[:port][,host[:port]...]")
     nodes = tuple(_host(entry, CLUSTER_PORT, "node") for entry in hosts.split(","))

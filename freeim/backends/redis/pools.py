@@ -28,7 +28,7 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
-from redis._parsers.commands import AsyncCommandsParser, CommandsParser
+from redis._parsers import AsyncCommandsParser, CommandsParser  # what redis-py's cluster clients import
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
