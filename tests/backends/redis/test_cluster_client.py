@@ -1,6 +1,6 @@
 """The connection layer on Redis Cluster (freeim/backends/redis/cluster.py): steps routed to the masters of their
-keys, pipelines split per master and put back in order, redirections and failovers followed. Single-slot scripts
-only: the presence scripts still span slots (the layout is being split), so the contract suite does not run here."""
+keys, pipelines split per master and put back in order, redirections and failovers followed. The store's contract
+runs on a cluster too (tests/backends/test_contract.py)."""
 
 import asyncio
 import time
@@ -11,10 +11,12 @@ import redis
 
 from demo_project.cluster import RedisCluster
 from freeim.backends.contract import Letter
-from freeim.backends.redis import RedisBackend, pools
+from freeim.backends.redis import RedisBackend
 from freeim.backends.redis.client import Awaiting, Blocking
+from freeim.backends.redis.keys import PARTITIONS
 from freeim.backends.redis.steps import Lua, Pipe, one
 from freeim.exceptions import StoreUnavailable
+from tests import partitions
 from tests.waiting import eventually
 
 
@@ -257,29 +259,16 @@ async def test_the_inbox_reader_follows_its_master_to_the_replica(redis_cluster,
         redis_cluster.wait_settled()
 
 
-def test_the_events_worker_reads_and_acknowledges_its_stream(three_masters):
-    events = three_masters.blocking().events
-    stream = three_masters.keys.shared("events")
-    three_masters.connections.blocking.xadd(stream, {"kind": "online", "client": "1", "server": "a"})
-    [(entry_id, fields)] = asyncio.run(events.read("workers", "w1", 60_000, 100))
-    assert fields["kind"] == "online"
-    asyncio.run(events.ack("workers", [entry_id]))
-    assert asyncio.run(events.read("workers", "w1", 60_000, 100)) == []
-
-
-@pytest.mark.parametrize(("args", "keys"), [
-    (("EVALSHA", "sha", 2, "k1", "k2", "a"), ["k1", "k2"]),
-    (("EVALSHA", "sha", 0, "a"), None),
-    (("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, b"STREAMS", "s1", "s2", ">", ">"), ["s1", "s2"]),
-    (("XREAD", "COUNT", 5, "BLOCK", 1000, "STREAMS", "s1", "0-0"), ["s1"]),
-    (("WAIT", 1, 1000), None),
-    (("SMEMBERS", "k"), False),  # redis-py's parser finds those
-])
-def test_keys_redis_py_would_ask_the_server_for_are_found_here(args, keys):
-    assert pools.found_keys(args) == keys
-
-
-def test_a_tls_cluster_url_makes_tls_connections():
-    client = pools.connect("rediss+cluster://:pw@127.0.0.1:1", asynchronous=True)
-    assert issubclass(client.connection_kwargs["connection_class"], redis.asyncio.SSLConnection)
-    assert client.connection_kwargs["password"] == "pw"
+def test_the_events_worker_reads_one_partition_stream_at_a_time(one_master):
+    """Its groups are made, and its claims read, over every partition's stream in one pipeline; a group read is one
+    stream's (``XREADGROUP`` over streams in many slots is refused: the workers' share of partitions is to come)."""
+    events = one_master.blocking().events
+    with pytest.raises(StoreUnavailable, match="hash to the same slot"):
+        asyncio.run(events.read("workers", "w1", 60_000, 10))
+    assert len(partitions.groups(one_master.connections.blocking, one_master.keys)) == PARTITIONS
+    stream = one_master.keys.clients(5, "events")
+    one_master.connections.blocking.xadd(stream, {"kind": "online", "client": "1", "server": "a"})
+    [(name, [(entry_id, fields)])] = run(one_master, one("xreadgroup", "workers", "w1", {stream: ">"}, 10, 10))
+    assert (name, fields["kind"]) == (stream, "online")
+    asyncio.run(events.ack("workers", [f"5:{entry_id}"]))
+    assert partitions.groups(one_master.connections.blocking, one_master.keys)[5]["pending"] == 0
