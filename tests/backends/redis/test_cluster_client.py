@@ -102,6 +102,22 @@ def test_a_script_whose_keys_span_slots_fails_even_on_one_master(one_master, awa
 
 
 @pytest.mark.parametrize("awaited", [False, True])
+def test_a_refused_step_among_masters_leaves_every_connection_clean(redis_cluster, three_masters, awaited):
+    """The replies after a refused one are read too: the next steps on those connections read their own."""
+    keys = keys_on_every_master(redis_cluster, three_masters)
+    across = Lua("read_inbox", (three_masters.keys.client(1, "inbox"), three_masters.keys.client(2, "inbox-meta")),
+                 ("", 0))
+
+    async def steps():
+        performer = Awaiting(three_masters.connections) if awaited else Blocking(three_masters.connections)
+        with pytest.raises(StoreUnavailable, match="hash to the same slot"):
+            await performer.run(single(Pipe((*(one("sadd", key, "v") for key in keys), across, one("time")))))
+        return await performer.run(single(Pipe(tuple(one("smembers", key) for key in keys))))
+
+    assert asyncio.run(steps()) == [{"v"}] * len(keys)
+
+
+@pytest.mark.parametrize("awaited", [False, True])
 def test_scripts_a_master_forgot_are_loaded_again(redis_cluster, three_masters, awaited):
     store = three_masters.store if awaited else three_masters.blocking().store
     asyncio.run(store.store_messages([Letter(client, "m", "{}") for client in range(6)], []))
