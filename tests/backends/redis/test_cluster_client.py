@@ -133,15 +133,25 @@ async def test_awaited_steps_wait_for_a_free_connection(redis_cluster_one, one_m
     upkeep = Awaiting(one_master.connections, upkeep=True)  # two connections per node
     key = one_master.keys.client(1, "chans")
     await upkeep.run(single(one("sadd", key, "first")))
-    asked = slots_asked_for(redis_cluster_one)
+    asked = stat_calls(redis_cluster_one, "cmdstat_cluster|slots")
     replies = await asyncio.gather(*(upkeep.run(single(one("sadd", key, n))) for n in range(30)))
     assert replies == [1] * 30
-    assert slots_asked_for(redis_cluster_one) == asked
+    assert stat_calls(redis_cluster_one, "cmdstat_cluster|slots") == asked
 
 
-def slots_asked_for(cluster):
-    """``CLUSTER SLOTS`` calls the cluster's masters have answered."""
-    return sum(RedisCluster.ask(master, "INFO", "commandstats").get("cmdstat_cluster|slots", {}).get("calls", 0)
+def test_each_event_loop_s_client_reads_no_command_table_of_its_own(redis_cluster_one, one_master):
+    """Each asyncio cluster client read redis-py's table of where commands keep their keys (``COMMAND``: ~20 ms of
+    CPU), and each event loop has its own client."""
+    run(one_master, one("time"), awaited=True)
+    asked = stat_calls(redis_cluster_one, "cmdstat_command")
+    for _loop in range(3):
+        run(one_master, one("time"), awaited=True)  # a loop of its own each time
+    assert stat_calls(redis_cluster_one, "cmdstat_command") == asked
+
+
+def stat_calls(cluster, stat):
+    """How many times the cluster's masters have run a command (``INFO commandstats``)."""
+    return sum(RedisCluster.ask(master, "INFO", "commandstats").get(stat, {}).get("calls", 0)
                for master in cluster.running_masters())
 
 
@@ -224,19 +234,12 @@ def retried(call, within=15):
                 raise
 
 
-def keys_asked_for(cluster):
-    """``COMMAND GETKEYS`` calls the cluster's masters have answered: redis-py asks where a command's keys are
-    when they are not at fixed places (a script's, a stream read's)."""
-    return sum(RedisCluster.ask(master, "INFO", "commandstats").get("cmdstat_command|getkeys", {}).get("calls", 0)
-               for master in cluster.running_masters())
-
-
 async def test_the_inbox_reader_receives_appended_batches(redis_cluster, three_masters):
     """Each read on redis-py's cluster client asked the cluster twice where the stream was first."""
     transport = three_masters.transport
     received = []
     after = await transport.inbox_tail("a")
-    asked = keys_asked_for(redis_cluster)
+    asked = stat_calls(redis_cluster, "cmdstat_command|getkeys")
     reader = asyncio.create_task(transport.receive("a", lambda batch, _sent: received.append(batch), after))
     await transport.publish({"a": [{"op": 1}], "b": [{"op": 2}], "c": [{"op": 3}]})
     await transport.publish({"a": [{"op": 4}, {"op": 5}]})
@@ -245,7 +248,7 @@ async def test_the_inbox_reader_receives_appended_batches(redis_cluster, three_m
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert received == [[{"op": 1}], [{"op": 4}, {"op": 5}]]
-    assert keys_asked_for(redis_cluster) == asked
+    assert stat_calls(redis_cluster, "cmdstat_command|getkeys") == asked
 
 
 async def test_the_inbox_reader_follows_its_master_to_the_replica(redis_cluster, three_masters):
