@@ -11,7 +11,7 @@ import redis
 
 from demo_project.cluster import RedisCluster
 from freeim.backends.contract import Letter
-from freeim.backends.redis import RedisBackend
+from freeim.backends.redis import RedisBackend, pools
 from freeim.backends.redis.client import Awaiting, Blocking
 from freeim.backends.redis.keys import PARTITIONS
 from freeim.backends.redis.steps import Lua, Pipe, one
@@ -291,3 +291,21 @@ def test_the_events_worker_reads_one_partition_stream_at_a_time(one_master):
     assert (name, fields["kind"]) == (stream, "online")
     asyncio.run(events.ack("workers", [f"5:{entry_id}"]))
     assert partitions.groups(one_master.connections.blocking, one_master.keys)[5]["pending"] == 0
+
+
+@pytest.mark.parametrize(("args", "keys"), [
+    (("EVALSHA", "sha", 2, "k1", "k2", "a"), ["k1", "k2"]),
+    (("EVALSHA", "sha", 0, "a"), None),
+    (("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, b"STREAMS", "s1", "s2", ">", ">"), ["s1", "s2"]),
+    (("XREAD", "COUNT", 5, "BLOCK", 1000, "STREAMS", "s1", "0-0"), ["s1"]),
+    (("WAIT", 1, 1000), None),
+    (("SMEMBERS", "k"), False),  # redis-py's parser finds those
+])
+def test_keys_redis_py_would_ask_the_server_for_are_found_here(args, keys):
+    assert pools.found_keys(args) == keys
+
+
+def test_a_tls_cluster_url_makes_tls_connections():
+    client = pools.connect("rediss+cluster://:pw@127.0.0.1:1", asynchronous=True)
+    assert issubclass(client.connection_kwargs["connection_class"], redis.asyncio.SSLConnection)
+    assert client.connection_kwargs["password"] == "pw"
