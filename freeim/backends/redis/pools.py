@@ -164,8 +164,10 @@ def _cluster(target: ClusterTarget, asynchronous: bool,
     commands: the inbox reader's ``XREAD``), as :mod:`.cluster` retries freeim's steps itself.
 
     It tolerates slots that no master serves (``require_full_coverage``): while a master fails over, the
-    steps on the other masters' slots go on. The asyncio client's nodes have no blocking pool: they refuse a
-    connection past ``max_connections``, and :mod:`.cluster` makes steps wait for one instead, as ``timeout`` asks."""
+    steps on the other masters' slots go on. The blocking client asks the cluster for its slots as it is made
+    (``RedisClusterException`` when no node answers), the asyncio one at its first command. The asyncio client's
+    nodes have no blocking pool: they refuse a connection past ``max_connections``, and :mod:`.cluster` makes
+    steps wait for one instead, as ``timeout`` asks."""
     credentials: dict[str, Any] = {"username": target.username, "password": target.password}
     if asynchronous:
         options.pop("timeout")
