@@ -136,6 +136,20 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def wait_until(done: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Until ``done()`` (a Redis error counts as not yet); ``RuntimeError`` saying ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if done():
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
 class RedisSentinel:
     """A Redis master, ``replicas`` replicas of it and three sentinels watching it as :attr:`SERVICE`, all on
     free loopback ports: ``url`` (``redis+sentinel://``) names them. Two sentinels must find the master
@@ -195,16 +209,7 @@ class RedisSentinel:
         return self.master()
 
     def wait(self, done: Callable[[], bool], what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if done():
-                    return
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Redis Sentinel: no {what} within {timeout} s")
-            time.sleep(0.05)
+        wait_until(done, f"Redis Sentinel: no {what}", timeout)
 
     def _settled(self) -> bool:
         master = self.master()
@@ -228,9 +233,110 @@ class RedisSentinel:
             client.close()
 
 
+class RedisCluster:
+    """A Redis Cluster of ``masters`` masters, each with ``replicas`` replicas, on free loopback ports: ``url``
+    (``redis+cluster://``) names them. The slots are split evenly between the masters; a master silent for
+    ``node_timeout_ms`` is failed over to its replica. A cluster of one master owns every slot, so a script that
+    reaches into a second slot fails there as it would on many."""
+
+    #: Slots of a Redis Cluster.
+    SLOTS = 16384
+
+    def __init__(self, masters: int = 1, replicas: int = 0, node_timeout_ms: int = 1000) -> None:
+        binary = shutil.which("redis-server")  # none: RedisServer says how to install it
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout if binary else " v=7"
+        if int(version.partition(" v=")[2].partition(".")[0] or 0) < 7:
+            raise RuntimeError(f"a Redis Cluster here needs redis-server 7.0 or later (ADDSLOTSRANGE, cluster-port), "
+                               f"not {version.strip()}")
+        #: Each server's cluster bus port: a free one, as its own port + 10,000 may not exist.
+        self.bus_ports: dict[int, int] = {}
+
+        def server() -> RedisServer:
+            bus = free_port()
+            made = RedisServer(options=["--cluster-enabled", "yes", "--cluster-port", str(bus),
+                                        "--cluster-node-timeout", str(node_timeout_ms),
+                                        "--cluster-require-full-coverage", "no", "--repl-diskless-sync-delay", "0"])
+            self.bus_ports[made.port] = bus
+            return made
+
+        self.masters = [server() for _ in range(masters)]
+        self.replicas = [[server() for _ in range(replicas)] for _ in range(masters)]
+        self.servers = [*self.masters, *(replica for shard in self.replicas for replica in shard)]
+        self.url = f"redis+cluster://{','.join(f'127.0.0.1:{server.port}' for server in self.servers)}"
+
+    def start(self) -> None:
+        """Each master takes its share of the slots, they all meet, each replica follows its master; back once every
+        node sees the cluster whole (``cluster_state:ok``) and every replica is in sync."""
+        for server in self.servers:
+            server.start()
+        for index, master in enumerate(self.masters):
+            first, last = index * self.SLOTS // len(self.masters), (index + 1) * self.SLOTS // len(self.masters) - 1
+            self.ask(master, "CLUSTER", "ADDSLOTSRANGE", first, last)
+            self.ask(master, "CLUSTER", "SET-CONFIG-EPOCH", index + 1)  # distinct epochs: no collision to settle
+        for server in self.servers[1:]:
+            self.ask(self.servers[0], "CLUSTER", "MEET", "127.0.0.1", server.port, self.bus_ports[server.port])
+        wait_until(lambda: all(len(self._nodes(server)) == len(self.servers) for server in self.servers),
+                   "Redis Cluster: not every node met every other")
+        for master, shard in zip(self.masters, self.replicas, strict=True):
+            for replica in shard:
+                self.ask(replica, "CLUSTER", "REPLICATE", self.node_id(master))
+        self.wait_settled()
+
+    def wait_settled(self) -> None:
+        """Until every running node says ``cluster_state:ok`` and every running replica's link to its master is up."""
+        wait_until(self._settled, "Redis Cluster: not settled (state ok everywhere, every replica in sync)")
+
+    def stop(self) -> None:
+        """Every server stopped; no file stays."""
+        for server in self.servers:
+            server.remove()
+
+    def master_of(self, key: str) -> RedisServer:
+        """The running server that owns ``key``'s slot now."""
+        slot = int(self.ask(self._running()[0], "CLUSTER", "KEYSLOT", key))
+        for first, last, (_host, port, *_id), *_replicas in self.ask(self._running()[0], "CLUSTER", "SLOTS"):
+            if first <= slot <= last:
+                return next(server for server in self.servers if server.port == int(port))
+        raise RuntimeError(f"no master owns slot {slot}")
+
+    def running_masters(self) -> list[RedisServer]:
+        """The servers running as masters now (a replica promoted in a failover among them)."""
+        return [server for server in self._running() if self.role(server) == "master"]
+
+    def node_id(self, server: RedisServer) -> str:
+        return str(self.ask(server, "CLUSTER", "MYID"))
+
+    def role(self, server: RedisServer) -> str:
+        return str(self.ask(server, "ROLE")[0])
+
+    def _settled(self) -> bool:
+        for server in self._running():
+            if "cluster_state:ok" not in self.ask(server, "CLUSTER", "INFO"):
+                return False
+            if self.role(server) == "slave" and self.ask(server, "INFO", "replication").get(
+                    "master_link_status") != "up":
+                return False
+        return True
+
+    def _running(self) -> list[RedisServer]:
+        return [server for server in self.servers if server.process is not None]
+
+    def _nodes(self, server: RedisServer) -> list[str]:
+        return [line for line in self.ask(server, "CLUSTER", "NODES").splitlines() if line]
+
+    @staticmethod
+    def ask(server: RedisServer, *command: Any) -> Any:
+        """``command``'s reply from ``server``, as redis-py gives it (INFO's parsed)."""
+        client = redis.Redis(port=server.port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+        try:
+            return client.execute_command(*command)
+        finally:
+            client.close()
+
+
 def ensure_redis(url: str) -> RedisServer | None:
     """Start redis-server for ``url``'s port unless something already answers there (or it names Sentinel's
-    master, which the sentinels find)."""
+    master, which the sentinels find, or a Redis Cluster, which runs on its own)."""
     if not isinstance(parse_redis_url(url), str):
         return None
     try:

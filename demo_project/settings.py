@@ -83,7 +83,8 @@ SPECTACULAR_SETTINGS = {"TITLE": "freeim demo", "SERVE_INCLUDE_SCHEMA": False,
 # SERVERS, so the connect endpoint answers with the host and scheme the request came
 # in on and the demo works on any port). For a cluster, the same project runs as any
 # node or as the business app (see demo_project/cluster.py):
-#   FREEIM_REDIS_URL=redis://127.0.0.1:6379/0   (or redis+sentinel://host:26379,host:26380/<service>)
+#   FREEIM_REDIS_URL=redis://127.0.0.1:6379/0   (or redis+sentinel://host:26379,host:26380/<service>,
+#                                                or redis+cluster://host:7000,host:7001)
 #   FREEIM_SERVERS=127.0.0.1:6001,127.0.0.1:6002,127.0.0.1:6003   (host:port or ws(s):// bases)
 #   FREEIM_SERVER=127.0.0.1:6001   (on a node; unset in the business app)
 FREEIM = {
@@ -115,17 +116,19 @@ if wait_replicas := os.environ.get("FREEIM_REDIS_WAIT_REPLICAS"):
     FREEIM["REDIS_WAIT_REPLICAS"] = int(wait_replicas)
 
 if FREEIM.get("REDIS_URL"):
-    from freeim.redis_url import channels_redis_host
+    from freeim.redis_url import ClusterTarget, channels_redis_host, parse
 
     # The project's own Channels code (not freeim, which has its own transport) gets
     # channels_redis on the same Redis (or Sentinel master), configured for redis-py 8:
-    # blocking reads need socket_timeout=None.
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [channels_redis_host(FREEIM["REDIS_URL"])], "prefix": "demo-channels"},
+    # blocking reads need socket_timeout=None. channels_redis does not run on Redis Cluster:
+    # there, as in the embedded default, the demo has no channel layer (its code uses none).
+    if not isinstance(parse(FREEIM["REDIS_URL"]), ClusterTarget):
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [channels_redis_host(FREEIM["REDIS_URL"])], "prefix": "demo-channels"},
+            }
         }
-    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -96,7 +96,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
 
 
 def _check_redis_url(url: object) -> list[CheckMessage]:
-    """One Redis server's URL, or a Sentinel one (:mod:`freeim.redis_url`), that parses: redis-py would
+    """One Redis server's URL, a Sentinel one or a cluster one (:mod:`freeim.redis_url`), that parses: redis-py would
     raise ``ValueError`` only at the first call, for a port out of range or a broken IPv6 address."""
     if url is None:
         return []

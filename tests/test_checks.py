@@ -33,6 +33,8 @@ def test_default_settings_pass():
     ({"REDIS_URL": "redis://[::1/0"}, ["freeim.E006"]),  # crashed `check` itself
     ({"REDIS_URL": "redis+sentinel://s1:26379,s2:26379/freeim/0"}, []),
     ({"REDIS_URL": "redis+sentinel://s1:26379"}, ["freeim.E006"]),  # no service name
+    ({"REDIS_URL": "redis+cluster://n1:7000,n2:7000"}, []),
+    ({"REDIS_URL": "redis+cluster://n1:7000/1"}, ["freeim.E006"]),  # a cluster has database 0 only
     ({"REDIS_WAIT_REPLICAS": 1}, []), ({"REDIS_WAIT_REPLICAS": None}, []),
     ({"REDIS_WAIT_REPLICAS": -1}, ["freeim.E021"]),
     ({"REDIS_WAIT_REPLICAS": True}, ["freeim.E021"]),

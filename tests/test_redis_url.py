@@ -1,8 +1,8 @@
-"""The forms of REDIS_URL: one Redis server, or a Sentinel-watched master."""
+"""The forms of REDIS_URL: one Redis server, a Sentinel-watched master, or a Redis Cluster."""
 
 import pytest
 
-from freeim.redis_url import SentinelTarget, channels_redis_host, parse
+from freeim.redis_url import ClusterTarget, SentinelTarget, channels_redis_host, parse
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@redis.example.com:6380/1",
@@ -22,6 +22,16 @@ def test_sentinel_urls_name_the_sentinels_the_service_and_the_database(url, expe
     assert parse(url) == expected
 
 
+@pytest.mark.parametrize(("url", "expected"), [
+    ("redis+cluster://10.0.0.1:7000,10.0.0.2,[::1]:7002",
+     ClusterTarget((("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002)))),
+    ("redis+cluster://app:p%40ss@n1:7000", ClusterTarget((("n1", 7000),), "app", "p@ss")),
+    ("rediss+cluster://:pw@n1", ClusterTarget((("n1", 6379),), None, "pw", tls=True)),
+])
+def test_cluster_urls_name_some_nodes_and_the_credentials_of_all(url, expected):
+    assert parse(url) == expected
+
+
 @pytest.mark.parametrize(("url", "says"), [
     ("http://x", "scheme 'http'"),
     ("redis://127.0.0.1:99999/0", "does not parse"),
@@ -33,6 +43,11 @@ def test_sentinel_urls_name_the_sentinels_the_service_and_the_database(url, expe
     ("redis+sentinel://s1:2a/main", "sentinel 's1:2a'"),
     ("redis+sentinel://s1,,s2/main", "sentinel ''"),
     ("redis+sentinel://s1/main?ssl=true", "unknown option ssl"),
+    ("redis+cluster://n1:7000/0", "without a database"),
+    ("redis+cluster://n1:7000?ssl=true", "without a database"),
+    ("redis+cluster://n1:70000", "node port 70000"),
+    ("redis+cluster://n1,,n2", "node ''"),
+    ("redis+cluster://", "node ''"),
     (42, "URL string"),
 ])
 def test_a_bad_url_says_what_is_wrong(url, says):
@@ -45,3 +60,8 @@ def test_channels_redis_gets_the_same_target():
     assert channels_redis_host("redis+sentinel://:pw@s1,s2:5000/main/2") == {
         "sentinels": [("s1", 26379), ("s2", 5000)], "master_name": "main", "db": 2, "sentinel_kwargs": {},
         "socket_timeout": None, "password": "pw"}
+
+
+def test_channels_redis_is_refused_a_cluster():
+    with pytest.raises(ValueError, match="does not run on Redis Cluster"):
+        channels_redis_host("redis+cluster://n1:7000")

@@ -1,4 +1,5 @@
-"""The store's semantics, identical for the embedded (memory) and the Redis backend."""
+"""The store's semantics, identical for the embedded (memory) and the Redis backend, on one server and on a Redis
+Cluster of three masters (where a script whose keys span slots fails, and a pipeline's steps go to several masters)."""
 
 import asyncio
 import time
@@ -15,12 +16,13 @@ from tests.health import report
 from tests.waiting import eventually
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def backend(request):
     if request.param == "memory":
         yield MemoryBackend()
         return
-    backend = RedisBackend(request.getfixturevalue("redis_server").url, f"t{uuid.uuid4().hex[:8]}", 1)
+    redis = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
+    backend = RedisBackend(redis.url, f"t{uuid.uuid4().hex[:8]}", 1)
     yield backend
     backend.flush()
 

@@ -1,4 +1,4 @@
-"""The cluster backend: many nodes and business processes sharing one Redis.
+"""The cluster backend: many nodes and business processes sharing one Redis (or one Redis Cluster).
 
 =================  =========================================================
 module             owns
@@ -6,8 +6,9 @@ module             owns
 :mod:`.keys`       the key layout, written once
 :mod:`.lua`        the scripts (presence and chans, node liveness, streams), each atomic, on one slot
 :mod:`.steps`      Redis work as generators of steps, run blocking or awaited
-:mod:`.pools`      every client freeim opens, of one server or a Sentinel master
+:mod:`.pools`      every client freeim opens, of one server, a Sentinel master or a Redis Cluster
 :mod:`.client`     running steps on them, waiting for replicas, errors -> ``StoreUnavailable``
+:mod:`.cluster`    on a Redis Cluster, each step to the master of its keys, a pipeline split per master
 :mod:`.store`      tokens, presence, chans, inboxes
 :mod:`.presence`   presence and chans as steps of one slot each, pushed to the chans by version
 :mod:`.nodes`      heartbeats, the reaper

@@ -1,6 +1,7 @@
 """Connections to Redis, and the two ways of running steps on them: blocking and awaiting.
 
-The only module that sends commands to Redis (the node's inbox reader aside, :mod:`.transport`).
+The only module that sends commands to Redis (with :mod:`.cluster`, which routes them over a cluster's
+masters; the node's inbox reader aside, :mod:`.transport`).
 A blocking client serves sync callers; each event loop gets ``redis.asyncio`` clients of its
 own (connections cannot cross loops), so neither side goes through ``async_to_sync``. Redis
 errors (unreachable, timed out, or a command refused) become :class:`~freeim.exceptions.StoreUnavailable`
@@ -10,6 +11,7 @@ here, in one place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import weakref
@@ -24,14 +26,16 @@ from ... import measures, redis_url
 from ...conf import conf
 from ...exceptions import StoreUnavailable
 from .lua import SCRIPTS
-from .pools import connect, packed
+from .pools import AsyncClient, Client, connect, packed
 from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
 
 T = TypeVar("T")
 P = ParamSpec("P")
 #: What Redis fails with: unreachable, timed out, or refusing the command (out of memory, a replica that takes no
 #: writes, a bad database index); scripts that Redis forgot are loaded again before this (:meth:`Connections.issue`).
-REDIS_ERRORS = (redis.RedisError,)
+#: A cluster's client fails with redis-py's cluster errors too (no node reachable to learn the slots from, a slot
+#: that no master serves), which are not ``RedisError``\ s.
+REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 #: How long a durable step waits for its replicas (``REDIS_WAIT_REPLICAS``) before it fails.
 WAIT_TIMEOUT_MS = 1000
 #: Seconds an awaited step may take, its retries included, before it fails (a blocking one: each read's socket
@@ -48,13 +52,26 @@ class Connections:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        target = redis_url.parse(url)
         #: With Sentinel, sends wait for one replica unless ``REDIS_WAIT_REPLICAS`` says otherwise.
-        self.sentinel = not isinstance(redis_url.parse(url), str)
-        self.blocking = connect(url)
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, redis.asyncio.Redis]] = \
+        self.sentinel = isinstance(target, redis_url.SentinelTarget)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, AsyncClient]] = \
             weakref.WeakKeyDictionary()
+        #: How a step reaches Redis, chosen once: on one connection of the one server, or routed to the masters
+        #: that own its keys (:mod:`.cluster`, built on this module's exchange, so imported once it is loaded).
+        self._send: Callable[[Any, Step], Any] = self._send_to_server
+        if isinstance(target, redis_url.ClusterTarget):
+            from . import cluster
 
-    def for_loop(self, upkeep: bool) -> redis.asyncio.Redis:
+            self._send = cluster.send
+
+    @functools.cached_property
+    def blocking(self) -> Client:
+        """The blocking client, made at its first use: a cluster's asks the cluster for its slots when it is made,
+        and a process that starts while Redis is down gets ``StoreUnavailable`` from its first call."""
+        return connect(self.url)
+
+    def for_loop(self, upkeep: bool) -> AsyncClient:
         """The running loop's client (the upkeep one if ``upkeep``).
 
         Its reads have no timeout of their own: redis-py's asyncio connection arms one per reply (a timer
@@ -90,7 +107,7 @@ class Connections:
         _measure(step, started)
         return reply
 
-    def _send(self, client: Any, step: Step) -> Any:
+    def _send_to_server(self, client: Any, step: Step) -> Any:
         commands = [_command(inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
         if isinstance(client, redis.asyncio.Redis):
             return _areplies(client, commands, isinstance(step, Pipe))

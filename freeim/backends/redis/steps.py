@@ -55,20 +55,23 @@ def one(method: str, *args: Any) -> Cmd:
 
 
 def drive(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
-    """Run ``steps``, performing each with ``perform`` (blocking)."""
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(perform(step))
-    except StopIteration as stop:
-        return cast(T, stop.value)
+    """Run ``steps``, performing each with ``perform`` (blocking). Only ``steps`` ending is their end: a
+    ``StopIteration`` out of ``perform`` fails them."""
+    reply = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        reply = perform(step)
 
 
 async def adrive(steps: Steps[T], perform: Callable[[Step], Awaitable[Any]]) -> T:
-    """Run ``steps``, awaiting ``perform`` for each."""
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(await perform(step))
-    except StopIteration as stop:
-        return cast(T, stop.value)
+    """Run ``steps``, awaiting ``perform`` for each (as :func:`drive`)."""
+    reply = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        reply = await perform(step)
