@@ -53,8 +53,8 @@ class RedisBackend(Backend):
     def _assemble(self, performer: Performer, upkeep: Performer, ttl: float) -> Backend:
         """The parts, each running its steps with ``performer`` (node liveness with ``upkeep``)."""
         return Backend(RedisStore(self.keys, performer), RedisNodes(self.keys, upkeep, ttl),
-                       RedisTransport(self.url, self.keys, performer), events=RedisEvents(self.keys, performer),
-                       heartbeat_ttl=ttl)
+                       RedisTransport(self.url, self.keys, performer),
+                       events=RedisEvents(self.keys, performer, self.connections.cluster), heartbeat_ttl=ttl)
 
     def flush(self) -> None:
         """Delete every key under the prefix (tests)."""

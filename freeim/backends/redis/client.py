@@ -55,12 +55,14 @@ class Connections:
         target = redis_url.parse(url)
         #: With Sentinel, sends wait for one replica unless ``REDIS_WAIT_REPLICAS`` says otherwise.
         self.sentinel = isinstance(target, redis_url.SentinelTarget)
+        #: A Redis Cluster: a command's keys must all be in one slot.
+        self.cluster = isinstance(target, redis_url.ClusterTarget)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, AsyncClient]] = \
             weakref.WeakKeyDictionary()
         #: How a step reaches Redis, chosen once: on one connection of the one server, or routed to the masters
         #: that own its keys (:mod:`.cluster`, built on this module's exchange, so imported once it is loaded).
         self._send: Callable[[Any, Step], Any] = self._send_to_server
-        if isinstance(target, redis_url.ClusterTarget):
+        if self.cluster:
             from . import cluster
 
             self._send = cluster.send

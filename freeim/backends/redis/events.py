@@ -31,9 +31,11 @@ WAKE_TOKENS = 16
 
 
 class RedisEvents:
-    def __init__(self, keys: Keys, performer: Performer) -> None:
+    def __init__(self, keys: Keys, performer: Performer, cluster: bool = False) -> None:
         self.keys = keys
         self.performer = performer
+        #: On a Redis Cluster the streams are read one by one (a read of several spans slots), and none waits.
+        self.cluster = cluster
         self._streams = [keys.clients(part, "events") for part in range(PARTITIONS)]
         #: The (group, consumer) pairs whose groups and consumers this process made sure of.
         self._ready: set[tuple[str, str]] = set()
@@ -100,7 +102,13 @@ class RedisEvents:
         claims = yield Pipe(tuple(one("xautoclaim", self._streams[part], group, consumer, 0, "0-0", READ_COUNT)
                                   for part in owned))
         found = [(part, entries) for part, (_next, entries, *_deleted) in zip(owned, claims, strict=True) if entries]
-        if not found:
+        if not found and self.cluster:
+            replies = yield Pipe(tuple(one("xreadgroup", group, consumer, {self._streams[part]: ">"}, READ_COUNT)
+                                       for part in owned))
+            found = [(part, entries) for part, reply in zip(owned, replies, strict=True) for _stream, entries in reply]
+            if not found:  # waits, as a blocking read would
+                yield one("blpop", self.keys.workers(group, "wake"), block_ms / 1000)
+        elif not found:
             replies = yield one("xreadgroup", group, consumer, {self._streams[part]: ">" for part in owned},
                                 READ_COUNT, block_ms)
             partition_of = {self._streams[part]: part for part in owned}
