@@ -299,6 +299,24 @@ class RedisCluster:
                 return next(server for server in self.servers if server.port == int(port))
         raise RuntimeError(f"no master owns slot {slot}")
 
+    def move_slot(self, key: str) -> int:
+        """Move ``key``'s slot, every key in it, to another master while clients use it, as ``redis-cli --cluster
+        reshard`` does: the slot marked importing and migrating, its keys migrated a hundred at a time (a client meets
+        ``ASK`` for those gone, ``TRYAGAIN`` for a call on some of each), then its new master told to every master
+        (``MOVED``). Returns how many keys moved."""
+        source = self.master_of(key)
+        target = next(master for master in self.running_masters() if master is not source)
+        slot = self.ask(source, "CLUSTER", "KEYSLOT", key)
+        self.ask(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        self.ask(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        moved = 0
+        while keys := self.ask(source, "CLUSTER", "GETKEYSINSLOT", slot, 100):
+            self.ask(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+        for master in self.running_masters():
+            self.ask(master, "CLUSTER", "SETSLOT", slot, "NODE", self.node_id(target))
+        return moved
+
     def running_masters(self) -> list[RedisServer]:
         """The servers running as masters now (a replica promoted in a failover among them)."""
         return [server for server in self._running() if self.role(server) == "master"]

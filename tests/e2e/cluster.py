@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import shutil
@@ -112,8 +113,12 @@ class Cluster:
         self.servers = [node.name for node in self.nodes]
         self.workers: list[Worker] = []
         self._worker_numbers = itertools.count()
-        # Built as freeim builds its clients: fails in seconds, reconnects after a restart, follows a failover.
-        self.store = connect_redis(self.redis.url)
+
+    @functools.cached_property
+    def store(self) -> Any:
+        """This process's client of the cluster's Redis, built as freeim builds its clients (fails in seconds,
+        reconnects after a restart, follows a failover), once Redis runs: a Redis Cluster's asks for its slots."""
+        return connect_redis(self.redis.url)
 
     # Environment and settings
     def env(self, server: str | None = None, **extra: str) -> dict[str, str]:
@@ -168,7 +173,8 @@ class Cluster:
                 if node.process is not None:
                     stop(node.process, signal.SIGTERM)
         finally:  # a node that hung on SIGTERM (killed by stop) must not leave Redis running
-            self.store.close()
+            if "store" in self.__dict__:
+                self.store.close()
             self.redis.stop()
             shutil.rmtree(self.directory, ignore_errors=True)  # a failing test's report has the log tails
 

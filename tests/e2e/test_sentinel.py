@@ -10,10 +10,8 @@ must either reach its socket or raise ``StoreUnavailable`` to its caller: none i
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,18 +20,16 @@ from websockets.asyncio.client import ClientConnection
 
 from demo_project.cluster import RedisSentinel
 from freeim import im
-from freeim.backends import get_backend
 from freeim.exceptions import StoreUnavailable
 from tests import partitions
-from tests.e2e.cluster import Cluster, Ids, Terminals, eventually, next_frame, report
+from tests.e2e.cluster import Cluster, Ids, Terminals, eventually, next_frame
+from tests.e2e.traffic import Traffic
 
 pytest_plugins = ["tests.e2e.cluster"]  # the processes' log tails in the report of a failing test
 
 #: freeim's default. It must be longer than a failover takes (here the sentinels' 1 s to call the master down, an
 #: election, and what the new master lacks): nodes must not reap one another while no heartbeat reaches Redis.
 HEARTBEAT_TTL = 10
-#: Seconds between two sends (each its own task: a send waiting for the replica holds up no other).
-SEND_EVERY = 0.02
 #: What the nodes log as they write their presence again.
 REBUILD = "lost its registration (or the store lost writes)"
 
@@ -58,96 +54,6 @@ def business(cluster: Cluster, sentinel: RedisSentinel) -> Iterator[None]:
     sentinel.wait_settled()  # after a failover, the old master follows the new one some seconds later
     with cluster.serving():
         yield
-
-
-class Traffic:
-    """Sends from this process, one every :data:`SEND_EVERY` seconds round robin over ``sockets``, and what became
-    of each: ``ok`` (with its message id) or ``refused`` (``StoreUnavailable``), whether it reached its socket,
-    and whether it is in its receiver's inbox, for a terminal that reconnects. Any other error fails the test."""
-
-    def __init__(self, sockets: dict[str, ClientConnection]) -> None:
-        self.sockets = sockets
-        self.outcomes: dict[int, tuple[str, str, float, float]] = {}  # n -> client, outcome, started, ended
-        self.message_ids: dict[int, str] = {}
-        self.received: dict[str, set[int]] = {client: set() for client in sockets}
-        self.fences: dict[str, asyncio.Future[None]] = {}
-        self.stopping = asyncio.Event()
-        #: The longest a socket went without a frame while sends went through.
-        self.longest_pause = 0.0
-
-    async def run(self) -> None:
-        readers = [asyncio.create_task(self._read(client, ws)) for client, ws in self.sockets.items()]
-        sends: list[asyncio.Task[None]] = []
-        clients = list(self.sockets)
-        while not self.stopping.is_set():
-            sends.append(asyncio.create_task(self._send(len(sends), clients[len(sends) % len(clients)])))
-            await asyncio.sleep(SEND_EVERY)
-        await asyncio.gather(*sends)
-        await self._fence()
-        for reader in readers:
-            reader.cancel()
-
-    async def _send(self, n: int, client: str) -> None:
-        started = time.monotonic()
-        try:
-            self.message_ids[n] = await im.asend_message("boss", [client], {"n": n})
-            outcome = "ok"
-        except StoreUnavailable:
-            outcome = "refused"
-        self.outcomes[n] = (client, outcome, started, time.monotonic())
-
-    async def _read(self, client: str, ws: ClientConnection) -> None:
-        last = time.monotonic()
-        async for raw in ws:  # a socket that closes ends this early: the fence then never comes
-            data = json.loads(raw).get("data")
-            if isinstance(data, dict) and "n" in data:
-                self.received[client].add(data["n"])
-                self.longest_pause, last = max(self.longest_pause, time.monotonic() - last), time.monotonic()
-            elif isinstance(data, dict) and data.get("fence") in self.fences:
-                self.fences[data["fence"]].set_result(None)
-
-    async def _fence(self) -> None:
-        """A last message to each socket, sent after every send returned: the node hands a socket its frames in
-        order, so what has not come before it never will."""
-        for client in self.sockets:
-            fence = uuid.uuid4().hex
-            self.fences[fence] = asyncio.get_running_loop().create_future()
-            await im.asend_message("boss", [client], {"fence": fence})
-        await asyncio.wait_for(asyncio.gather(*self.fences.values()), 10)
-
-    async def figures(self) -> dict[str, int]:
-        """How many sends there were, ``ok`` and ``refused``; of the ok ones, how many never reached their socket
-        (``lost``) or are not in their receiver's inbox (``not_kept``)."""
-        ok = [n for n, (_c, outcome, *_) in self.outcomes.items() if outcome == "ok"]
-        kept = set()
-        for client in self.sockets:
-            kept |= {message.id for message in (await get_backend().store.read_inbox(client, "*")).messages}
-        return {"sent": len(self.outcomes), "ok": len(ok), "refused": len(self.outcomes) - len(ok),
-                "lost": sum(n not in self.received[self.outcomes[n][0]] for n in ok),
-                "not_kept": sum(self.message_ids[n] not in kept for n in ok)}
-
-    async def going_through(self) -> bool:
-        """Whether every send started in the last half second went through (and there were some)."""
-        latest = [outcome for _c, outcome, started, _e in self.outcomes.values() if started > time.monotonic() - 0.5]
-        return bool(latest) and all(outcome == "ok" for outcome in latest)
-
-    async def ended(self, running: asyncio.Task[None], what: str, **seconds: float) -> dict[str, int]:
-        """Stop the traffic (``running`` is :meth:`run`) a second after it goes through again, print its
-        :meth:`figures` with ``seconds`` (how long each step of the failover took), and return them."""
-        await asyncio.sleep(1)
-        self.stopping.set()
-        await running
-        figures = await self.figures()
-        print(f"\nfreeim sentinel: {what}: sends {figures['sent']}, ok {figures['ok']}, refused (StoreUnavailable) "
-              f"{figures['refused']}, lost {figures['lost']}, ok but not in the receiver's inbox {figures['not_kept']}")
-        for name, value in {"longest_pause_of_a_socket": self.longest_pause, **seconds, **self.refused_for()}.items():
-            report(f"{what}: {name.replace('_', ' ')}", value)
-        return figures
-
-    def refused_for(self) -> dict[str, float]:
-        """From the first refused send's start to the last one's end, if any was refused."""
-        spans = [(started, ended) for _c, outcome, started, ended in self.outcomes.values() if outcome == "refused"]
-        return {"sends_refused_for": max(e for _, e in spans) - min(s for s, _ in spans)} if spans else {}
 
 
 async def open_steady(terminals: Terminals, ids: Ids) -> tuple[dict[str, ClientConnection], set[str]]:
@@ -203,7 +109,7 @@ async def test_a_sentinel_failover_during_traffic_keeps_sockets_and_loses_no_sen
     await presence_is(dict.fromkeys(sockets, True), room)
     await eventually(traffic.going_through, 60, step=0.1)
     recovered = time.monotonic() - failover_at
-    figures = await traffic.ended(running, "SENTINEL FAILOVER", sentinels_switched_after=switched,
+    figures = await traffic.ended(running, "sentinel: SENTINEL FAILOVER", sentinels_switched_after=switched,
                                   nodes_wrote_presence_again_after=rebuilt, sends_go_through_again_after=recovered)
     assert figures["lost"] == figures["not_kept"] == 0 and figures["ok"] > 0
     assert not set(offline_events(cluster)) & set(sockets)  # nobody flapped offline
@@ -244,7 +150,7 @@ async def test_a_master_killed_with_unreplicated_writes_is_replaced_and_presence
     old.start()
     await eventually(traffic.going_through, 30, step=0.1)
     recovered = time.monotonic() - killed_at
-    figures = await traffic.ended(running, "kill -9 of the master", sentinels_switched_after=switched,
+    figures = await traffic.ended(running, "sentinel: kill -9 of the master", sentinels_switched_after=switched,
                                   presence_right_again_after=rebuilt, sends_go_through_again_after=recovered)
     assert figures["lost"] == figures["not_kept"] == 0 and figures["ok"] > 0
     message = await im.asend_message("boss", [joining], "welcome")
