@@ -27,7 +27,7 @@ from ...conf import conf
 from ...exceptions import StoreUnavailable
 from .lua import SCRIPTS
 from .pools import AsyncClient, Client, connect, packed
-from .steps import Cmd, Lua, Pipe, Step, Steps, adrive, drive
+from .steps import Cmd, Everywhere, Lua, Pipe, Step, Steps, adrive, drive
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -110,6 +110,9 @@ class Connections:
         return reply
 
     def _send_to_server(self, client: Any, step: Step) -> Any:
+        if isinstance(step, Everywhere):  # one master: a list of its reply
+            reply = self._send_to_server(client, step.step)
+            return _listed(reply) if inspect.isawaitable(reply) else [reply]
         commands = [_command(inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
         if isinstance(client, redis.asyncio.Redis):
             return _areplies(client, commands, isinstance(step, Pipe))
@@ -127,6 +130,8 @@ def kind(step: Step) -> str:
     ``pipeline:<its first step's>`` (a pipeline of one is sent as that one)."""
     if isinstance(step, Pipe):
         return kind(step.steps[0]) if len(step.steps) == 1 else f"pipeline:{kind(step.steps[0])}"
+    if isinstance(step, Everywhere):
+        return f"everywhere:{kind(step.step)}"
     return step.name if isinstance(step, Lua) else step.method
 
 
@@ -135,6 +140,10 @@ def _measure(step: Step, started: float, error: BaseException | None = None) -> 
     measures.REDIS_SECONDS.observe(perf_counter() - started, what)
     if error is not None:
         measures.REDIS_ERRORS.inc(what, type(error).__name__)
+
+
+async def _listed(reply: Awaitable[Any]) -> list[Any]:
+    return [await reply]
 
 
 async def _measured(reply: Awaitable[Any], step: Step, started: float) -> Any:

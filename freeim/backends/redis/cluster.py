@@ -44,7 +44,7 @@ from redis.exceptions import (
 
 from .client import STEP_TIMEOUT, Command, _asent_and_read, _command, _raised, _sent_and_read
 from .lua import SCRIPTS
-from .steps import Pipe, Step
+from .steps import Everywhere, Pipe, Step
 
 #: Rounds of redirections and retries a step gets (redis-py's own: ``RedisClusterRequestTTL``).
 ROUNDS = 16
@@ -97,11 +97,39 @@ _Routing = Generator[_Request, Any, list[Any]]
 
 def send(client: Cluster, step: Step) -> Any:
     """How :class:`.client.Connections` sends ``step`` through a cluster's client: its reply, or an awaitable of it."""
+    if isinstance(step, Everywhere):
+        return _everywhere(client, step)
     commands = [_command(inner) for inner in (step.steps if isinstance(step, Pipe) else (step,))]
     if isinstance(client, redis.asyncio.cluster.RedisCluster):
         return _asend(client, commands, isinstance(step, Pipe))
     replies = _drive(client, _routing(client, commands, [_first_key(client, args) for args, _options in commands]))
     return replies if isinstance(step, Pipe) else replies[0]
+
+
+def _everywhere(client: Cluster, step: Everywhere) -> Any:
+    """``step``'s command on each master redis-py knows, by redis-py's own routing (a rare command, off the hot path):
+    the replies, None for a master that failed."""
+    (args, options), masters = _command(step.step), client.get_primaries()
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        return _aeverywhere(client, masters, args, options)
+    replies = []
+    for master in masters:
+        try:
+            replies.append(client.execute_command(*args, **options, target_nodes=master))
+        except FAILING:
+            replies.append(None)
+    return replies
+
+
+async def _aeverywhere(client: redis.asyncio.cluster.RedisCluster, masters: list[Any], args: tuple[Any, ...],
+                       options: dict[str, Any]) -> list[Any]:
+    async def ask(master: Any) -> Any:
+        try:
+            return await client.execute_command(*args, **options, target_nodes=master)
+        except FAILING:
+            return None
+
+    return list(await asyncio.gather(*(ask(master) for master in masters)))
 
 
 async def _asend(client: redis.asyncio.cluster.RedisCluster, commands: list[Command], piped: bool) -> Any:

@@ -19,7 +19,7 @@ from .keys import Keys
 from .lineage import Lineage
 from .pools import MASTER_CHECK
 from .presence import PARTITIONS_PER_REPAIR, Presence
-from .steps import Cmd, Lua, Pipe, Steps, one
+from .steps import Cmd, Everywhere, Lua, Pipe, Steps, one
 
 logger = logging.getLogger("freeim.redis")
 #: Connections of a dead node taken off per round trip.
@@ -65,9 +65,10 @@ class RedisNodes:
         # The beat is marked in the registry even when it finds the registration lost: the node registers again at
         # once, and a node that dies before that leaves an entry that ages, as any dead node's.
         report = () if health is None else (self._report(node, health),)
-        beaten, _marked, replication, *_ = yield Pipe((self._beat(node, boot, "beat"), self._mark_beat(node),
-                                                       one("info", "replication"), *report))
-        return self.lineage.unchanged(node, replication.get("master_replid", "")) and bool(beaten)
+        beaten, *_ = yield Pipe((self._beat(node, boot, "beat"), self._mark_beat(node), *report))
+        replications = yield Everywhere(one("info", "replication"))
+        replids = {replication["master_replid"] for replication in replications if replication}
+        return self.lineage.unchanged(node, replids) and bool(beaten)
 
     @performed
     def publish_health(self, node: str, health: NodeHealth) -> Steps[None]:

@@ -45,7 +45,15 @@ class Pipe:
     durable: bool = False
 
 
-Step = Lua | Cmd | Pipe
+@dataclass(frozen=True)
+class Everywhere:
+    """Run a keyless command on every master (on one Redis: on it); the reply is the list of their replies, None for
+    a master that did not answer. For what is each master's own, such as its replication id."""
+
+    step: Cmd
+
+
+Step = Lua | Cmd | Pipe | Everywhere
 #: An operation: yields steps, receives each reply, returns its result.
 Steps = Generator[Step, Any, T]
 

@@ -309,3 +309,30 @@ def test_a_tls_cluster_url_makes_tls_connections():
     client = pools.connect("rediss+cluster://:pw@127.0.0.1:1", asynchronous=True)
     assert issubclass(client.connection_kwargs["connection_class"], redis.asyncio.SSLConnection)
     assert client.connection_kwargs["password"] == "pw"
+
+
+def test_a_node_notices_a_replica_promoted_on_any_master_and_writes_its_presence_again(redis_cluster, three_masters,
+                                                                                      settings):
+    """Its presence is on every master: the heartbeat reads each one's replication id (the node's own keys' master
+    alone saw no failover of the others, and a presence written there before it and lost stayed lost)."""
+    backend = RedisBackend(redis_cluster.url, three_masters.keys.prefix, 60)  # its registration outlives the failover
+    nodes = blocking(backend).nodes
+    nodes.register_node("a", "boot-a")
+    assert nodes.heartbeat("a", "boot-a") is True
+    victim = next(master for master in redis_cluster.running_masters()
+                  if master is not redis_cluster.master_of(three_masters.keys.node("a", "alive")))
+    victim.kill()
+    try:
+        deadline = time.monotonic() + 30
+        while len(redis_cluster.running_masters()) < 3:  # its replica promoted
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        answers = []
+        while False not in answers:  # a new id: the node writes its presence again, once (after the settle)
+            assert time.monotonic() < deadline
+            answers.append(nodes.heartbeat("a", "boot-a"))
+            time.sleep(0.3)
+        assert nodes.heartbeat("a", "boot-a") is True
+    finally:
+        victim.start()
+        redis_cluster.wait_settled()

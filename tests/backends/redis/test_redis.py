@@ -354,13 +354,13 @@ class CountingSteps(Connections):
         return super().issue(client, step)
 
 
-def test_a_heartbeat_carries_the_node_s_health_report_in_its_one_round_trip(backend):
+def test_a_heartbeat_carries_the_node_s_health_report_and_reads_every_master_s_replication_id(backend):
     counted = RedisBackend(backend.url, backend.keys.prefix, 1, connections=CountingSteps)
     sync = blocking(counted)
     sync.nodes.register_node("a", "boot-a")
     CountingSteps.steps = 0
     assert sync.nodes.heartbeat("a", "boot-a", report()) is True
-    assert CountingSteps.steps == 1
+    assert CountingSteps.steps == 2  # the beat, its mark and the report; then INFO of each master
     health = backend.keys.node("a", "health")
     assert json.loads(backend.connections.blocking.get(health)) == report()
     assert 0 < backend.connections.blocking.pttl(health) <= 1000  # the heartbeat's TTL
