@@ -1,5 +1,6 @@
-"""The store's semantics, identical for the embedded (memory) and the Redis backend, on one server and on a Redis
-Cluster of three masters (where a script whose keys span slots fails, and a pipeline's steps go to several masters)."""
+"""The store's semantics, identical for the embedded (memory) and the Redis backend, on one server and on Redis
+Clusters of one master and of three (where a script whose keys span slots fails, and a pipeline's steps go to several
+masters)."""
 
 import asyncio
 import time
@@ -15,13 +16,17 @@ from tests.blocking import blocking
 from tests.health import report
 from tests.waiting import eventually
 
+#: The Redis each backend but the embedded one runs on: one server, a cluster of one master (a script whose keys span
+#: two slots fails there as on any cluster), and a cluster of three masters with replicas (pipelines split by master).
+REDIS = {"redis": "redis_server", "redis-cluster-1": "redis_cluster_one", "redis-cluster-3": "redis_cluster"}
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+
+@pytest.fixture(params=["memory", *REDIS])
 def backend(request):
     if request.param == "memory":
         yield MemoryBackend()
         return
-    redis = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
+    redis = request.getfixturevalue(REDIS[request.param])
     backend = RedisBackend(redis.url, f"t{uuid.uuid4().hex[:8]}", 1)
     yield backend
     backend.flush()
