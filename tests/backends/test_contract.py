@@ -386,6 +386,6 @@ def test_online_clients_and_chans_are_read_a_page_at_a_time(sync, backend):
 def test_a_redis_page_cursor_that_it_did_not_give_is_refused(sync, backend):
     if isinstance(backend, MemoryBackend):
         pytest.skip("any name is a cursor of the embedded backend")
-    for cursor in ("x", "128.0", "-1.0", "3", "3.x"):
+    for cursor in ("x", "128.0", "-1.0", "3", "3.x", "3.\u0663", f"3.{2 ** 64}"):  # SCAN's cursors: unsigned 64-bit
         with pytest.raises(ValueError):
             sync.store.online_page(cursor, 10)

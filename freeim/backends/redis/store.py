@@ -7,6 +7,7 @@ connections and their clients), changed in steps of one slot each (:mod:`.presen
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections import Counter
@@ -29,6 +30,10 @@ from .steps import Cmd, Lua, Pipe, Steps, one
 SCAN_CHUNK = 1000
 #: Partitions a page of the online clients or chans looks into per round trip.
 PARTITIONS_PER_ROUND = 16
+#: Redis's scan cursors are unsigned 64-bit integers: it refuses a larger one.
+SCAN_CURSORS = 2 ** 64
+#: A page cursor: a partition and its scan cursor, in ASCII digits.
+_CURSOR = re.compile(r"(\d{1,3})\.(\d{1,20})", re.ASCII).fullmatch
 #: Items read per page where the whole list is asked for.
 EVERYTHING_PAGE = 5000
 
@@ -58,10 +63,10 @@ def _page(method: str, key: Callable[[int], str], cursor: str, count: int) -> St
 def _partition_cursor(cursor: str) -> tuple[int, int]:
     if not cursor:
         return 0, 0
-    part, dot, scan = cursor.partition(".")
-    if not (dot and part.isdigit() and scan.isdigit() and int(part) < PARTITIONS):
+    found = _CURSOR(cursor)
+    if not found or int(found[1]) >= PARTITIONS or int(found[2]) >= SCAN_CURSORS:
         raise ValueError(f"not a cursor this list gave: {cursor!r}")
-    return int(part), int(scan)
+    return int(found[1]), int(found[2])
 
 
 def _limits() -> tuple[str, int, int, int, int, int]:
