@@ -8,11 +8,14 @@ from freeim import ids
 from freeim.backends.redis.keys import PARTITIONS, SLOTS, Keys, partition, partition_tag, slot
 from freeim.exceptions import InvalidClientId
 
-KINDS = {"node": ("alive", "health", "conns", "metas", "inbox", "inbox-sz", "inbox-ix"), "client": ("conns", "chans"),
-         "chan": ("members", "nodes")}
+KINDS = {"node": ("alive", "health", "conns", "metas", "inbox", "inbox-sz", "inbox-ix"),
+         "client": ("conns", "chans", "left", "ver", "inbox", "inbox-meta", "inbox-ids"),
+         "chan": ("members", "nodes", "ended", "stream", "stream-meta", "stream-ids")}
 SHARED = ("nodes", "reaper", "draining")
 #: Keys of a partition: of its clients, of its chans.
-PARTS = {"clients": ("online", "events"), "chans": ("",)}
+PARTS = {"clients": ("online", "events", "dirty"), "chans": ("",)}
+#: Keys of an events consumer group: its workers, their wake-up list (``{g}``); its lease of a partition.
+GROUPS = {"workers": ("alive", "wake"), "lease": ("",)}
 keys = Keys("freeim")
 #: What ids hold: ':' and braces and '%' (which the encoding uses), spaces, unicode.
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40) | st.sampled_from(
@@ -32,7 +35,10 @@ owned = st.sampled_from(sorted(KINDS)).flatmap(
     lambda kind: st.tuples(st.just(kind), client_ids if kind == "client" else texts, st.sampled_from(KINDS[kind])))
 parts = st.sampled_from(sorted(PARTS)).flatmap(
     lambda kind: st.tuples(st.just(kind), st.integers(0, PARTITIONS - 1), st.sampled_from(PARTS[kind])))
-any_key = owned | parts | st.tuples(st.just("shared"), st.just(""), st.sampled_from(SHARED)) | st.tuples(
+groups = st.sampled_from(sorted(GROUPS)).flatmap(  # owner: the group, and the partition of a lease
+    lambda kind: st.tuples(st.just(kind), st.tuples(texts, st.integers(0, PARTITIONS - 1) if kind == "lease"
+                                                    else st.just(0)), st.sampled_from(GROUPS[kind])))
+any_key = owned | parts | groups | st.tuples(st.just("shared"), st.just(""), st.sampled_from(SHARED)) | st.tuples(
     st.just("token"), texts, st.just(""))
 
 
@@ -45,6 +51,10 @@ def name(kind: str, owner: object, what: str) -> str:
         return keys.clients(owner, what)
     if kind == "chans":
         return keys.chans(owner)
+    if kind == "workers":
+        return keys.workers(owner[0], what)
+    if kind == "lease":
+        return keys.lease(owner[1], owner[0])
     return getattr(keys, kind)(owner, what)
 
 
