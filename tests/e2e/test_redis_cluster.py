@@ -36,12 +36,8 @@ def redis_shards() -> RedisCluster:
 
 @pytest.fixture(scope="module")
 def cluster(redis_shards: RedisCluster) -> Iterator[Cluster]:
-    running = Cluster(size=3, redis=redis_shards, heartbeat_ttl=HEARTBEAT_TTL)
-    try:
-        running.boot()
+    with Cluster(size=3, redis=redis_shards, heartbeat_ttl=HEARTBEAT_TTL) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture(autouse=True)

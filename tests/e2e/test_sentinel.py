@@ -41,12 +41,8 @@ def sentinel() -> RedisSentinel:
 
 @pytest.fixture(scope="module")
 def cluster(sentinel: RedisSentinel) -> Iterator[Cluster]:
-    running = Cluster(size=2, redis=sentinel, heartbeat_ttl=HEARTBEAT_TTL)
-    try:
-        running.boot()
+    with Cluster(size=2, redis=sentinel, heartbeat_ttl=HEARTBEAT_TTL) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture(autouse=True)
