@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Collection
 from time import perf_counter
@@ -15,7 +16,7 @@ from ...ids import ClientId
 from ...logs import fields
 from ..contract import NodeHealth
 from .client import Performer, performed
-from .keys import Keys
+from .keys import PARTITIONS, Keys
 from .lineage import Lineage
 from .pools import MASTER_CHECK
 from .presence import PARTITIONS_PER_REPAIR, Presence
@@ -35,8 +36,9 @@ class RedisNodes:
         self.ttl_ms = int(heartbeat_ttl * 1000)
         self.lineage = Lineage(MASTER_CHECK)
         self.presence = Presence(keys)
-        #: The client partition the reaper's next look for cut-short pushes starts at.
-        self._repair_from = 0
+        #: The client partition the reaper's next look for cut-short pushes starts at: a different one in each
+        #: process, so that nodes look into different partitions at once.
+        self._repair_from = random.randrange(PARTITIONS)
 
     def _beat(self, node: str, boot: str, mode: str) -> Lua:
         return Lua("heartbeat", (self.keys.node(node, "alive"),), (boot, self.ttl_ms, mode))
@@ -120,18 +122,16 @@ class RedisNodes:
 
     @performed
     def reap(self, me: str) -> Steps[list[str]]:
-        """Also pushes again the truth of clients whose chans were left behind (:func:`.presence.resync_stale`):
-        some partitions a run, under the same lock."""
+        """First pushes again the truth of clients whose chans were left behind, in some partitions a run
+        (:func:`.presence.resync_stale`, safe to run on several nodes at once: without the lock, which a node that
+        dies holding it keeps from the others for a while)."""
+        yield from self.presence.resync_stale(self._repair_from)
+        self._repair_from += PARTITIONS_PER_REPAIR
         dead = yield self._nodes_by_age("dead")
-        if not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
+        if not dead or not (yield self._reaper_lock(me, self.ttl_ms * 3, "take")):
             measures.REAPER_RUNS.inc("lock_held" if dead else "nothing_dead")
             return []
         try:
-            yield from self.presence.resync_stale(self._repair_from)
-            self._repair_from += PARTITIONS_PER_REPAIR
-            if not dead:
-                measures.REAPER_RUNS.inc("nothing_dead")
-                return []
             ages = yield from self._ages()  # for the time from each one's last beat to its clients offline
             started = perf_counter()
             reaped = []

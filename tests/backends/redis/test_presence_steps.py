@@ -41,6 +41,16 @@ def test_a_join_cut_short_before_its_chan_learnt_of_it_is_pushed_by_the_reaper(b
     assert chan_state(sync, "room") == ([1], ["a"], 1)
 
 
+def test_the_reaper_pushes_cut_short_truths_while_a_node_that_died_holds_its_lock(backend, sync, monkeypatch):
+    """Every node took the reaper's lock on every run to look for them: one killed holding it kept every other from
+    reaping dead nodes for three heartbeat TTLs (the live-ops browser test met it)."""
+    sync.store.add_connection("a", 1, "a1")
+    first_step_only(backend, Presence(backend.keys).join(1, ["room"], 10))
+    backend.connections.blocking.set(backend.keys.shared("reaper"), "a-node-killed-holding-it", px=60_000)
+    repair(sync, monkeypatch)
+    assert chan_state(sync, "room") == ([1], ["a"], 1)
+
+
 def test_a_client_gone_offline_cut_short_leaves_its_chans_once_the_reaper_pushes_it(backend, sync, monkeypatch):
     sync.store.add_connection("a", 1, "a1")
     sync.store.add_connection("b", 1, "b1")
