@@ -78,7 +78,11 @@ def encoded(value: object) -> str:
 
 def partition(value: object) -> int:
     """The partition of a client id or a chan name (of its key segment, so ``42`` and ``"42"`` share one)."""
-    return zlib.crc32(encoded(value).encode()) % PARTITIONS
+    return _partition_of(encoded(value))
+
+
+def _partition_of(segment: str) -> int:
+    return zlib.crc32(segment.encode()) % PARTITIONS
 
 
 def slot(tag: str) -> int:
@@ -125,7 +129,7 @@ class Keys:
     def client_keys(self, client: object, *what: str) -> tuple[str, ...]:
         """Several keys of one client (its id encoded once)."""
         segment = encoded(client)
-        base = f"{self.prefix}:{{{partition_tag('c', zlib.crc32(segment.encode()) % PARTITIONS)}}}:{segment}:"
+        base = f"{self.prefix}:{{{partition_tag('c', _partition_of(segment))}}}:{segment}:"
         return tuple([base + one for one in what])
 
     def clients(self, part: int, what: str) -> str:
@@ -152,7 +156,7 @@ class Keys:
     def chan(self, chan: str, what: str) -> str:
         """A chan's key: ``members``, ``nodes``, ``stream``, ``stream-meta`` or ``stream-ids``."""
         segment = encoded(chan)
-        return f"{self.prefix}:{{{partition_tag('h', zlib.crc32(segment.encode()) % PARTITIONS)}}}:{segment}:{what}"
+        return f"{self.prefix}:{{{partition_tag('h', _partition_of(segment))}}}:{segment}:{what}"
 
     def chans(self, part: int) -> str:
         """Chan partition ``part``'s list of chans."""

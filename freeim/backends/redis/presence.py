@@ -2,8 +2,9 @@
 
 A change of a client runs on the client's keys first, where the truth is (its connections, its chans); the
 script answers with the truth at a new version (:class:`Truth`), which is then pushed to each chan concerned and
-settled, all in the next round trip. A node's own record of its connections is written before the client's on
-attach (so the reaper finds a connection of a node that died midway) and after it on detach. Pushes carry
+settled, all in the next round trip. A node's own record of its connections goes in the round trip of the
+client's step, before it on attach (so the reaper finds a connection of a node that died midway) and after it on
+detach (a detach cut short after it leaves the client marked dirty: the reaper pushes it). Pushes carry
 versions and chans keep the newest, so steps of one client that run at once, twice or late end as its newest
 truth says; a client whose pushes were cut short (its caller died) stays marked dirty, and the reaper pushes its
 truth again (:func:`resync_stale`).
@@ -79,7 +80,7 @@ class Presence:
         *_noted, reply = yield Pipe((*noted, self.client("attach", client, node, client, conn, meta, EVENTS_MAXLEN,
                                                          max_connections, VERSION_LIFE_MS)))
         if reply[0] == "full":
-            yield Pipe((one("hdel", node_conns, conn), one("hdel", node_metas, conn)))
+            yield Pipe(self._unrecord(node, {str(client): [conn]}))
         else:
             yield from self.push([truth(client, reply)])
         return str(reply[0])
@@ -98,10 +99,10 @@ class Presence:
                         ENDED_LIFE_MS, len(conns_by_client[client]), *conns_by_client[client])
             for client in clients)
         later = mode == "moved"
-        *replies, = (yield Pipe(scripts if later else (*scripts, *self._unrecord(node, conns_by_client))))
-        answers = {client: str(reply[0]) for client, reply in zip(clients, replies, strict=False)}
+        replies = (yield Pipe(scripts if later else (*scripts, *self._unrecord(node, conns_by_client))))[:len(clients)]
+        answers = {client: str(reply[0]) for client, reply in zip(clients, replies, strict=True)}
         taken = {client: conns for client, conns in conns_by_client.items() if answers[client] != "parked"}
-        yield from self.push([truth(client, reply) for client, reply in zip(clients, replies, strict=False)],
+        yield from self.push([truth(client, reply) for client, reply in zip(clients, replies, strict=True)],
                              self._unrecord(node, taken) if later else ())
         return answers
 

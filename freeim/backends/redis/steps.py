@@ -1,10 +1,11 @@
 """Redis work written once for blocking and for awaiting clients: generators of steps.
 
 Each operation of the Redis backend is a generator that yields what Redis must run
-(a :class:`Lua` script, a :class:`Cmd`, a :class:`Pipe` of them) and receives the
-reply. :func:`drive` performs each step with a blocking client, :func:`adrive`
-awaits it on a ``redis.asyncio`` one (:mod:`.client`), so the logic between the steps
-(declaring keys, retrying scripts, decoding) exists once.
+(a :class:`Lua` script, a :class:`Cmd`, a :class:`Pipe` of them, a command on
+:class:`Everywhere` master) and receives the reply. :func:`drive` performs each step
+with a blocking client, :func:`adrive` awaits it on a ``redis.asyncio`` one
+(:mod:`.client`), so the logic between the steps (pushing a client's truth to its
+chans, reading pages, decoding) exists once.
 """
 
 from __future__ import annotations
