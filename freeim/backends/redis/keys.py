@@ -37,7 +37,8 @@ key                                type     holds
 ``p:{c<P>}:<client>:left``         set      the chans it left, or was in when it went offline (for a while)
 ``p:{c<P>}:<client>:ver``          string   its last version: Redis's time in µs when its presence last changed
 ``p:{c<P>}:<client>:inbox``        stream   the client's private messages (offset, size, message id, frame)
-``p:{c<P>}:<client>:inbox-meta``   hash     epoch ``e``, newest offset ``t``, bytes held ``b``, oldest entry's ms ``f``
+``p:{c<P>}:<client>:inbox-meta``   hash     epoch ``e``, newest offset ``t``, bytes held ``b``, oldest entry's ms ``f``,
+                                            when the inbox's key lives were last set ``x`` (ms)
 ``p:{c<P>}:<client>:inbox-ids``    hash     message id -> "<offset> <receipt to>" of each message kept
 ``p:{h<P>}:chans``                 zset     chan -> member count, the chans of partition P
 ``p:{h<P>}:<chan>:members``        hash     client -> its record, JSON: its version, and its nodes while a member

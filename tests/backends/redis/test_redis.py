@@ -222,7 +222,7 @@ def state_of(backend):
         if key.endswith(("inbox-sz", "inbox-ix")):
             continue  # they count the duplicates too
         if key.endswith("inbox-meta"):
-            value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f not in ("e", "f")}  # noqa: E731 (epochs, times)
+            value = lambda k: {f: v for f, v in redis.hgetall(k).items() if f not in ("e", "f", "x")}  # noqa: E731 (epochs, times)
         if key == backend.keys.shared("nodes") or key.endswith((":ended", ":dirty")) or ":workers:" in key:
             value = lambda k: redis.zrange(k, 0, -1)  # noqa: E731 (scores are heartbeat times, versions)
         if key.endswith(":ver"):
@@ -427,6 +427,19 @@ def test_a_resume_reads_only_what_came_after_its_position(backend, sync):
     assert entries_read(stored[-1][0]) == ([], 0)  # up to date: nothing read
     assert entries_read(stored[-3][0]) == ([at for at, _ in stored[-2:]], 1)
     assert len(entries_read("*")[0]) == 50
+
+
+def test_an_inbox_s_keys_live_at_least_their_life_after_the_last_append(backend, sync, settings):
+    """An append sets the keys' lives again only now and then (an eighth of the way into them): a key that an
+    append made anew (the ids hash, emptied by trimming and written again) must get its life all the same."""
+    settings.FREEIM = {"INBOX_MAX_AGE": 100, "INBOX_MAX_MESSAGES": 1}
+    db = backend.connections.blocking
+    inbox, meta, message_ids = backend.keys.client_keys(1, "inbox", "inbox-meta", "inbox-ids")
+    for number in range(3):  # each append trims the one before: the ids hash is emptied and made again
+        sync.store.store_messages([Letter(1, f"m{number}", "{}")], [])
+        lives = [db.pttl(key) for key in (inbox, message_ids, meta)]
+        assert all(99_000 < life <= 112_500 for life in lives[:2]) and lives[2] >= 99_000, lives
+    assert db.hkeys(message_ids) == ["m2"]
 
 
 def test_node_loads_read_a_big_node_a_chunk_at_a_time(backend, sync, monkeypatch):
