@@ -45,6 +45,11 @@ class Tokens(Protocol):
     async def issue_token(self, token: str, record: TokenRecord, ttl: int) -> None:
         """Store ``record`` under ``token`` for ``ttl`` seconds."""
 
+    async def issue_token_seeing_nodes(self, token: str, record: TokenRecord, ttl: int, within: float) -> list[str]:
+        """:meth:`issue_token`, and in the same round trip the names of the nodes that beat within ``within``
+        seconds and take new terminals (:meth:`Nodes.alive_nodes` with ``accepting``), sorted: a connect whose
+        node was chosen among the nodes it saw last learns at no cost whether they changed."""
+
     async def redeem_token(self, token: str) -> TokenRecord | None:
         """Take the record of ``token`` and forget the token; None if unknown or expired."""
 

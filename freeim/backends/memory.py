@@ -48,6 +48,10 @@ class MemoryState:
             self._tokens = {t: v for t, v in self._tokens.items() if v[0] > now}
             self._tokens[token] = (now + ttl, TokenRecord(**record))
 
+    async def issue_token_seeing_nodes(self, token: str, record: TokenRecord, ttl: int, within: float) -> list[str]:
+        await self.issue_token(token, record, ttl)
+        return await self.alive_nodes(within, accepting=True)
+
     async def redeem_token(self, token: str) -> TokenRecord | None:
         with self._lock:
             found = self._tokens.pop(token, None)

@@ -10,6 +10,7 @@ twins): one definition, so the sync and async APIs can never drift apart.
 from __future__ import annotations
 
 import secrets
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -66,26 +67,56 @@ async def connect_ticket(backend: Backend, client_id: object, meta: str = "", ba
     if join is not None and (not isinstance(join, list | tuple) or len(join) > conf.MAX_CHANS_PER_CLIENT):
         raise InvalidMessage("join must list at most MAX_CHANS_PER_CLIENT chans.")
     servers = conf.SERVERS
-    if servers:
-        fresh = set(await backend.nodes.alive_nodes(within=conf.HEARTBEAT_TTL * LATE_AFTER, accepting=True))
-        candidates = [s for s in servers if s in fresh] or servers
-        node = router.pick(client, [s for s in candidates if s != avoid] or candidates, conf.ROUTING)
-        base = server_base(node)
-    elif base:
-        node = conf.SERVER
-        base = base if isinstance(base, str) else request_base(base)
-    else:
-        raise NoConnectBase()
     token = secrets.token_urlsafe(24)
-    record: TokenRecord = {"client_id": client, "meta": meta, "server": node}
+    record: TokenRecord = {"client_id": client, "meta": meta, "server": conf.SERVER}
     if since is not None:
         record["since"] = since
     if chans_since:
         record["chans_since"] = {ids.chan(c): at for c, at in chans_since.items()}
     if join:
         record["join"] = list(dict.fromkeys(ids.chan(c) for c in join))
-    await backend.store.issue_token(token, record, conf.TOKEN_TTL)
+    if servers:
+        node = await _issue_on_a_live_node(backend, token, record, servers, avoid)
+        base = server_base(node)
+    elif base:
+        node = record["server"]
+        base = base if isinstance(base, str) else request_base(base)
+        await backend.store.issue_token(token, record, conf.TOKEN_TTL)
+    else:
+        raise NoConnectBase()
     return f"{base.rstrip('/')}{conf.PATH}?token={token}", node
+
+
+#: The nodes that each backend's last connect saw beating and taking terminals (:func:`_issue_on_a_live_node`).
+_seen_nodes: weakref.WeakKeyDictionary[Backend, list[str]] = weakref.WeakKeyDictionary()
+
+
+async def _issue_on_a_live_node(backend: Backend, token: str, record: TokenRecord, servers: list[str],
+                                avoid: str | None) -> str:
+    """Issue ``token`` on its client's node among the live ones, and return that node.
+
+    The node is chosen among the nodes the process's last connect saw, and the token is issued while the nodes are
+    read again, in one round trip. Only where they changed since (a node died, drains or came) and the choice with
+    them is the token issued again, for the right node: a second round trip, which the first connect of a process
+    makes too, reading the nodes first."""
+    within = conf.HEARTBEAT_TTL * LATE_AFTER
+    seen = _seen_nodes.get(backend)
+    if seen is None:
+        seen = await backend.nodes.alive_nodes(within=within, accepting=True)
+    record["server"] = _choose(record["client_id"], servers, seen, avoid)
+    fresh = _seen_nodes[backend] = await backend.store.issue_token_seeing_nodes(token, record, conf.TOKEN_TTL, within)
+    right = _choose(record["client_id"], servers, fresh, avoid)
+    if right != record["server"]:
+        record["server"] = right
+        await backend.store.issue_token(token, record, conf.TOKEN_TTL)  # the same token, nobody holds it yet
+    return right
+
+
+def _choose(client: ClientId, servers: list[str], alive: list[str], avoid: str | None) -> str:
+    """The node of ``client`` by ``ROUTING`` among the ``servers`` that are ``alive`` (all of them if none is), never
+    ``avoid`` while there is another."""
+    candidates = [server for server in servers if server in alive] or servers
+    return router.pick(client, [server for server in candidates if server != avoid] or candidates, conf.ROUTING)
 
 
 async def prev_connect_server(backend: Backend, client_id: object, meta: str = "",

@@ -158,6 +158,15 @@ def test_a_draining_node_is_alive_but_takes_no_new_terminals(sync):
     assert sync.nodes.draining_nodes() == []
 
 
+def test_a_token_is_issued_while_the_nodes_that_take_terminals_are_read(sync):
+    for node in ("b", "a"):
+        sync.nodes.register_node(node, f"boot-{node}")
+    sync.nodes.set_draining("b", True)
+    record = {"client_id": 1, "meta": "", "server": "a"}
+    assert sync.store.issue_token_seeing_nodes("t1", record, 60, 10.0) == ["a"]
+    assert sync.store.redeem_token("t1") == record
+
+
 def test_a_node_publishes_its_health_with_its_heartbeat_and_the_report_goes_with_the_node(sync, backend):
     """Status reports read each node's own readiness, loop lag and drain state, which live in its process."""
     sync.nodes.register_node("a", "boot-a")

@@ -27,6 +27,12 @@ logger = logging.getLogger("freeim.redis")
 DROP_CHUNK = 500
 
 
+def nodes_by_age(keys: Keys, which: str, within_ms: int) -> Lua:
+    """The step that reads the nodes that beat within ``within_ms`` (``which``: ``alive``, ``accepting``: alive and
+    not draining; or ``dead``)."""
+    return Lua("nodes_by_age", (keys.shared("nodes"), keys.shared("draining")), (within_ms, which))
+
+
 class RedisNodes:
     """Registrations of the nodes sharing one Redis, each alive for ``heartbeat_ttl`` after its last beat."""
 
@@ -47,8 +53,7 @@ class RedisNodes:
         return Lua("mark_beat", (self.keys.shared("nodes"),), (node,))
 
     def _nodes_by_age(self, which: str, within_ms: int | None = None) -> Lua:
-        return Lua("nodes_by_age", (self.keys.shared("nodes"), self.keys.shared("draining")),
-                   (within_ms or self.ttl_ms, which))
+        return nodes_by_age(self.keys, which, within_ms or self.ttl_ms)
 
     def _reaper_lock(self, me: str, ttl_ms: int, action: str) -> Lua:
         return Lua("lock", (self.keys.shared("reaper"),), (me, ttl_ms, action))

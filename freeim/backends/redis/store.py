@@ -23,6 +23,7 @@ from ..contract import InboxRead, Letter, NodeLoad, Page, TokenRecord
 from ..inboxes import META_LIFE, read_after
 from .client import Performer, performed
 from .keys import PARTITIONS, Keys
+from .nodes import nodes_by_age
 from .presence import Presence
 from .steps import Cmd, Lua, Pipe, Steps, one
 
@@ -119,7 +120,16 @@ class RedisStore:
     # Tokens
     @performed
     def issue_token(self, token: str, record: TokenRecord, ttl: int) -> Steps[None]:
-        yield one("set", self.keys.token(token), json.dumps(record), ttl)
+        yield self._token(token, record, ttl)
+
+    @performed
+    def issue_token_seeing_nodes(self, token: str, record: TokenRecord, ttl: int, within: float) -> Steps[list[str]]:
+        _issued, fresh = yield Pipe((self._token(token, record, ttl),
+                                     nodes_by_age(self.keys, "accepting", int(within * 1000))))
+        return sorted(fresh)
+
+    def _token(self, token: str, record: TokenRecord, ttl: int) -> Cmd:
+        return one("set", self.keys.token(token), json.dumps(record), ttl)
 
     @performed
     def redeem_token(self, token: str) -> Steps[TokenRecord | None]:

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from demo_project.cluster import RedisServer
-from freeim.backends.contract import Letter
+from freeim.backends.contract import Letter, run_blocking
 from freeim.backends.redis import RedisBackend
 from freeim.backends.redis import client as redis_client
 from freeim.backends.redis import store as redis_store
@@ -392,6 +392,36 @@ def test_a_presence_change_takes_one_round_trip_and_one_more_where_chans_learn_o
         assert sync.store.online_clients() == [] and sync.store.chan_list() == []
     finally:
         backend.flush()
+
+
+def test_a_connect_is_one_round_trip_and_leaves_a_node_that_started_draining_out_at_once(backend, settings):
+    """A connect read the live nodes, then issued its token: two round trips. It now issues the token on the node
+    chosen among the nodes its process saw last while it reads them again; only a change that changes the choice
+    costs a second round trip, and the token is then the right node's."""
+    nodes = ["ws://a:1", "ws://b:1"]
+    settings.FREEIM = {"SERVERS": nodes, "ROUTING": "modulo"}
+    counted = RedisBackend(backend.url, backend.keys.prefix, 1, connections=CountingSteps)
+    sync = blocking(counted)
+    for node in nodes:
+        sync.nodes.register_node(node, "boot")
+
+    def connect(client):
+        CountingSteps.steps = 0
+        url, node = run_blocking(operations.connect_ticket(counted.blocking(), client))
+        round_trips = CountingSteps.steps
+        record = sync.store.redeem_token(url.partition("token=")[2])
+        assert record["server"] == node and url.startswith(node)
+        return node, round_trips
+
+    assert connect(1) == ("ws://b:1", 2)  # the process's first: it reads the nodes first
+    assert connect(3) == ("ws://b:1", 1)
+    assert connect(2) == ("ws://a:1", 1)
+    sync.nodes.set_draining("ws://b:1", True)
+    assert connect(3) == ("ws://a:1", 2)  # the change changes its choice: issued again, on the node that takes it
+    assert connect(5) == ("ws://a:1", 1)  # the process has seen the change
+    sync.nodes.set_draining("ws://b:1", False)
+    assert connect(2) == ("ws://a:1", 1)  # a change that does not change the choice costs nothing
+    assert connect(1) == ("ws://b:1", 1)
 
 
 async def test_a_send_is_one_round_trip_and_scripts_redis_forgot_are_loaded_again(backend, sync):
