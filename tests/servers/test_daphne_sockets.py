@@ -4,13 +4,15 @@ StringTransport."""
 import asyncio
 import functools
 import gc
+import select
+import socket as sockets
 import weakref
 from collections import deque
 
 import pytest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -114,6 +116,64 @@ def test_frames_are_written_to_the_transport_while_the_socket_is_open(protocol):
     assert protocol.transport.value() == b"\x81\x02hi" and socket.is_open()
     protocol.state = protocol.STATE_CLOSING
     assert not socket.is_open()
+
+
+@pytest.fixture
+def tcp_transport(protocol):
+    """Twisted's own TCP transport of the protocol, on one end of a socket pair; and the other end, the terminal."""
+    ours, terminal = sockets.socketpair()
+    ours.setblocking(False)
+    terminal.settimeout(5)
+    transport = tcp.Server(ours, protocol, ("127.0.0.1", 5000), None, 1, reactor)
+    protocol.transport = transport
+    yield transport, terminal
+    reactor.removeWriter(transport)
+    ours.close()
+    terminal.close()
+
+
+def unsent(transport):
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def nothing_to_read(terminal):
+    return not select.select([terminal], [], [], 0)[0]
+
+
+def test_a_frame_goes_out_at_once_unless_twisted_holds_bytes_unsent_and_then_after_them(protocol, tcp_transport):
+    """Twisted's write only buffers, and the loop sent the bytes on its next turn, after registering a writer: three
+    system calls per socket written to, most of a broadcast's time."""
+    transport, terminal = tcp_transport
+    socket = DaphneSocket(protocol, Owner())
+    socket.write(b"one")
+    assert terminal.recv(100) == b"one" and unsent(transport) == 0  # sent, and nothing left for the loop to do
+    transport.write(b"two")  # autobahn's own write (a pong): held until the loop finds the socket writable
+    socket.write(b"three")
+    assert nothing_to_read(terminal)  # nothing overtook it
+    transport.doWrite()
+    assert terminal.recv(100) == b"twothree"
+
+
+def test_what_the_kernel_does_not_take_is_left_to_twisted_in_order(protocol, tcp_transport):
+    transport, terminal = tcp_transport
+    socket = DaphneSocket(protocol, Owner())
+    frame = bytes(range(256)) * 40_000  # 10 MB: more than the socket pair's buffers take
+    socket.write(frame)
+    assert 0 < unsent(transport) < len(frame)
+    socket.write(b"tail")
+    received = bytearray()
+    while len(received) < len(frame) + 4:
+        received += terminal.recv(1 << 20)
+        transport.doWrite()
+    assert received == frame + b"tail" and unsent(transport) == 0
+
+
+def test_a_socket_on_another_transport_than_twisted_s_plain_tcp_one_leaves_every_write_to_it(protocol):
+    """Such as TLS's, which must encrypt what goes out (here a string transport)."""
+    socket = DaphneSocket(protocol, Owner())
+    assert not socket.sends_at_once
+    socket.write(b"one")
+    assert protocol.transport.value() == b"one"
 
 
 def test_a_closing_socket_is_never_read_again(protocol):
