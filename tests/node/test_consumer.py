@@ -1,5 +1,7 @@
 """The consumer and the node loop through channels' test communicator."""
 
+import asyncio
+import contextlib
 import time
 from unittest.mock import ANY
 
@@ -233,3 +235,42 @@ async def test_a_token_that_names_no_valid_client_is_refused():
     await get_backend().store.issue_token("bad-id-token", {"client_id": "", "meta": "", "server": "local"}, 30)
     terminal = FreeIMCommunicator(application, "ws://testserver/ws?token=bad-id-token")
     assert not (await terminal.connect())[0]
+
+
+async def test_a_handshake_cut_short_after_the_store_had_its_connection_still_takes_it_off(monkeypatch):
+    """A handshake cancelled (its terminal gave up, the server ended its consumer) while its connection was being
+    added to the store: the store may have it all the same, the step being sent, and nothing took it off. A
+    reconnect storm (bench/storm.py) left up to hundreds of clients online after every terminal had left."""
+    node = await ensure_node()
+    store = node.backend.store
+    add_connection = store.add_connection
+
+    async def added_then_cut_short(*args, **kwargs):
+        await add_connection(*args, **kwargs)
+        raise asyncio.CancelledError  # as the handshake's task is cancelled while the store's reply comes back
+
+    monkeypatch.setattr(store, "add_connection", added_then_cut_short)
+    url = await im.aprev_connect_server(1, base="ws://testserver")
+    communicator = FreeIMCommunicator(application, url)
+    with contextlib.suppress(BaseException):
+        await communicator.connect()
+    monkeypatch.undo()
+    await node.attachments.release_pending()  # what the node's upkeep runs
+    assert await im.ahas_online(1) is False
+
+
+async def test_a_disconnect_cut_short_before_the_store_took_the_connection_off_still_takes_it_off(monkeypatch):
+    node = await ensure_node()
+    store = node.backend.store
+    alice = await FreeIMCommunicator.open(application, 1)
+
+    async def cut_short(*args, **kwargs):
+        raise asyncio.CancelledError  # as the consumer's task is cancelled before the store's step is sent
+
+    monkeypatch.setattr(store, "remove_connection", cut_short)
+    with contextlib.suppress(BaseException):
+        await alice.disconnect()
+    monkeypatch.undo()
+    assert await im.ahas_online(1) is True
+    await node.attachments.release_pending()
+    assert await im.ahas_online(1) is False
