@@ -231,6 +231,7 @@ def test_the_capacity_model_runs_each_operation_and_prints_the_shards():
     done = subprocess.run([sys.executable, "bench/capacity.py", "--repeat", "20"], capture_output=True, text=True,
                           timeout=120, check=True)
     rows = {line[:42].strip(): line[42:].split()[:3] for line in done.stdout.splitlines()}
-    assert rows["connect"][0] == "4.00" and rows["disconnect"][0] == "1.00"  # round trips
+    # Round trips: a connect is 3, and the process's first reads the live nodes first (61 in 20 connects).
+    assert rows["connect"][0] == "3.05" and rows["disconnect"][0] == "1.00"
     assert float(rows["reap, per client (5 chans)"][1]) > 0  # commands, counted in Redis
     assert re.search(r"^\s+10,000,000\s+[\d,]+\s+[\d,]+\s+[\d.]+c\s+\d+$", done.stdout, re.MULTILINE)
