@@ -76,7 +76,7 @@ class Attachments:
                 # cancelled as its terminal gave up, a reply that came too late). Taken off with the upkeep, as
                 # after an outage; taking off what the store never had changes nothing.
                 self.registry.remove(connection)
-                self._unreleased.append((client_id, connection.id, connection.meta))
+                self._release_later(connection)
                 raise
             if came_online and autojoin.has_providers():
                 await self._join(client_id, await database_sync_to_async(autojoin.chans_for)(client_id), "auto-join")
@@ -181,10 +181,14 @@ class Attachments:
         except StoreUnavailable as error:
             # Never leave a client online in the store for a socket that is gone: retry with the upkeep.
             logger.warning("freeim node %s: %s; will release client %r later", self.node, error, connection.client_id)
-            self._unreleased.append((connection.client_id, connection.id, connection.meta))
+            self._release_later(connection)
         except BaseException:  # cut short (the consumer's task cancelled): the upkeep takes it off all the same
-            self._unreleased.append((connection.client_id, connection.id, connection.meta))
+            self._release_later(connection)
             raise
+
+    def _release_later(self, connection: Connection) -> None:
+        """Have the upkeep take ``connection`` off the store (:meth:`release_pending`)."""
+        self._unreleased.append((connection.client_id, connection.id, connection.meta))
 
     async def _release(self, client_id: ClientId, conn: str, meta: str) -> None:
         if await self.backend.store.remove_connection(self.node, client_id, conn, meta):
